@@ -1,0 +1,1 @@
+"""authcore: API authentication with one normalized principal."""

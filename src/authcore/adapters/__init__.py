@@ -1,0 +1,1 @@
+"""Thin framework adapters: ASGI (Starlette, FastAPI), WSGI and Flask."""

@@ -1,0 +1,1 @@
+"""Storage and rate-limit backends for authcore's protocols: memory, SQLite, PostgreSQL, Redis."""

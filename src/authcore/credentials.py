@@ -1,0 +1,239 @@
+"""Find exactly one credential on a request, and say which source it belongs to.
+
+Step 1 of the flow. The input is plain data: the values of every ``Authorization`` header field
+(repeated fields stay separate) and the value of the portal cookie, if any. The result is a
+:class:`Credential`, ``None`` when the request carries no credential at all, or one of our
+errors. "Absent" is not "malformed": no header and no cookie is ``None``; ``Bearer`` with an
+empty token is a 400.
+
+Classification is by unambiguous shape: a configured prefix per opaque token type (root key,
+portal token), the three-segment base64url shape for a JWT. Prefixes end in ``_`` and contain no
+``.``, so no opaque token can take the JWT shape, and no JWT (which starts ``eyJ``) can carry a
+prefix. Anything that fits no shape is an unknown credential (401).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Final
+
+import attrs
+
+from authcore.errors import (
+    ConfigurationError,
+    CredentialTooLargeError,
+    DuplicateCredentialError,
+    InvalidCredentialError,
+    MalformedCredentialError,
+    UnsupportedSchemeError,
+)
+from authcore.tokens import (
+    DEFAULT_PORTAL_TOKEN_PREFIX,
+    DEFAULT_ROOT_KEY_PREFIX,
+    Secret,
+    validate_prefix,
+)
+
+__all__ = [
+    "DEFAULT_PORTAL_COOKIE",
+    "Credential",
+    "CredentialKind",
+    "CredentialPolicy",
+    "Transport",
+    "authorization_values",
+    "classify_token",
+    "extract_credential",
+    "parse_cookie_header",
+]
+
+DEFAULT_PORTAL_COOKIE: Final = "authcore_portal"
+
+# RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token;
+# b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+# The scheme is an RFC 9110 §11.1 token, compared case-insensitively.
+_AUTHORIZATION: Final = re.compile(r"([!#$%&'*+.^_`|~0-9A-Za-z-]+)( +)(.*)", re.ASCII | re.DOTALL)
+_B64TOKEN: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*", re.ASCII)
+# RFC 7515 §7.1: three base64url segments; a JOSE header always starts with '{"' -> "eyJ".
+_JWT_SHAPE: Final = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*", re.ASCII)
+# Printable ASCII (no controls, no DEL): the only bytes a header value may hold here.
+_VISIBLE: Final = re.compile(r"[\x20-\x7e]*", re.ASCII)
+# RFC 6265 §4.1.1 cookie-octet; the portal token alphabet is narrower still.
+_COOKIE_VALUE: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*", re.ASCII)
+
+
+class CredentialKind(enum.Enum):
+    """Which verifier a credential goes to."""
+
+    ROOT_KEY = "root_key"
+    PORTAL_TOKEN = "portal_token"  # noqa: S105 - an enum label, not a secret
+    JWT = "jwt"
+
+
+class Transport(enum.Enum):
+    """Where the credential travelled."""
+
+    BEARER = "bearer"
+    COOKIE = "cookie"
+
+
+@attrs.frozen
+class Credential:
+    """One credential found on a request. ``secret`` never prints."""
+
+    kind: CredentialKind
+    secret: Secret = attrs.field(repr=False)
+    transport: Transport = Transport.BEARER
+
+
+def _check_prefixes(instance: CredentialPolicy, attribute: object, value: object) -> None:
+    validate_prefix(instance.root_key_prefix)
+    validate_prefix(instance.portal_token_prefix)
+    a, b = instance.root_key_prefix, instance.portal_token_prefix
+    if a.startswith(b) or b.startswith(a):
+        raise ConfigurationError("root key and portal token prefixes must not overlap")
+
+
+@attrs.frozen
+class CredentialPolicy:
+    """What a route group accepts and the bounds on what it reads.
+
+    API routes accept root keys and JWTs as Bearer; portal routes accept only portal sessions
+    (the cookie, or its token as Bearer). Use :meth:`api` and :meth:`portal`.
+    """
+
+    accepts: frozenset[CredentialKind] = attrs.field(
+        default=frozenset({CredentialKind.ROOT_KEY, CredentialKind.JWT}),
+        converter=frozenset,
+    )
+    root_key_prefix: str = attrs.field(default=DEFAULT_ROOT_KEY_PREFIX, validator=_check_prefixes)
+    portal_token_prefix: str = DEFAULT_PORTAL_TOKEN_PREFIX
+    portal_cookie: str | None = None
+    #: Bound on one Authorization value, checked before any other work (bytes == chars here).
+    max_length: int = 8192
+
+    @classmethod
+    def api(cls, **kwargs: object) -> CredentialPolicy:
+        """Root keys and JWTs as Bearer; no cookie."""
+        return cls(frozenset({CredentialKind.ROOT_KEY, CredentialKind.JWT}), **kwargs)  # type: ignore[arg-type]
+
+    @classmethod
+    def portal(cls, cookie: str = DEFAULT_PORTAL_COOKIE, **kwargs: object) -> CredentialPolicy:
+        """Portal tokens only, from the cookie ``cookie`` or as Bearer."""
+        return cls(frozenset({CredentialKind.PORTAL_TOKEN}), portal_cookie=cookie, **kwargs)  # type: ignore[arg-type]
+
+
+def classify_token(token: str, policy: CredentialPolicy) -> CredentialKind:
+    """Say which source a syntactically valid bearer token belongs to.
+
+    Raises:
+        InvalidCredentialError: it fits no configured shape, or a shape this route does not
+            accept (a portal token on an API route, a root key on a portal route).
+    """
+    if token.startswith(policy.root_key_prefix):
+        kind = CredentialKind.ROOT_KEY
+    elif token.startswith(policy.portal_token_prefix):
+        kind = CredentialKind.PORTAL_TOKEN
+    elif _JWT_SHAPE.fullmatch(token):
+        kind = CredentialKind.JWT
+    else:
+        raise InvalidCredentialError("unrecognized token shape")
+    if kind not in policy.accepts:
+        raise InvalidCredentialError(f"{kind.value} not accepted on this route")
+    return kind
+
+
+def _parse_authorization(value: str, policy: CredentialPolicy) -> Credential:
+    if len(value) > policy.max_length:
+        raise CredentialTooLargeError
+    # Non-ASCII (as ASGI delivers it: latin-1), controls, tabs, DEL: malformed, never decoded.
+    if not _VISIBLE.fullmatch(value):
+        raise MalformedCredentialError("non-printable or non-ASCII bytes")
+    match = _AUTHORIZATION.fullmatch(value)
+    if match is None:
+        if value.lower() == "bearer":
+            raise MalformedCredentialError("empty bearer token")
+        if value.strip(" ") == "":
+            raise MalformedCredentialError("empty Authorization header")
+        # A bare word ("Basic") is an unknown scheme with no credentials.
+        if _B64TOKEN.fullmatch(value) and value.isalpha():
+            raise UnsupportedSchemeError
+        raise MalformedCredentialError("not 'scheme SP credentials'")
+    scheme, _spaces, token = match.groups()
+    if scheme.lower() != "bearer":
+        raise UnsupportedSchemeError
+    if not token:
+        raise MalformedCredentialError("empty bearer token")
+    if not _B64TOKEN.fullmatch(token):
+        # Covers comma-joined repeats ("Bearer a, Bearer b"), trailing spaces, '=' inside.
+        raise MalformedCredentialError("bearer token is not a b64token")
+    return Credential(classify_token(token, policy), Secret(token), Transport.BEARER)
+
+
+def extract_credential(
+    authorization: Sequence[str],
+    portal_cookie: str | None,
+    policy: CredentialPolicy,
+) -> Credential | None:
+    """Find exactly one credential: from the ``Authorization`` field values and the cookie.
+
+    ``authorization`` holds every ``Authorization`` field value in order (repeated fields stay
+    separate). ``portal_cookie`` is the portal cookie's value, or None. Cookies other than the
+    portal cookie are never credentials. A route whose policy has no ``portal_cookie`` ignores
+    the cookie entirely.
+
+    Raises:
+        DuplicateCredentialError: two Authorization fields, or a header and the portal cookie.
+        MalformedCredentialError: bad syntax (including :class:`CredentialTooLargeError`).
+        UnsupportedSchemeError: a scheme other than Bearer (401 with the Bearer challenge).
+        InvalidCredentialError: a token of no known shape, or one this route does not accept.
+    """
+    if policy.portal_cookie is None:
+        portal_cookie = None
+    if len(authorization) > 1:
+        raise DuplicateCredentialError("repeated Authorization header")
+    if authorization:
+        if portal_cookie is not None:
+            raise DuplicateCredentialError("Authorization header and portal cookie")
+        return _parse_authorization(authorization[0], policy)
+    if portal_cookie is None:
+        return None
+    if len(portal_cookie) > policy.max_length:
+        raise CredentialTooLargeError
+    if not _COOKIE_VALUE.fullmatch(portal_cookie):
+        raise MalformedCredentialError("portal cookie is not a token")
+    if not portal_cookie.startswith(policy.portal_token_prefix):
+        raise InvalidCredentialError("portal cookie without the portal prefix")
+    return Credential(CredentialKind.PORTAL_TOKEN, Secret(portal_cookie), Transport.COOKIE)
+
+
+def authorization_values(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> list[str]:
+    """Return every ``Authorization`` value from a mapping or a list of (name, value) pairs.
+
+    Mappings that can hold repeated fields (``getlist`` / ``get_all``, as in Werkzeug and
+    Starlette) are asked for all of them; names compare case-insensitively (RFC 9110 §5.1).
+    """
+    for getter in ("getlist", "get_all"):
+        method = getattr(headers, getter, None)
+        if callable(method):
+            return list(method("authorization"))
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return [value for name, value in items if name.lower() == "authorization"]
+
+
+def parse_cookie_header(values: Iterable[str], name: str) -> str | None:
+    """Return the value of cookie ``name`` from ``Cookie`` header values, or None.
+
+    Raises:
+        DuplicateCredentialError: the cookie appears more than once (which would be ambiguous).
+    """
+    found: str | None = None
+    for header in values:
+        for pair in header.split(";"):
+            key, sep, value = pair.strip(" ").partition("=")
+            if sep and key == name:
+                if found is not None:
+                    raise DuplicateCredentialError("portal cookie repeated")
+                found = value
+    return found

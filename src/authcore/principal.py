@@ -1,0 +1,190 @@
+"""The principal: the one identity everything after authentication trusts.
+
+Step 3 of the flow. Pure functions turn a verified record (root key, portal session) or
+verified JWT claims into a :class:`Principal`, or raise one uniform
+:class:`~authcore.errors.InvalidCredentialError`: unknown, wrong, expired and revoked all look
+the same from outside. A disabled workspace is a 403, since the credential itself is fine.
+
+A principal never holds a secret, a raw token or a digest, and it is immutable. It owns the
+handler-side check, :meth:`Principal.authorize`, which fails closed.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Final
+
+import attrs
+
+from authcore.errors import (
+    InvalidCredentialError,
+    InvalidPermissionError,
+    PermissionDeniedError,
+    WorkspaceDisabledError,
+)
+from authcore.keyring import VerifiedClaims
+from authcore.permissions import PermissionSet, Query, as_query
+from authcore.store import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
+from authcore.tokens import digests_equal
+
+__all__ = [
+    "SUBJECT_PORTAL_END_USER",
+    "SUBJECT_ROOT_KEY",
+    "SUBJECT_USER",
+    "Principal",
+    "Source",
+    "Subject",
+    "check_workspace",
+    "principal_from_claims",
+    "principal_from_portal_session",
+    "principal_from_root_key",
+]
+
+SUBJECT_ROOT_KEY: Final = "root_key"
+SUBJECT_USER: Final = "user"
+SUBJECT_PORTAL_END_USER: Final = "portal_end_user"
+
+
+class Source(enum.Enum):
+    """Which credential source produced a principal."""
+
+    ROOT_KEY = "root_key"
+    PORTAL_SESSION = "portal_session"
+    JWT = "jwt"
+
+
+@attrs.frozen
+class Subject:
+    """The actor in audit logs: a type (``root_key``, ``user``, ...) and an id."""
+
+    type: str
+    id: str
+    name: str | None = None
+
+    def to_dict(self) -> dict[str, str]:
+        """Return a JSON-ready mapping (``name`` only when set)."""
+        out = {"type": self.type, "id": self.id}
+        if self.name is not None:
+            out["name"] = self.name
+        return out
+
+
+@attrs.frozen
+class Principal:
+    """A verified caller: workspace, subject, source and permissions. Holds no secret."""
+
+    workspace_id: str
+    subject: Subject
+    source: Source
+    permissions: PermissionSet
+
+    def can(self, query: Query | str) -> bool:
+        """Return whether the permissions satisfy ``query``; an invalid query is False."""
+        try:
+            return self.permissions.satisfies(as_query(query))
+        except InvalidPermissionError:
+            return False
+
+    def authorize(self, query: Query | str) -> None:
+        """Fail closed unless the permissions satisfy ``query``.
+
+        Raises:
+            PermissionDeniedError: the permission is missing, or the query is invalid (a
+                handler bug must never grant access).
+        """
+        if not self.can(query):
+            raise PermissionDeniedError
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready mapping of the principal."""
+        return {
+            "workspace_id": self.workspace_id,
+            "subject": self.subject.to_dict(),
+            "source": self.source.value,
+            "permissions": self.permissions.to_list(),
+        }
+
+
+def _permission_set(grants: tuple[str, ...] | list[str]) -> PermissionSet:
+    try:
+        return PermissionSet(grants)
+    except InvalidPermissionError as exc:
+        # A stored grant that no longer parses must never widen access.
+        raise InvalidCredentialError("stored permissions invalid") from exc
+
+
+def principal_from_root_key(
+    record: RootKeyRecord | None, presented_digest: bytes, now: float
+) -> Principal:
+    """Turn the record found for ``presented_digest`` into a principal.
+
+    Raises:
+        InvalidCredentialError: no record, digest mismatch, revoked, or expired (``now`` at
+            or past ``expires_at``).
+    """
+    if record is None:
+        raise InvalidCredentialError("unknown")
+    if not digests_equal(record.digest, presented_digest):
+        raise InvalidCredentialError("digest mismatch")
+    if record.revoked_at is not None:
+        raise InvalidCredentialError("revoked")
+    if record.expires_at is not None and now >= record.expires_at:
+        raise InvalidCredentialError("expired")
+    return Principal(
+        workspace_id=record.workspace_id,
+        subject=Subject(SUBJECT_ROOT_KEY, record.id, record.name),
+        source=Source.ROOT_KEY,
+        permissions=_permission_set(record.permissions),
+    )
+
+
+def principal_from_portal_session(
+    record: PortalSessionRecord | None, presented_digest: bytes, now: float
+) -> Principal:
+    """Turn the portal-session record found for ``presented_digest`` into a principal.
+
+    Raises:
+        InvalidCredentialError: no record, digest mismatch, revoked (logged out) or expired.
+    """
+    if record is None:
+        raise InvalidCredentialError("unknown")
+    if not digests_equal(record.digest, presented_digest):
+        raise InvalidCredentialError("digest mismatch")
+    if record.revoked_at is not None:
+        raise InvalidCredentialError("revoked")
+    if now >= record.expires_at:
+        raise InvalidCredentialError("expired")
+    return Principal(
+        workspace_id=record.workspace_id,
+        subject=Subject(SUBJECT_PORTAL_END_USER, record.end_user_id),
+        source=Source.PORTAL_SESSION,
+        permissions=_permission_set(record.permissions),
+    )
+
+
+def principal_from_claims(claims: VerifiedClaims) -> Principal:
+    """Turn verified JWT claims (see :class:`~authcore.keyring.Keyring`) into a principal.
+
+    Raises:
+        InvalidCredentialError: the permissions claim breaks the grammar.
+    """
+    return Principal(
+        workspace_id=claims.workspace_id,
+        subject=Subject(SUBJECT_USER, claims.subject, claims.name),
+        source=Source.JWT,
+        permissions=_permission_set(list(claims.permissions)),
+    )
+
+
+def check_workspace(workspace: WorkspaceRecord | None, workspace_id: str) -> WorkspaceRecord:
+    """Return the principal's workspace if it may act.
+
+    Raises:
+        InvalidCredentialError: the workspace does not exist (a credential for nothing).
+        WorkspaceDisabledError: the workspace is disabled (403: the credential is valid).
+    """
+    if workspace is None or workspace.id != workspace_id:
+        raise InvalidCredentialError("workspace unknown")
+    if workspace.disabled:
+        raise WorkspaceDisabledError
+    return workspace

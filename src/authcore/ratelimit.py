@@ -1,0 +1,332 @@
+"""Per-workspace rate limiting with GCRA, as a pure function of (state, now, policy).
+
+GCRA (the generic cell rate algorithm, ITU-T I.371) stores one number per workspace: the
+*theoretical arrival time* (TAT), the instant at which the workspace's bucket would be empty
+again if requests kept arriving at exactly the policy's rate. With ``T`` the emission interval
+(``period / limit``) and ``tau = limit * T`` the burst window, a request at ``now`` is admitted
+when ``max(TAT, now) + T - now <= tau``, and then the TAT moves to ``max(TAT, now) + T``.
+A fresh workspace can therefore spend its whole ``limit`` at once, then one request per ``T``.
+
+Why not a fixed window counter: it resets at the window edge, so a client can send ``limit``
+requests just before the edge and ``limit`` more just after, 2x the limit within a
+millisecond. GCRA admits at most ``limit + floor(d / T)`` requests in *any* interval of length
+``d`` (wherever it starts): no more than ``limit`` within one emission interval, and the
+excess over the steady rate is never more than the burst. Note that with a burst of ``limit``,
+a half-open interval of one whole ``period`` can still see up to ``2 * limit - 1`` requests
+(a full burst, then the bucket refilling at the steady rate); that is the price of the burst,
+and it is bounded, unlike the fixed window's edge.
+
+Everything here is integer microseconds; nothing reads a clock or does I/O. The memory backend
+calls :func:`decide`; the Redis backend runs :data:`GCRA_LUA`, the same math in one atomic
+server-side call using the server's clock, and turns its reply into a decision with
+:func:`decision_from_reply`. Limiters are keyed by the workspace id only, never by the policy,
+so changing a workspace's limit keeps its state instead of handing it a fresh burst.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Sequence
+from typing import Final, Protocol
+
+import attrs
+
+from authcore.errors import ConfigurationError, UnavailableError
+
+__all__ = [
+    "GCRA_LUA",
+    "MAX_TIME_US",
+    "AsyncRateLimiter",
+    "LimiterFailurePolicy",
+    "RateLimitDecision",
+    "RateLimitPolicy",
+    "RateLimiter",
+    "decide",
+    "decision_from_reply",
+    "rate_limit_key",
+]
+
+_US_PER_SECOND: Final = 1_000_000
+_MAX_LIMIT: Final = 1_000_000
+_MAX_PERIOD: Final = 86_400  # one day
+# The longest burst window any policy has is limit * T < period * 1e6 + limit, so no reset or
+# retry_after can exceed this many seconds.
+_MAX_WAIT_S: Final = _MAX_PERIOD + 1
+
+# The Redis script computes in Lua numbers, which are IEEE doubles: integers are exact only
+# below 2**53. now_us is about 1.8e15 today (2**52 is about 4.5e15, the year 2112), so every
+# intermediate value must stay near now_us: never multiply now_us (or a TAT) by anything.
+# The largest products are tau = limit * T < period * 1e6 + limit <= 8.64e10 + 1e6 < 2**37,
+# and the largest sums are a TAT plus T. Bounding now_us by 2**52 and a stored TAT by
+# 2**52 + 2**37 keeps every intermediate below 2**52 + 2**38 < 2**53, in Python and in Lua.
+MAX_TIME_US: Final = 2**52
+_MAX_TAT_US: Final = MAX_TIME_US + 2**37
+
+# Bounded before matching; "1000000/86400" is 13 characters.
+_MAX_POLICY_TEXT: Final = 32
+_POLICY_TEXT: Final = re.compile(r"([0-9]{1,7})/([0-9]{1,5})", re.ASCII)
+
+
+def _check_bound(name: str, value: object, maximum: int) -> None:
+    # bool is an int subclass; RateLimitPolicy(True, 60) is a bug, not a limit of 1.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigurationError(f"rate limit {name} must be an int, got {type(value).__name__}")
+    if not 1 <= value <= maximum:
+        raise ConfigurationError(f"rate limit {name} must be in 1..{maximum}, got {value}")
+
+
+def _validate_limit(_instance: object, _attribute: attrs.Attribute[int], value: int) -> None:
+    _check_bound("limit", value, _MAX_LIMIT)
+
+
+def _validate_period(_instance: object, _attribute: attrs.Attribute[int], value: int) -> None:
+    _check_bound("period", value, _MAX_PERIOD)
+
+
+def _ceil_div(numerator: int, denominator: int) -> int:
+    return -(-numerator // denominator)
+
+
+@attrs.frozen
+class RateLimitPolicy:
+    """``limit`` requests per ``period`` seconds, with a burst of ``limit``.
+
+    Raises:
+        ConfigurationError: ``limit`` not in 1..1_000_000 or ``period`` not in 1..86_400
+            (or either is not an int; bools are rejected).
+    """
+
+    limit: int = attrs.field(validator=_validate_limit)
+    period: int = attrs.field(validator=_validate_period)
+
+    @property
+    def emission_interval_us(self) -> int:
+        """Microseconds between requests at the steady rate: ``ceil(period * 1e6 / limit)``.
+
+        Rounded *up* so that the integer limiter never admits more than the policy: with
+        ``T >= period / limit``, ``limit`` requests take at least ``period``.
+        """
+        return _ceil_div(self.period * _US_PER_SECOND, self.limit)
+
+    @property
+    def burst_window_us(self) -> int:
+        """GCRA's ``tau``: ``limit * emission_interval_us``, so a fresh bucket holds ``limit``."""
+        return self.limit * self.emission_interval_us
+
+    @classmethod
+    def parse(cls, text: str) -> RateLimitPolicy:
+        """Parse ``"N/SECONDS"`` (e.g. ``"100/60"``), the form :meth:`__str__` writes.
+
+        Raises:
+            ConfigurationError: the text is not ``N/SECONDS`` or a value is out of range.
+        """
+        if not isinstance(text, str):
+            raise ConfigurationError("rate limit must be a string like '100/60'")
+        match = _POLICY_TEXT.fullmatch(text) if len(text) <= _MAX_POLICY_TEXT else None
+        if match is None:
+            # Echoing a bounded config value is fine: this is developer-facing, never a response.
+            shown = text if len(text) <= _MAX_POLICY_TEXT else text[:_MAX_POLICY_TEXT] + "..."
+            raise ConfigurationError(
+                f"rate limit must look like N/SECONDS (e.g. '100/60'), got {shown!r}"
+            )
+        return cls(int(match.group(1)), int(match.group(2)))
+
+    def __str__(self) -> str:
+        return f"{self.limit}/{self.period}"
+
+
+@attrs.frozen
+class RateLimitDecision:
+    """The whole answer of one limiter call, in whole numbers.
+
+    ``remaining`` is how many more requests would be admitted right now; ``reset`` is the
+    number of seconds (rounded up) until the bucket is full again, what ``RateLimit-Reset``
+    sends; ``retry_after`` is the number of seconds (rounded up, at least 1) until the next
+    request would be admitted when denied, and 0 when allowed.
+    """
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset: int
+    retry_after: int
+
+
+def decide(
+    tat_us: int | None, now_us: int, policy: RateLimitPolicy
+) -> tuple[RateLimitDecision, int]:
+    """Decide one request at ``now_us``; return the decision and the TAT to store.
+
+    ``tat_us`` is the stored theoretical arrival time (None: never seen). When the request is
+    denied the returned TAT is ``tat_us`` unchanged (or ``now_us`` for a never-seen workspace,
+    which cannot be denied). :data:`GCRA_LUA` must stay a line-by-line copy of this function.
+
+    Raises:
+        UnavailableError: the stored TAT is out of range (the backing store returned garbage).
+        ValueError: ``now_us`` is not in 0..MAX_TIME_US (a bug in the caller's clock).
+    """
+    if not 0 <= now_us <= MAX_TIME_US:
+        raise ValueError(f"now_us must be in 0..{MAX_TIME_US}, got {now_us}")
+    tat = now_us if tat_us is None else tat_us
+    if not 0 <= tat <= _MAX_TAT_US:
+        raise UnavailableError("limiter state is corrupt")
+    interval = policy.emission_interval_us
+    tau = policy.burst_window_us
+    new_tat = max(tat, now_us) + interval
+    if new_tat - now_us > tau:
+        # Denied: the state is untouched, so hammering a limited workspace cannot push its
+        # recovery further out. The next request fits once now reaches new_tat - tau; that
+        # gap is > 0 here, so retry_after >= 1. tat > now_us (tat + T - now > tau >= T).
+        decision = RateLimitDecision(
+            allowed=False,
+            limit=policy.limit,
+            remaining=0,
+            reset=_ceil_div(tat - now_us, _US_PER_SECOND),
+            retry_after=_ceil_div(new_tat - tau - now_us, _US_PER_SECOND),
+        )
+        return decision, tat
+    decision = RateLimitDecision(
+        allowed=True,
+        limit=policy.limit,
+        remaining=(tau - (new_tat - now_us)) // interval,
+        # The bucket is full again once now reaches the stored TAT.
+        reset=_ceil_div(new_tat - now_us, _US_PER_SECOND),
+        retry_after=0,
+    )
+    return decision, new_tat
+
+
+# One atomic round trip with the server's clock, so all processes share one time source and
+# racing callers are serialised by Redis (N callers racing for L slots get exactly L).
+# KEYS[1]: the workspace key (rate_limit_key). ARGV: limit, emission interval (µs), key TTL (s).
+# Returns {allowed (0/1), limit, remaining, reset, retry_after}.
+# Lua numbers are doubles: see the 2**53 comment above MAX_TIME_US. floor_div corrects the
+# rounded quotient so the division is exact; the TAT is written with %.0f because tostring
+# would print 1.8e+15 and lose digits. The key expires no earlier than when the bucket is full
+# again (an expired key then means exactly "full"), and no earlier than the given TTL.
+# The only clock read is the single redis.call('TIME') line (tests substitute a fixed time).
+GCRA_LUA: Final[str] = """\
+local function floor_div(a, b)
+  local q = math.floor(a / b)
+  if q * b > a then
+    q = q - 1
+  elseif (q + 1) * b <= a then
+    q = q + 1
+  end
+  return q
+end
+local function ceil_div(a, b)
+  return -floor_div(-a, b)
+end
+
+local limit = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local ttl = tonumber(ARGV[3])
+if limit == nil or interval == nil or ttl == nil or limit < 1 or interval < 1 or ttl < 1
+    or limit ~= math.floor(limit) or interval ~= math.floor(interval)
+    or ttl ~= math.floor(ttl) or ttl > 2147483647 or limit * interval > 137438953472 then
+  return redis.error_reply('ERR authcore gcra: bad arguments')
+end
+
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+
+local tat = now
+local stored = redis.call('GET', KEYS[1])
+if stored then
+  tat = tonumber(stored)
+  if tat == nil or tat < 0 or tat > 4503737066323968 or tat ~= math.floor(tat) then
+    return redis.error_reply('ERR authcore gcra: corrupt state')
+  end
+end
+
+local tau = limit * interval
+local new_tat = math.max(tat, now) + interval
+if new_tat - now > tau then
+  return {0, limit, 0, ceil_div(tat - now, 1000000), ceil_div(new_tat - tau - now, 1000000)}
+end
+
+local px = math.max(ttl * 1000, ceil_div(new_tat - now, 1000))
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', string.format('%.0f', px))
+return {1, limit, floor_div(tau - (new_tat - now), interval), ceil_div(new_tat - now, 1000000), 0}
+"""
+
+
+def decision_from_reply(reply: object, policy: RateLimitPolicy) -> RateLimitDecision:
+    """Turn a :data:`GCRA_LUA` reply ``[allowed, limit, remaining, reset, retry_after]``.
+
+    Typed ``object`` because a client library hands back whatever the server sent; every
+    field is checked against ``policy`` before anyone acts on it.
+
+    Raises:
+        UnavailableError: the reply is not five ints consistent with ``policy``.
+    """
+    if not isinstance(reply, Sequence) or isinstance(reply, str | bytes) or len(reply) != 5:
+        raise UnavailableError("limiter returned garbage")
+    fields = tuple(reply)
+    if not all(isinstance(field, int) and not isinstance(field, bool) for field in fields):
+        raise UnavailableError("limiter returned garbage")
+    allowed, limit, remaining, reset, retry_after = fields
+    # The reply must be something decide() could have produced for this policy. The waits are
+    # bounded by the largest burst window of *any* policy, not this one: a TAT stored under an
+    # earlier, slower policy can legitimately be further out than this policy's window.
+    consistent = (
+        limit == policy.limit
+        and 0 <= reset <= _MAX_WAIT_S
+        and (
+            (allowed == 1 and 0 <= remaining < limit and retry_after == 0)
+            or (allowed == 0 and remaining == 0 and 1 <= retry_after <= reset)
+        )
+    )
+    if not consistent:
+        raise UnavailableError("limiter returned garbage")
+    return RateLimitDecision(
+        allowed=allowed == 1,
+        limit=limit,
+        remaining=remaining,
+        reset=reset,
+        retry_after=retry_after,
+    )
+
+
+class LimiterFailurePolicy(enum.Enum):
+    """What to do when the limiter backend is unavailable. There is no "unlimited"."""
+
+    #: Answer 503 (UnavailableError); the default.
+    FAIL_CLOSED = "fail_closed"
+    #: Fall back to a bounded in-process limiter until the backend is back.
+    LOCAL_FALLBACK = "local_fallback"
+
+
+class RateLimiter(Protocol):
+    """A limiter backend. Keyed by workspace id only; raises UnavailableError when down."""
+
+    def hit(self, workspace_id: str, policy: RateLimitPolicy) -> RateLimitDecision:
+        """Count one request for ``workspace_id`` under ``policy`` and return the decision.
+
+        Raises:
+            UnavailableError: the backing system failed.
+        """
+        ...
+
+
+class AsyncRateLimiter(Protocol):
+    """The async twin of :class:`RateLimiter`."""
+
+    async def ahit(self, workspace_id: str, policy: RateLimitPolicy) -> RateLimitDecision:
+        """Count one request for ``workspace_id`` under ``policy`` and return the decision.
+
+        Raises:
+            UnavailableError: the backing system failed.
+        """
+        ...
+
+
+def rate_limit_key(workspace_id: str, namespace: str = "authcore:rl:") -> str:
+    """Return the storage key for a workspace: the namespace, then the id.
+
+    Deliberately not derived from the policy: a new limit must keep the workspace's state.
+    The fixed prefix keeps the mapping injective, so two workspaces never share a key.
+    """
+    return f"{namespace}{workspace_id}"

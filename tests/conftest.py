@@ -1,0 +1,48 @@
+"""Shared fixtures: real PostgreSQL and Redis servers, and the CI rule for them.
+
+Outside CI a test that needs a server skips with a clear reason when it is unreachable; with
+``CI=true`` an unreachable server is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+POSTGRES_URL = os.environ.get("AUTHCORE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("AUTHCORE_TEST_REDIS", "redis://127.0.0.1:6379/15")
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), 2):
+            return True
+    except OSError:
+        return False
+
+
+def require_server(name: str, url: str, default_port: int) -> str:
+    """Return ``url`` if its server answers; else skip (outside CI) or fail (in CI)."""
+    if _reachable(url, default_port):
+        return url
+    reason = f"{name} at {url} is unreachable"
+    if IN_CI:
+        pytest.fail(f"{reason}; with CI=true this is a failure, not a skip")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The PostgreSQL test database (``AUTHCORE_TEST_POSTGRES`` overrides)."""
+    return require_server("PostgreSQL", POSTGRES_URL, 5432)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The Redis test database (``AUTHCORE_TEST_REDIS`` overrides)."""
+    return require_server("Redis", REDIS_URL, 6379)
