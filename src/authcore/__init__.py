@@ -1,1 +1,133 @@
-"""authcore: API authentication with one normalized principal."""
+"""authcore: API authentication with one normalized principal.
+
+Per request: find exactly one credential, verify it with the system that owns it, normalize
+it into a :class:`Principal`, attach it to the request and apply the workspace rate limit;
+then the handler checks the permission its operation needs. The names below are the public
+API of the zero-I/O core; adapters live in ``authcore.adapters`` and backends in
+``authcore.backends``.
+"""
+
+from authcore.audit import AuditEvent, AuditTarget, audit_event
+from authcore.credentials import (
+    Credential,
+    CredentialKind,
+    CredentialPolicy,
+    extract_credential,
+)
+from authcore.errors import (
+    AuthcoreError,
+    ClientError,
+    ConfigurationError,
+    CredentialTooLargeError,
+    CrossSiteRequestError,
+    DuplicateCredentialError,
+    InvalidCredentialError,
+    InvalidPermissionError,
+    MalformedCredentialError,
+    MissingCredentialError,
+    PermissionDeniedError,
+    PrincipalMissingError,
+    RateLimitedError,
+    ServerError,
+    UnavailableError,
+    UnsupportedSchemeError,
+    WorkspaceDisabledError,
+)
+from authcore.flow import (
+    AsyncBackends,
+    Authenticated,
+    Authenticator,
+    Backends,
+    Settings,
+    arun_flow,
+    authentication_flow,
+    run_flow,
+)
+from authcore.keyring import JWTSettings, Keyring, SigningSecret, VerifiedClaims, check_rotation
+from authcore.permissions import (
+    AllOf,
+    AnyOf,
+    PermissionSet,
+    Query,
+    Require,
+    parse_query,
+    validate_grant,
+    validate_permission,
+)
+from authcore.principal import Principal, Source, Subject
+from authcore.ratelimit import (
+    LimiterFailurePolicy,
+    RateLimitDecision,
+    RateLimitPolicy,
+    decide,
+)
+from authcore.responses import HTTPResponse, error_response
+from authcore.session import attach_principal, principal_from, workspace_id_for_logs
+from authcore.store import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
+from authcore.tokens import Secret
+
+__all__ = [
+    "AllOf",
+    "AnyOf",
+    "AsyncBackends",
+    "AuditEvent",
+    "AuditTarget",
+    "AuthcoreError",
+    "Authenticated",
+    "Authenticator",
+    "Backends",
+    "ClientError",
+    "ConfigurationError",
+    "Credential",
+    "CredentialKind",
+    "CredentialPolicy",
+    "CredentialTooLargeError",
+    "CrossSiteRequestError",
+    "DuplicateCredentialError",
+    "HTTPResponse",
+    "InvalidCredentialError",
+    "InvalidPermissionError",
+    "JWTSettings",
+    "Keyring",
+    "LimiterFailurePolicy",
+    "MalformedCredentialError",
+    "MissingCredentialError",
+    "PermissionDeniedError",
+    "PermissionSet",
+    "PortalSessionRecord",
+    "Principal",
+    "PrincipalMissingError",
+    "Query",
+    "RateLimitDecision",
+    "RateLimitPolicy",
+    "RateLimitedError",
+    "Require",
+    "RootKeyRecord",
+    "Secret",
+    "ServerError",
+    "Settings",
+    "SigningSecret",
+    "Source",
+    "Subject",
+    "UnavailableError",
+    "UnsupportedSchemeError",
+    "VerifiedClaims",
+    "WorkspaceDisabledError",
+    "WorkspaceRecord",
+    "arun_flow",
+    "attach_principal",
+    "audit_event",
+    "authentication_flow",
+    "check_rotation",
+    "decide",
+    "error_response",
+    "extract_credential",
+    "parse_query",
+    "principal_from",
+    "run_flow",
+    "validate_grant",
+    "validate_permission",
+    "workspace_id_for_logs",
+]
+
+__version__ = "0.1.0.dev0"

@@ -24,6 +24,7 @@ import attrs
 from authcore.errors import (
     ConfigurationError,
     CredentialTooLargeError,
+    CrossSiteRequestError,
     DuplicateCredentialError,
     InvalidCredentialError,
     MalformedCredentialError,
@@ -38,11 +39,13 @@ from authcore.tokens import (
 
 __all__ = [
     "DEFAULT_PORTAL_COOKIE",
+    "SAFE_METHODS",
     "Credential",
     "CredentialKind",
     "CredentialPolicy",
     "Transport",
     "authorization_values",
+    "check_cross_site",
     "classify_token",
     "extract_credential",
     "parse_cookie_header",
@@ -61,6 +64,13 @@ _JWT_SHAPE: Final = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-
 _VISIBLE: Final = re.compile(r"[\x20-\x7e]*", re.ASCII)
 # RFC 6265 §4.1.1 cookie-octet; the portal token alphabet is narrower still.
 _COOKIE_VALUE: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*", re.ASCII)
+# RFC 6454 §6.1 serialized origin: scheme "://" host [":" port], no path, no trailing slash.
+_ORIGIN: Final = re.compile(r"[a-z][a-z0-9+.-]*://[A-Za-z0-9.:\[\]-]+", re.ASCII)
+
+#: RFC 9110 §9.2.1 safe methods; method names are case-sensitive (§9.1), so "post" is unsafe.
+SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+# Fetch Metadata: a request the user started (none) or one from this very origin.
+_SAME_SITE_FETCH: Final = frozenset({"same-origin", "none"})
 
 
 class CredentialKind(enum.Enum):
@@ -95,6 +105,13 @@ def _check_prefixes(instance: CredentialPolicy, attribute: object, value: object
         raise ConfigurationError("root key and portal token prefixes must not overlap")
 
 
+def _check_origins(instance: object, attribute: object, value: frozenset[str]) -> None:
+    # "null" (sandboxed frames, file: URLs) and "*" would let any site through.
+    for origin in value:
+        if not isinstance(origin, str) or len(origin) > 256 or not _ORIGIN.fullmatch(origin):
+            raise ConfigurationError("allowed origins look like 'https://portal.example.com'")
+
+
 @attrs.frozen
 class CredentialPolicy:
     """What a route group accepts and the bounds on what it reads.
@@ -112,6 +129,11 @@ class CredentialPolicy:
     portal_cookie: str | None = None
     #: Bound on one Authorization value, checked before any other work (bytes == chars here).
     max_length: int = 8192
+    #: Origins (``https://host[:port]``) whose state-changing cookie requests are accepted
+    #: without ``Sec-Fetch-Site: same-origin`` (see :func:`check_cross_site`).
+    allowed_origins: frozenset[str] = attrs.field(
+        default=frozenset(), converter=frozenset, validator=_check_origins
+    )
 
     @classmethod
     def api(cls, **kwargs: object) -> CredentialPolicy:
@@ -206,6 +228,39 @@ def extract_credential(
     if not portal_cookie.startswith(policy.portal_token_prefix):
         raise InvalidCredentialError("portal cookie without the portal prefix")
     return Credential(CredentialKind.PORTAL_TOKEN, Secret(portal_cookie), Transport.COOKIE)
+
+
+def check_cross_site(
+    method: str,
+    authorization: Sequence[str],
+    portal_cookie: str | None,
+    policy: CredentialPolicy,
+    *,
+    sec_fetch_site: Sequence[str] = (),
+    origin: Sequence[str] = (),
+    websocket: bool = False,
+) -> None:
+    """Refuse a state-changing request carried by the portal cookie unless it is same-site.
+
+    Only a cookie is sent by the browser on its own, so only a request whose credential would
+    be the portal cookie (no ``Authorization`` field, the cookie present, the route reads it)
+    is checked; Bearer requests skip the check. Safe methods pass; any other method, and any
+    WebSocket handshake (cross-site WebSocket hijacking), must carry ``Sec-Fetch-Site`` of
+    ``same-origin`` or ``none``, or an ``Origin`` in ``policy.allowed_origins``. A repeated
+    header counts as absent. No header at all is refused: fail closed.
+
+    Raises:
+        CrossSiteRequestError: the request is state-changing, cookie-borne and not same-site.
+    """
+    if policy.portal_cookie is None or authorization or portal_cookie is None:
+        return
+    if method in SAFE_METHODS and not websocket:
+        return
+    if len(sec_fetch_site) == 1 and sec_fetch_site[0].strip(" ") in _SAME_SITE_FETCH:
+        return
+    if len(origin) == 1 and origin[0].strip(" ") in policy.allowed_origins:
+        return
+    raise CrossSiteRequestError("state-changing cookie request from another site")
 
 
 def authorization_values(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> list[str]:

@@ -19,6 +19,7 @@ response built from an error is never an oracle and never echoes a secret.
     │   ├── WorkspaceDisabledError          403
     │   ├── RateLimitedError                429 (carries the limiter's decision)
     │   ├── InvalidPermissionError          400 (a permission or query that breaks the grammar)
+    │   ├── ConflictError                   409 (an org id or user id that is already taken)
     │   └── CrossSiteRequestError           403 (a state-changing cookie request from elsewhere)
     ├── UnavailableError                    503, a backing system (store, limiter) is down
     └── ServerError                         500, the server is misconfigured
@@ -42,6 +43,7 @@ __all__ = [
     "AuthcoreError",
     "ClientError",
     "ConfigurationError",
+    "ConflictError",
     "CredentialTooLargeError",
     "CrossSiteRequestError",
     "DuplicateCredentialError",
@@ -171,6 +173,15 @@ class InvalidPermissionError(ClientError):
     status = 400
     code = "invalid_permission"
     message = "The permission is invalid."
+    rank = 20
+
+
+class ConflictError(ClientError):
+    """The change collides with existing state (an org id or user id already taken)."""
+
+    status = 409
+    code = "conflict"
+    message = "The request conflicts with existing data."
     rank = 20
 
 

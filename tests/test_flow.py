@@ -1,0 +1,428 @@
+"""The flow, written once, driven by the sync and the async driver on the same cases."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from authcore.audit import audit_event
+from authcore.credentials import CredentialPolicy
+from authcore.errors import (
+    ConfigurationError,
+    InvalidCredentialError,
+    MalformedCredentialError,
+    MissingCredentialError,
+    RateLimitedError,
+    UnavailableError,
+    WorkspaceDisabledError,
+)
+from authcore.flow import (
+    AsyncBackends,
+    Authenticated,
+    Authenticator,
+    Backends,
+    CheckRateLimit,
+    LookupRootKey,
+    LookupWorkspace,
+    Settings,
+    authentication_flow,
+)
+from authcore.keyring import Keyring, SigningSecret, VerifiedClaims
+from authcore.principal import Source
+from authcore.ratelimit import LimiterFailurePolicy, RateLimitDecision, RateLimitPolicy
+from authcore.store import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
+from authcore.testing import (
+    MemoryRateLimiter,
+    MemoryStore,
+    SettableClock,
+    issue_portal_session,
+    issue_root_key,
+    make_workspace,
+)
+from authcore.tokens import Secret
+
+NOW = 1_800_000_000.0
+SECRET = Secret("s" * 40)
+
+
+class Harness:
+    """A store, a limiter, a clock and a keyring, plus helpers to run either driver."""
+
+    def __init__(self, **settings: Any) -> None:
+        self.clock = SettableClock(NOW)
+        self.store = MemoryStore()
+        self.limiter = MemoryRateLimiter(clock_us=self.clock.us)
+        self.keyring = Keyring([SigningSecret("k1", SECRET)], signing_kid="k1")
+        settings.setdefault("keyring", self.keyring)
+        self.settings = Settings(**settings)
+        make_workspace(self.store, "ws_1")
+
+    def authenticator(self, store: object = None, limiter: object = None) -> Authenticator:
+        store = store or self.store
+        limiter = limiter or self.limiter
+        return Authenticator(
+            self.settings,
+            clock=self.clock,
+            backends=Backends(store, limiter, MemoryRateLimiter(clock_us=self.clock.us)),  # type: ignore[arg-type]
+            abackends=AsyncBackends(store, limiter, MemoryRateLimiter(clock_us=self.clock.us)),  # type: ignore[arg-type]
+        )
+
+
+def run_sync(auth: Authenticator, values: list[str], cookie: str | None = None) -> Authenticated:
+    return auth.authenticate(values, cookie)
+
+
+def run_async(auth: Authenticator, values: list[str], cookie: str | None = None) -> Authenticated:
+    return asyncio.run(auth.aauthenticate(values, cookie))
+
+
+Driver = Callable[[Authenticator, list[str], str | None], Authenticated]
+drivers = pytest.mark.parametrize("drive", [run_sync, run_async], ids=["sync", "async"])
+
+
+@drivers
+def test_valid_root_key_gives_principal_and_decision(drive: Driver) -> None:
+    h = Harness()
+    record, key = issue_root_key(h.store, "ws_1", ["keys.read"], name="ci")
+    result = drive(h.authenticator(), [f"Bearer {key.reveal()}"], None)
+    assert result.principal.workspace_id == "ws_1"
+    assert result.principal.subject.id == record.id
+    assert result.principal.subject.type == "root_key"
+    assert result.principal.source is Source.ROOT_KEY
+    assert result.principal.can("keys.read")
+    assert result.rate_limit is not None
+    assert result.rate_limit.allowed
+
+
+@drivers
+def test_valid_portal_session_from_cookie(drive: Driver) -> None:
+    h = Harness(credentials=CredentialPolicy.portal())
+    _, token = issue_portal_session(h.store, "ws_1", "end-user-7", ["keys.read"])
+    result = drive(h.authenticator(), [], token.reveal())
+    assert result.principal.subject.type == "portal_end_user"
+    assert result.principal.subject.id == "end-user-7"
+    assert result.principal.source is Source.PORTAL_SESSION
+
+
+@drivers
+def test_valid_jwt_gives_user_principal(drive: Driver) -> None:
+    h = Harness()
+    token = h.keyring.mint(
+        subject="u1", workspace_id="ws_1", permissions=["keys.*"], now=int(NOW), name="Ada"
+    )
+    result = drive(h.authenticator(), [f"Bearer {token.reveal()}"], None)
+    assert result.principal.subject.type == "user"
+    assert result.principal.subject.name == "Ada"
+    assert result.principal.source is Source.JWT
+    assert result.principal.can("keys.create")
+
+
+@drivers
+def test_no_credential_is_missing(drive: Driver) -> None:
+    with pytest.raises(MissingCredentialError):
+        drive(Harness().authenticator(), [], None)
+
+
+@drivers
+def test_malformed_is_400(drive: Driver) -> None:
+    with pytest.raises(MalformedCredentialError):
+        drive(Harness().authenticator(), ["Bearer \x00"], None)
+
+
+@drivers
+@pytest.mark.parametrize("case", ["unknown", "revoked", "expired", "truncated", "extended"])
+def test_every_invalid_root_key_looks_the_same(drive: Driver, case: str) -> None:
+    h = Harness()
+    if case == "unknown":
+        value = "ak_" + "x" * 43
+    else:
+        _, key = issue_root_key(
+            h.store,
+            "ws_1",
+            revoked=case == "revoked",
+            expires_at=int(NOW) if case == "expired" else None,
+        )
+        value = {"truncated": key.reveal()[:-1], "extended": key.reveal() + "x"}.get(
+            case, key.reveal()
+        )
+    with pytest.raises(InvalidCredentialError) as info:
+        drive(h.authenticator(), [f"Bearer {value}"], None)
+    assert info.value.message == InvalidCredentialError.message
+    assert info.value.status == 401
+
+
+@drivers
+def test_key_expiring_one_second_later_still_works(drive: Driver) -> None:
+    h = Harness()
+    _, key = issue_root_key(h.store, "ws_1", expires_at=int(NOW) + 1)
+    assert drive(h.authenticator(), [f"Bearer {key.reveal()}"], None).principal
+
+
+@drivers
+def test_expired_portal_session_is_invalid(drive: Driver) -> None:
+    h = Harness(credentials=CredentialPolicy.portal())
+    _, token = issue_portal_session(h.store, "ws_1", "u", ttl=10)
+    h.clock.advance(10)
+    with pytest.raises(InvalidCredentialError):
+        drive(h.authenticator(), [], token.reveal())
+
+
+@drivers
+def test_disabled_workspace_is_403(drive: Driver) -> None:
+    h = Harness()
+    make_workspace(h.store, "ws_off", disabled=True)
+    _, key = issue_root_key(h.store, "ws_off")
+    with pytest.raises(WorkspaceDisabledError) as info:
+        drive(h.authenticator(), [f"Bearer {key.reveal()}"], None)
+    assert info.value.status == 403
+
+
+@drivers
+def test_key_of_a_missing_workspace_is_invalid(drive: Driver) -> None:
+    h = Harness()
+    _, key = issue_root_key(h.store, "ws_gone")
+    with pytest.raises(InvalidCredentialError):
+        drive(h.authenticator(), [f"Bearer {key.reveal()}"], None)
+
+
+@drivers
+def test_rate_limit_uses_the_workspace_policy_then_denies(drive: Driver) -> None:
+    h = Harness()
+    make_workspace(h.store, "ws_small", rate_limit=RateLimitPolicy(limit=2, period=60))
+    _, key = issue_root_key(h.store, "ws_small")
+    auth = h.authenticator()
+    header = [f"Bearer {key.reveal()}"]
+    first = drive(auth, header, None)
+    assert first.rate_limit is not None
+    assert first.rate_limit.limit == 2
+    assert first.rate_limit.remaining == 1
+    drive(auth, header, None)
+    with pytest.raises(RateLimitedError) as info:
+        drive(auth, header, None)
+    assert info.value.decision.retry_after >= 1
+
+
+@drivers
+def test_no_policy_anywhere_means_unlimited(drive: Driver) -> None:
+    h = Harness(default_rate_limit=None)
+    _, key = issue_root_key(h.store, "ws_1")
+    assert drive(h.authenticator(), [f"Bearer {key.reveal()}"], None).rate_limit is None
+
+
+class BrokenStore(MemoryStore):
+    """A store whose backing system is down: every lookup raises a driver-level error."""
+
+    def find_root_key(self, digest: bytes, /) -> RootKeyRecord | None:
+        raise ConnectionError("db at 10.0.0.1 refused, password=hunter2")
+
+    async def afind_root_key(self, digest: bytes, /) -> RootKeyRecord | None:
+        raise ConnectionError("db at 10.0.0.1 refused, password=hunter2")
+
+
+class GarbageStore(MemoryStore):
+    """A store that answers with something that is not a record."""
+
+    def find_root_key(self, digest: bytes, /) -> RootKeyRecord | None:
+        return "garbage"  # type: ignore[return-value]
+
+    async def afind_root_key(self, digest: bytes, /) -> RootKeyRecord | None:
+        return "garbage"  # type: ignore[return-value]
+
+
+@drivers
+@pytest.mark.parametrize("store_class", [BrokenStore, GarbageStore])
+def test_store_failure_is_unavailable_without_the_message(
+    drive: Driver, store_class: type[MemoryStore]
+) -> None:
+    h = Harness()
+    store = store_class()
+    make_workspace(store, "ws_1")
+    _, key = issue_root_key(store, "ws_1")
+    with pytest.raises(UnavailableError) as info:
+        drive(h.authenticator(store=store), [f"Bearer {key.reveal()}"], None)
+    assert "hunter2" not in str(info.value)
+    assert "hunter2" not in repr(info.value)
+
+
+class DownLimiter:
+    def hit(self, workspace_id: str, policy: RateLimitPolicy) -> RateLimitDecision:
+        raise TimeoutError("redis timed out")
+
+    async def ahit(self, workspace_id: str, policy: RateLimitPolicy) -> RateLimitDecision:
+        raise TimeoutError("redis timed out")
+
+
+@drivers
+def test_limiter_down_fails_closed_by_default(drive: Driver) -> None:
+    h = Harness()
+    _, key = issue_root_key(h.store, "ws_1")
+    with pytest.raises(UnavailableError):
+        drive(h.authenticator(limiter=DownLimiter()), [f"Bearer {key.reveal()}"], None)
+
+
+@drivers
+def test_limiter_down_uses_bounded_local_fallback_when_configured(drive: Driver) -> None:
+    h = Harness(
+        limiter_failure=LimiterFailurePolicy.LOCAL_FALLBACK,
+        default_rate_limit=RateLimitPolicy(limit=1, period=60),
+    )
+    _, key = issue_root_key(h.store, "ws_1")
+    auth = h.authenticator(limiter=DownLimiter())
+    assert drive(auth, [f"Bearer {key.reveal()}"], None).rate_limit is not None
+    with pytest.raises(RateLimitedError):
+        drive(auth, [f"Bearer {key.reveal()}"], None)
+
+
+@drivers
+def test_jwt_without_keyring_is_invalid(drive: Driver) -> None:
+    h = Harness(keyring=None)
+    token = h.keyring.mint(subject="u", workspace_id="ws_1", permissions=[], now=int(NOW))
+    with pytest.raises(InvalidCredentialError):
+        drive(h.authenticator(), [f"Bearer {token.reveal()}"], None)
+
+
+class CountingTokenCache:
+    def __init__(self) -> None:
+        self.entries: dict[str, VerifiedClaims] = {}
+        self.hits = 0
+
+    def get(self, token: str, now: float, /) -> VerifiedClaims | None:
+        claims = self.entries.get(token)
+        if claims is not None and now < claims.expires_at:
+            self.hits += 1
+            return claims
+        return None
+
+    def put(self, token: str, claims: VerifiedClaims, /) -> None:
+        self.entries[token] = claims
+
+
+@drivers
+def test_token_cache_is_consulted_before_verifying(drive: Driver) -> None:
+    cache = CountingTokenCache()
+    h = Harness(token_cache=cache)
+    token = h.keyring.mint(subject="u", workspace_id="ws_1", permissions=[], now=int(NOW))
+    auth = h.authenticator()
+    drive(auth, [f"Bearer {token.reveal()}"], None)
+    drive(auth, [f"Bearer {token.reveal()}"], None)
+    assert cache.hits == 1
+
+
+def test_flow_yields_its_needs_in_order() -> None:
+    h = Harness()
+    record, key = issue_root_key(h.store, "ws_1")
+    credential = h.settings.credentials
+    from authcore.credentials import extract_credential
+
+    found = extract_credential([f"Bearer {key.reveal()}"], None, credential)
+    assert found is not None
+    flow = authentication_flow(found, h.settings, NOW)
+    need = next(flow)
+    assert isinstance(need, LookupRootKey)
+    need = flow.send(record)
+    assert need == LookupWorkspace("ws_1")
+    need = flow.send(WorkspaceRecord(id="ws_1", name="w"))
+    assert isinstance(need, CheckRateLimit)
+    decision = RateLimitDecision(allowed=True, limit=600, remaining=599, reset=1, retry_after=0)
+    with pytest.raises(StopIteration) as stop:
+        flow.send(decision)
+    assert stop.value.value.rate_limit == decision
+
+
+def test_flow_rejects_a_credential_kind_the_settings_do_not_accept() -> None:
+    h = Harness(credentials=CredentialPolicy.portal())
+    _, key = issue_root_key(h.store, "ws_1")
+    from authcore.credentials import Credential, CredentialKind
+
+    flow = authentication_flow(Credential(CredentialKind.ROOT_KEY, key), h.settings, NOW)
+    with pytest.raises(InvalidCredentialError):
+        next(flow)
+
+
+def test_limiter_answering_garbage_is_unavailable() -> None:
+    class Garbage:
+        def hit(self, workspace_id: str, policy: RateLimitPolicy) -> object:
+            return 42
+
+    h = Harness()
+    _, key = issue_root_key(h.store, "ws_1")
+    with pytest.raises(UnavailableError):
+        h.authenticator(limiter=Garbage()).authenticate([f"Bearer {key.reveal()}"])
+
+
+def test_authenticator_needs_backends() -> None:
+    with pytest.raises(ConfigurationError):
+        Authenticator(Settings(), clock=SettableClock())
+
+
+def test_sync_only_authenticator_refuses_async_and_vice_versa() -> None:
+    store = MemoryStore()
+    sync_only = Authenticator(Settings(), clock=SettableClock(), backends=Backends(store))
+    async_only = Authenticator(Settings(), clock=SettableClock(), abackends=AsyncBackends(store))
+    with pytest.raises(ConfigurationError):
+        asyncio.run(sync_only.aauthenticate([]))
+    with pytest.raises(ConfigurationError):
+        async_only.authenticate([])
+
+
+@drivers
+def test_missing_limiter_is_unavailable(drive: Driver) -> None:
+    h = Harness()
+    _, key = issue_root_key(h.store, "ws_1")
+    auth = Authenticator(
+        h.settings,
+        clock=h.clock,
+        backends=Backends(h.store),
+        abackends=AsyncBackends(h.store),
+    )
+    with pytest.raises(UnavailableError):
+        drive(auth, [f"Bearer {key.reveal()}"], None)
+
+
+@drivers
+def test_missing_fallback_limiter_is_unavailable(drive: Driver) -> None:
+    h = Harness(limiter_failure=LimiterFailurePolicy.LOCAL_FALLBACK)
+    _, key = issue_root_key(h.store, "ws_1")
+    down = DownLimiter()
+    auth = Authenticator(
+        h.settings,
+        clock=h.clock,
+        backends=Backends(h.store, down),
+        abackends=AsyncBackends(h.store, down),
+    )
+    with pytest.raises(UnavailableError):
+        drive(auth, [f"Bearer {key.reveal()}"], None)
+
+
+def test_bad_realm_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError):
+        Settings(realm='api", error="x')
+
+
+@drivers
+def test_portal_session_record_of_the_wrong_type_is_unavailable(drive: Driver) -> None:
+    class WrongType(MemoryStore):
+        def find_portal_session(self, digest: bytes, /) -> PortalSessionRecord | None:
+            return WorkspaceRecord(id="x", name="x")  # type: ignore[return-value]
+
+        async def afind_portal_session(self, digest: bytes, /) -> PortalSessionRecord | None:
+            return WorkspaceRecord(id="x", name="x")  # type: ignore[return-value]
+
+    h = Harness(credentials=CredentialPolicy.portal())
+    store = WrongType()
+    make_workspace(store, "ws_1")
+    with pytest.raises(UnavailableError):
+        drive(h.authenticator(store=store), [], "pt_" + "a" * 43)
+
+
+def test_audit_event_actor_is_the_principal_subject() -> None:
+    h = Harness()
+    _, key = issue_root_key(h.store, "ws_1", name="deploy")
+    principal = h.authenticator().authenticate([f"Bearer {key.reveal()}"]).principal
+    event = audit_event(principal, "key.create", [], now=NOW, request_id="req-1")
+    assert event.actor == principal.subject
+    assert event.workspace_id == "ws_1"
+    assert event.source == "root_key"
