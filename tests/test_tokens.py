@@ -19,6 +19,7 @@ from authcore.tokens import (
     digests_equal,
     generate_id,
     issue_token,
+    redact_headers,
     validate_prefix,
 )
 
@@ -114,3 +115,19 @@ def test_invalid_prefixes_are_rejected(prefix: str) -> None:
 def test_issue_token_checks_prefix() -> None:
     with pytest.raises(ConfigurationError):
         issue_token("eyJ.", "key")
+
+
+def test_redact_headers_hides_credentials_and_keeps_the_rest() -> None:
+    pairs = [
+        ("Authorization", "Bearer ak_SECRET"),
+        ("Cookie", "authcore_portal=pt_SECRET"),
+        ("set-cookie", "s=pt_SECRET"),
+        ("Accept", "application/json"),
+    ]
+    assert redact_headers(pairs) == [
+        ("Authorization", "[secure]"),
+        ("Cookie", "[secure]"),
+        ("set-cookie", "[secure]"),
+        ("Accept", "application/json"),
+    ]
+    assert redact_headers({"authorization": "x"}) == [("authorization", "[secure]")]

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import re
 import secrets as _random
+from collections.abc import Iterable, Mapping
 from typing import Final, NoReturn
 
 import attrs
@@ -23,18 +24,24 @@ from authcore.errors import ConfigurationError
 __all__ = [
     "DEFAULT_PORTAL_TOKEN_PREFIX",
     "DEFAULT_ROOT_KEY_PREFIX",
+    "SENSITIVE_HEADERS",
     "IssuedToken",
     "Secret",
     "digest",
     "digests_equal",
     "generate_id",
     "issue_token",
+    "redact_headers",
     "validate_prefix",
 ]
 
 DEFAULT_ROOT_KEY_PREFIX: Final = "ak_"
 DEFAULT_PORTAL_TOKEN_PREFIX: Final = "pt_"  # noqa: S105 - a public prefix, not a secret
 
+#: Header names whose values are credentials; :func:`redact_headers` hides them.
+SENSITIVE_HEADERS: Final = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"}
+)
 _RANDOM_BYTES: Final = 32  # 256 bits; the issue asks for at least 128
 _START_LENGTH: Final = 6  # random characters shown after the prefix, enough to tell keys apart
 # A prefix is lowercase letters/digits ending in "_": it can never start a JWT ("eyJ"), and as
@@ -140,3 +147,13 @@ def issue_token(prefix: str, id_kind: str) -> IssuedToken:
         start=value[: len(prefix) + _START_LENGTH],
         digest=digest(value),
     )
+
+
+def redact_headers(
+    headers: Iterable[tuple[str, str]] | Mapping[str, str],
+) -> list[tuple[str, str]]:
+    """Return header pairs safe to log: credential-bearing values become ``[secure]``."""
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return [
+        (name, "[secure]" if name.lower() in SENSITIVE_HEADERS else value) for name, value in items
+    ]
