@@ -1,0 +1,1 @@
+"""Runnable examples; tests/adapters/test_examples.py runs them."""

@@ -1,0 +1,212 @@
+"""Starlette and FastAPI helpers around the pure ASGI middleware.
+
+- :func:`install_auth` adds :class:`~authcore.adapters.asgi.AuthMiddleware` with route-level
+  :func:`public` markers honoured, and :func:`install_error_handlers`.
+- :func:`principal_from` reads the principal from a request or WebSocket, failing closed.
+- :func:`require` is a FastAPI dependency factory; :func:`requires_permission` a decorator for
+  Starlette endpoints. Both check the permission query and raise
+  :class:`~authcore.errors.PermissionDeniedError` (403 ``insufficient_scope``).
+
+The principal lives in the ASGI scope under :data:`authcore.session.PRINCIPAL_KEY` only. It is
+deliberately not copied to ``request.state``: that namespace is shared with the app's
+lifespan state and any middleware, and one place to look means one place to trust.
+Nothing here imports FastAPI: the dependency is plain Starlette, which FastAPI injects.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar, cast
+
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
+
+from authcore import session
+from authcore.adapters._common import (
+    ErrorHook,
+    is_marked_public,
+    public,
+    safe_response,
+)
+from authcore.adapters.asgi import AuthMiddleware
+from authcore.errors import AuthcoreError
+from authcore.flow import Authenticator
+from authcore.permissions import Query, as_query
+from authcore.principal import Principal
+from authcore.responses import HTTPResponse
+
+__all__ = [
+    "install_auth",
+    "install_error_handlers",
+    "principal_from",
+    "public",
+    "public_endpoints",
+    "require",
+    "requires_permission",
+    "to_response",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _HasRoutes(Protocol):
+    @property
+    def routes(self) -> Sequence[BaseRoute]: ...
+
+
+class _StarletteApp(_HasRoutes, Protocol):
+    def add_middleware(self, middleware_class: Any, *args: Any, **kwargs: Any) -> None: ...
+
+    def add_exception_handler(self, exc_class_or_status_code: Any, handler: Any) -> None: ...
+
+
+def principal_from(connection: HTTPConnection) -> Principal:
+    """Return the principal the middleware attached to this request or WebSocket.
+
+    Raises:
+        PrincipalMissingError: the middleware did not run for this route (500, safe body).
+    """
+    return session.principal_from(connection.scope)
+
+
+def to_response(response: HTTPResponse) -> Response:
+    """Turn a framework-neutral response into a Starlette one."""
+    return Response(response.body, status_code=response.status, headers=dict(response.headers))
+
+
+def install_error_handlers(
+    app: _StarletteApp, *, realm: str = "api", on_error: ErrorHook | None = None
+) -> None:
+    """Answer any :class:`~authcore.errors.AuthcoreError` a handler raises with its problem
+    document, including on routes the middleware does not cover (the fail-closed 500)."""
+
+    async def handle(_request: Request, exc: Exception) -> Response:
+        error = exc if isinstance(exc, AuthcoreError) else None
+        return to_response(safe_response(error, realm, on_error))
+
+    app.add_exception_handler(AuthcoreError, handle)
+
+
+def _routes_public(routes: Sequence[BaseRoute], scope: Scope) -> bool:
+    for route in routes:
+        match, child = route.matches(scope)
+        if match is not Match.FULL:
+            # Starlette routes to the first full match; a partial one (wrong method) is a 405.
+            continue
+        if is_marked_public(getattr(route, "endpoint", None)) or is_marked_public(
+            getattr(route, "app", None)
+        ):
+            return True
+        inner = getattr(route, "routes", None)
+        if inner:
+            return _routes_public(inner, {**scope, **child})
+        return False
+    return False
+
+
+def public_endpoints(app: _HasRoutes) -> Callable[[Scope], bool]:
+    """Return an ``is_public(scope)`` for the middleware: true when the route ``app`` would
+    pick for the request is marked with :func:`public` (an endpoint, or a mounted app).
+
+    Routes are read at request time, so routes added after the middleware count.
+    """
+
+    def is_public(scope: Scope) -> bool:
+        return _routes_public(app.routes, scope)
+
+    return is_public
+
+
+def install_auth(
+    app: _StarletteApp,
+    authenticator: Authenticator,
+    *,
+    groups: Mapping[str, Authenticator] | None = None,
+    public_paths: Sequence[str] = (),
+    public_prefixes: Sequence[str] = (),
+    on_error: ErrorHook | None = None,
+    **options: Any,
+) -> None:
+    """Add the auth middleware to a Starlette or FastAPI ``app``, with its error handlers.
+
+    Endpoints marked with :func:`public` skip authentication; other options are those of
+    :class:`~authcore.adapters.asgi.AuthMiddleware`.
+
+    Raises:
+        ConfigurationError: an invalid prefix or authenticator.
+    """
+    # Validate now, at start-up, rather than when Starlette builds its middleware stack.
+    AuthMiddleware(
+        app=_never_called,
+        authenticator=authenticator,
+        groups=groups,
+        public_paths=public_paths,
+        public_prefixes=public_prefixes,
+    )
+    app.add_middleware(
+        AuthMiddleware,
+        authenticator=authenticator,
+        groups=groups,
+        public_paths=public_paths,
+        public_prefixes=public_prefixes,
+        is_public=public_endpoints(app),
+        on_error=on_error,
+        **options,
+    )
+    install_error_handlers(app, realm=authenticator.settings.realm, on_error=on_error)
+
+
+async def _never_called(scope: Scope, receive: Any, send: Any) -> None:  # pragma: no cover
+    raise RuntimeError("placeholder app used only to validate the configuration")
+
+
+def require(query: Query | str) -> Callable[[HTTPConnection], Awaitable[Principal]]:
+    """Return a FastAPI dependency that yields the principal if it satisfies ``query``.
+
+    Use as ``principal: Annotated[Principal, Depends(require("keys.read"))]``. The query is
+    parsed now, so a typo fails at import time.
+
+    Raises:
+        InvalidPermissionError: ``query`` breaks the grammar (at once).
+    """
+    parsed = as_query(query)
+
+    async def dependency(connection: HTTPConnection) -> Principal:
+        principal = principal_from(connection)
+        principal.authorize(parsed)
+        return principal
+
+    return dependency
+
+
+def requires_permission(query: Query | str) -> Callable[[F], F]:
+    """Decorate a Starlette endpoint ``f(request)`` so it runs only if the principal satisfies
+    ``query``; otherwise :class:`~authcore.errors.PermissionDeniedError` (403).
+
+    Raises:
+        InvalidPermissionError: ``query`` breaks the grammar (at decoration time).
+    """
+    parsed = as_query(query)
+
+    def decorate(endpoint: F) -> F:
+        if inspect.iscoroutinefunction(endpoint):
+
+            @functools.wraps(endpoint)
+            async def async_wrapper(connection: HTTPConnection, /, *args: Any, **kw: Any) -> Any:
+                principal_from(connection).authorize(parsed)
+                return await endpoint(connection, *args, **kw)
+
+            return cast("F", async_wrapper)
+
+        @functools.wraps(endpoint)
+        def wrapper(connection: HTTPConnection, /, *args: Any, **kw: Any) -> Any:
+            principal_from(connection).authorize(parsed)
+            return endpoint(connection, *args, **kw)
+
+        return cast("F", wrapper)
+
+    return decorate

@@ -1,0 +1,60 @@
+"""Real servers on 127.0.0.1 for end-to-end tests: uvicorn (ASGI) and waitress (WSGI).
+
+Each runs in a thread on a port the OS picks, and is shut down when the context exits.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+import waitress  # type: ignore[import-untyped]  # waitress ships no type information
+
+_START_TIMEOUT = 10.0
+
+
+@contextmanager
+def serve_asgi(app: Any) -> Iterator[str]:
+    """Run ``app`` under uvicorn on loopback; yield its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        for _ in range(int(_START_TIMEOUT / 0.01)):
+            if server.started:
+                break
+            threading.Event().wait(0.01)
+        assert server.started, "uvicorn did not start"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(_START_TIMEOUT)
+        sock.close()
+
+
+@contextmanager
+def serve_wsgi(app: Any) -> Iterator[str]:
+    """Run ``app`` under waitress on loopback; yield its base URL."""
+    server = waitress.create_server(
+        app, host="127.0.0.1", port=0, threads=2, clear_untrusted_proxy_headers=True
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        server.close()
+        server.task_dispatcher.shutdown()
+        # Closing the listener and the trigger empties the loop's map once clients are gone.
+        for channel in list(server._map.values()):
+            channel.close()
+        thread.join(_START_TIMEOUT)
