@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextvars
+
 import pytest
 
 from authcore.errors import PrincipalMissingError
@@ -39,11 +41,16 @@ def test_something_else_under_the_key_is_not_a_principal() -> None:
 
 
 def test_workspace_for_logs_is_empty_without_principal() -> None:
-    assert workspace_id_for_logs() == ""
+    # A fresh context: what other code bound in this thread must not decide this test.
+    assert contextvars.Context().run(workspace_id_for_logs) == ""
     assert workspace_id_for_logs(PRINCIPAL) == "ws_1"
 
 
 def test_bound_principal_is_current_until_reset() -> None:
+    contextvars.Context().run(_bind_and_reset)
+
+
+def _bind_and_reset() -> None:
     token = bind_principal(PRINCIPAL)
     try:
         assert current_principal() is PRINCIPAL
