@@ -8,19 +8,46 @@ whole seconds since the epoch.
 
 from __future__ import annotations
 
-from typing import Protocol
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Final, Protocol
 
 import attrs
 
+from authcore.errors import ClientError
 from authcore.ratelimit import RateLimitPolicy
+from authcore.tokens import Secret
+
+if TYPE_CHECKING:
+    from authcore.audit import AuditEvent
+    from authcore.principal import Principal
 
 __all__ = [
+    "MAX_AUDIT_PAGE",
+    "MAX_GRACE_SECONDS",
+    "MAX_PORTAL_TTL",
+    "OPERATOR_ACTOR",
+    "Actor",
     "AsyncCredentialStore",
+    "AsyncStore",
+    "AuditCursor",
+    "AuditPage",
     "CredentialStore",
+    "DashboardUserRecord",
+    "NewPortalSession",
+    "NewRootKey",
     "PortalSessionRecord",
     "RootKeyRecord",
+    "Store",
     "WorkspaceRecord",
 ]
+
+#: Longest rotation grace period: 30 days.
+MAX_GRACE_SECONDS: Final = 30 * 86_400
+#: Longest portal-session lifetime: 30 days.
+MAX_PORTAL_TTL: Final = 30 * 86_400
+#: Most audit events one :meth:`Store.list_audit` call returns.
+MAX_AUDIT_PAGE: Final = 500
 
 
 def _tuple_of_str(value: object) -> tuple[str, ...]:
@@ -91,3 +118,259 @@ class AsyncCredentialStore(Protocol):
     async def afind_portal_session(self, digest: bytes, /) -> PortalSessionRecord | None: ...
 
     async def afind_workspace(self, workspace_id: str, /) -> WorkspaceRecord | None: ...
+
+
+@attrs.frozen
+class DashboardUserRecord:
+    """A dashboard user: an organization member who signs in with a password.
+
+    ``password_hash`` is what :func:`authcore.passwords.hash_password` produced; it is kept out
+    of ``repr``.
+    """
+
+    user_id: str
+    org_id: str
+    password_hash: str = attrs.field(repr=False)
+    permissions: tuple[str, ...] = attrs.field(converter=_tuple_of_str)
+
+
+@attrs.frozen
+class Actor:
+    """Who makes a change, for its audit event: a principal, or the operator (``None``).
+
+    With ``principal=None`` the change is made by an operator on the command line and the
+    event's actor is :data:`authcore.audit.OPERATOR`. A principal may only change its own
+    workspace (stores raise :class:`~authcore.errors.PermissionDeniedError` otherwise).
+    """
+
+    principal: Principal | None = None
+    request_id: str | None = None
+
+
+#: The operator on the command line, outside any request.
+OPERATOR_ACTOR: Final = Actor()
+
+
+@attrs.frozen
+class NewRootKey:
+    """A freshly created root key: its record and the raw key, shown once."""
+
+    record: RootKeyRecord
+    key: Secret = attrs.field(repr=False)
+
+
+@attrs.frozen
+class NewPortalSession:
+    """A freshly created portal session: its record and the raw token, shown once."""
+
+    record: PortalSessionRecord
+    token: Secret = attrs.field(repr=False)
+
+
+_CURSOR_TEXT = re.compile(r"([0-9]{1,12})\.([0-9]{1,18})", re.ASCII)
+
+
+@attrs.frozen
+class AuditCursor:
+    """Where the next audit page starts: strictly older than ``(time, seq)``.
+
+    Events are listed by ``(time, seq)`` descending, where ``seq`` is the store's insertion
+    order. A cursor is only meaningful for the store that produced it. ``str(cursor)`` is
+    ``"<time>.<seq>"`` and :meth:`parse` reads it back (for query strings).
+    """
+
+    time: int
+    seq: int
+
+    @classmethod
+    def parse(cls, text: str) -> AuditCursor:
+        """Read the ``"<time>.<seq>"`` form.
+
+        Raises:
+            ClientError: the text is not a cursor (400).
+        """
+        match = _CURSOR_TEXT.fullmatch(text) if isinstance(text, str) else None
+        if match is None:
+            raise ClientError("invalid audit cursor")
+        return cls(int(match.group(1)), int(match.group(2)))
+
+    def __str__(self) -> str:
+        return f"{self.time}.{self.seq}"
+
+
+@attrs.frozen
+class AuditPage:
+    """One page of audit events, newest first; ``next_cursor`` is None on the last page."""
+
+    events: tuple[AuditEvent, ...]
+    next_cursor: AuditCursor | None
+
+
+class Store(CredentialStore, Protocol):
+    """Management operations and lookups (synchronous). What the CLI and services call.
+
+    Conventions for every backend:
+
+    - ``now`` is seconds since the epoch (stored as whole seconds); stores never read a clock.
+    - An operation on an unknown id returns ``None`` and changes nothing.
+    - Every mutation writes its audit event (built with :func:`authcore.audit.audit_event` from
+      ``actor``) atomically with the change: both are stored or neither is.
+    - Only digests of keys and tokens are stored; the raw value is returned once.
+
+    Raises (any method):
+        UnavailableError: the backing system failed or timed out (503).
+        PermissionDeniedError: ``actor`` has a principal of another workspace.
+        InvalidPermissionError: a grant in ``permissions`` breaks the grammar.
+        ConflictError: an org id or dashboard user id is already taken (409).
+        ClientError: another argument is out of range (empty name, ttl, grace, limit).
+    """
+
+    def create_workspace(
+        self,
+        name: str,
+        *,
+        org_id: str | None = None,
+        rate_limit: RateLimitPolicy | None = None,
+        now: float,
+        actor: Actor,
+    ) -> WorkspaceRecord: ...
+
+    def disable_workspace(
+        self, workspace_id: str, *, now: float, actor: Actor
+    ) -> WorkspaceRecord | None: ...
+
+    def set_rate_limit(
+        self, workspace_id: str, policy: RateLimitPolicy | None, *, now: float, actor: Actor
+    ) -> WorkspaceRecord | None: ...
+
+    def link_org(
+        self, workspace_id: str, org_id: str, *, now: float, actor: Actor
+    ) -> WorkspaceRecord | None: ...
+
+    def find_workspace_by_org(self, org_id: str, /) -> WorkspaceRecord | None: ...
+
+    def create_root_key(
+        self,
+        workspace_id: str,
+        *,
+        permissions: Sequence[str],
+        name: str | None = None,
+        expires_at: int | None = None,
+        now: float,
+        actor: Actor,
+    ) -> NewRootKey | None: ...
+
+    def list_root_keys(self, workspace_id: str, /) -> list[RootKeyRecord]: ...
+
+    def get_root_key(self, key_id: str, /) -> RootKeyRecord | None: ...
+
+    def revoke_root_key(self, key_id: str, *, now: float, actor: Actor) -> RootKeyRecord | None: ...
+
+    def rotate_root_key(
+        self, key_id: str, *, grace_seconds: int, now: float, actor: Actor
+    ) -> NewRootKey | None: ...
+
+    def create_portal_session(
+        self,
+        workspace_id: str,
+        end_user_id: str,
+        *,
+        permissions: Sequence[str],
+        ttl: int,
+        now: float,
+        actor: Actor,
+    ) -> NewPortalSession | None: ...
+
+    def revoke_portal_session(
+        self, session_id: str, *, now: float, actor: Actor
+    ) -> PortalSessionRecord | None: ...
+
+    def append_audit(self, event: AuditEvent, /) -> None: ...
+
+    def list_audit(
+        self, workspace_id: str, *, limit: int = 50, before: AuditCursor | None = None
+    ) -> AuditPage: ...
+
+    def add_dashboard_user(
+        self, user_id: str, org_id: str, password_hash: str, permissions: Sequence[str]
+    ) -> DashboardUserRecord: ...
+
+    def find_dashboard_user(self, user_id: str, /) -> DashboardUserRecord | None: ...
+
+
+class AsyncStore(AsyncCredentialStore, Protocol):
+    """Asynchronous twin of :class:`Store`: same arguments, results and errors."""
+
+    async def acreate_workspace(
+        self,
+        name: str,
+        *,
+        org_id: str | None = None,
+        rate_limit: RateLimitPolicy | None = None,
+        now: float,
+        actor: Actor,
+    ) -> WorkspaceRecord: ...
+
+    async def adisable_workspace(
+        self, workspace_id: str, *, now: float, actor: Actor
+    ) -> WorkspaceRecord | None: ...
+
+    async def aset_rate_limit(
+        self, workspace_id: str, policy: RateLimitPolicy | None, *, now: float, actor: Actor
+    ) -> WorkspaceRecord | None: ...
+
+    async def alink_org(
+        self, workspace_id: str, org_id: str, *, now: float, actor: Actor
+    ) -> WorkspaceRecord | None: ...
+
+    async def afind_workspace_by_org(self, org_id: str, /) -> WorkspaceRecord | None: ...
+
+    async def acreate_root_key(
+        self,
+        workspace_id: str,
+        *,
+        permissions: Sequence[str],
+        name: str | None = None,
+        expires_at: int | None = None,
+        now: float,
+        actor: Actor,
+    ) -> NewRootKey | None: ...
+
+    async def alist_root_keys(self, workspace_id: str, /) -> list[RootKeyRecord]: ...
+
+    async def aget_root_key(self, key_id: str, /) -> RootKeyRecord | None: ...
+
+    async def arevoke_root_key(
+        self, key_id: str, *, now: float, actor: Actor
+    ) -> RootKeyRecord | None: ...
+
+    async def arotate_root_key(
+        self, key_id: str, *, grace_seconds: int, now: float, actor: Actor
+    ) -> NewRootKey | None: ...
+
+    async def acreate_portal_session(
+        self,
+        workspace_id: str,
+        end_user_id: str,
+        *,
+        permissions: Sequence[str],
+        ttl: int,
+        now: float,
+        actor: Actor,
+    ) -> NewPortalSession | None: ...
+
+    async def arevoke_portal_session(
+        self, session_id: str, *, now: float, actor: Actor
+    ) -> PortalSessionRecord | None: ...
+
+    async def aappend_audit(self, event: AuditEvent, /) -> None: ...
+
+    async def alist_audit(
+        self, workspace_id: str, *, limit: int = 50, before: AuditCursor | None = None
+    ) -> AuditPage: ...
+
+    async def aadd_dashboard_user(
+        self, user_id: str, org_id: str, password_hash: str, permissions: Sequence[str]
+    ) -> DashboardUserRecord: ...
+
+    async def afind_dashboard_user(self, user_id: str, /) -> DashboardUserRecord | None: ...

@@ -1,0 +1,610 @@
+"""What every store does the same way, without I/O: validation and change plans.
+
+Each management operation is split in two. A *plan* function here takes the records the store
+found (or nothing) and returns the new records plus the audit event that records the change;
+the backend then writes them, atomically. Memory, SQLite and PostgreSQL all call the same plan
+functions, so they validate, decide and audit identically.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Final, Protocol, TypeVar
+
+import attrs
+
+from authcore.audit import (
+    ACTION_KEY_CREATE,
+    ACTION_KEY_REVOKE,
+    ACTION_KEY_ROTATE,
+    ACTION_PORTAL_SESSION_CREATE,
+    ACTION_PORTAL_SESSION_REVOKE,
+    ACTION_WORKSPACE_CREATE,
+    ACTION_WORKSPACE_DISABLE,
+    ACTION_WORKSPACE_UPDATE,
+    AuditEvent,
+    AuditTarget,
+    audit_event,
+)
+from authcore.errors import ClientError, InvalidPermissionError, PermissionDeniedError
+from authcore.permissions import MAX_GRANTS, validate_grant
+from authcore.ratelimit import RateLimitPolicy
+from authcore.store import (
+    MAX_AUDIT_PAGE,
+    MAX_GRACE_SECONDS,
+    MAX_PORTAL_TTL,
+    Actor,
+    AuditCursor,
+    AuditPage,
+    DashboardUserRecord,
+    NewPortalSession,
+    NewRootKey,
+    PortalSessionRecord,
+    RootKeyRecord,
+    Store,
+    WorkspaceRecord,
+)
+from authcore.tokens import generate_id, issue_token
+
+__all__ = [
+    "MAX_NAME_LENGTH",
+    "AsyncTwinsMixin",
+    "check_audit_limit",
+    "check_id",
+    "make_dashboard_user",
+    "plan_create_portal_session",
+    "plan_create_root_key",
+    "plan_create_workspace",
+    "plan_disable_workspace",
+    "plan_link_org",
+    "plan_revoke_portal_session",
+    "plan_revoke_root_key",
+    "plan_rotate_root_key",
+    "plan_set_rate_limit",
+    "validate_grants",
+]
+
+MAX_NAME_LENGTH: Final = 200
+# Times are whole seconds; anything past this is a bug, not a date (year ~285 million).
+_MAX_TIME: Final = 2**53
+
+
+def _check_text(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME_LENGTH:
+        raise ClientError(f"{what} must be a non-blank str of at most {MAX_NAME_LENGTH} chars")
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        # Control characters would let a name forge lines in logs and terminals.
+        raise ClientError(f"{what} must not contain control characters")
+    return value
+
+
+def check_id(value: object, what: str) -> str:
+    """Return ``value`` if it is a usable id (org id, end-user id, user id).
+
+    Raises:
+        ClientError: not a non-blank str of at most 200 printable characters.
+    """
+    return _check_text(value, what)
+
+
+def _check_int(value: object, what: str, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ClientError(f"{what} must be an int in {low}..{high}")
+    return value
+
+
+def _seconds(now: float) -> int:
+    if isinstance(now, bool) or not isinstance(now, int | float) or not 0 <= now < _MAX_TIME:
+        raise ClientError("now must be seconds since the epoch")
+    return int(now)
+
+
+def check_audit_limit(limit: object) -> int:
+    """Return ``limit`` if it is a valid audit page size.
+
+    Raises:
+        ClientError: not an int in 1..500.
+    """
+    return _check_int(limit, "limit", 1, MAX_AUDIT_PAGE)
+
+
+def validate_grants(permissions: Sequence[str]) -> tuple[str, ...]:
+    """Return the grants, validated, duplicates dropped, in their first order.
+
+    Raises:
+        InvalidPermissionError: a single string instead of a sequence, too many grants, or a
+            grant that breaks the grammar.
+    """
+    if isinstance(permissions, str | bytes) or not isinstance(permissions, Sequence):
+        raise InvalidPermissionError("permissions must be a sequence of str")
+    if len(permissions) > MAX_GRANTS:
+        raise InvalidPermissionError(f"more than {MAX_GRANTS} grants")
+    return tuple(dict.fromkeys(validate_grant(grant) for grant in permissions))
+
+
+def _check_actor(actor: Actor, workspace_id: str) -> None:
+    if not isinstance(actor, Actor):
+        raise TypeError("actor must be an authcore.store.Actor")
+    if actor.principal is not None and actor.principal.workspace_id != workspace_id:
+        # Stores are the last line: a principal never changes another workspace, even if a
+        # handler forgot its check.
+        raise PermissionDeniedError("actor belongs to another workspace")
+
+
+def _event(
+    actor: Actor, action: str, targets: Sequence[AuditTarget], now: int, workspace_id: str
+) -> AuditEvent:
+    event = audit_event(
+        actor.principal,
+        action,
+        targets,
+        now=now,
+        request_id=actor.request_id,
+        workspace_id=workspace_id,
+    )
+    if event.workspace_id != workspace_id:
+        # Only create_workspace gets here: its principal lives in another workspace, but the
+        # event belongs to the new one.
+        event = attrs.evolve(event, workspace_id=workspace_id)
+    return event
+
+
+def _workspace_target(record: WorkspaceRecord) -> AuditTarget:
+    return AuditTarget("workspace", record.id, record.name)
+
+
+def _key_target(record: RootKeyRecord) -> AuditTarget:
+    return AuditTarget("root_key", record.id, record.name)
+
+
+def _session_target(record: PortalSessionRecord) -> AuditTarget:
+    return AuditTarget("portal_session", record.id)
+
+
+def plan_create_workspace(
+    name: str,
+    *,
+    org_id: str | None,
+    rate_limit: RateLimitPolicy | None,
+    now: float,
+    actor: Actor,
+) -> tuple[WorkspaceRecord, AuditEvent]:
+    """Build a new workspace and its ``workspace.create`` event.
+
+    Raises:
+        ClientError: a blank or over-long name or org id.
+    """
+    if not isinstance(actor, Actor):
+        raise TypeError("actor must be an authcore.store.Actor")
+    if rate_limit is not None and not isinstance(rate_limit, RateLimitPolicy):
+        raise ClientError("rate_limit must be a RateLimitPolicy or None")
+    record = WorkspaceRecord(
+        id=generate_id("ws"),
+        name=_check_text(name, "name"),
+        rate_limit=rate_limit,
+        org_id=None if org_id is None else check_id(org_id, "org_id"),
+        created_at=_seconds(now),
+    )
+    return record, _event(
+        actor, ACTION_WORKSPACE_CREATE, [_workspace_target(record)], record.created_at, record.id
+    )
+
+
+def plan_disable_workspace(
+    record: WorkspaceRecord, *, now: float, actor: Actor
+) -> tuple[WorkspaceRecord, AuditEvent] | None:
+    """Disable ``record``; None when it already is (nothing to write or audit).
+
+    Raises:
+        PermissionDeniedError: the actor belongs to another workspace.
+    """
+    _check_actor(actor, record.id)
+    seconds = _seconds(now)
+    if record.disabled:
+        return None
+    updated = attrs.evolve(record, disabled=True)
+    return updated, _event(
+        actor, ACTION_WORKSPACE_DISABLE, [_workspace_target(record)], seconds, record.id
+    )
+
+
+def plan_set_rate_limit(
+    record: WorkspaceRecord, policy: RateLimitPolicy | None, *, now: float, actor: Actor
+) -> tuple[WorkspaceRecord, AuditEvent]:
+    """Set (or clear, with None) the workspace's rate-limit policy.
+
+    Raises:
+        PermissionDeniedError: the actor belongs to another workspace.
+        ClientError: ``policy`` is neither a policy nor None.
+    """
+    _check_actor(actor, record.id)
+    if policy is not None and not isinstance(policy, RateLimitPolicy):
+        raise ClientError("policy must be a RateLimitPolicy or None")
+    updated = attrs.evolve(record, rate_limit=policy)
+    event = _event(
+        actor, ACTION_WORKSPACE_UPDATE, [_workspace_target(record)], _seconds(now), record.id
+    )
+    return updated, attrs.evolve(event, context={"rate_limit": str(policy or "none")})
+
+
+def plan_link_org(
+    record: WorkspaceRecord, org_id: str, *, now: float, actor: Actor
+) -> tuple[WorkspaceRecord, AuditEvent]:
+    """Link ``org_id`` to the workspace (the dashboard maps organizations to workspaces).
+
+    Raises:
+        PermissionDeniedError: the actor belongs to another workspace.
+        ClientError: a blank or over-long org id.
+    """
+    _check_actor(actor, record.id)
+    updated = attrs.evolve(record, org_id=check_id(org_id, "org_id"))
+    event = _event(
+        actor, ACTION_WORKSPACE_UPDATE, [_workspace_target(record)], _seconds(now), record.id
+    )
+    return updated, attrs.evolve(event, context={"org_id": org_id})
+
+
+def plan_create_root_key(
+    workspace_id: str,
+    *,
+    permissions: Sequence[str],
+    name: str | None,
+    expires_at: int | None,
+    now: float,
+    actor: Actor,
+    prefix: str,
+) -> tuple[NewRootKey, AuditEvent]:
+    """Generate a root key for an existing workspace and its ``key.create`` event.
+
+    Raises:
+        PermissionDeniedError: the actor belongs to another workspace.
+        InvalidPermissionError: a grant breaks the grammar.
+        ClientError: a blank name, or ``expires_at`` not after ``now``.
+    """
+    _check_actor(actor, workspace_id)
+    seconds = _seconds(now)
+    grants = validate_grants(permissions)
+    if name is not None:
+        _check_text(name, "name")
+    if expires_at is not None:
+        _check_int(expires_at, "expires_at", seconds + 1, _MAX_TIME)
+    issued = issue_token(prefix, "key")
+    record = RootKeyRecord(
+        id=issued.id,
+        workspace_id=workspace_id,
+        digest=issued.digest,
+        start=issued.start,
+        name=name,
+        permissions=grants,
+        created_at=seconds,
+        expires_at=expires_at,
+    )
+    event = _event(actor, ACTION_KEY_CREATE, [_key_target(record)], seconds, workspace_id)
+    return NewRootKey(record, issued.secret), event
+
+
+def plan_revoke_root_key(
+    record: RootKeyRecord, *, now: float, actor: Actor
+) -> tuple[RootKeyRecord, AuditEvent] | None:
+    """Revoke ``record``; None when it already is (its first revocation time stays).
+
+    Raises:
+        PermissionDeniedError: the actor belongs to another workspace.
+    """
+    _check_actor(actor, record.workspace_id)
+    seconds = _seconds(now)
+    if record.revoked_at is not None:
+        return None
+    updated = attrs.evolve(record, revoked_at=seconds)
+    return updated, _event(
+        actor, ACTION_KEY_REVOKE, [_key_target(record)], seconds, record.workspace_id
+    )
+
+
+def plan_rotate_root_key(
+    record: RootKeyRecord, *, grace_seconds: int, now: float, actor: Actor, prefix: str
+) -> tuple[RootKeyRecord, NewRootKey, AuditEvent] | None:
+    """Replace ``record`` by a new key; the old one stays valid for the grace period.
+
+    The old key's expiry becomes ``min(its expiry, now + grace_seconds)``: a grace period
+    never extends a key's life. The new key keeps the workspace, permissions, name and the
+    original expiry. None when the old key is revoked or already expired (nothing to rotate).
+
+    Raises:
+        PermissionDeniedError: the actor belongs to another workspace.
+        ClientError: ``grace_seconds`` not in 0..30 days.
+    """
+    _check_actor(actor, record.workspace_id)
+    seconds = _seconds(now)
+    grace = _check_int(grace_seconds, "grace_seconds", 0, MAX_GRACE_SECONDS)
+    if record.revoked_at is not None or (
+        record.expires_at is not None and seconds >= record.expires_at
+    ):
+        return None
+    end = seconds + grace
+    old = attrs.evolve(
+        record, expires_at=end if record.expires_at is None else min(record.expires_at, end)
+    )
+    issued = issue_token(prefix, "key")
+    new = RootKeyRecord(
+        id=issued.id,
+        workspace_id=record.workspace_id,
+        digest=issued.digest,
+        start=issued.start,
+        name=record.name,
+        permissions=record.permissions,
+        created_at=seconds,
+        expires_at=record.expires_at,
+    )
+    event = _event(
+        actor,
+        ACTION_KEY_ROTATE,
+        [_key_target(record), _key_target(new)],
+        seconds,
+        record.workspace_id,
+    )
+    event = attrs.evolve(event, context={"grace_seconds": str(grace)})
+    return old, NewRootKey(new, issued.secret), event
+
+
+def plan_create_portal_session(
+    workspace_id: str,
+    end_user_id: str,
+    *,
+    permissions: Sequence[str],
+    ttl: int,
+    now: float,
+    actor: Actor,
+    prefix: str,
+) -> tuple[NewPortalSession, AuditEvent]:
+    """Generate a portal session for an end user and its ``portal_session.create`` event.
+
+    Raises:
+        PermissionDeniedError: the actor belongs to another workspace.
+        InvalidPermissionError: a grant breaks the grammar.
+        ClientError: a blank end-user id, or ``ttl`` not in 1 s..30 days.
+    """
+    _check_actor(actor, workspace_id)
+    seconds = _seconds(now)
+    grants = validate_grants(permissions)
+    lifetime = _check_int(ttl, "ttl", 1, MAX_PORTAL_TTL)
+    issued = issue_token(prefix, "ps")
+    record = PortalSessionRecord(
+        id=issued.id,
+        workspace_id=workspace_id,
+        end_user_id=check_id(end_user_id, "end_user_id"),
+        digest=issued.digest,
+        permissions=grants,
+        created_at=seconds,
+        expires_at=seconds + lifetime,
+    )
+    event = _event(
+        actor, ACTION_PORTAL_SESSION_CREATE, [_session_target(record)], seconds, workspace_id
+    )
+    return NewPortalSession(record, issued.secret), event
+
+
+def plan_revoke_portal_session(
+    record: PortalSessionRecord, *, now: float, actor: Actor
+) -> tuple[PortalSessionRecord, AuditEvent] | None:
+    """Revoke (log out) ``record``; None when it already is.
+
+    Raises:
+        PermissionDeniedError: the actor belongs to another workspace.
+    """
+    _check_actor(actor, record.workspace_id)
+    seconds = _seconds(now)
+    if record.revoked_at is not None:
+        return None
+    updated = attrs.evolve(record, revoked_at=seconds)
+    return updated, _event(
+        actor,
+        ACTION_PORTAL_SESSION_REVOKE,
+        [_session_target(record)],
+        seconds,
+        record.workspace_id,
+    )
+
+
+def make_dashboard_user(
+    user_id: str, org_id: str, password_hash: str, permissions: Sequence[str]
+) -> DashboardUserRecord:
+    """Validate and build a dashboard user record.
+
+    Raises:
+        ClientError: a blank id, or a password hash that is not a str.
+        InvalidPermissionError: a grant breaks the grammar.
+    """
+    if not isinstance(password_hash, str) or not password_hash or len(password_hash) > 1024:
+        raise ClientError("password_hash must be the str hash_password returned")
+    return DashboardUserRecord(
+        user_id=check_id(user_id, "user_id"),
+        org_id=check_id(org_id, "org_id"),
+        password_hash=password_hash,
+        permissions=validate_grants(permissions),
+    )
+
+
+_T = TypeVar("_T")
+
+
+class _Offloading(Store, Protocol):
+    async def _offload(self, call: Callable[[], _T]) -> _T: ...
+
+
+class AsyncTwinsMixin:
+    """The ``a``-prefixed twins of :class:`~authcore.store.Store`, written once.
+
+    Each twin hands the sync method to ``self._offload``: the memory store calls it inline
+    (no I/O), the SQLite store runs it on its own bounded thread pool so the event loop never
+    blocks. Same arguments, results and errors as the sync methods.
+    """
+
+    async def acreate_workspace(
+        self: _Offloading,
+        name: str,
+        *,
+        org_id: str | None = None,
+        rate_limit: RateLimitPolicy | None = None,
+        now: float,
+        actor: Actor,
+    ) -> WorkspaceRecord:
+        """Async twin of ``create_workspace``."""
+        return await self._offload(
+            functools.partial(
+                self.create_workspace,
+                name,
+                org_id=org_id,
+                rate_limit=rate_limit,
+                now=now,
+                actor=actor,
+            )
+        )
+
+    async def adisable_workspace(
+        self: _Offloading, workspace_id: str, *, now: float, actor: Actor
+    ) -> WorkspaceRecord | None:
+        """Async twin of ``disable_workspace``."""
+        return await self._offload(
+            functools.partial(self.disable_workspace, workspace_id, now=now, actor=actor)
+        )
+
+    async def aset_rate_limit(
+        self: _Offloading,
+        workspace_id: str,
+        policy: RateLimitPolicy | None,
+        *,
+        now: float,
+        actor: Actor,
+    ) -> WorkspaceRecord | None:
+        """Async twin of ``set_rate_limit``."""
+        return await self._offload(
+            functools.partial(self.set_rate_limit, workspace_id, policy, now=now, actor=actor)
+        )
+
+    async def alink_org(
+        self: _Offloading, workspace_id: str, org_id: str, *, now: float, actor: Actor
+    ) -> WorkspaceRecord | None:
+        """Async twin of ``link_org``."""
+        return await self._offload(
+            functools.partial(self.link_org, workspace_id, org_id, now=now, actor=actor)
+        )
+
+    async def afind_workspace_by_org(self: _Offloading, org_id: str, /) -> WorkspaceRecord | None:
+        """Async twin of ``find_workspace_by_org``."""
+        return await self._offload(functools.partial(self.find_workspace_by_org, org_id))
+
+    async def acreate_root_key(
+        self: _Offloading,
+        workspace_id: str,
+        *,
+        permissions: Sequence[str],
+        name: str | None = None,
+        expires_at: int | None = None,
+        now: float,
+        actor: Actor,
+    ) -> NewRootKey | None:
+        """Async twin of ``create_root_key``."""
+        return await self._offload(
+            functools.partial(
+                self.create_root_key,
+                workspace_id,
+                permissions=permissions,
+                name=name,
+                expires_at=expires_at,
+                now=now,
+                actor=actor,
+            )
+        )
+
+    async def alist_root_keys(self: _Offloading, workspace_id: str, /) -> list[RootKeyRecord]:
+        """Async twin of ``list_root_keys``."""
+        return await self._offload(functools.partial(self.list_root_keys, workspace_id))
+
+    async def aget_root_key(self: _Offloading, key_id: str, /) -> RootKeyRecord | None:
+        """Async twin of ``get_root_key``."""
+        return await self._offload(functools.partial(self.get_root_key, key_id))
+
+    async def arevoke_root_key(
+        self: _Offloading, key_id: str, *, now: float, actor: Actor
+    ) -> RootKeyRecord | None:
+        """Async twin of ``revoke_root_key``."""
+        return await self._offload(
+            functools.partial(self.revoke_root_key, key_id, now=now, actor=actor)
+        )
+
+    async def arotate_root_key(
+        self: _Offloading, key_id: str, *, grace_seconds: int, now: float, actor: Actor
+    ) -> NewRootKey | None:
+        """Async twin of ``rotate_root_key``."""
+        return await self._offload(
+            functools.partial(
+                self.rotate_root_key, key_id, grace_seconds=grace_seconds, now=now, actor=actor
+            )
+        )
+
+    async def acreate_portal_session(
+        self: _Offloading,
+        workspace_id: str,
+        end_user_id: str,
+        *,
+        permissions: Sequence[str],
+        ttl: int,
+        now: float,
+        actor: Actor,
+    ) -> NewPortalSession | None:
+        """Async twin of ``create_portal_session``."""
+        return await self._offload(
+            functools.partial(
+                self.create_portal_session,
+                workspace_id,
+                end_user_id,
+                permissions=permissions,
+                ttl=ttl,
+                now=now,
+                actor=actor,
+            )
+        )
+
+    async def arevoke_portal_session(
+        self: _Offloading, session_id: str, *, now: float, actor: Actor
+    ) -> PortalSessionRecord | None:
+        """Async twin of ``revoke_portal_session``."""
+        return await self._offload(
+            functools.partial(self.revoke_portal_session, session_id, now=now, actor=actor)
+        )
+
+    async def aappend_audit(self: _Offloading, event: AuditEvent, /) -> None:
+        """Async twin of ``append_audit``."""
+        await self._offload(functools.partial(self.append_audit, event))
+
+    async def alist_audit(
+        self: _Offloading,
+        workspace_id: str,
+        *,
+        limit: int = 50,
+        before: AuditCursor | None = None,
+    ) -> AuditPage:
+        """Async twin of ``list_audit``."""
+        return await self._offload(
+            functools.partial(self.list_audit, workspace_id, limit=limit, before=before)
+        )
+
+    async def aadd_dashboard_user(
+        self: _Offloading,
+        user_id: str,
+        org_id: str,
+        password_hash: str,
+        permissions: Sequence[str],
+    ) -> DashboardUserRecord:
+        """Async twin of ``add_dashboard_user``."""
+        return await self._offload(
+            functools.partial(self.add_dashboard_user, user_id, org_id, password_hash, permissions)
+        )
+
+    async def afind_dashboard_user(
+        self: _Offloading, user_id: str, /
+    ) -> DashboardUserRecord | None:
+        """Async twin of ``find_dashboard_user``."""
+        return await self._offload(functools.partial(self.find_dashboard_user, user_id))

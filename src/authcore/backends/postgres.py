@@ -1,0 +1,358 @@
+"""PostgreSQL store for deployments with many API processes: psycopg 3 with a pool.
+
+Same schema, same migrations and the same operations as the SQLite store (all in
+:mod:`authcore.backends._sql`). Lookups are one parameterized single-row query on a unique
+index; psycopg prepares a statement server-side once a connection has run it a few times.
+Connections run in autocommit mode, so a lookup is one round trip; a mutation and its audit
+event run in one explicit transaction.
+
+Migrations run on open, in one transaction holding a transaction-level advisory lock keyed by
+the schema name, so processes starting together apply each migration exactly once.
+
+Every wait is bounded: ``timeout`` bounds waiting for a pooled connection and each statement
+(``statement_timeout``); ``connect_timeout`` bounds opening a connection. Any failure
+(server unreachable, connection killed, timeout) raises
+:class:`~authcore.errors.UnavailableError`; the pool drops dead connections and reconnects
+in the background, so calls succeed again once the server is back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+from typing import Any, Final, TypeVar
+
+import psycopg
+import psycopg.errors
+import psycopg_pool
+from psycopg import sql as pgsql
+
+from authcore.backends import _sql
+from authcore.errors import ConfigurationError, ConflictError, UnavailableError
+from authcore.tokens import DEFAULT_PORTAL_TOKEN_PREFIX, DEFAULT_ROOT_KEY_PREFIX, validate_prefix
+
+__all__ = ["AsyncPostgresStore", "PostgresStore"]
+
+_T = TypeVar("_T")
+_SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}", re.ASCII)
+_MAX_TIMEOUT: Final = 60.0
+
+
+def _unavailable(exc: psycopg.Error) -> UnavailableError:
+    # Only the class and SQLSTATE: server messages can quote values (a digest in a unique
+    # violation's DETAIL, for one), and no value may reach an error message.
+    state = getattr(exc, "sqlstate", None)
+    suffix = f" {state}" if state else ""
+    return UnavailableError(f"postgres: {type(exc).__name__}{suffix}")
+
+
+def _rows(cursor: psycopg.Cursor[Any]) -> _sql.Rows:
+    # Statements without a result (INSERT, UPDATE, DDL) have no description.
+    return [] if cursor.description is None else list(cursor.fetchall())
+
+
+class _Settings:
+    """Validated options shared by the sync and async stores."""
+
+    def __init__(
+        self,
+        *,
+        schema: str,
+        timeout: float,
+        connect_timeout: int,
+        min_size: int,
+        max_size: int,
+        root_key_prefix: str,
+        portal_token_prefix: str,
+    ) -> None:
+        if not isinstance(schema, str) or not _SCHEMA.fullmatch(schema):
+            raise ConfigurationError("schema must match [a-z_][a-z0-9_]{0,62}")
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+            raise ConfigurationError("timeout must be a number of seconds")
+        if not 0 < timeout <= _MAX_TIMEOUT:
+            raise ConfigurationError(f"timeout must be in (0, {_MAX_TIMEOUT}] seconds")
+        if not isinstance(connect_timeout, int) or not 1 <= connect_timeout <= 60:
+            raise ConfigurationError("connect_timeout must be an int in 1..60 seconds")
+        if not isinstance(min_size, int) or not isinstance(max_size, int):
+            raise ConfigurationError("pool sizes must be ints")
+        if not 0 <= min_size <= max_size or not 1 <= max_size <= 1000:
+            raise ConfigurationError("need 0 <= min_size <= max_size, 1 <= max_size <= 1000")
+        self.schema = schema
+        self.timeout = float(timeout)
+        self.min_size = min_size
+        self.max_size = max_size
+        self.root_key_prefix = validate_prefix(root_key_prefix)
+        self.portal_token_prefix = validate_prefix(portal_token_prefix)
+        # A per-schema advisory lock key, stable across processes and Python versions.
+        self.lock_key = int.from_bytes(
+            hashlib.sha256(f"authcore.migrate.{schema}".encode()).digest()[:8], "big", signed=True
+        )
+        self.connection_kwargs: dict[str, Any] = {
+            "autocommit": True,
+            "connect_timeout": connect_timeout,
+            # The schema name is validated above, so it needs no quoting here.
+            "options": (f"-c search_path={schema} -c statement_timeout={int(self.timeout * 1000)}"),
+        }
+
+    def migration_prelude(self) -> list[pgsql.Composable]:
+        return [
+            pgsql.SQL("SELECT pg_advisory_xact_lock({})").format(pgsql.Literal(self.lock_key)),
+            pgsql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(pgsql.Identifier(self.schema)),
+        ]
+
+
+def _is_connection_loss(exc: psycopg.Error) -> bool:
+    return isinstance(exc, psycopg.OperationalError) and not isinstance(
+        exc, psycopg_pool.PoolTimeout | psycopg.errors.QueryCanceled
+    )
+
+
+class PostgresStore(_sql.SQLStore):
+    """A :class:`~authcore.store.Store` on PostgreSQL (synchronous, pooled).
+
+    Raises:
+        ConfigurationError: a bad option, or a schema newer than this code.
+        UnavailableError: the server cannot be reached to migrate (with ``migrate=True``).
+    """
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        schema: str = "authcore",
+        timeout: float = 5.0,
+        connect_timeout: int = 5,
+        min_size: int = 1,
+        max_size: int = 10,
+        migrate: bool = True,
+        root_key_prefix: str = DEFAULT_ROOT_KEY_PREFIX,
+        portal_token_prefix: str = DEFAULT_PORTAL_TOKEN_PREFIX,
+    ) -> None:
+        self._settings = _Settings(
+            schema=schema,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            min_size=min_size,
+            max_size=max_size,
+            root_key_prefix=root_key_prefix,
+            portal_token_prefix=portal_token_prefix,
+        )
+        self._root_key_prefix = self._settings.root_key_prefix
+        self._portal_token_prefix = self._settings.portal_token_prefix
+        self._timeout = self._settings.timeout
+        self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = (
+            psycopg_pool.ConnectionPool(
+                conninfo,
+                kwargs=self._settings.connection_kwargs,
+                min_size=min_size,
+                max_size=max_size,
+                timeout=self._timeout,
+                open=False,
+                name=f"authcore-{schema}",
+            )
+        )
+        self._pool.open(wait=False)
+        if migrate:
+            try:
+                self.migrate()
+            except BaseException:
+                self._pool.close()
+                raise
+
+    def migrate(self) -> None:
+        """Create the schema if needed and apply pending migrations, under the advisory lock.
+
+        Raises:
+            ConfigurationError: the database schema is newer than this code.
+            UnavailableError: the server failed.
+        """
+        prelude = self._settings.migration_prelude()
+
+        def op() -> _sql.Op[int]:
+            for statement in prelude:
+                yield _sql.Statement(statement.as_string(None))
+            return (yield from _sql.migrate())
+
+        self._write(op())
+
+    def schema_version(self) -> int:
+        """Return the schema version recorded in the database.
+
+        Raises:
+            UnavailableError: the server failed.
+        """
+        rows = self._read("SELECT COALESCE(MAX(version), 0) FROM schema_version", ())
+        return int(rows[0][0])
+
+    def _failed(self, exc: psycopg.Error) -> UnavailableError:
+        if _is_connection_loss(exc):
+            # Other idle connections likely died with this one (server restart, terminated
+            # backends): test them now so the next call gets a live one.
+            with contextlib.suppress(psycopg.Error):
+                self._pool.check()
+        return _unavailable(exc)
+
+    def _read(self, sql: str, params: tuple[object, ...]) -> _sql.Rows:
+        try:
+            with self._pool.connection(timeout=self._timeout) as conn:
+                return _rows(conn.execute(_sql.POSTGRES.render(sql), params))
+        except psycopg.Error as exc:
+            raise self._failed(exc) from None
+
+    def _write(self, op: _sql.Op[_T]) -> _T:
+        try:
+            with self._pool.connection(timeout=self._timeout) as conn, conn.transaction():
+                return _sql.drive(op, lambda statement: self._execute(conn, statement))
+        except psycopg.Error as exc:
+            raise self._failed(exc) from None
+
+    @staticmethod
+    def _execute(conn: psycopg.Connection[Any], statement: _sql.Statement) -> _sql.Rows:
+        try:
+            return _rows(conn.execute(_sql.POSTGRES.render(statement.sql), statement.params))
+        except psycopg.errors.UniqueViolation:
+            if statement.conflict is None:
+                raise
+            raise ConflictError(statement.conflict) from None
+
+    def close(self) -> None:
+        """Close the pool and its connections."""
+        self._pool.close()
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"PostgresStore(schema={self._settings.schema!r})"
+
+
+class AsyncPostgresStore(_sql.AsyncSQLStore):
+    """An :class:`~authcore.store.AsyncStore` on PostgreSQL (asyncio, pooled).
+
+    Create it, then ``await store.open()`` (or ``async with AsyncPostgresStore(...)``): an
+    asyncio pool can only start inside a running loop.
+
+    Raises:
+        ConfigurationError: a bad option.
+    """
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        schema: str = "authcore",
+        timeout: float = 5.0,
+        connect_timeout: int = 5,
+        min_size: int = 1,
+        max_size: int = 10,
+        migrate: bool = True,
+        root_key_prefix: str = DEFAULT_ROOT_KEY_PREFIX,
+        portal_token_prefix: str = DEFAULT_PORTAL_TOKEN_PREFIX,
+    ) -> None:
+        self._settings = _Settings(
+            schema=schema,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            min_size=min_size,
+            max_size=max_size,
+            root_key_prefix=root_key_prefix,
+            portal_token_prefix=portal_token_prefix,
+        )
+        self._root_key_prefix = self._settings.root_key_prefix
+        self._portal_token_prefix = self._settings.portal_token_prefix
+        self._timeout = self._settings.timeout
+        self._migrate_on_open = migrate
+        self._pool: psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]] = (
+            psycopg_pool.AsyncConnectionPool(
+                conninfo,
+                kwargs=self._settings.connection_kwargs,
+                min_size=min_size,
+                max_size=max_size,
+                timeout=self._timeout,
+                open=False,
+                name=f"authcore-{schema}",
+            )
+        )
+
+    async def open(self) -> AsyncPostgresStore:
+        """Start the pool and (unless ``migrate=False``) apply pending migrations.
+
+        Raises:
+            ConfigurationError: the database schema is newer than this code.
+            UnavailableError: the server cannot be reached to migrate.
+        """
+        await self._pool.open(wait=False)
+        if self._migrate_on_open:
+            try:
+                await self.amigrate()
+            except BaseException:
+                await self._pool.close()
+                raise
+        return self
+
+    async def amigrate(self) -> None:
+        """Async twin of :meth:`PostgresStore.migrate`."""
+        prelude = self._settings.migration_prelude()
+
+        def op() -> _sql.Op[int]:
+            for statement in prelude:
+                yield _sql.Statement(statement.as_string(None))
+            return (yield from _sql.migrate())
+
+        await self._awrite(op())
+
+    async def aschema_version(self) -> int:
+        """Async twin of :meth:`PostgresStore.schema_version`."""
+        rows = await self._aread("SELECT COALESCE(MAX(version), 0) FROM schema_version", ())
+        return int(rows[0][0])
+
+    async def _failed(self, exc: psycopg.Error) -> UnavailableError:
+        if _is_connection_loss(exc):
+            with contextlib.suppress(psycopg.Error):
+                await self._pool.check()
+        return _unavailable(exc)
+
+    async def _aread(self, sql: str, params: tuple[object, ...]) -> _sql.Rows:
+        try:
+            async with self._pool.connection(timeout=self._timeout) as conn:
+                cursor = await conn.execute(_sql.POSTGRES.render(sql), params)
+                return [] if cursor.description is None else list(await cursor.fetchall())
+        except psycopg.Error as exc:
+            raise await self._failed(exc) from None
+
+    async def _awrite(self, op: _sql.Op[_T]) -> _T:
+        try:
+            async with (
+                self._pool.connection(timeout=self._timeout) as conn,
+                conn.transaction(),
+            ):
+                return await _sql.adrive(op, lambda statement: self._aexecute(conn, statement))
+        except psycopg.Error as exc:
+            raise await self._failed(exc) from None
+
+    @staticmethod
+    async def _aexecute(conn: psycopg.AsyncConnection[Any], statement: _sql.Statement) -> _sql.Rows:
+        try:
+            cursor = await conn.execute(_sql.POSTGRES.render(statement.sql), statement.params)
+            return [] if cursor.description is None else list(await cursor.fetchall())
+        except psycopg.errors.UniqueViolation:
+            if statement.conflict is None:
+                raise
+            raise ConflictError(statement.conflict) from None
+
+    async def aclose(self) -> None:
+        """Close the pool and its connections."""
+        await self._pool.close()
+
+    async def __aenter__(self) -> AsyncPostgresStore:
+        return await self.open()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"AsyncPostgresStore(schema={self._settings.schema!r})"

@@ -1,0 +1,480 @@
+"""Redis limiters and cache invalidation against the real Redis server (db 15).
+
+Each test uses its own key namespace (and pub/sub channel) and deletes its keys afterwards.
+"Redis stopped" is a loopback TCP relay in front of the real server that the test closes and
+reopens on the same port; "slow" is ``CLIENT PAUSE WRITE`` from a second connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from urllib.parse import urlsplit
+
+import pytest
+import redis
+import redis.asyncio
+
+from authcore.backends.cache import CachedStore
+from authcore.backends.redis import (
+    AsyncRedisInvalidator,
+    AsyncRedisRateLimiter,
+    RedisInvalidator,
+    RedisRateLimiter,
+)
+from authcore.errors import ConfigurationError, UnavailableError
+from authcore.ratelimit import RateLimitDecision, RateLimitPolicy, decide, rate_limit_key
+from authcore.store import OPERATOR_ACTOR
+from authcore.testing import MemoryStore
+from authcore.tokens import digest
+
+pytestmark = pytest.mark.redis
+
+# One slot per 864 s: no refill can happen while a test runs, so counts are exact.
+LIMIT = RateLimitPolicy(limit=100, period=86_400)
+NOW = 1_800_000_000.0
+
+
+@pytest.fixture
+def namespace(redis_url: str) -> Iterator[str]:
+    prefix = f"authcore:test:{uuid.uuid4().hex}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def admin(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def limiter(redis_url: str, namespace: str) -> Iterator[RedisRateLimiter]:
+    limiter = RedisRateLimiter.from_url(redis_url, namespace=namespace, timeout=2.0)
+    yield limiter
+    limiter.close()
+
+
+@pytest.fixture
+async def alimiter(redis_url: str, namespace: str) -> AsyncIterator[AsyncRedisRateLimiter]:
+    # A bounded pool: 1,000 tasks share 32 connections instead of opening 1,000 sockets.
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        redis_url, max_connections=32, timeout=10, socket_timeout=2.0, socket_connect_timeout=2.0
+    )
+    limiter = AsyncRedisRateLimiter(redis.asyncio.Redis(connection_pool=pool), namespace=namespace)
+    yield limiter
+    await limiter.aclose()
+    await pool.aclose()
+
+
+# --- a relay we can stop ---------------------------------------------------------------------
+
+
+class Relay:
+    """A loopback TCP relay to the real Redis that can be closed and reopened on its port."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = 0
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+
+    def start(self) -> None:
+        listener = socket.socket()
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(("127.0.0.1", self.port))
+            listener.listen(16)
+        except OSError:
+            listener.close()
+            raise
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def stop(self) -> None:
+        if self._listener is not None:
+            # shutdown() wakes the thread blocked in accept(); close() alone would not, and
+            # the port would keep accepting.
+            with _Quiet():
+                self._listener.shutdown(socket.SHUT_RDWR)
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            for sock in self._sockets:
+                with _Quiet():
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self._sockets.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target, timeout=5)
+            upstream.settimeout(None)
+            with self._lock:
+                self._sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+
+
+class _Quiet:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return True
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        with _Quiet():
+            sink.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.fixture
+def relay(redis_url: str) -> Iterator[Relay]:
+    parts = urlsplit(redis_url)
+    relay = Relay((parts.hostname or "127.0.0.1", parts.port or 6379))
+    relay.start()
+    yield relay
+    relay.stop()
+
+
+def _relayed(redis_url: str, relay: Relay) -> str:
+    parts = urlsplit(redis_url)
+    return parts._replace(netloc=f"127.0.0.1:{relay.port}").geturl()
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
+
+
+# --- exactness -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_admits_exactly_the_limit_under_32_threads(limiter: RedisRateLimiter, round_: int) -> None:
+    start = threading.Barrier(32)
+    decisions: list[RateLimitDecision] = []
+    lock = threading.Lock()
+
+    def attempt() -> None:
+        start.wait()
+        mine = [limiter.hit("ws_race", LIMIT) for _ in range(10)]
+        with lock:
+            decisions.extend(mine)
+
+    threads = [threading.Thread(target=attempt) for _ in range(32)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    allowed = [d for d in decisions if d.allowed]
+    assert len(decisions) == 320
+    assert len(allowed) == 100
+    assert sorted(d.remaining for d in allowed) == list(range(100))
+    limiter._client.delete(rate_limit_key("ws_race", limiter._namespace))
+
+
+async def test_admits_exactly_the_limit_under_1000_tasks(
+    alimiter: AsyncRedisRateLimiter,
+) -> None:
+    for round_ in range(2):
+        workspace = f"ws_tasks_{round_}"
+        decisions = await asyncio.gather(*(alimiter.ahit(workspace, LIMIT) for _ in range(1000)))
+        assert sum(d.allowed for d in decisions) == 100
+
+
+def _process_hits(url: str, namespace: str, start: object, attempts: int) -> int:
+    """Run in a spawned process: its own client, ``attempts`` hits after the barrier."""
+    limiter = RedisRateLimiter.from_url(url, namespace=namespace, timeout=5.0)
+    start.wait()  # type: ignore[attr-defined]  # a multiprocessing Barrier proxy
+    admitted = sum(limiter.hit("ws_shared", LIMIT).allowed for _ in range(attempts))
+    limiter.close()
+    return admitted
+
+
+def test_four_processes_share_one_limit_exactly(redis_url: str, namespace: str) -> None:
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager:
+        start = manager.Barrier(4)
+        with context.Pool(4) as pool:
+            counts = pool.starmap(
+                _process_hits, [(redis_url, namespace, start, 60) for _ in range(4)]
+            )
+    assert sum(counts) == 100
+
+
+def test_decisions_match_the_pure_algorithm_in_structure(limiter: RedisRateLimiter) -> None:
+    policy = RateLimitPolicy(limit=5, period=10)
+    tat: int | None = None
+    expected = []
+    now = 1_800_000_000_000_000
+    for _ in range(7):
+        decision, tat = decide(tat, now, policy)
+        expected.append(decision)
+    actual = [limiter.hit("ws_compare", policy) for _ in range(7)]
+    for want, got in zip(expected, actual, strict=True):
+        assert (got.allowed, got.limit, got.remaining) == (want.allowed, want.limit, want.remaining)
+        # The server clock moves a little between calls; the pure run's clock does not.
+        assert abs(got.reset - want.reset) <= 1
+        assert abs(got.retry_after - want.retry_after) <= 1
+    assert [d.allowed for d in actual] == [True] * 5 + [False] * 2
+    assert [d.remaining for d in actual[:5]] == [4, 3, 2, 1, 0]
+    assert all(d.retry_after >= 1 for d in actual[5:])
+
+
+def test_keyed_by_workspace_id_only(limiter: RedisRateLimiter, admin: redis.Redis) -> None:
+    limiter.hit("ws_key", RateLimitPolicy(limit=3, period=60))
+    assert admin.exists(rate_limit_key("ws_key", limiter._namespace)) == 1
+    limiter.hit("ws_key", RateLimitPolicy(limit=3, period=30))
+    third = limiter.hit("ws_key", RateLimitPolicy(limit=3, period=60))
+    assert third.remaining == 0  # a new policy kept the state: no fresh burst
+
+
+# --- faults ----------------------------------------------------------------------------------
+
+
+def test_redis_stopped_mid_test_is_unavailable_then_recovers(
+    redis_url: str, namespace: str, relay: Relay
+) -> None:
+    limiter = RedisRateLimiter.from_url(
+        _relayed(redis_url, relay), namespace=namespace, timeout=1.0
+    )
+    assert limiter.hit("ws_stop", LIMIT).allowed
+    relay.stop()
+    with pytest.raises(UnavailableError) as caught:
+        limiter.hit("ws_stop", LIMIT)
+    assert str(relay.port) not in str(caught.value)
+    relay.start()
+    assert limiter.hit("ws_stop", LIMIT).remaining == 98
+    limiter.close()
+
+
+async def test_async_redis_stopped_mid_test_is_unavailable_then_recovers(
+    redis_url: str, namespace: str, relay: Relay
+) -> None:
+    limiter = AsyncRedisRateLimiter.from_url(
+        _relayed(redis_url, relay), namespace=namespace, timeout=1.0
+    )
+    assert (await limiter.ahit("ws_stop", LIMIT)).allowed
+    relay.stop()
+    with pytest.raises(UnavailableError):
+        await limiter.ahit("ws_stop", LIMIT)
+    relay.start()
+    assert (await limiter.ahit("ws_stop", LIMIT)).remaining == 98
+    await limiter.aclose()
+
+
+@pytest.fixture
+def paused(admin: redis.Redis) -> Iterator[Callable[[], None]]:
+    def pause() -> None:
+        # WRITE pauses only commands that may write (the script), for at most 1.5 s; the
+        # finally below ends it as soon as the test is done.
+        admin.client_pause(1500, all=False)
+
+    try:
+        yield pause
+    finally:
+        admin.client_unpause()
+
+
+def test_a_stalled_server_beyond_the_timeout_is_unavailable_then_recovers(
+    redis_url: str, namespace: str, admin: redis.Redis, paused: Callable[[], None]
+) -> None:
+    limiter = RedisRateLimiter.from_url(redis_url, namespace=namespace, timeout=0.2)
+    assert limiter.hit("ws_slow", LIMIT).allowed  # loads the script
+    paused()
+    try:
+        with pytest.raises(UnavailableError):
+            limiter.hit("ws_slow", LIMIT)
+    finally:
+        admin.client_unpause()
+    assert limiter.hit("ws_slow", LIMIT).allowed
+    limiter.close()
+
+
+async def test_async_stalled_server_beyond_the_timeout_is_unavailable_then_recovers(
+    redis_url: str, namespace: str, admin: redis.Redis, paused: Callable[[], None]
+) -> None:
+    limiter = AsyncRedisRateLimiter.from_url(redis_url, namespace=namespace, timeout=0.2)
+    assert (await limiter.ahit("ws_slow", LIMIT)).allowed
+    paused()
+    try:
+        with pytest.raises(UnavailableError):
+            await limiter.ahit("ws_slow", LIMIT)
+    finally:
+        admin.client_unpause()
+    assert (await limiter.ahit("ws_slow", LIMIT)).allowed
+    await limiter.aclose()
+
+
+@pytest.mark.parametrize("plant", ["hash", "text", "huge"])
+def test_garbage_at_the_limiter_key_is_unavailable_then_recovers(
+    limiter: RedisRateLimiter, admin: redis.Redis, plant: str
+) -> None:
+    key = rate_limit_key("ws_garbage", limiter._namespace)
+    if plant == "hash":
+        admin.hset(key, "field", "value")  # WRONGTYPE inside the script
+    elif plant == "text":
+        admin.set(key, "not a number")
+    else:
+        admin.set(key, str(2**60))  # a TAT far beyond any real one: corrupt state
+    with pytest.raises(UnavailableError) as caught:
+        limiter.hit("ws_garbage", LIMIT)
+    assert "ws_garbage" not in str(caught.value)
+    admin.delete(key)
+    assert limiter.hit("ws_garbage", LIMIT).allowed
+
+
+async def test_async_garbage_at_the_limiter_key_is_unavailable(
+    alimiter: AsyncRedisRateLimiter, admin: redis.Redis
+) -> None:
+    key = rate_limit_key("ws_garbage", alimiter._namespace)
+    admin.hset(key, "field", "value")
+    with pytest.raises(UnavailableError):
+        await alimiter.ahit("ws_garbage", LIMIT)
+    admin.delete(key)
+    assert (await alimiter.ahit("ws_garbage", LIMIT)).allowed
+
+
+def test_the_script_is_reloaded_after_a_script_flush(
+    limiter: RedisRateLimiter, admin: redis.Redis
+) -> None:
+    assert limiter.hit("ws_flush", LIMIT).allowed
+    admin.script_flush()
+    assert limiter.hit("ws_flush", LIMIT).remaining == 98
+
+
+def test_a_client_with_unbounded_timeouts_is_refused(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)  # socket_timeout=None: could wait forever
+    with pytest.raises(ConfigurationError):
+        RedisRateLimiter(client)
+    client.close()
+
+
+def test_an_invalid_url_is_a_configuration_error_without_the_password() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        RedisRateLimiter.from_url("rediss+bogus://user:hunter2@127.0.0.1:1/0")
+    assert "hunter2" not in str(caught.value)
+
+
+# --- cross-process invalidation --------------------------------------------------------------
+
+
+def _seeded_caches() -> tuple[MemoryStore, CachedStore, CachedStore, str, bytes]:
+    # Two caches over one store stand for two API processes over one database.
+    store = MemoryStore()
+    first, second = CachedStore(store, ttl=3600), CachedStore(store, ttl=3600)
+    workspace = first.create_workspace("acme", now=NOW, actor=OPERATOR_ACTOR)
+    created = first.create_root_key(workspace.id, permissions=[], now=NOW, actor=OPERATOR_ACTOR)
+    assert created is not None
+    return store, first, second, created.record.id, digest(created.key.reveal())
+
+
+def test_revocation_reaches_another_cache_through_pub_sub(redis_url: str) -> None:
+    channel = f"authcore:test:{uuid.uuid4().hex}"
+    _, first, second, key_id, key_digest = _seeded_caches()
+    publisher = RedisInvalidator.from_url(redis_url, channel=channel, timeout=2.0)
+    subscriber = RedisInvalidator.from_url(redis_url, channel=channel, timeout=2.0)
+    publisher.attach(first)
+    subscriber.attach(second)
+    try:
+        assert subscriber.wait_ready(5.0)
+        cached = second.find_root_key(key_digest)
+        assert cached is not None
+        assert cached.revoked_at is None
+        first.revoke_root_key(key_id, now=NOW, actor=OPERATOR_ACTOR)
+
+        def revoked_in_second() -> bool:
+            record = second.find_root_key(key_digest)
+            return record is not None and record.revoked_at is not None
+
+        assert _wait_for(revoked_in_second)
+    finally:
+        publisher.close()
+        subscriber.close()
+
+
+async def test_async_revocation_reaches_another_cache_through_pub_sub(redis_url: str) -> None:
+    channel = f"authcore:test:{uuid.uuid4().hex}"
+    _, first, second, key_id, key_digest = _seeded_caches()
+    publisher = AsyncRedisInvalidator.from_url(redis_url, channel=channel, timeout=2.0)
+    subscriber = AsyncRedisInvalidator.from_url(redis_url, channel=channel, timeout=2.0)
+    await publisher.attach(first)
+    await subscriber.attach(second)
+    try:
+        async with asyncio.timeout(5.0):
+            await subscriber.wait_ready()
+        assert await second.afind_root_key(key_digest) is not None
+        await first.arevoke_root_key(key_id, now=NOW, actor=OPERATOR_ACTOR)
+        async with asyncio.timeout(5.0):
+            while True:
+                record = await second.afind_root_key(key_digest)
+                if record is not None and record.revoked_at is not None:
+                    break
+                await asyncio.sleep(0.01)
+    finally:
+        await publisher.aclose()
+        await subscriber.aclose()
+
+
+def test_a_resubscription_after_a_disconnect_clears_the_cache(redis_url: str, relay: Relay) -> None:
+    channel = f"authcore:test:{uuid.uuid4().hex}"
+    _, _, second, _, key_digest = _seeded_caches()
+    subscriber = RedisInvalidator.from_url(_relayed(redis_url, relay), channel=channel)
+    subscriber.attach(second)
+    try:
+        assert subscriber.wait_ready(5.0)
+        second.find_root_key(key_digest)
+        assert second.size == 1
+        relay.stop()  # messages published now would be lost
+        assert _wait_for(lambda: not subscriber.wait_ready(0))
+        relay.start()
+        assert subscriber.wait_ready(10.0)
+        assert second.size == 0
+    finally:
+        subscriber.close()
+
+
+def test_a_failed_publish_is_logged_not_raised(
+    caplog: pytest.LogCaptureFixture, relay: Relay, redis_url: str
+) -> None:
+    _, first, _, key_id, key_digest = _seeded_caches()
+    publisher = RedisInvalidator.from_url(_relayed(redis_url, relay), timeout=0.5)
+    first.publisher = publisher
+    relay.stop()
+    first.revoke_root_key(key_id, now=NOW, actor=OPERATOR_ACTOR)
+    record = first.find_root_key(key_digest)
+    assert record is not None
+    assert record.revoked_at is not None
+    assert "publish failed" in caplog.text
+    assert key_digest.hex() not in caplog.text
+    publisher.close()

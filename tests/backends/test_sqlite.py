@@ -1,0 +1,204 @@
+"""SQLite store: migrations, threads, faults (locked, corrupt, closed) and the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from authcore.backends._sql import MIGRATIONS
+from authcore.backends.sqlite import SQLiteStore
+from authcore.errors import ConfigurationError, UnavailableError
+from authcore.principal import principal_from_root_key
+from authcore.store import OPERATOR_ACTOR, AsyncStore, Store
+
+NOW = 1_800_000_000
+
+
+def test_sqlite_store_implements_both_protocols(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path / "a.db") as store:
+        sync: Store = store
+        asynchronous: AsyncStore = store
+        assert sync.find_workspace("ws_none") is None
+        assert asynchronous is not None
+
+
+def test_migrations_are_versioned_and_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    with SQLiteStore(path) as store:
+        assert store.schema_version() == len(MIGRATIONS)
+        ws = store.create_workspace("Acme", now=NOW, actor=OPERATOR_ACTOR)
+    for _ in range(2):
+        with SQLiteStore(path) as store:
+            assert store.schema_version() == len(MIGRATIONS)
+            assert store.find_workspace(ws.id) == ws
+    conn = sqlite3.connect(path)
+    versions = conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
+    mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    conn.close()
+    assert versions == [(v,) for v in range(1, len(MIGRATIONS) + 1)]
+    assert mode == "wal"
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    SQLiteStore(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO schema_version (version) VALUES (?)", (len(MIGRATIONS) + 1,))
+    conn.commit()
+    conn.close()
+    with pytest.raises(ConfigurationError):
+        SQLiteStore(path)
+
+
+def test_corrupt_file_is_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    path.write_bytes(b"this is not a database" * 500)
+    with pytest.raises(UnavailableError) as caught:
+        SQLiteStore(path)
+    assert caught.value.status == 503
+
+
+@pytest.mark.parametrize("timeout", [0, -1, 61, True])
+def test_timeout_is_bounded(tmp_path: Path, timeout: float) -> None:
+    with pytest.raises(ConfigurationError):
+        SQLiteStore(tmp_path / "a.db", timeout=timeout)
+
+
+def test_closed_store_is_unavailable(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "a.db")
+    store.close()
+    with pytest.raises(UnavailableError):
+        store.find_workspace("ws_x")
+    with pytest.raises(UnavailableError):
+        store.create_workspace("Acme", now=NOW, actor=OPERATOR_ACTOR)
+
+
+def test_sixteen_threads_read_and_write_at_once(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "a.db", timeout=10.0, readers=4)
+    ws = store.create_workspace("Acme", now=NOW, actor=OPERATOR_ACTOR)
+    seed = []
+    for _ in range(8):
+        new = store.create_root_key(ws.id, permissions=["keys.read"], now=NOW, actor=OPERATOR_ACTOR)
+        assert new is not None
+        seed.append(new)
+    errors: list[BaseException] = []
+    created: list[str] = []
+    start = threading.Barrier(16)
+
+    def work(n: int) -> None:
+        try:
+            start.wait()
+            for i in range(40):
+                key = seed[(n + i) % len(seed)]
+                record = store.find_root_key(key.record.digest)
+                principal_from_root_key(record, key.record.digest, NOW)
+                if i % 8 == n % 8:
+                    new = store.create_root_key(
+                        ws.id, permissions=[], now=NOW, actor=OPERATOR_ACTOR
+                    )
+                    assert new is not None
+                    created.append(new.record.id)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    store_keys = store.list_root_keys(ws.id)
+    audit = store.list_audit(ws.id, limit=500).events
+    store.close()
+    assert errors == []
+    assert len(created) == 16 * 5
+    assert len(store_keys) == 8 + len(created)
+    assert len(audit) == 1 + 8 + len(created)  # every write has its event
+
+
+def test_locked_database_is_unavailable_then_recovers(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    store = SQLiteStore(path, timeout=0.2)
+    ws = store.create_workspace("Acme", now=NOW, actor=OPERATOR_ACTOR)
+    key = store.create_root_key(ws.id, permissions=[], now=NOW, actor=OPERATOR_ACTOR)
+    assert key is not None
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(UnavailableError) as caught:
+            store.create_root_key(ws.id, permissions=[], now=NOW, actor=OPERATOR_ACTOR)
+        message = str(caught.value) + repr(caught.value)
+        assert "SQLITE_BUSY" in message
+        assert key.record.digest.hex() not in message
+        assert ws.id not in message
+        # WAL: readers are not blocked by a writer holding the lock.
+        assert store.find_root_key(key.record.digest) == key.record
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    again = store.create_root_key(ws.id, permissions=[], now=NOW, actor=OPERATOR_ACTOR)
+    assert again is not None
+    assert len(store.list_root_keys(ws.id)) == 2
+    store.close()
+
+
+def test_exclusive_locking_mode_makes_reads_unavailable_then_recover(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    store = SQLiteStore(path, timeout=0.2)
+    ws = store.create_workspace("Acme", now=NOW, actor=OPERATOR_ACTOR)
+    store.close()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("PRAGMA locking_mode = EXCLUSIVE")
+    other.execute("BEGIN EXCLUSIVE")
+    other.execute("COMMIT")  # keeps the file lock until the connection closes
+    try:
+        with pytest.raises(UnavailableError):
+            store = SQLiteStore(path, timeout=0.2)
+    finally:
+        other.close()
+    with SQLiteStore(path, timeout=0.2) as store:
+        assert store.find_workspace(ws.id) == ws
+
+
+async def test_async_calls_do_not_block_the_event_loop(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    store = SQLiteStore(path, timeout=0.5)
+    ws = await store.acreate_workspace("Acme", now=NOW, actor=OPERATOR_ACTOR)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    ticks = 0
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not done.is_set():
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    try:
+        with pytest.raises(UnavailableError):
+            await store.acreate_root_key(ws.id, permissions=[], now=NOW, actor=OPERATOR_ACTOR)
+    finally:
+        done.set()
+        await task
+        other.execute("ROLLBACK")
+        other.close()
+    # The loop kept running other tasks while the write waited on SQLite's lock.
+    assert ticks > 1
+    assert await store.afind_workspace(ws.id) == ws
+    await store.aclose()
+
+
+def test_file_is_private(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    SQLiteStore(path).close()
+    assert path.stat().st_mode & 0o077 == 0
+
+
+def test_memory_path_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError):
+        SQLiteStore(":memory:")

@@ -1,0 +1,560 @@
+"""One contract for every store: memory, SQLite and PostgreSQL, sync and async, alike."""
+
+from __future__ import annotations
+
+import pytest
+
+from authcore.audit import (
+    ACTION_KEY_CREATE,
+    ACTION_KEY_REVOKE,
+    ACTION_KEY_ROTATE,
+    ACTION_PORTAL_SESSION_CREATE,
+    ACTION_PORTAL_SESSION_REVOKE,
+    ACTION_WORKSPACE_CREATE,
+    ACTION_WORKSPACE_DISABLE,
+    ACTION_WORKSPACE_UPDATE,
+    OPERATOR,
+    audit_event,
+)
+from authcore.errors import (
+    ClientError,
+    ConflictError,
+    InvalidCredentialError,
+    InvalidPermissionError,
+    PermissionDeniedError,
+    UnavailableError,
+    WorkspaceDisabledError,
+)
+from authcore.passwords import hash_password, verify_password
+from authcore.permissions import PermissionSet
+from authcore.principal import (
+    Principal,
+    Source,
+    Subject,
+    check_workspace,
+    principal_from_portal_session,
+    principal_from_root_key,
+)
+from authcore.ratelimit import RateLimitPolicy
+from authcore.store import OPERATOR_ACTOR, Actor, AuditCursor, WorkspaceRecord
+from authcore.tokens import digest
+
+from .conftest import StoreUnderTest
+
+NOW = 1_800_000_000
+
+
+async def _workspace(
+    backend: StoreUnderTest, name: str = "Acme", **kwargs: object
+) -> WorkspaceRecord:
+    record: WorkspaceRecord = await backend.call(
+        "create_workspace", name, now=NOW, actor=OPERATOR_ACTOR, **kwargs
+    )
+    return record
+
+
+def _principal_of(workspace_id: str) -> Principal:
+    return Principal(
+        workspace_id=workspace_id,
+        subject=Subject("user", "user_1", "Ada"),
+        source=Source.JWT,
+        permissions=PermissionSet(["*"]),
+    )
+
+
+# --------------------------------------------------------------------------- workspaces
+
+
+async def test_created_workspace_is_found_by_id_and_org(backend: StoreUnderTest) -> None:
+    org = f"org_{id(backend)}_{NOW}"
+    ws = await _workspace(backend, org_id=org, rate_limit=RateLimitPolicy(100, 60))
+    assert await backend.call("find_workspace", ws.id) == ws
+    assert await backend.call("find_workspace_by_org", org) == ws
+    assert ws.rate_limit == RateLimitPolicy(100, 60)
+    assert not ws.disabled
+
+
+async def test_unknown_ids_give_none(backend: StoreUnderTest) -> None:
+    actor = OPERATOR_ACTOR
+    assert await backend.call("find_workspace", "ws_nope") is None
+    assert await backend.call("find_workspace_by_org", "org_nope") is None
+    assert await backend.call("find_root_key", digest("ak_nope")) is None
+    assert await backend.call("find_portal_session", digest("pt_nope")) is None
+    assert await backend.call("get_root_key", "key_nope") is None
+    assert await backend.call("disable_workspace", "ws_nope", now=NOW, actor=actor) is None
+    assert await backend.call("revoke_root_key", "key_nope", now=NOW, actor=actor) is None
+    assert (
+        await backend.call("rotate_root_key", "key_nope", grace_seconds=5, now=NOW, actor=actor)
+        is None
+    )
+    assert await backend.call("revoke_portal_session", "ps_nope", now=NOW, actor=actor) is None
+    assert (
+        await backend.call("create_root_key", "ws_nope", permissions=[], now=NOW, actor=actor)
+        is None
+    )
+    assert (
+        await backend.call(
+            "create_portal_session", "ws_nope", "u1", permissions=[], ttl=60, now=NOW, actor=actor
+        )
+        is None
+    )
+    assert await backend.call("find_dashboard_user", "nobody") is None
+
+
+async def test_disabled_workspace_is_refused_by_check_workspace(backend: StoreUnderTest) -> None:
+    ws = await _workspace(backend)
+    disabled = await backend.call("disable_workspace", ws.id, now=NOW + 1, actor=OPERATOR_ACTOR)
+    assert disabled.disabled
+    found = await backend.call("find_workspace", ws.id)
+    assert found.disabled
+    with pytest.raises(WorkspaceDisabledError):
+        check_workspace(found, ws.id)
+    page = await backend.call("list_audit", ws.id)
+    assert [event.action for event in page.events] == [
+        ACTION_WORKSPACE_DISABLE,
+        ACTION_WORKSPACE_CREATE,
+    ]
+
+
+async def test_rate_limit_is_set_and_cleared(backend: StoreUnderTest) -> None:
+    ws = await _workspace(backend)
+    policy = RateLimitPolicy(5, 1)
+    updated = await backend.call("set_rate_limit", ws.id, policy, now=NOW, actor=OPERATOR_ACTOR)
+    assert updated.rate_limit == policy
+    assert (await backend.call("find_workspace", ws.id)).rate_limit == policy
+    await backend.call("set_rate_limit", ws.id, None, now=NOW, actor=OPERATOR_ACTOR)
+    assert (await backend.call("find_workspace", ws.id)).rate_limit is None
+    events = (await backend.call("list_audit", ws.id)).events
+    assert [e.action for e in events[:2]] == [ACTION_WORKSPACE_UPDATE, ACTION_WORKSPACE_UPDATE]
+    assert events[1].context == {"rate_limit": "5/1"}
+
+
+async def test_org_link_is_unique(backend: StoreUnderTest) -> None:
+    org = f"org_{NOW}_{backend.kind}_{backend.is_async}_{id(backend)}"
+    first = await _workspace(backend, "First")
+    second = await _workspace(backend, "Second")
+    linked = await backend.call("link_org", first.id, org, now=NOW, actor=OPERATOR_ACTOR)
+    assert linked.org_id == org
+    assert (await backend.call("find_workspace_by_org", org)).id == first.id
+    with pytest.raises(ConflictError):
+        await backend.call("link_org", second.id, org, now=NOW, actor=OPERATOR_ACTOR)
+    with pytest.raises(ConflictError):
+        await _workspace(backend, "Third", org_id=org)
+    assert (await backend.call("find_workspace", second.id)).org_id is None
+    # Re-linking the same org to its own workspace is not a conflict.
+    await backend.call("link_org", first.id, org, now=NOW, actor=OPERATOR_ACTOR)
+
+
+@pytest.mark.parametrize("name", ["", "   ", "x" * 201, "a\nb"])
+async def test_bad_workspace_name_is_a_client_error(backend: StoreUnderTest, name: str) -> None:
+    with pytest.raises(ClientError):
+        await _workspace(backend, name)
+
+
+# --------------------------------------------------------------------------- root keys
+
+
+async def test_created_key_verifies_and_is_shown_once(backend: StoreUnderTest) -> None:
+    ws = await _workspace(backend)
+    new = await backend.call(
+        "create_root_key",
+        ws.id,
+        permissions=["keys.*", "keys.*"],
+        name="ci",
+        now=NOW,
+        actor=OPERATOR_ACTOR,
+    )
+    raw = new.key.reveal()
+    assert raw.startswith("ak_")
+    assert raw not in repr(new)
+    assert new.record.permissions == ("keys.*",)
+    found = await backend.call("find_root_key", digest(raw))
+    assert found == new.record
+    principal = principal_from_root_key(found, digest(raw), NOW)
+    assert principal.workspace_id == ws.id
+    assert principal.can("keys.read")
+    listed = await backend.call("list_root_keys", ws.id)
+    assert listed == [new.record]
+    assert await backend.call("get_root_key", new.record.id) == new.record
+
+
+async def test_invalid_grant_is_rejected_and_nothing_is_stored(backend: StoreUnderTest) -> None:
+    ws = await _workspace(backend)
+    for bad in (["keys.*x"], ["Keys.read"], "keys.read"):
+        with pytest.raises(InvalidPermissionError):
+            await backend.call(
+                "create_root_key", ws.id, permissions=bad, now=NOW, actor=OPERATOR_ACTOR
+            )
+    assert await backend.call("list_root_keys", ws.id) == []
+    assert [e.action for e in (await backend.call("list_audit", ws.id)).events] == [
+        ACTION_WORKSPACE_CREATE
+    ]
+
+
+async def test_expiry_boundaries(backend: StoreUnderTest) -> None:
+    ws = await _workspace(backend)
+    expires = NOW + 100
+    new = await backend.call(
+        "create_root_key", ws.id, permissions=[], expires_at=expires, now=NOW, actor=OPERATOR_ACTOR
+    )
+    record = await backend.call("find_root_key", new.record.digest)
+    assert record.expires_at == expires
+    principal_from_root_key(record, new.record.digest, expires - 1)
+    with pytest.raises(InvalidCredentialError):
+        principal_from_root_key(record, new.record.digest, expires)
+    with pytest.raises(InvalidCredentialError):
+        principal_from_root_key(record, new.record.digest, expires + 1)
+
+
+async def test_expiry_in_the_past_is_rejected(backend: StoreUnderTest) -> None:
+    ws = await _workspace(backend)
+    with pytest.raises(ClientError):
+        await backend.call(
+            "create_root_key",
+            ws.id,
+            permissions=[],
+            expires_at=NOW,
+            now=NOW,
+            actor=OPERATOR_ACTOR,
+        )
+
+
+async def test_revoked_key_is_rejected_and_first_revocation_stays(
+    backend: StoreUnderTest,
+) -> None:
+    ws = await _workspace(backend)
+    new = await backend.call(
+        "create_root_key", ws.id, permissions=[], now=NOW, actor=OPERATOR_ACTOR
+    )
+    revoked = await backend.call(
+        "revoke_root_key", new.record.id, now=NOW + 5, actor=OPERATOR_ACTOR
+    )
+    assert revoked.revoked_at == NOW + 5
+    record = await backend.call("find_root_key", new.record.digest)
+    with pytest.raises(InvalidCredentialError):
+        principal_from_root_key(record, new.record.digest, NOW + 6)
+    again = await backend.call("revoke_root_key", new.record.id, now=NOW + 9, actor=OPERATOR_ACTOR)
+    assert again.revoked_at == NOW + 5
+    actions = [e.action for e in (await backend.call("list_audit", ws.id)).events]
+    assert actions == [ACTION_KEY_REVOKE, ACTION_KEY_CREATE, ACTION_WORKSPACE_CREATE]
+
+
+async def test_rotation_keeps_old_key_for_the_grace_period(backend: StoreUnderTest) -> None:
+    ws = await _workspace(backend)
+    old = await backend.call(
+        "create_root_key",
+        ws.id,
+        permissions=["keys.read"],
+        name="deploy",
+        now=NOW,
+        actor=OPERATOR_ACTOR,
+    )
+    new = await backend.call(
+        "rotate_root_key", old.record.id, grace_seconds=60, now=NOW + 10, actor=OPERATOR_ACTOR
+    )
+    assert new.record.id != old.record.id
+    assert new.key != old.key
+    assert (new.record.workspace_id, new.record.permissions, new.record.name) == (
+        ws.id,
+        ("keys.read",),
+        "deploy",
+    )
+    old_record = await backend.call("find_root_key", old.record.digest)
+    assert old_record.expires_at == NOW + 70
+    principal_from_root_key(old_record, old.record.digest, NOW + 69)
+    with pytest.raises(InvalidCredentialError):
+        principal_from_root_key(old_record, old.record.digest, NOW + 70)
+    new_record = await backend.call("find_root_key", new.record.digest)
+    principal_from_root_key(new_record, new.record.digest, NOW + 10_000)
+    event = (await backend.call("list_audit", ws.id)).events[0]
+    assert event.action == ACTION_KEY_ROTATE
+    assert [t.id for t in event.targets] == [old.record.id, new.record.id]
+
+
+async def test_rotation_grace_never_extends_expiry(backend: StoreUnderTest) -> None:
+    ws = await _workspace(backend)
+    old = await backend.call(
+        "create_root_key",
+        ws.id,
+        permissions=[],
+        expires_at=NOW + 30,
+        now=NOW,
+        actor=OPERATOR_ACTOR,
+    )
+    new = await backend.call(
+        "rotate_root_key", old.record.id, grace_seconds=3600, now=NOW + 10, actor=OPERATOR_ACTOR
+    )
+    old_record = await backend.call("find_root_key", old.record.digest)
+    assert old_record.expires_at == NOW + 30
+    with pytest.raises(InvalidCredentialError):
+        principal_from_root_key(old_record, old.record.digest, NOW + 30)
+    # The successor keeps the original expiry too: rotation is no way to extend a key.
+    assert new.record.expires_at == NOW + 30
+
+
+async def test_rotation_with_zero_grace_ends_the_old_key_now(backend: StoreUnderTest) -> None:
+    ws = await _workspace(backend)
+    old = await backend.call(
+        "create_root_key", ws.id, permissions=[], now=NOW, actor=OPERATOR_ACTOR
+    )
+    await backend.call(
+        "rotate_root_key", old.record.id, grace_seconds=0, now=NOW + 1, actor=OPERATOR_ACTOR
+    )
+    record = await backend.call("find_root_key", old.record.digest)
+    with pytest.raises(InvalidCredentialError):
+        principal_from_root_key(record, old.record.digest, NOW + 1)
+
+
+async def test_revoked_or_expired_key_cannot_be_rotated(backend: StoreUnderTest) -> None:
+    ws = await _workspace(backend)
+    revoked = await backend.call(
+        "create_root_key", ws.id, permissions=[], now=NOW, actor=OPERATOR_ACTOR
+    )
+    await backend.call("revoke_root_key", revoked.record.id, now=NOW, actor=OPERATOR_ACTOR)
+    expiring = await backend.call(
+        "create_root_key",
+        ws.id,
+        permissions=[],
+        expires_at=NOW + 5,
+        now=NOW,
+        actor=OPERATOR_ACTOR,
+    )
+    for key_id, at in ((revoked.record.id, NOW + 1), (expiring.record.id, NOW + 5)):
+        assert (
+            await backend.call(
+                "rotate_root_key", key_id, grace_seconds=10, now=at, actor=OPERATOR_ACTOR
+            )
+            is None
+        )
+    assert len(await backend.call("list_root_keys", ws.id)) == 2
+
+
+@pytest.mark.parametrize("grace", [-1, 30 * 86_400 + 1, 1.5, True])
+async def test_bad_grace_is_a_client_error(backend: StoreUnderTest, grace: object) -> None:
+    ws = await _workspace(backend)
+    old = await backend.call(
+        "create_root_key", ws.id, permissions=[], now=NOW, actor=OPERATOR_ACTOR
+    )
+    with pytest.raises(ClientError):
+        await backend.call(
+            "rotate_root_key", old.record.id, grace_seconds=grace, now=NOW, actor=OPERATOR_ACTOR
+        )
+    assert (await backend.call("get_root_key", old.record.id)).expires_at is None
+
+
+# --------------------------------------------------------------------------- portal sessions
+
+
+async def test_portal_session_lifecycle(backend: StoreUnderTest) -> None:
+    ws = await _workspace(backend)
+    new = await backend.call(
+        "create_portal_session",
+        ws.id,
+        "end_user_7",
+        permissions=["billing.read"],
+        ttl=3600,
+        now=NOW,
+        actor=OPERATOR_ACTOR,
+    )
+    raw = new.token.reveal()
+    assert raw.startswith("pt_")
+    record = await backend.call("find_portal_session", digest(raw))
+    assert record == new.record
+    assert record.expires_at == NOW + 3600
+    principal = principal_from_portal_session(record, digest(raw), NOW + 3599)
+    assert principal.subject == Subject("portal_end_user", "end_user_7")
+    with pytest.raises(InvalidCredentialError):
+        principal_from_portal_session(record, digest(raw), NOW + 3600)
+    revoked = await backend.call(
+        "revoke_portal_session", new.record.id, now=NOW + 10, actor=OPERATOR_ACTOR
+    )
+    assert revoked.revoked_at == NOW + 10
+    record = await backend.call("find_portal_session", digest(raw))
+    with pytest.raises(InvalidCredentialError):
+        principal_from_portal_session(record, digest(raw), NOW + 11)
+    actions = [e.action for e in (await backend.call("list_audit", ws.id)).events]
+    assert actions[:2] == [ACTION_PORTAL_SESSION_REVOKE, ACTION_PORTAL_SESSION_CREATE]
+
+
+@pytest.mark.parametrize("ttl", [0, -5, 30 * 86_400 + 1])
+async def test_bad_portal_ttl_is_a_client_error(backend: StoreUnderTest, ttl: int) -> None:
+    ws = await _workspace(backend)
+    with pytest.raises(ClientError):
+        await backend.call(
+            "create_portal_session",
+            ws.id,
+            "u",
+            permissions=[],
+            ttl=ttl,
+            now=NOW,
+            actor=OPERATOR_ACTOR,
+        )
+
+
+# --------------------------------------------------------------------------- actors and audit
+
+
+async def test_principal_actor_is_recorded_with_request_id(backend: StoreUnderTest) -> None:
+    ws = await _workspace(backend)
+    actor = Actor(_principal_of(ws.id), request_id="req_42")
+    new = await backend.call("create_root_key", ws.id, permissions=[], now=NOW, actor=actor)
+    event = (await backend.call("list_audit", ws.id)).events[0]
+    assert event.actor == Subject("user", "user_1", "Ada")
+    assert event.request_id == "req_42"
+    assert event.source == "jwt"
+    assert [t.id for t in event.targets] == [new.record.id]
+    operator_event = (await backend.call("list_audit", ws.id)).events[1]
+    assert operator_event.actor == OPERATOR
+
+
+async def test_principal_of_another_workspace_changes_nothing(backend: StoreUnderTest) -> None:
+    ws = await _workspace(backend)
+    other = await _workspace(backend, "Other")
+    key = await backend.call(
+        "create_root_key", ws.id, permissions=[], now=NOW, actor=OPERATOR_ACTOR
+    )
+    intruder = Actor(_principal_of(other.id))
+    with pytest.raises(PermissionDeniedError):
+        await backend.call("create_root_key", ws.id, permissions=[], now=NOW, actor=intruder)
+    with pytest.raises(PermissionDeniedError):
+        await backend.call("revoke_root_key", key.record.id, now=NOW, actor=intruder)
+    with pytest.raises(PermissionDeniedError):
+        await backend.call("disable_workspace", ws.id, now=NOW, actor=intruder)
+    assert (await backend.call("get_root_key", key.record.id)).revoked_at is None
+    assert not (await backend.call("find_workspace", ws.id)).disabled
+    assert len(await backend.call("list_root_keys", ws.id)) == 1
+
+
+async def test_audit_is_newest_first_and_pages_without_gaps(backend: StoreUnderTest) -> None:
+    ws = await _workspace(backend)
+    expected = []
+    for i in range(7):
+        # Two events per second, so paging must break ties within one second.
+        event = audit_event(
+            None,
+            "thing.happen",
+            [],
+            now=NOW + 10 + i // 2,
+            workspace_id=ws.id,
+            context={"i": str(i)},
+        )
+        await backend.call("append_audit", event)
+        expected.append(event)
+    expected.reverse()
+    seen = []
+    cursor = None
+    pages = 0
+    while True:
+        page = await backend.call("list_audit", ws.id, limit=3, before=cursor)
+        seen.extend(page.events)
+        pages += 1
+        if page.next_cursor is None:
+            break
+        cursor = AuditCursor.parse(str(page.next_cursor))
+    assert seen[:7] == expected
+    assert [e.action for e in seen[7:]] == [ACTION_WORKSPACE_CREATE]
+    assert pages == 3
+
+
+async def test_audit_is_per_workspace(backend: StoreUnderTest) -> None:
+    first = await _workspace(backend, "A")
+    second = await _workspace(backend, "B")
+    page = await backend.call("list_audit", first.id)
+    assert all(event.workspace_id == first.id for event in page.events)
+    assert [t.id for t in page.events[0].targets] == [first.id]
+    assert (await backend.call("list_audit", second.id)).events[0].targets[0].id == second.id
+
+
+@pytest.mark.parametrize("limit", [0, 501, -1])
+async def test_bad_audit_limit_is_a_client_error(backend: StoreUnderTest, limit: int) -> None:
+    with pytest.raises(ClientError):
+        await backend.call("list_audit", "ws_x", limit=limit)
+
+
+def test_audit_cursor_text_round_trips_and_rejects_junk() -> None:
+    cursor = AuditCursor(NOW, 42)
+    assert AuditCursor.parse(str(cursor)) == cursor
+    for junk in ("", "1", "a.b", "1.2.3", "-1.2", "1." + "9" * 40):
+        with pytest.raises(ClientError):
+            AuditCursor.parse(junk)
+
+
+async def test_mutation_and_audit_commit_together(backend: StoreUnderTest) -> None:
+    if backend.break_audit is None:
+        pytest.skip("the memory store has no transactions to break")
+    ws = await _workspace(backend)
+    kept = await backend.call(
+        "create_root_key", ws.id, permissions=[], now=NOW, actor=OPERATOR_ACTOR
+    )
+    with backend.break_audit():
+        with pytest.raises(UnavailableError) as caught:
+            await backend.call(
+                "create_root_key", ws.id, permissions=[], now=NOW, actor=OPERATOR_ACTOR
+            )
+        assert "audit is down" not in str(caught.value)
+        with pytest.raises(UnavailableError):
+            await backend.call("revoke_root_key", kept.record.id, now=NOW, actor=OPERATOR_ACTOR)
+        with pytest.raises(UnavailableError):
+            await backend.call(
+                "rotate_root_key",
+                kept.record.id,
+                grace_seconds=1,
+                now=NOW,
+                actor=OPERATOR_ACTOR,
+            )
+        with pytest.raises(UnavailableError):
+            await _workspace(backend, "Never")
+    assert await backend.call("list_root_keys", ws.id) == [kept.record]
+    assert (await backend.call("get_root_key", kept.record.id)).revoked_at is None
+    # And with the audit table working again, the same calls succeed.
+    revoked = await backend.call("revoke_root_key", kept.record.id, now=NOW, actor=OPERATOR_ACTOR)
+    assert revoked.revoked_at == NOW
+
+
+# --------------------------------------------------------------------------- storage hygiene
+
+
+async def test_no_raw_secret_is_stored(backend: StoreUnderTest) -> None:
+    ws = await _workspace(backend)
+    key = await backend.call(
+        "create_root_key", ws.id, permissions=[], now=NOW, actor=OPERATOR_ACTOR
+    )
+    rotated = await backend.call(
+        "rotate_root_key", key.record.id, grace_seconds=5, now=NOW, actor=OPERATOR_ACTOR
+    )
+    session = await backend.call(
+        "create_portal_session", ws.id, "u", permissions=[], ttl=60, now=NOW, actor=OPERATOR_ACTOR
+    )
+    stored = backend.dump()
+    assert stored  # the dump really holds the data ...
+    assert ws.id.encode() in stored
+    for secret in (key.key, rotated.key, session.token):
+        raw = secret.reveal()
+        assert raw.encode() not in stored  # ... but never a raw key or token
+        assert raw[len("ak_") :].encode() not in stored
+
+
+async def test_dashboard_users(backend: StoreUnderTest) -> None:
+    user_id = f"user_{backend.kind}_{backend.is_async}_{id(backend)}"
+    hashed = hash_password("correct horse")
+    user = await backend.call("add_dashboard_user", user_id, "org_1", hashed, ["keys.read"])
+    found = await backend.call("find_dashboard_user", user_id)
+    assert found == user
+    assert hashed not in repr(found)
+    assert verify_password("correct horse", found.password_hash)
+    assert not verify_password("wrong horse", found.password_hash)
+    with pytest.raises(ConflictError):
+        await backend.call("add_dashboard_user", user_id, "org_2", hashed, [])
+    with pytest.raises(InvalidPermissionError):
+        await backend.call("add_dashboard_user", user_id + "x", "org_1", hashed, ["a.*b"])
+
+
+def test_memory_store_implements_both_protocols() -> None:
+    from authcore.backends.memory import MemoryStore
+    from authcore.store import AsyncStore, Store
+
+    store = MemoryStore()
+    sync: Store = store
+    asynchronous: AsyncStore = store
+    assert sync.find_workspace("ws_none") is None
+    assert asynchronous is not None
