@@ -250,8 +250,10 @@ def test_extraction_returns_credential_none_or_our_error(
             outcome = extract_credential(values, cookie, policy)
         except AuthcoreError as exc:
             outcome = exc
-        assert outcome is None or isinstance(outcome, Credential) or (
-            isinstance(outcome, AuthcoreError) and 400 <= outcome.status < 500
+        assert (
+            outcome is None
+            or isinstance(outcome, Credential)
+            or (isinstance(outcome, AuthcoreError) and 400 <= outcome.status < 500)
         )
 
 

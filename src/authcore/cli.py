@@ -1,0 +1,683 @@
+"""The ``authcore`` command line: operate a store, mint and check JWTs, run the example servers.
+
+Exit codes: 0 success; 1 a runtime failure (database unreachable, unknown id, conflict, unsafe
+rotation step); 2 bad input (arguments, database URL, configuration file). Every failure is
+one line on stderr, ``authcore: error: ...``, never a traceback (set ``AUTHCORE_DEBUG=1`` to
+get the traceback of an unexpected error). With ``--json`` a command prints exactly one JSON
+object on stdout. Secrets (a new key, a portal token, a minted JWT, the demo's generated
+password) are printed only by the commands whose purpose is to show them, and only once.
+
+Without ``--config`` (or ``AUTHCORE_CONFIG``) the JWT commands and the servers use a development
+keyring kept in ``authcore-dev-secrets.toml`` next to the SQLite database (created on first use,
+mode 0600), and say so on stderr. Production deployments pass a config file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets as _random
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, NoReturn
+from urllib.parse import urlsplit
+
+from authcore.config import Config, load_config, render_dev_config
+from authcore.errors import (
+    AuthcoreError,
+    ConfigurationError,
+    InvalidPermissionError,
+    UnavailableError,
+)
+from authcore.keyring import check_rotation
+from authcore.passwords import hash_password
+from authcore.permissions import PermissionSet
+from authcore.ratelimit import RateLimitPolicy
+from authcore.store import OPERATOR_ACTOR, Store
+from authcore.tokens import Secret
+
+if TYPE_CHECKING:
+    from authcore.store import RootKeyRecord
+
+__all__ = ["DEFAULT_DB", "DEV_SECRETS_FILE", "CommandError", "UsageError", "main", "open_store"]
+
+DEFAULT_DB: Final = "sqlite:///./authcore.db"
+DEV_SECRETS_FILE: Final = "authcore-dev-secrets.toml"
+_DEV_KID: Final = "dev-1"
+_PROG: Final = "authcore"
+_MAX_PASSWORD_BYTES: Final = 1024
+
+
+class CommandError(Exception):
+    """A runtime failure (exit 1); the message is the one line shown to the operator."""
+
+    exit_code = 1
+
+
+class UsageError(CommandError):
+    """Bad input: arguments, database URL, configuration (exit 2)."""
+
+    exit_code = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and an exception instead of a process exit."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+# --- output -----------------------------------------------------------------------------
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _note(text: str) -> None:
+    sys.stderr.write(f"{_PROG}: {text}\n")
+
+
+def _emit(args: argparse.Namespace, payload: Mapping[str, Any], lines: Sequence[str]) -> None:
+    if args.json:
+        _write(json.dumps(payload, sort_keys=True))
+    else:
+        for line in lines:
+            _write(line)
+
+
+# --- database and configuration -----------------------------------------------------------
+
+
+def _redacted(url: str) -> str:
+    """Return ``url`` without a password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def sqlite_path(url: str) -> str | None:
+    """Return the file path of an ``sqlite:///PATH`` URL, None for another scheme.
+
+    Raises:
+        UsageError: an ``sqlite:`` URL without a path.
+    """
+    if not url.startswith("sqlite:"):
+        return None
+    if not url.startswith("sqlite:///") or len(url) == len("sqlite:///"):
+        raise UsageError(
+            f"--db: {url!r} is not sqlite:///PATH (relative) or sqlite:////PATH (absolute)"
+        )
+    return url[len("sqlite:///") :]
+
+
+def open_store(url: str) -> Store:
+    """Open (and migrate) the store at ``url``: ``sqlite:///PATH`` or ``postgresql://...``.
+
+    Raises:
+        UsageError: the URL is not one of the supported forms.
+        CommandError: the database cannot be opened or reached.
+    """
+    path = sqlite_path(url)
+    try:
+        if path is not None:
+            # Imported on use: each backend pulls in its own driver.
+            from authcore.backends.sqlite import SQLiteStore  # noqa: PLC0415 - see above
+
+            return SQLiteStore(path)
+        if url.startswith(("postgresql://", "postgres://")):
+            from authcore.backends.postgres import PostgresStore  # noqa: PLC0415 - optional extra
+
+            return PostgresStore(url)
+    except UnavailableError as exc:
+        raise CommandError(
+            f"database {_redacted(url)} is unavailable ({exc.detail or 'no detail'})"
+        ) from None
+    except ImportError as exc:
+        raise CommandError(
+            f"the backend for {_redacted(url)} is not installed ({exc.name})"
+        ) from None
+    scheme = url.partition(":")[0] if ":" in url else url
+    raise UsageError(
+        f"--db: unsupported database URL scheme {scheme!r} "
+        "(use sqlite:///PATH or postgresql://USER@HOST/DB)"
+    )
+
+
+@contextlib.contextmanager
+def _store(args: argparse.Namespace) -> Iterator[Store]:
+    store = open_store(args.db)
+    try:
+        yield store
+    finally:
+        close = getattr(store, "close", None)
+        if callable(close):
+            close()
+
+
+def _dev_secrets_path(db_url: str) -> str:
+    path = sqlite_path(db_url)
+    directory = os.path.dirname(os.path.abspath(path)) if path is not None else os.getcwd()
+    return os.path.join(directory, DEV_SECRETS_FILE)
+
+
+def _load_dev_config(db_url: str, environ: Mapping[str, str]) -> Config:
+    """Read the development secrets next to the database, creating them on first use."""
+    path = _dev_secrets_path(db_url)
+    try:
+        # O_EXCL: never overwrite a file someone else created; 0600: only this user reads it.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        _note(f"no --config given: using the development JWT secrets in {path}")
+    except OSError as exc:
+        raise CommandError(f"cannot create {path}: {exc.strerror}") from None
+    else:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(render_dev_config(_DEV_KID, Secret(_random.token_urlsafe(48))))
+        _note(f"no --config given: created development JWT secrets in {path} (do not deploy)")
+    return load_config(path, environ=environ)
+
+
+def _config(args: argparse.Namespace) -> Config:
+    if args.config:
+        return load_config(args.config, environ=os.environ)
+    return _load_dev_config(args.db, os.environ)
+
+
+# --- argument types ---------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port")
+    return value
+
+
+def _rate_limit(text: str) -> RateLimitPolicy:
+    try:
+        return RateLimitPolicy.parse(text)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(exc.detail or "invalid rate limit") from None
+
+
+def _identifier(text: str) -> str:
+    # Ids and names go into a database and into JSON; keep them printable and bounded.
+    if not text or len(text) > 256 or not text.isprintable():
+        raise argparse.ArgumentTypeError("must be 1-256 printable characters")
+    return text
+
+
+def _grants(values: Sequence[str] | None) -> list[str]:
+    grants = list(values or [])
+    try:
+        PermissionSet(grants)
+    except InvalidPermissionError as exc:
+        raise UsageError(f"--permission: {exc.detail}") from None
+    return grants
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+def _now() -> float:
+    return time.time()
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    with _store(args):
+        pass
+    _emit(args, {"db": _redacted(args.db)}, [f"initialized {_redacted(args.db)}"])
+    return 0
+
+
+def cmd_workspace_create(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        record = store.create_workspace(
+            args.name, org_id=args.org, rate_limit=args.rate_limit, now=_now(), actor=OPERATOR_ACTOR
+        )
+    _emit(args, {"workspace_id": record.id}, [record.id])
+    return 0
+
+
+def cmd_workspace_disable(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        record = store.disable_workspace(args.workspace_id, now=_now(), actor=OPERATOR_ACTOR)
+    if record is None:
+        raise CommandError(f"workspace {args.workspace_id!r} not found")
+    _emit(args, {"workspace_id": record.id, "disabled": True}, [f"disabled {record.id}"])
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    grants = _grants(args.permission)
+    now = _now()
+    expires_at = None if args.expires_in is None else int(now) + args.expires_in
+    with _store(args) as store:
+        created = store.create_root_key(
+            args.workspace,
+            permissions=grants,
+            name=args.name,
+            expires_at=expires_at,
+            now=now,
+            actor=OPERATOR_ACTOR,
+        )
+    if created is None:
+        raise CommandError(f"workspace {args.workspace!r} not found")
+    key = created.key.reveal()
+    _emit(
+        args,
+        {"key_id": created.record.id, "key": key},
+        [
+            f"key_id: {created.record.id}",
+            f"key:    {key}",
+            "The key is shown once; only its digest is stored.",
+        ],
+    )
+    return 0
+
+
+def _key_summary(record: RootKeyRecord) -> dict[str, Any]:
+    # No digest, no key: the start is the public display prefix.
+    return {
+        "key_id": record.id,
+        "workspace_id": record.workspace_id,
+        "name": record.name,
+        "start": record.start,
+        "permissions": list(record.permissions),
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+        "revoked_at": record.revoked_at,
+    }
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        if store.find_workspace(args.workspace) is None:
+            raise CommandError(f"workspace {args.workspace!r} not found")
+        records = store.list_root_keys(args.workspace)
+    keys = [_key_summary(record) for record in records]
+    lines = [
+        f"{k['key_id']}  {k['start']}...  {k['name'] or '-'}  "
+        f"{','.join(k['permissions']) or '-'}  {'revoked' if k['revoked_at'] else 'active'}"
+        for k in keys
+    ]
+    _emit(args, {"keys": keys}, lines or ["(no keys)"])
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        record = store.revoke_root_key(args.key_id, now=_now(), actor=OPERATOR_ACTOR)
+    if record is None:
+        raise CommandError(f"key {args.key_id!r} not found")
+    _emit(args, {"key_id": record.id, "revoked": True}, [f"revoked {record.id}"])
+    return 0
+
+
+def cmd_portal_create_session(args: argparse.Namespace) -> int:
+    grants = _grants(args.permission)
+    with _store(args) as store:
+        created = store.create_portal_session(
+            args.workspace,
+            args.end_user,
+            permissions=grants,
+            ttl=args.ttl,
+            now=_now(),
+            actor=OPERATOR_ACTOR,
+        )
+    if created is None:
+        raise CommandError(f"workspace {args.workspace!r} not found")
+    token = created.token.reveal()
+    _emit(
+        args,
+        {"session_id": created.record.id, "token": token},
+        [f"session_id: {created.record.id}", f"token:      {token}"],
+    )
+    return 0
+
+
+def _read_password(stream: Any) -> str:
+    raw = stream.readline(_MAX_PASSWORD_BYTES + 2)
+    password = raw.rstrip("\r\n") if isinstance(raw, str) else ""
+    if not password:
+        raise UsageError("--password-stdin: no password on standard input")
+    if len(password) > _MAX_PASSWORD_BYTES:
+        raise UsageError(f"--password-stdin: longer than {_MAX_PASSWORD_BYTES} characters")
+    return password
+
+
+def cmd_dashboard_user_add(args: argparse.Namespace) -> int:
+    if not args.password_stdin:
+        raise UsageError(
+            "dashboard-user add: pass the password on standard input with --password-stdin"
+        )
+    grants = _grants(args.permission)
+    password = _read_password(sys.stdin)
+    with _store(args) as store:
+        user = store.add_dashboard_user(args.user_id, args.org, hash_password(password), grants)
+    _emit(args, {"user_id": user.user_id, "org_id": user.org_id}, [f"added {user.user_id}"])
+    return 0
+
+
+def cmd_jwt_mint(args: argparse.Namespace) -> int:
+    grants = _grants(args.permission)
+    jwt = _config(args).jwt
+    keyring = jwt.signing_keyring()
+    now = int(_now())
+    ttl = jwt.settings.max_lifetime if args.ttl is None else args.ttl
+    if ttl > jwt.settings.max_lifetime:
+        raise UsageError(f"--ttl: at most jwt.max_lifetime ({jwt.settings.max_lifetime} s)")
+    token = keyring.mint(
+        subject=args.subject, workspace_id=args.workspace, permissions=grants, now=now, ttl=ttl
+    ).reveal()
+    _emit(
+        args,
+        {"token": token, "kid": keyring.signing_kid, "expires_at": now + ttl},
+        [token],
+    )
+    return 0
+
+
+def cmd_jwt_check_rotation(args: argparse.Namespace) -> int:
+    jwt = _config(args).jwt
+    signing_kid = args.signing_kid or jwt.signing_kid
+    if signing_kid is None:
+        if len(jwt.kids) != 1:
+            raise UsageError("jwt check-rotation: give --signing-kid or set jwt.signing_kid")
+        signing_kid = jwt.kids[0]
+    result = check_rotation(
+        jwt.kids,
+        signing_kid,
+        switched_at=args.switched_at,
+        removing=args.remove or (),
+        now=int(_now()),
+        settings=jwt.settings,
+    )
+    lines = [
+        f"API verifies with: {', '.join(jwt.kids)} (in this order)",
+        f"signer uses:       {signing_kid}",
+    ]
+    if args.remove:
+        lines.append(f"removing:          {', '.join(args.remove)}")
+    if result.safe:
+        lines.append("SAFE: no valid token is rejected by this step")
+    else:
+        lines.append("UNSAFE:")
+        lines.extend(f"  - {problem}" for problem in result.problems)
+    _emit(
+        args,
+        {
+            "safe": result.safe,
+            "problems": list(result.problems),
+            "api_kids": list(jwt.kids),
+            "signing_kid": signing_kid,
+        },
+        lines,
+    )
+    return 0 if result.safe else 1
+
+
+def cmd_audit_list(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        if store.find_workspace(args.workspace) is None:
+            raise CommandError(f"workspace {args.workspace!r} not found")
+        page = store.list_audit(args.workspace, limit=args.limit)
+    events = [event.to_dict() for event in page.events]
+    lines = [
+        f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(e['time']))}  {e['action']:<24} "
+        f"{e['actor']['type']}:{e['actor']['id']}  "
+        + " ".join(f"{t['type']}:{t['id']}" for t in e["targets"])
+        for e in events
+    ]
+    _emit(args, {"events": events}, lines or ["(no events)"])
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    # The servers import Starlette and uvicorn: only the commands that run them pay for that.
+    from authcore.demo.runner import run_servers  # noqa: PLC0415 - see above
+
+    config = _config(args)
+    with _store(args) as store:
+        run_servers(
+            store,
+            config,
+            api=(args.host, args.port),
+            dashboard=None,
+            api_url=None,
+            on_ready=lambda: _note(f"example API on http://{args.host}:{args.port} (Ctrl-C stops)"),
+        )
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    # The servers import Starlette and uvicorn: only the commands that run them pay for that.
+    from authcore.demo.runner import run_servers  # noqa: PLC0415 - see above
+
+    config = _config(args)
+    with _store(args) as store:
+        run_servers(
+            store,
+            config,
+            api=None,
+            dashboard=(args.host, args.port),
+            api_url=args.api_url,
+            on_ready=lambda: _note(
+                f"dashboard on http://{args.host}:{args.port}, proxying to {args.api_url}"
+            ),
+        )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from authcore.demo.runner import prepare_demo, run_servers  # noqa: PLC0415 - as in serve
+
+    config = _config(args)
+    api_url = f"http://{args.host}:{args.api_port}"
+    with _store(args) as store:
+        setup = prepare_demo(store, now=_now())
+        banner = setup.banner(api_url, f"http://{args.host}:{args.dashboard_port}")
+
+        def announce() -> None:
+            sys.stdout.write(banner)
+            sys.stdout.flush()
+
+        run_servers(
+            store,
+            config,
+            api=(args.host, args.api_port),
+            dashboard=(args.host, args.dashboard_port),
+            api_url=api_url,
+            on_ready=announce,
+        )
+    return 0
+
+
+# --- the parser -------------------------------------------------------------------------------
+
+_Handler = Callable[[argparse.Namespace], int]
+
+
+def _env_default(name: str, default: str | None) -> str | None:
+    value = os.environ.get(name)
+    return value if value else default
+
+
+_Subcommands = argparse._SubParsersAction  # argparse's own (private) type for add_subparsers()
+
+
+class _Builder:
+    """Adds commands and groups of commands, each with ``--json``, to the top-level parser."""
+
+    def __init__(self, parser: _Parser) -> None:
+        self.json_flag = _Parser(add_help=False)
+        self.json_flag.add_argument("--json", action="store_true", help="print one JSON object")
+        self.root: _Subcommands[_Parser] = parser.add_subparsers(
+            dest="command", metavar="COMMAND", required=True
+        )
+
+    def command(
+        self, group: _Subcommands[_Parser], name: str, handler: _Handler, help_text: str
+    ) -> _Parser:
+        sub = group.add_parser(
+            name, help=help_text, description=help_text, parents=[self.json_flag]
+        )
+        sub.set_defaults(handler=handler)
+        return sub
+
+    def group(self, name: str, help_text: str) -> _Subcommands[_Parser]:
+        sub = self.root.add_parser(name, help=help_text, description=help_text)
+        return sub.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+
+
+def _add_store_commands(b: _Builder) -> None:
+    b.command(b.root, "init", cmd_init, "create the database schema (idempotent)")
+
+    workspace = b.group("workspace", "create and disable workspaces")
+    sub = b.command(workspace, "create", cmd_workspace_create, "create a workspace")
+    sub.add_argument("--name", required=True, type=_identifier)
+    sub.add_argument("--org", metavar="ORG_ID", type=_identifier, help="link an organization")
+    sub.add_argument("--rate-limit", type=_rate_limit, metavar="N/SECONDS")
+    sub = b.command(workspace, "disable", cmd_workspace_disable, "disable a workspace")
+    sub.add_argument("workspace_id", type=_identifier)
+
+    keys = b.group("keys", "create, list and revoke root keys")
+    sub = b.command(keys, "create", cmd_keys_create, "create a root key (printed once)")
+    sub.add_argument("--workspace", required=True, metavar="WORKSPACE_ID", type=_identifier)
+    sub.add_argument("--permission", action="append", metavar="P", required=True)
+    sub.add_argument("--name", type=_identifier)
+    sub.add_argument("--expires-in", type=_positive_int, metavar="SECONDS")
+    sub = b.command(keys, "list", cmd_keys_list, "list a workspace's keys (never the secrets)")
+    sub.add_argument("--workspace", required=True, metavar="WORKSPACE_ID", type=_identifier)
+    sub = b.command(keys, "revoke", cmd_keys_revoke, "revoke a root key")
+    sub.add_argument("key_id", type=_identifier)
+
+    portal = b.group("portal", "customer-portal sessions")
+    sub = b.command(portal, "create-session", cmd_portal_create_session, "create a portal session")
+    sub.add_argument("--workspace", required=True, metavar="WORKSPACE_ID", type=_identifier)
+    sub.add_argument("--end-user", required=True, metavar="ID", type=_identifier)
+    sub.add_argument("--permission", action="append", metavar="P", required=True)
+    sub.add_argument("--ttl", type=_positive_int, default=3600, metavar="SECONDS")
+
+    users = b.group("dashboard-user", "dashboard users")
+    sub = b.command(users, "add", cmd_dashboard_user_add, "add a dashboard user")
+    sub.add_argument("--user-id", required=True, type=_identifier)
+    sub.add_argument("--org", required=True, metavar="ORG_ID", type=_identifier)
+    sub.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    sub.add_argument("--permission", action="append", metavar="P", required=True)
+
+
+def _add_jwt_and_audit_commands(b: _Builder) -> None:
+    jwt = b.group("jwt", "mint JWTs and check signing-secret rotation")
+    sub = b.command(jwt, "mint", cmd_jwt_mint, "print a JWT signed with the active secret")
+    sub.add_argument("--workspace", required=True, metavar="WORKSPACE_ID", type=_identifier)
+    sub.add_argument("--subject", required=True, metavar="SUB", type=_identifier)
+    sub.add_argument("--permission", action="append", metavar="P", required=True)
+    sub.add_argument("--ttl", type=_positive_int, metavar="SECONDS")
+    sub = b.command(jwt, "check-rotation", cmd_jwt_check_rotation, "check a rotation step")
+    sub.add_argument(
+        "--signing-kid", metavar="KID", help="the kid the signer uses (default: config)"
+    )
+    sub.add_argument(
+        "--switched-at",
+        type=_positive_int,
+        metavar="EPOCH",
+        help="when the signer switched to the signing kid (seconds since the epoch)",
+    )
+    sub.add_argument("--remove", action="append", metavar="KID", help="a kid to remove")
+
+    audit = b.group("audit", "audit events")
+    sub = b.command(audit, "list", cmd_audit_list, "list a workspace's audit events, newest first")
+    sub.add_argument("--workspace", required=True, metavar="WORKSPACE_ID", type=_identifier)
+    sub.add_argument("--limit", type=_positive_int, default=50)
+
+
+def _add_server_commands(b: _Builder) -> None:
+    sub = b.command(b.root, "serve", cmd_serve, "run the example API")
+    sub.add_argument("--host", default="127.0.0.1")
+    sub.add_argument("--port", type=_port, default=8000)
+    sub = b.command(b.root, "dashboard", cmd_dashboard, "run the dashboard and its proxy")
+    sub.add_argument("--host", default="127.0.0.1")
+    sub.add_argument("--port", type=_port, default=8001)
+    sub.add_argument("--api-url", default="http://127.0.0.1:8000", metavar="URL")
+    sub = b.command(b.root, "demo", cmd_demo, "set up a demo workspace and run API + dashboard")
+    sub.add_argument("--host", default="127.0.0.1")
+    sub.add_argument("--api-port", type=_port, default=8000)
+    sub.add_argument("--dashboard-port", type=_port, default=8001)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``authcore`` argument parser."""
+    parser = _Parser(
+        prog=_PROG,
+        description="authcore: operate the key store, mint and check JWTs, run the example API.",
+    )
+    parser.add_argument(
+        "--db",
+        default=_env_default("AUTHCORE_DB", DEFAULT_DB),
+        metavar="URL",
+        help=f"sqlite:///PATH or postgresql://... (env AUTHCORE_DB; default {DEFAULT_DB})",
+    )
+    parser.add_argument(
+        "--config",
+        default=_env_default("AUTHCORE_CONFIG", None),
+        metavar="PATH",
+        help="TOML configuration file (env AUTHCORE_CONFIG)",
+    )
+    builder = _Builder(parser)
+    _add_store_commands(builder)
+    _add_jwt_and_audit_commands(builder)
+    _add_server_commands(builder)
+    return parser
+
+
+def _describe(exc: AuthcoreError) -> str:
+    if isinstance(exc, UnavailableError):
+        return f"the database is unavailable ({exc.detail or 'no detail'})"
+    return exc.detail or exc.message
+
+
+def _exit_code(exc: AuthcoreError) -> int:
+    # Configuration and grammar problems are the operator's input (2); the rest is runtime (1).
+    return 2 if isinstance(exc, ConfigurationError | InvalidPermissionError) else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+        handler: _Handler = args.handler
+        return handler(args)
+    except CommandError as exc:
+        _note(f"error: {exc}")
+        return exc.exit_code
+    except AuthcoreError as exc:
+        _note(f"error: {_describe(exc)}")
+        return _exit_code(exc)
+    except SystemExit as exc:
+        # --help and --version exit through argparse; keep main() a function that returns.
+        return exc.code if isinstance(exc.code, int) else 0
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if os.environ.get("AUTHCORE_DEBUG"):
+            raise
+        # A bug: still one line, and only the type (a message might quote a secret).
+        _note(f"error: unexpected {type(exc).__name__} (set AUTHCORE_DEBUG=1 for details)")
+        return 1

@@ -1,0 +1,317 @@
+"""The dashboard: a small web page for dashboard users, talking to the API through the proxy.
+
+``GET /`` serves the page (plain HTML, CSS and a little JavaScript, no build step). A user logs
+in with ``POST /login`` (user id and password of a dashboard user, checked with
+:func:`authcore.passwords.verify_password`) and gets a session cookie: HttpOnly,
+SameSite=Strict, ``Secure`` when served over TLS. The session lives on the server, stored by
+the SHA-256 digest of its token (the cookie holds the token). Everything the page shows
+comes from the API through ``/proxy/...`` (:class:`authcore.adapters.proxy.DashboardProxy`),
+which mints a short-lived JWT for the user's organization's workspace; the API still decides
+what the user may do.
+
+State-changing requests (``/login``, ``/logout``) must come from this page: they need
+``Sec-Fetch-Site: same-origin`` (or ``none``), or an ``Origin`` equal to the dashboard's own,
+and a JSON body (which a cross-site HTML form cannot send without a CORS preflight).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.resources
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, Final
+
+import anyio.to_thread
+import attrs
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+
+from authcore.credentials import parse_cookie_header
+from authcore.demo._http import (
+    ProblemError,
+    json_response,
+    problem_response,
+    read_json_object,
+)
+from authcore.errors import DuplicateCredentialError
+from authcore.passwords import hash_password, verify_password
+from authcore.proxy import DashboardSession
+from authcore.store import AsyncStore, WorkspaceRecord
+from authcore.tokens import digest
+
+__all__ = [
+    "SESSION_COOKIE",
+    "DashboardSessions",
+    "StoreWorkspaceResolver",
+    "create_dashboard",
+]
+
+SESSION_COOKIE: Final = "authcore_dashboard"
+_SESSION_TTL: Final = 8 * 3600
+_MAX_SESSIONS: Final = 10_000
+_SAME_SITE: Final = frozenset({"same-origin", "none"})
+_SECURITY_HEADERS: Final = {
+    # Scripts and styles come from this origin only: no inline code, nothing framed.
+    "content-security-policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+}
+_STATIC_TYPES: Final = {
+    "app.js": "text/javascript; charset=utf-8",
+    "style.css": "text/css; charset=utf-8",
+}
+
+
+@attrs.frozen
+class _Entry:
+    session: DashboardSession
+    expires_at: float
+
+
+class DashboardSessions:
+    """Server-side dashboard sessions in memory, by digest of the cookie's token.
+
+    Bounded: when full, the oldest session is dropped (its user logs in again). Thread-safe.
+    Implements :class:`authcore.proxy.AsyncDashboardSessionVerifier` for the proxy.
+    """
+
+    def __init__(
+        self,
+        *,
+        ttl: float = _SESSION_TTL,
+        max_sessions: int = _MAX_SESSIONS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._ttl = ttl
+        self._max = max_sessions
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(sessions={len(self._entries)})"
+
+    def create(self, session: DashboardSession) -> str:
+        """Start a session; return the token for the cookie (never stored)."""
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            self._entries[digest(token)] = _Entry(session, self._clock() + self._ttl)
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+        return token
+
+    def end(self, token: str) -> None:
+        """End the session of ``token`` (logout); unknown tokens are ignored."""
+        with self._lock:
+            self._entries.pop(digest(token), None)
+
+    def lookup(self, token: str | None) -> DashboardSession | None:
+        """Return the live session for ``token``, or None."""
+        if not token or len(token) > 128:
+            return None
+        key = digest(token)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if self._clock() >= entry.expires_at:
+                del self._entries[key]
+                return None
+            return entry.session
+
+    def token_from(self, cookie_headers: Sequence[str]) -> str | None:
+        """Return the session token from ``Cookie`` header values (None if absent or repeated)."""
+        try:
+            return parse_cookie_header(cookie_headers, SESSION_COOKIE)
+        except DuplicateCredentialError:
+            return None
+
+    async def averify_session(self, cookie_headers: Sequence[str], /) -> DashboardSession | None:
+        """Return the session the request's cookies carry, or None (the proxy answers 401)."""
+        return self.lookup(self.token_from(cookie_headers))
+
+
+class StoreWorkspaceResolver:
+    """Map an organization to its workspace through the store (for the proxy)."""
+
+    def __init__(self, store: AsyncStore) -> None:
+        self._store = store
+
+    async def aresolve_workspace(self, org_id: str, /) -> WorkspaceRecord | None:
+        """Return the workspace linked to ``org_id``, or None."""
+        return await self._store.afind_workspace_by_org(org_id)
+
+
+def _static(name: str) -> bytes:
+    return importlib.resources.files("authcore.demo").joinpath("static", name).read_bytes()
+
+
+def _secure_headers(response: Response) -> Response:
+    for name, value in _SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def _check_same_origin(request: Request) -> None:
+    """Refuse a state-changing request that did not come from this page.
+
+    Raises:
+        ProblemError: 403 when neither ``Sec-Fetch-Site`` nor ``Origin`` says same-origin.
+    """
+    fetch_site = request.headers.getlist("sec-fetch-site")
+    if len(fetch_site) == 1 and fetch_site[0].strip() in _SAME_SITE:
+        return
+    origins = request.headers.getlist("origin")
+    own = f"{request.url.scheme}://{request.url.netloc}"
+    if len(origins) == 1 and origins[0].strip() == own:
+        return
+    raise ProblemError(403, "cross_site_request", "Cross-site requests are not allowed.")
+
+
+class _Dashboard:
+    def __init__(
+        self,
+        store: AsyncStore,
+        sessions: DashboardSessions,
+        secure_cookies: bool | None,
+    ) -> None:
+        self.store = store
+        self.sessions = sessions
+        self.secure_cookies = secure_cookies
+        # Checked against when the user id is unknown, so a wrong user id costs as much as a
+        # wrong password and the timing does not tell which one was wrong.
+        self._decoy_hash = hash_password(secrets.token_urlsafe(16))
+
+    def _secure(self, request: Request) -> bool:
+        if self.secure_cookies is not None:
+            return self.secure_cookies
+        return request.url.scheme == "https"
+
+    async def page(self, request: Request) -> Response:
+        return _secure_headers(Response(_static("index.html"), media_type="text/html"))
+
+    async def static(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        media_type = _STATIC_TYPES.get(name)
+        if media_type is None:
+            return _secure_headers(problem_response(404, "not_found", "No such resource."))
+        return _secure_headers(Response(_static(name), media_type=media_type))
+
+    async def login(self, request: Request) -> Response:
+        _check_same_origin(request)
+        body = await read_json_object(request)
+        user_id = body.get("user_id")
+        password = body.get("password")
+        if not isinstance(user_id, str) or not isinstance(password, str):
+            raise ProblemError(400, "invalid_body", "user_id and password must be strings.")
+        if not 0 < len(user_id) <= 200 or not 0 < len(password) <= 1024:
+            raise ProblemError(401, "login_failed", "The user id or password is wrong.")
+        user = await self.store.afind_dashboard_user(user_id)
+        stored = user.password_hash if user is not None else self._decoy_hash
+        # scrypt takes tens of milliseconds: keep it off the event loop.
+        matches = await anyio.to_thread.run_sync(verify_password, password, stored)
+        if user is None or not matches:
+            raise ProblemError(401, "login_failed", "The user id or password is wrong.")
+        session = DashboardSession(
+            user_id=user.user_id,
+            org_id=user.org_id,
+            permissions=user.permissions,
+        )
+        token = self.sessions.create(session)
+        response = json_response(self._describe(session))
+        response.set_cookie(
+            SESSION_COOKIE,
+            token,
+            max_age=_SESSION_TTL,
+            path="/",
+            secure=self._secure(request),
+            httponly=True,
+            samesite="strict",
+        )
+        return _secure_headers(response)
+
+    async def logout(self, request: Request) -> Response:
+        _check_same_origin(request)
+        token = self.sessions.token_from(request.headers.getlist("cookie"))
+        if token is not None:
+            self.sessions.end(token)
+        response = Response(status_code=204)
+        response.delete_cookie(
+            SESSION_COOKIE,
+            path="/",
+            secure=self._secure(request),
+            httponly=True,
+            samesite="strict",
+        )
+        return _secure_headers(response)
+
+    async def session(self, request: Request) -> Response:
+        session = await self.sessions.averify_session(request.headers.getlist("cookie"))
+        if session is None:
+            return _secure_headers(problem_response(401, "login_required", "Please log in."))
+        return _secure_headers(json_response(self._describe(session)))
+
+    @staticmethod
+    def _describe(session: DashboardSession) -> dict[str, Any]:
+        return {
+            "user_id": session.user_id,
+            "org_id": session.org_id,
+            "permissions": list(session.permissions),
+        }
+
+
+async def _on_problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ProblemError)  # noqa: S101 - registered for ProblemError only
+    return _secure_headers(problem_response(exc.status, exc.code, exc.title))
+
+
+async def _on_bug(request: Request, exc: Exception) -> Response:
+    return _secure_headers(
+        problem_response(500, "internal_error", "The server could not complete the request.")
+    )
+
+
+def create_dashboard(
+    store: AsyncStore,
+    proxy: Any,
+    *,
+    sessions: DashboardSessions,
+    secure_cookies: bool | None = None,
+) -> Starlette:
+    """Return the dashboard ASGI app, with ``proxy`` (an ASGI app) mounted at ``/proxy``.
+
+    ``sessions`` must be the verifier the proxy was built with. ``secure_cookies=None`` sets
+    ``Secure`` on the cookie exactly when the request came over TLS.
+    """
+    dashboard = _Dashboard(store, sessions, secure_cookies)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Starlette does not pass lifespan events to mounted apps: close the proxy's client.
+        yield
+        aclose = getattr(proxy, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+    return Starlette(
+        lifespan=lifespan,
+        routes=[
+            Route("/", dashboard.page, methods=["GET"]),
+            Route("/static/{name}", dashboard.static, methods=["GET"]),
+            Route("/login", dashboard.login, methods=["POST"]),
+            Route("/logout", dashboard.logout, methods=["POST"]),
+            Route("/session", dashboard.session, methods=["GET"]),
+            Mount("/proxy", app=proxy),
+        ],
+        exception_handlers={ProblemError: _on_problem, Exception: _on_bug},
+    )

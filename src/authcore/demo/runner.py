@@ -1,0 +1,255 @@
+"""Wiring for ``authcore serve``, ``authcore dashboard`` and ``authcore demo``.
+
+Builds the example API (store behind a verification cache, in-process rate limiter, the
+configured JWT keyring with a verified-token cache) and the dashboard (server-side sessions,
+the proxy signing with the configured signing kid), and runs them under uvicorn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import attrs
+import uvicorn
+from starlette.applications import Starlette
+
+from authcore.adapters.proxy import DashboardProxy
+from authcore.backends.cache import CachedStore, VerifiedTokenCache
+from authcore.backends.memory import MemoryRateLimiter
+from authcore.cli import CommandError
+from authcore.config import Config
+from authcore.demo.dashboard import DashboardSessions, StoreWorkspaceResolver, create_dashboard
+from authcore.demo.service import create_app
+from authcore.passwords import hash_password
+from authcore.proxy import ProxyConfig
+from authcore.ratelimit import RateLimitPolicy
+from authcore.store import OPERATOR_ACTOR, AsyncStore, Store
+
+__all__ = [
+    "API_PERMISSIONS",
+    "DemoSetup",
+    "build_api",
+    "build_dashboard",
+    "prepare_demo",
+    "run_servers",
+]
+
+#: Everything the example API checks; the demo's root key and dashboard user hold all of it.
+API_PERMISSIONS: tuple[str, ...] = (
+    "keys.read",
+    "keys.create",
+    "keys.revoke",
+    "audit.read",
+    "portal.create_session",
+)
+
+
+def build_api(store: Any, config: Config, *, clock: Callable[[], float] = time.time) -> Starlette:
+    """Return the example API for ``store`` (sync+async store) and ``config``'s keyring."""
+    cached: Any = CachedStore(store)
+    return create_app(
+        cached,
+        keyring=config.jwt.verifying_keyring(),
+        limiter=MemoryRateLimiter(),
+        token_cache=VerifiedTokenCache(),
+        clock=clock,
+    )
+
+
+def build_dashboard(
+    store: AsyncStore,
+    config: Config,
+    api_url: str,
+    *,
+    secure_cookies: bool | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Starlette:
+    """Return the dashboard, proxying ``/proxy/v1/...`` to the API at ``api_url``.
+
+    Raises:
+        ConfigurationError: ``api_url`` is not a bare origin, or there is no signing kid.
+    """
+    sessions = DashboardSessions(clock=clock)
+    proxy = DashboardProxy(
+        ProxyConfig(
+            upstream=api_url.rstrip("/"),
+            token_ttl=min(60, config.jwt.settings.max_lifetime),
+        ),
+        sessions,
+        StoreWorkspaceResolver(store),
+        config.jwt.signing_keyring(),
+        clock=clock,
+    )
+    return create_dashboard(store, proxy, sessions=sessions, secure_cookies=secure_cookies)
+
+
+@attrs.frozen
+class DemoSetup:
+    """What ``authcore demo`` created; the key and password are shown once, by :meth:`banner`."""
+
+    workspace_id: str
+    org_id: str
+    key_id: str
+    key: str = attrs.field(repr=False)
+    user_id: str
+    password: str = attrs.field(repr=False)
+
+    def banner(self, api_url: str, dashboard_url: str) -> str:
+        """Return the text printed once when the demo starts."""
+        auth = '-H "Authorization: Bearer $AUTHCORE_KEY"'
+        return f"""
+authcore demo
+=============
+Workspace {self.workspace_id} (organization {self.org_id}); root key {self.key_id}.
+The key and the password below are shown once: only their digests are stored.
+
+  export AUTHCORE_KEY='{self.key}'
+
+  curl -s {api_url}/healthz
+  curl -s {api_url}/v1/principal {auth}
+  curl -s {api_url}/v1/keys {auth}
+  curl -s -X POST {api_url}/v1/keys {auth} -H 'Content-Type: application/json' \\
+       -d '{{"name": "ci", "permissions": ["keys.read"]}}'
+  curl -s {api_url}/v1/audit-logs {auth}
+  curl -si {api_url}/v1/keys            # no credential: 401 with a Bearer challenge
+
+Dashboard: {dashboard_url}
+  user id:  {self.user_id}
+  password: {self.password}
+
+API on {api_url}, dashboard on {dashboard_url}. Press Ctrl-C to stop.
+
+"""
+
+
+def prepare_demo(store: Store, *, now: float) -> DemoSetup:
+    """Create a demo workspace, a root key and a dashboard user with a generated password."""
+    suffix = secrets.token_hex(3)
+    org_id = f"org_demo_{suffix}"
+    workspace = store.create_workspace(
+        f"demo-{suffix}",
+        org_id=org_id,
+        rate_limit=RateLimitPolicy(120, 60),
+        now=now,
+        actor=OPERATOR_ACTOR,
+    )
+    created = store.create_root_key(
+        workspace.id,
+        permissions=API_PERMISSIONS,
+        name="demo root key",
+        now=now,
+        actor=OPERATOR_ACTOR,
+    )
+    if created is None:  # the workspace was created just above
+        raise RuntimeError("the demo workspace vanished")
+    password = secrets.token_urlsafe(12)
+    user_id = f"demo-{suffix}"
+    store.add_dashboard_user(user_id, org_id, hash_password(password), list(API_PERMISSIONS))
+    return DemoSetup(
+        workspace_id=workspace.id,
+        org_id=org_id,
+        key_id=created.record.id,
+        key=created.key.reveal(),
+        user_id=user_id,
+        password=password,
+    )
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to :func:`run_servers` (two servers)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _serve_all(
+    servers: list[tuple[_Server, socket.socket]], on_ready: Callable[[], None] | None
+) -> None:
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        for server, _ in servers:
+            server.should_exit = True
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        # Not available off the main thread or on some platforms: Ctrl-C then ends the loop.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop)
+    tasks = [asyncio.ensure_future(server.serve(sockets=[sock])) for server, sock in servers]
+    # Announce only once every server runs, so the printed curl lines work when pasted.
+    while not all(server.started for server, _ in servers):
+        if any(task.done() for task in tasks):
+            stop()
+            break
+        await asyncio.sleep(0.02)
+    else:
+        if on_ready is not None:
+            on_ready()
+    await asyncio.gather(*tasks)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind and listen on ``host:port`` before uvicorn starts, to report a taken port cleanly.
+
+    Raises:
+        CommandError: the address cannot be resolved or bound.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    return sock
+
+
+def run_servers(
+    store: Any,
+    config: Config,
+    *,
+    api: tuple[str, int] | None,
+    dashboard: tuple[str, int] | None,
+    api_url: str | None,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """Run the API and/or the dashboard under uvicorn until interrupted (SIGINT, SIGTERM).
+
+    ``on_ready`` is called once all of them accept connections.
+
+    Raises:
+        CommandError: an address cannot be bound (for example, the port is taken).
+    """
+    apps: list[tuple[Starlette, tuple[str, int]]] = []
+    if api is not None:
+        apps.append((build_api(store, config), api))
+    if dashboard is not None:
+        if api_url is None:
+            raise ValueError("the dashboard needs the API's URL")
+        apps.append((build_dashboard(store, config, api_url), dashboard))
+    servers: list[tuple[_Server, socket.socket]] = []
+    try:
+        for app, (host, port) in apps:
+            servers.append((_server(app), _listen(host, port)))
+        asyncio.run(_serve_all(servers, on_ready))
+    finally:
+        for _, sock in servers:
+            sock.close()
+
+
+def _server(app: Starlette) -> _Server:
+    # The socket comes from _listen(); host and port here are only what uvicorn logs.
+    return _Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
