@@ -81,6 +81,7 @@ __all__ = [
     "TokenMinter",
     "TokenReuseCache",
     "UpstreamError",
+    "UpstreamRejectedError",
     "UpstreamRequest",
     "UpstreamTimeoutError",
     "UpstreamUnavailableError",
@@ -176,6 +177,18 @@ class UpstreamUnavailableError(UpstreamError):
     message = "The API is unreachable."
 
 
+class UpstreamRejectedError(UpstreamError):
+    """The API answered 401 to the token the proxy minted: the two are misconfigured.
+
+    A 401 reaching the browser would read as "your dashboard session ended" and log the user
+    out; the dashboard session is fine, the proxy/API pairing is not (keyring, issuer or
+    audience), so this is a 502.
+    """
+
+    code = "upstream_rejected_token"
+    message = "The API did not accept the dashboard's credential."
+
+
 class UpstreamTimeoutError(UpstreamError):
     """The API did not answer within the proxy's timeout."""
 
@@ -236,8 +249,10 @@ DEFAULT_ALLOWED_HEADERS: Final = frozenset(
     {"accept", "accept-language", "content-type", "if-match", "if-none-match", "x-request-id"}
 )
 _FORWARDED_PREFIX: Final = "x-forwarded-"
+# Date and Server describe the hop, not the resource: the server running the proxy writes its
+# own, so passing the API's on would send each twice.
 _RESPONSE_DROPPED: Final = HOP_BY_HOP_HEADERS | frozenset(
-    {"set-cookie", "set-cookie2", "authorization"}
+    {"set-cookie", "set-cookie2", "authorization", "date", "server"}
 )
 
 # RFC 9110 §5.6.2: token = 1*tchar.

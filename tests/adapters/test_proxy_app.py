@@ -37,6 +37,10 @@ SECRET_K1 = "k1-e2e-secret-0123456789abcdefghijklmnop"
 JWT = JWTSettings(max_lifetime=300, leeway=5)
 SIGNER = Keyring([SigningSecret("k1", Secret(SECRET_K1))], signing_kid="k1", settings=JWT)
 VERIFY_ONLY = Keyring([SigningSecret("k1", Secret(SECRET_K1))], settings=JWT)
+# Signs as "k1" with a secret the API does not hold: a misconfigured proxy/API pair.
+WRONG_SECRET = Keyring(
+    [SigningSecret("k1", Secret("not-the-api-secret-" + "z" * 24))], signing_kid="k1", settings=JWT
+)
 MAX_BODY = 1024
 
 UPSTREAM_APP = textwrap.dedent(
@@ -248,6 +252,7 @@ def proxy(upstream: Upstream) -> Iterator[ProxyServer]:
             "/proxy": make("/proxy", config, SIGNER, 1.0),
             "/fast": make("/fast", config, SIGNER, 0.5),
             "/nosign": make("/nosign", config, VERIFY_ONLY, 1.0),
+            "/wrongkey": make("/wrongkey", config, WRONG_SECRET, 1.0),
             "/down": make(
                 "/down", attrs.evolve(config, upstream=f"http://127.0.0.1:{down_port}"), SIGNER, 1.0
             ),
@@ -525,6 +530,20 @@ def test_a_slow_upstream_is_504(browser: httpx.Client, upstream: Upstream) -> No
     assert response.status_code == 504
     assert response.json()["code"] == "upstream_timeout"
     assert len(upstream.find("e2e-slow")) == 1  # it did reach the API, which was too slow
+
+
+def test_an_api_refusing_the_minted_token_is_502_not_a_logout(browser: httpx.Client) -> None:
+    response = browser.get("/wrongkey/v1/echo", headers={"Cookie": "dash=alice"})
+    assert response.status_code == 502
+    assert response.json()["code"] == "upstream_rejected_token"
+    assert "www-authenticate" not in response.headers
+
+
+def test_date_and_server_are_sent_once(browser: httpx.Client) -> None:
+    response = browser.get("/proxy/v1/echo", headers={"Cookie": "dash=alice"})
+    assert response.status_code == 200
+    assert len(response.headers.get_list("date")) == 1
+    assert len(response.headers.get_list("server")) <= 1
 
 
 def test_no_signing_secret_is_503_and_nothing_is_forwarded(

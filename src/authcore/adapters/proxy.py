@@ -46,6 +46,7 @@ from authcore.proxy import (
     ProxyConfig,
     TokenMinter,
     TokenReuseCache,
+    UpstreamRejectedError,
     UpstreamRequest,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
@@ -280,6 +281,14 @@ class DashboardProxy:
             return
         except httpx.TransportError as exc:
             await self._refuse(send, UpstreamUnavailableError(type(exc).__name__))
+            return
+        if response.status_code == 401:
+            await response.aclose()
+            _LOG.warning(
+                "dashboard proxy: the API refused a minted token; check that its keyring, issuer"
+                " and audience match the proxy's"
+            )
+            await self._refuse(send, UpstreamRejectedError("upstream 401"))
             return
         try:
             headers = filter_response_headers(
