@@ -426,3 +426,15 @@ def test_audit_event_actor_is_the_principal_subject() -> None:
     assert event.actor == principal.subject
     assert event.workspace_id == "ws_1"
     assert event.source == "root_key"
+
+
+@drivers
+def test_cached_token_is_not_trusted_after_its_secret_is_removed(drive: Driver) -> None:
+    cache = CountingTokenCache()
+    old = Harness(token_cache=cache)
+    token = old.keyring.mint(subject="u", workspace_id="ws_1", permissions=[], now=int(NOW))
+    drive(old.authenticator(), [f"Bearer {token.reveal()}"], None)  # verified and cached
+    rotated = Harness(token_cache=cache, keyring=Keyring([SigningSecret("k2", Secret("t" * 40))]))
+    with pytest.raises(InvalidCredentialError):
+        drive(rotated.authenticator(), [f"Bearer {token.reveal()}"], None)
+    assert cache.hits == 1  # the cache answered; the flow refused what it answered

@@ -167,6 +167,7 @@ def test_mint_then_verify_round_trips(kr: Keyring) -> None:
         expires_at=NOW + 60,
         jwt_id="id-1",
         name="Ann",
+        key_id="k1",
     )
 
 
@@ -1115,3 +1116,25 @@ def test_rotation_reports_every_problem() -> None:
     )
     assert len(check.problems) == 3
     assert all(isinstance(p, str) and p for p in check.problems)
+
+
+def test_verified_claims_name_the_secret_that_verified_them() -> None:
+    first = SigningSecret("k1", Secret("1" * 40))
+    second = SigningSecret("k2", Secret("2" * 40))
+    with_kid = Keyring([second], signing_kid="k2").mint(
+        subject="u", workspace_id="w", permissions=[], now=NOW
+    )
+    claims = {
+        "iss": "authcore-dashboard",
+        "aud": "authcore-api",
+        "sub": "u",
+        "workspace_id": "w",
+        "permissions": [],
+        "iat": NOW,
+        "exp": NOW + 60,
+    }
+    # Without a kid the list is tried in order: the second secret verifies it.
+    without_kid = jwt.encode(claims, "2" * 40, algorithm="HS256")
+    both = Keyring([first, second])
+    assert both.verify(with_kid.reveal(), NOW).key_id == "k2"
+    assert both.verify(without_kid, NOW).key_id == "k2"

@@ -176,7 +176,8 @@ def _verify_jwt(token: str, settings: Settings, now: float) -> VerifiedClaims:
     cache = settings.token_cache
     if cache is not None:
         cached = cache.get(token, now)
-        if cached is not None:
+        # A token verified by a secret that has since been removed is not trusted any more.
+        if cached is not None and cached.key_id in settings.keyring.kids:
             return cached
     claims = settings.keyring.verify(token, now)
     if cache is not None:

@@ -178,6 +178,9 @@ class VerifiedClaims:
     not_before: int | None = None
     jwt_id: str | None = None
     name: str | None = None
+    #: The kid of the configured secret that verified the signature. A cache of verified
+    #: tokens checks it is still configured, so removing a secret also retires cached tokens.
+    key_id: str | None = None
 
 
 @attrs.frozen
@@ -191,13 +194,12 @@ class RotationCheck:
 class _KeyTable:
     """Pre-encoded HMAC keys by kid; prints as ``[secure]`` so no dump of a Keyring leaks."""
 
-    __slots__ = ("by_kid", "ordered")
+    __slots__ = ("by_kid", "kids", "ordered")
 
     def __init__(self, secrets: Sequence[SigningSecret]) -> None:
         self.ordered: tuple[bytes, ...] = tuple(s.secret.reveal().encode() for s in secrets)
-        self.by_kid: dict[str, bytes] = {
-            s.kid: key for s, key in zip(secrets, self.ordered, strict=True)
-        }
+        self.kids: tuple[str, ...] = tuple(s.kid for s in secrets)
+        self.by_kid: dict[str, bytes] = dict(zip(self.kids, self.ordered, strict=True))
 
     def __repr__(self) -> str:
         return "[secure]"
@@ -278,7 +280,9 @@ def _required_str(claims: dict[str, Any], name: str, limit: int) -> str:
     return value
 
 
-def _check_claims(claims: dict[str, Any], settings: JWTSettings, now: float) -> VerifiedClaims:
+def _check_claims(
+    claims: dict[str, Any], settings: JWTSettings, now: float, key_id: str | None = None
+) -> VerifiedClaims:
     """Validate a parsed payload; raise InvalidCredentialError naming the first failed rule."""
     # RFC 7519 §4.1.1 / §4.1.3: one issuer, one audience, compared as exact strings. A list
     # `aud` is refused: a token must never be accepted by two audiences.
@@ -334,6 +338,7 @@ def _check_claims(claims: dict[str, Any], settings: JWTSettings, now: float) -> 
         not_before=not_before,
         jwt_id=jwt_id,
         name=name,
+        key_id=key_id,
     )
 
 
@@ -383,7 +388,7 @@ class Keyring:
     @property
     def kids(self) -> tuple[str, ...]:
         """The configured kids, in verification order."""
-        return tuple(s.kid for s in self._secrets)
+        return self._keys.kids
 
     @property
     def signing_kid(self) -> str | None:
@@ -500,27 +505,30 @@ class Keyring:
                     _reject("kid unknown")
                 payload_bytes = _JWS.decode_complete(token, key, algorithms=_ALGORITHMS)["payload"]
             else:
-                payload_bytes = self._decode_trying_each(token)
+                kid, payload_bytes = self._decode_trying_each(token)
         except InvalidSignatureError:
             _reject("signature")
         except PyJWTError:
             _reject("encoding")
         except (ValueError, TypeError, RecursionError, OverflowError):
             _reject("unreadable")
-        return _check_claims(_parse_json_object(payload_bytes, "payload"), self._settings, now)
+        payload = _parse_json_object(payload_bytes, "payload")
+        return _check_claims(payload, self._settings, now, kid)
 
-    def _decode_trying_each(self, token: str) -> bytes:
+    def _decode_trying_each(self, token: str) -> tuple[str, bytes]:
         """Without a kid: try the secrets in order, moving on only after a wrong signature."""
-        *earlier, last = self._keys.ordered
-        for key in earlier:
+        keys = self._keys
+        for kid, key in zip(keys.kids[:-1], keys.ordered[:-1], strict=True):
             try:
                 payload: bytes = _JWS.decode_complete(token, key, algorithms=_ALGORITHMS)["payload"]
             except InvalidSignatureError:
                 continue
-            return payload
+            return kid, payload
         # Any error from the last secret, a wrong signature included, is the answer.
-        last_payload: bytes = _JWS.decode_complete(token, last, algorithms=_ALGORITHMS)["payload"]
-        return last_payload
+        last: bytes = _JWS.decode_complete(token, keys.ordered[-1], algorithms=_ALGORITHMS)[
+            "payload"
+        ]
+        return keys.kids[-1], last
 
 
 def check_rotation(
