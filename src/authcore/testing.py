@@ -6,6 +6,9 @@
   :class:`~authcore.backends.memory.MemoryRateLimiter`: real in-memory backends.
 - :func:`issue_root_key` / :func:`issue_portal_session`: put a working credential in a
   memory store and get the raw value back.
+- :func:`call_asgi` / :func:`acall_asgi` and :func:`call_wsgi`: run one request through an
+  ASGI or WSGI application (your app behind authcore's middleware) in process, without a
+  server or an HTTP client, and get a :class:`TestResponse` back.
 
 This module is a toolkit on top of the core (like the command line), so it may import the
 memory backend; the core itself never does.
@@ -13,7 +16,12 @@ memory backend; the core itself never does.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import io
+import json
+import sys
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from typing import Any
 
 import attrs
 
@@ -33,6 +41,10 @@ __all__ = [
     "MemoryStore",
     "RecordingAuditSink",
     "SettableClock",
+    "TestResponse",
+    "acall_asgi",
+    "call_asgi",
+    "call_wsgi",
     "issue_portal_session",
     "issue_root_key",
     "make_workspace",
@@ -149,3 +161,160 @@ def issue_portal_session(
     )
     store.put_portal_session(record)
     return record, issued.secret
+
+
+# --- running a request through an application, without a server ------------------------------
+
+Headers = Sequence[tuple[str, str]]
+_ASGIApp = Callable[
+    [
+        MutableMapping[str, Any],
+        Callable[[], Awaitable[MutableMapping[str, Any]]],
+        Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ],
+    Awaitable[None],
+]
+
+
+@attrs.frozen
+class TestResponse:
+    """What an application answered: status, header pairs (lowercase names) and body."""
+
+    __test__ = False  # not a pytest test class, whatever its name says
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        """Return the first value of header ``name`` (case-insensitive), or None."""
+        lowered = name.lower()
+        return next((value for key, value in self.headers if key == lowered), None)
+
+    def json(self) -> Any:
+        """Decode the body as JSON."""
+        return json.loads(self.body)
+
+
+def _split_target(path: str) -> tuple[str, str]:
+    target, _, query = path.partition("?")
+    return target, query
+
+
+async def acall_asgi(
+    app: _ASGIApp,
+    method: str,
+    path: str,
+    headers: Headers = (),
+    body: bytes = b"",
+) -> TestResponse:
+    """Send one HTTP request through an ASGI application and collect its response.
+
+    Header values are sent as latin-1 bytes, exactly as an ASGI server delivers them, so
+    hostile bytes reach the app unchanged. Raises whatever the application raises.
+    """
+    target, query = _split_target(path)
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": target,
+        "raw_path": target.encode("latin-1"),
+        "root_path": "",
+        "query_string": query.encode("latin-1"),
+        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    requests = [{"type": "http.request", "body": body, "more_body": False}]
+    status = 0
+    out_headers: list[tuple[str, str]] = []
+    chunks: list[bytes] = []
+
+    async def receive() -> MutableMapping[str, Any]:
+        if requests:
+            return requests.pop()
+        return {"type": "http.disconnect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = int(message["status"])
+            out_headers.extend(
+                (bytes(k).decode("latin-1").lower(), bytes(v).decode("latin-1"))
+                for k, v in message.get("headers", [])
+            )
+        elif message["type"] == "http.response.body":
+            chunks.append(bytes(message.get("body", b"")))
+
+    await app(scope, receive, send)
+    return TestResponse(status, tuple(out_headers), b"".join(chunks))
+
+
+def call_asgi(
+    app: _ASGIApp,
+    method: str,
+    path: str,
+    headers: Headers = (),
+    body: bytes = b"",
+) -> TestResponse:
+    """Synchronous form of :func:`acall_asgi` (runs its own event loop)."""
+    return asyncio.run(acall_asgi(app, method, path, headers, body))
+
+
+def call_wsgi(
+    app: Callable[..., Iterable[bytes]],
+    method: str,
+    path: str,
+    headers: Headers = (),
+    body: bytes = b"",
+) -> TestResponse:
+    """Send one HTTP request through a WSGI application and collect its response.
+
+    Repeated headers are joined with ", " as WSGI servers do (PEP 3333 has one key per name).
+    """
+    target, query = _split_target(path)
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": target,
+        "QUERY_STRING": query,
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    for name, value in headers:
+        key = name.upper().replace("-", "_")
+        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = "HTTP_" + key
+        environ[key] = f"{environ[key]}, {value}" if key in environ else value
+    started: list[Any] = []
+
+    def start_response(status: str, response_headers: list[tuple[str, str]], *_: object) -> Any:
+        started[:] = [status, response_headers]
+        return lambda data: None
+
+    result = app(environ, start_response)
+    try:
+        body_out = b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    status_line, response_headers = started
+    return TestResponse(
+        int(status_line.split(" ", 1)[0]),
+        tuple((k.lower(), v) for k, v in response_headers),
+        body_out,
+    )
