@@ -13,7 +13,7 @@ import hmac
 import secrets
 from typing import Final
 
-__all__ = ["hash_password", "verify_password"]
+__all__ = ["PasswordHash", "hash_password", "verify_password"]
 
 # RFC 7914 §2 / OWASP: N=2**15, r=8, p=1 costs ~32 MiB and tens of milliseconds.
 _LOG2_N: Final = 15
@@ -27,6 +27,19 @@ _MAX_LOG2_N: Final = 20
 _MAX_R: Final = 16
 _MAX_P: Final = 4
 _MAX_PASSWORD_LENGTH: Final = 1024
+
+
+class PasswordHash(str):
+    """A stored password hash: a plain ``str`` for storage, ``[secure]`` in any ``repr``.
+
+    So ``repr`` and ``attrs.asdict`` dumps of a dashboard user never carry the hash (which
+    would let anyone holding a log run an offline guessing attack).
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "PasswordHash('[secure]')"
 
 
 def _scrypt(password: str, salt: bytes, log2_n: int, r: int, p: int) -> bytes:

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Final, Protocol
 import attrs
 
 from authcore.errors import ClientError
+from authcore.passwords import PasswordHash
 from authcore.ratelimit import RateLimitPolicy
-from authcore.tokens import Secret
+from authcore.tokens import Digest, Secret
 
 if TYPE_CHECKING:
     from authcore.audit import AuditEvent
@@ -77,7 +78,7 @@ class RootKeyRecord:
 
     id: str
     workspace_id: str
-    digest: bytes = attrs.field(repr=False)
+    digest: Digest = attrs.field(repr=False, converter=Digest)
     start: str
     name: str | None
     permissions: tuple[str, ...] = attrs.field(converter=_tuple_of_str)
@@ -93,7 +94,7 @@ class PortalSessionRecord:
     id: str
     workspace_id: str
     end_user_id: str
-    digest: bytes = attrs.field(repr=False)
+    digest: Digest = attrs.field(repr=False, converter=Digest)
     permissions: tuple[str, ...] = attrs.field(converter=_tuple_of_str)
     created_at: int
     expires_at: int
@@ -130,7 +131,7 @@ class DashboardUserRecord:
 
     user_id: str
     org_id: str
-    password_hash: str = attrs.field(repr=False)
+    password_hash: PasswordHash = attrs.field(repr=False, converter=PasswordHash)
     permissions: tuple[str, ...] = attrs.field(converter=_tuple_of_str)
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_PORTAL_TOKEN_PREFIX",
     "DEFAULT_ROOT_KEY_PREFIX",
     "SENSITIVE_HEADERS",
+    "Digest",
     "IssuedToken",
     "Secret",
     "digest",
@@ -97,9 +98,25 @@ class Secret:
         raise TypeError("Secret cannot be pickled")
 
 
-def digest(value: str) -> bytes:
+class Digest(bytes):
+    """A lookup digest: plain bytes for stores and comparisons, ``[secure]`` in any text.
+
+    Digests are not secrets (SHA-256 of 256 random bits cannot be reversed), but they are the
+    keys to the store: nothing prints them, so none ends up in a log, a ``repr`` or an
+    ``attrs.asdict`` dump.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "Digest('[secure]')"
+
+    __str__ = __repr__
+
+
+def digest(value: str) -> Digest:
     """Return the lookup digest of a presented key or token: SHA-256 of the whole value."""
-    return hashlib.sha256(value.encode()).digest()
+    return Digest(hashlib.sha256(value.encode()).digest())
 
 
 def digests_equal(a: bytes, b: bytes) -> bool:
@@ -130,7 +147,7 @@ class IssuedToken:
     id: str
     secret: Secret = attrs.field(repr=False)
     start: str
-    digest: bytes = attrs.field(repr=False)
+    digest: Digest = attrs.field(repr=False, converter=Digest)
 
 
 def issue_token(prefix: str, id_kind: str) -> IssuedToken:

@@ -1,0 +1,88 @@
+"""No ``repr``, ``str`` or ``attrs.asdict`` of a public object holding a secret shows it.
+
+Hypothesis picks the secret; we build every public value that can carry one (credentials,
+issued tokens, signing secrets and keyrings, store records with digests, creation results,
+dashboard users, the proxy's upstream request) and look for the secret, its digest in hex and
+the digest's bytes ``repr`` in every text view of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from hypothesis import given
+from hypothesis import strategies as st
+
+from authcore.credentials import Credential, CredentialKind
+from authcore.keyring import Keyring, SigningSecret
+from authcore.proxy import UpstreamRequest
+from authcore.store import (
+    DashboardUserRecord,
+    NewPortalSession,
+    NewRootKey,
+    PortalSessionRecord,
+    RootKeyRecord,
+)
+from authcore.tokens import IssuedToken, Secret, digest
+
+# A distinctive alphabet, long enough that it cannot occur in a repr by chance.
+secrets_text = st.text(alphabet="QWXZqwxz0123456789", min_size=32, max_size=64)
+
+
+def views(value: object) -> list[str]:
+    out = [repr(value), str(value), f"{value}"]
+    if attrs.has(type(value)):
+        as_dict: Any = attrs.asdict(value)  # type: ignore[arg-type]  # checked by attrs.has
+        out.append(repr(as_dict))
+        out.append(str(as_dict))
+    return out
+
+
+@given(secrets_text)
+def test_no_text_view_of_a_public_value_shows_the_secret(raw: str) -> None:
+    key = "ak_" + raw
+    secret = Secret(key)
+    hashed = digest(key)
+    root = RootKeyRecord(
+        id="key_1",
+        workspace_id="ws",
+        digest=hashed,
+        start=key[:9],
+        name=None,
+        permissions=(),
+        created_at=0,
+    )
+    session = PortalSessionRecord(
+        id="ps_1",
+        workspace_id="ws",
+        end_user_id="u",
+        digest=hashed,
+        permissions=(),
+        created_at=0,
+        expires_at=1,
+    )
+    signing = SigningSecret("k1", Secret(raw))
+    values: list[object] = [
+        secret,
+        Credential(CredentialKind.ROOT_KEY, secret),
+        IssuedToken(id="key_1", secret=secret, start=key[:9], digest=hashed),
+        signing,
+        Keyring([signing], signing_kid="k1"),
+        root,
+        session,
+        NewRootKey(root, secret),
+        NewPortalSession(session, secret),
+        DashboardUserRecord(user_id="u", org_id="o", password_hash=raw, permissions=()),
+        UpstreamRequest(
+            method="GET",
+            url="http://127.0.0.1:8000/v1/keys",
+            headers=(("authorization", Secret("Bearer " + raw)), ("accept", "*/*")),
+            body=b"{}",
+        ),
+    ]
+    for value in values:
+        for text in views(value):
+            assert raw not in text, type(value).__name__
+            assert hashed.hex() not in text, type(value).__name__
+            assert repr(bytes(hashed)) not in text, type(value).__name__
