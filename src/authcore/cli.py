@@ -40,7 +40,7 @@ from authcore.store import OPERATOR_ACTOR, Store
 from authcore.tokens import Secret
 
 if TYPE_CHECKING:
-    from authcore.store import RootKeyRecord
+    pass
 
 __all__ = ["DEFAULT_DB", "DEV_SECRETS_FILE", "CommandError", "UsageError", "main", "open_store"]
 
@@ -292,26 +292,12 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def _key_summary(record: RootKeyRecord) -> dict[str, Any]:
-    # No digest, no key: the start is the public display prefix.
-    return {
-        "key_id": record.id,
-        "workspace_id": record.workspace_id,
-        "name": record.name,
-        "start": record.start,
-        "permissions": list(record.permissions),
-        "created_at": record.created_at,
-        "expires_at": record.expires_at,
-        "revoked_at": record.revoked_at,
-    }
-
-
 def cmd_keys_list(args: argparse.Namespace) -> int:
     with _store(args) as store:
         if store.find_workspace(args.workspace) is None:
             raise CommandError(f"workspace {args.workspace!r} not found")
         records = store.list_root_keys(args.workspace)
-    keys = [_key_summary(record) for record in records]
+    keys = [record.to_dict() for record in records]
     lines = [
         f"{k['key_id']}  {k['start']}...  {k['name'] or '-'}  "
         f"{','.join(k['permissions']) or '-'}  {'revoked' if k['revoked_at'] else 'active'}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import attrs
 
@@ -85,6 +85,19 @@ class RootKeyRecord:
     created_at: int
     expires_at: int | None = None
     revoked_at: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return what may be shown of a key (JSON-ready): never the key, never its digest."""
+        return {
+            "key_id": self.id,
+            "workspace_id": self.workspace_id,
+            "name": self.name,
+            "start": self.start,
+            "permissions": list(self.permissions),
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "revoked_at": self.revoked_at,
+        }
 
 
 @attrs.frozen

@@ -52,11 +52,10 @@ from authcore.store import (
     Actor,
     AsyncStore,
     AuditCursor,
-    RootKeyRecord,
 )
 from authcore.tokens import generate_id
 
-__all__ = ["PORTAL_PREFIX", "create_app", "key_summary"]
+__all__ = ["PORTAL_PREFIX", "create_app"]
 
 PORTAL_PREFIX: Final = "/portal/"
 #: Longest root-key lifetime a caller may ask for: ten years.
@@ -66,20 +65,6 @@ _MAX_NAME: Final = 200
 DEFAULT_RATE_LIMIT: Final = RateLimitPolicy(600, 60)
 
 _Handler = Callable[[Request], Awaitable[Response]]
-
-
-def key_summary(record: RootKeyRecord) -> dict[str, Any]:
-    """Return what the API shows of a key: never the key, never its digest."""
-    return {
-        "key_id": record.id,
-        "workspace_id": record.workspace_id,
-        "name": record.name,
-        "start": record.start,
-        "permissions": list(record.permissions),
-        "created_at": record.created_at,
-        "expires_at": record.expires_at,
-        "revoked_at": record.revoked_at,
-    }
 
 
 def _bad_field(name: str, what: str) -> ProblemError:
@@ -150,7 +135,7 @@ class _Service:
         principal = principal_from(request)
         principal.authorize("keys.read")
         records = await self.store.alist_root_keys(principal.workspace_id)
-        return json_response({"keys": [key_summary(record) for record in records]})
+        return json_response({"keys": [record.to_dict() for record in records]})
 
     async def create_key(self, request: Request) -> Response:
         principal = principal_from(request)
