@@ -1,0 +1,174 @@
+"""Permission names built from user data: refused at creation, never matching another name.
+
+A service that builds ``f"docs.{user_value}.read"`` must never end up with a grant that matches
+more than that one name. Every look-alike of a wildcard or separator (``*``, ``?``, ``[``,
+the full-width asterisk U+FF0A, Turkish dotted ``İ`` whose lower case is two characters, empty
+segments) is refused where the name is validated and where a grant is stored (memory and SQLite
+stores).
+
+A user value that is *exactly* ``*`` makes a valid grant segment, which is a wildcard; the
+grant grammar cannot tell it from an intended one. Names from user data are therefore
+validated as *permissions* (no wildcards) first; the last tests pin both halves of that rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from authcore.backends.sqlite import SQLiteStore
+from authcore.errors import InvalidPermissionError
+from authcore.permissions import PermissionSet, validate_grant, validate_permission
+from authcore.store import OPERATOR_ACTOR
+from authcore.testing import MemoryStore
+
+NOW = 1_800_000_000.0
+
+HOSTILE_USER_VALUES = {
+    "star_inside": "a*",
+    "star_first": "*a",
+    "question_mark": "a?",
+    "bracket": "a[bc]",
+    "leading_dot": ".a",
+    "trailing_dot": "a.",
+    "empty": "",
+    "full_width_star": "\uff0a",
+    "full_width_star_inside": "a\uff0a",
+    "small_asterisk": "\ufe61",
+    "asterisk_operator": "\u2217",
+    "turkish_dotted_capital_i": "\u0130d",
+    "turkish_dotless_i": "\u0131d",
+    "capital": "Docs",
+    "space": "a b",
+    "nul": "a\x00",
+    "newline": "a\n",
+    "full_width_dot": "a\uff0eb",
+    "one_dot_leader": "a\u2024b",
+    "hyphen": "a-b",
+    "slash": "a/b",
+    "percent": "a%2a",
+    "long": "a" * 200,
+}
+
+
+def user_name(value: str) -> str:
+    return f"docs.{value}.read"
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_USER_VALUES))
+def test_a_hostile_user_value_is_not_a_valid_permission(name: str) -> None:
+    with pytest.raises(InvalidPermissionError):
+        validate_permission(user_name(HOSTILE_USER_VALUES[name]))
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_USER_VALUES))
+def test_a_hostile_user_value_is_not_a_valid_grant(name: str) -> None:
+    with pytest.raises(InvalidPermissionError):
+        validate_grant(user_name(HOSTILE_USER_VALUES[name]))
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    if request.param == "memory":
+        memory = MemoryStore()
+        yield memory
+        return
+    with SQLiteStore(tmp_path / "perm.db") as sqlite:
+        yield sqlite
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_USER_VALUES))
+def test_a_store_refuses_a_hostile_grant_at_creation(store: Any, name: str) -> None:
+    workspace = store.create_workspace("perm", now=NOW, actor=OPERATOR_ACTOR)
+    grant = user_name(HOSTILE_USER_VALUES[name])
+    with pytest.raises(InvalidPermissionError):
+        store.create_root_key(
+            workspace.id, permissions=["keys.read", grant], now=NOW, actor=OPERATOR_ACTOR
+        )
+    with pytest.raises(InvalidPermissionError):
+        store.create_portal_session(
+            workspace.id, "user_1", permissions=[grant], ttl=60, now=NOW, actor=OPERATOR_ACTOR
+        )
+    # Nothing was stored and nothing was audited for the refused calls.
+    assert store.list_root_keys(workspace.id) == []
+    actions = [event.action for event in store.list_audit(workspace.id).events]
+    assert actions == ["workspace.create"]
+
+
+def test_a_user_value_of_exactly_star_is_a_wildcard_grant_so_validate_it_as_a_permission() -> None:
+    # The rule SECURITY.md states: build names from user data with validate_permission.
+    with pytest.raises(InvalidPermissionError):
+        validate_permission(user_name("*"))
+    grants = PermissionSet([validate_grant(user_name("*"))])
+    assert grants.allows("docs.secret.read")
+
+
+def test_a_dot_in_user_data_adds_a_segment_that_still_matches_only_itself() -> None:
+    # "a.b" gives the valid, distinct name docs.a.b.read: no wildcard, but one more segment
+    # than the caller's shape. Grammar alone cannot refuse it; a service that means one
+    # segment must refuse "." in the value itself (SECURITY.md says so).
+    name = validate_permission(user_name("a.b"))
+    grants = PermissionSet([name])
+    assert grants.allows("docs.a.b.read")
+    assert not grants.allows("docs.a.read")
+    assert not grants.allows("docs.b.read")
+
+
+# --- properties -----------------------------------------------------------------------------
+
+#: Any text a user could type, weighted toward the characters that matter.
+user_text = st.text(
+    alphabet=st.one_of(
+        st.sampled_from("*?[].-_ az09AZ\uff0a\u0130\u0131\uff0e\u2024\x00"),
+        st.characters(),
+    ),
+    max_size=24,
+)
+valid_permissions = st.from_regex(
+    r"[a-z][a-z0-9_]{0,6}(\.[a-z][a-z0-9_]{0,6}){0,3}", fullmatch=True
+)
+
+
+def _valid(name: str) -> bool:
+    try:
+        validate_permission(name)
+    except InvalidPermissionError:
+        return False
+    return True
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=user_text, other=st.one_of(valid_permissions, user_text.map(user_name)))
+def test_a_name_from_user_data_matches_only_itself(value: str, other: str) -> None:
+    name = user_name(value)
+    if not _valid(name):
+        return  # refused at creation: it can never be granted through validate_permission
+    grants = PermissionSet([name])
+    try:
+        allowed = grants.allows(other)
+    except InvalidPermissionError:
+        allowed = False
+    assert allowed == (other == name)
+
+
+@settings(max_examples=300, deadline=None)
+@given(a=valid_permissions, b=valid_permissions)
+def test_an_exact_grant_never_matches_another_name(a: str, b: str) -> None:
+    assert PermissionSet([a]).allows(b) == (a == b)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=user_text)
+def test_a_hostile_required_name_is_never_allowed_by_an_exact_grant(value: str) -> None:
+    # A query built from user data against a holder of "docs.x.read": only the exact name.
+    grants = PermissionSet(["docs.x.read", "docs.read"])
+    try:
+        allowed = grants.allows(user_name(value))
+    except InvalidPermissionError:
+        allowed = False
+    assert allowed == (value == "x")
