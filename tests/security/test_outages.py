@@ -328,78 +328,73 @@ def test_postgres_stopped_is_503_and_recovers_without_a_restart(postgres_url: st
 # --- audit: nothing committed without its event ----------------------------------------------
 
 
-ATTEMPTS = 400
+ROUNDS = ("lock", "audit-down", "healthy", "audit-down", "lock", "healthy")
+WORKERS = 6
+KEYS_PER_WORKER = 3
 
 
 def test_no_committed_key_is_left_without_exactly_one_audit_event(tmp_path: Path) -> None:
+    """Six threads create keys through rounds of injected faults; nothing is half-written.
+
+    Each round fixes the fault before the writers start, so the outcome of every attempt is
+    known (no race decides it): with the write lock held elsewhere or with audit inserts
+    failing, every attempt is refused (503) and leaves nothing; when healthy, every attempt
+    commits its key together with exactly one ``key.create`` event.
+    """
     path = tmp_path / "audit.db"
     store = SQLiteStore(path, timeout=0.05)
     workspace = store.create_workspace("audit", now=NOW, actor=OPERATOR_ACTOR)
-    stop = threading.Event()
-
-    def chaos() -> None:
-        # Alternate: hold the write lock, then make audit inserts fail, then let writes through.
-        conn = sqlite3.connect(path, isolation_level=None, timeout=5)
-        trigger = (
-            "CREATE TRIGGER fail_audit BEFORE INSERT ON audit_events"
-            " BEGIN SELECT RAISE(ABORT, 'audit is down'); END"
-        )
-        try:
-            while not stop.is_set():
-                conn.execute("BEGIN EXCLUSIVE")
-                stop.wait(0.02)
-                conn.execute("COMMIT")
-                conn.execute(trigger)
-                stop.wait(0.02)
-                conn.execute("DROP TRIGGER fail_audit")
-                stop.wait(0.05)
-        finally:
-            conn.close()
-
+    chaos = sqlite3.connect(path, isolation_level=None, timeout=5)
     committed: list[str] = []
-    refused: list[int] = []
-    details: list[str] = []
+    refused: collections.Counter[str] = collections.Counter()
     failures: list[BaseException] = []
     lock = threading.Lock()
 
-    def create(worker: int) -> None:
-        mine = 0
-        for attempt in range(ATTEMPTS):
-            if mine >= 3 and refused:  # enough of both outcomes to test something
-                break
+    def create(round_name: str, worker: int) -> None:
+        for attempt in range(KEYS_PER_WORKER):
             try:
                 new = store.create_root_key(
                     workspace.id,
                     permissions=["keys.read"],
-                    name=f"w{worker}-{attempt}",
+                    name=f"{round_name}-w{worker}-{attempt}",
                     now=NOW,
                     actor=OPERATOR_ACTOR,
                 )
-            except UnavailableError as exc:
+            except UnavailableError:
                 with lock:
-                    refused.append(worker)
-                    details.append(exc.detail or "")
+                    refused[round_name] += 1
                 continue
             except BaseException as exc:
                 with lock:
                     failures.append(exc)
                 continue
             assert new is not None
-            mine += 1
             with lock:
                 committed.append(new.record.id)
 
-    chaos_thread = threading.Thread(target=chaos)
-    chaos_thread.start()
-    workers = [threading.Thread(target=create, args=(n,)) for n in range(6)]
     try:
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join(60)
+        for number, round_name in enumerate(ROUNDS):
+            if round_name == "lock":
+                chaos.execute("BEGIN EXCLUSIVE")
+            elif round_name == "audit-down":
+                chaos.execute(
+                    "CREATE TRIGGER fail_audit BEFORE INSERT ON audit_events"
+                    " BEGIN SELECT RAISE(ABORT, 'audit is down'); END"
+                )
+            workers = [
+                threading.Thread(target=create, args=(f"{number}-{round_name}", n))
+                for n in range(WORKERS)
+            ]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join(60)
+            if round_name == "lock":
+                chaos.execute("COMMIT")
+            elif round_name == "audit-down":
+                chaos.execute("DROP TRIGGER fail_audit")
     finally:
-        stop.set()
-        chaos_thread.join(10)
+        chaos.close()
     assert not failures, failures
     stored = {record.id for record in store.list_root_keys(workspace.id)}
     events: list[Any] = []
@@ -412,7 +407,9 @@ def test_no_committed_key_is_left_without_exactly_one_audit_event(tmp_path: Path
         target.id for event in events if event.action == "key.create" for target in event.targets
     ]
     store.close()
-    assert committed, collections.Counter(details)
-    assert refused, "no write was refused: the chaos injected nothing"
+    per_round = WORKERS * KEYS_PER_WORKER
+    faulty = [f"{n}-{name}" for n, name in enumerate(ROUNDS) if name != "healthy"]
+    assert refused == dict.fromkeys(faulty, per_round)
+    assert len(committed) == per_round * ROUNDS.count("healthy")
     assert stored == set(committed)
     assert sorted(audited) == sorted(committed)  # exactly one event per committed key
