@@ -51,6 +51,7 @@ from authcore.permissions import (
     Query,
     Require,
     parse_query,
+    permission_from_parts,
     validate_grant,
     validate_permission,
 )
@@ -123,6 +124,7 @@ __all__ = [
     "error_response",
     "extract_credential",
     "parse_query",
+    "permission_from_parts",
     "principal_from",
     "run_flow",
     "validate_grant",

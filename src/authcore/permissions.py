@@ -11,8 +11,9 @@ A *required* permission (what an operation needs) never contains a wildcard. A *
 principal holds) may use ``*`` as a whole segment, matching exactly one segment: ``keys.*``
 matches ``keys.read`` but neither ``keys`` nor ``keys.a.b``. The grant ``*`` alone matches every
 permission. ``keys.*x``, ``?``, ``[``, empty segments and leading or trailing dots are rejected.
-Grants are validated when they are created, so a name built from user data (validate it with
-:func:`validate_permission`) can never act as a wildcard.
+Grants are validated when they are created. To build a permission from user data (a document
+id, a project name), use :func:`permission_from_parts`: each part must be one literal segment,
+so a user value of ``*`` or ``a.b`` is refused instead of widening or reshaping the grant.
 
 Queries combine required permissions::
 
@@ -57,6 +58,7 @@ __all__ = [
     "check",
     "evaluate",
     "parse_query",
+    "permission_from_parts",
     "validate_grant",
     "validate_permission",
 ]
@@ -148,6 +150,25 @@ def validate_grant(name: str) -> str:
     if name.isascii() and _GRANT_RE.fullmatch(name):
         return name
     _reject(name, "grant", wildcards=True)
+
+
+def permission_from_parts(*parts: str) -> str:
+    """Join literal segments into a permission, refusing anything but one segment per part.
+
+    ``permission_from_parts("docs", user_value, "read")`` is the safe way to put user data in
+    a permission name: ``"*"`` (a wildcard), ``"a.b"`` (two segments), ``""``, ``"?"`` and
+    non-ASCII look-alikes are all refused, so the result never matches more than it names.
+
+    Raises:
+        InvalidPermissionError: a part is not exactly one ``[a-z][a-z0-9_]*`` segment, or the
+            joined name breaks the bounds.
+    """
+    if not parts:
+        raise InvalidPermissionError("a permission needs at least one segment")
+    for part in parts:
+        if not isinstance(part, str) or not part.isascii() or not _SEGMENT_RE.fullmatch(part):
+            raise InvalidPermissionError("each part must be one [a-z][a-z0-9_]* segment")
+    return validate_permission(".".join(parts))
 
 
 def _is_permission(name: object) -> bool:

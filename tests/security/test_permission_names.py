@@ -23,7 +23,12 @@ from hypothesis import strategies as st
 
 from authcore.backends.sqlite import SQLiteStore
 from authcore.errors import InvalidPermissionError
-from authcore.permissions import PermissionSet, validate_grant, validate_permission
+from authcore.permissions import (
+    PermissionSet,
+    permission_from_parts,
+    validate_grant,
+    validate_permission,
+)
 from authcore.store import OPERATOR_ACTOR
 from authcore.testing import MemoryStore
 
@@ -100,23 +105,43 @@ def test_a_store_refuses_a_hostile_grant_at_creation(store: Any, name: str) -> N
     assert actions == ["workspace.create"]
 
 
-def test_a_user_value_of_exactly_star_is_a_wildcard_grant_so_validate_it_as_a_permission() -> None:
-    # The rule SECURITY.md states: build names from user data with validate_permission.
-    with pytest.raises(InvalidPermissionError):
-        validate_permission(user_name("*"))
+def test_formatting_a_user_star_into_a_grant_string_makes_a_wildcard() -> None:
+    # Why permission_from_parts exists: the grant grammar cannot tell a user's "*".
     grants = PermissionSet([validate_grant(user_name("*"))])
     assert grants.allows("docs.secret.read")
 
 
-def test_a_dot_in_user_data_adds_a_segment_that_still_matches_only_itself() -> None:
-    # "a.b" gives the valid, distinct name docs.a.b.read: no wildcard, but one more segment
-    # than the caller's shape. Grammar alone cannot refuse it; a service that means one
-    # segment must refuse "." in the value itself (SECURITY.md says so).
-    name = validate_permission(user_name("a.b"))
+@pytest.mark.parametrize(
+    "value", ["*", "a.b", "", "?", "[a]", "\uff0a", "\u0130", "A", "a b", "a-b", "1a", ".", "a."]
+)
+def test_permission_from_parts_refuses_any_user_value_but_one_literal_segment(value: str) -> None:
+    with pytest.raises(InvalidPermissionError):
+        permission_from_parts("docs", value, "read")
+
+
+def test_permission_from_parts_builds_the_exact_name() -> None:
+    name = permission_from_parts("docs", "report_7", "read")
+    assert name == "docs.report_7.read"
     grants = PermissionSet([name])
-    assert grants.allows("docs.a.b.read")
-    assert not grants.allows("docs.a.read")
-    assert not grants.allows("docs.b.read")
+    assert grants.allows("docs.report_7.read")
+    assert not grants.allows("docs.report_8.read")
+
+
+def test_permission_from_parts_needs_a_part() -> None:
+    with pytest.raises(InvalidPermissionError):
+        permission_from_parts()
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.text(max_size=24))
+def test_a_name_from_parts_never_matches_another_user_value(value: str) -> None:
+    try:
+        name = permission_from_parts("docs", value, "read")
+    except InvalidPermissionError:
+        return
+    grants = PermissionSet([name])
+    assert grants.allows(f"docs.{value}.read")
+    assert not grants.allows("docs.zzzz_other.read") or value == "zzzz_other"
 
 
 # --- properties -----------------------------------------------------------------------------
