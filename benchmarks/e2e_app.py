@@ -1,0 +1,108 @@
+"""The tiny apps uvicorn serves for the end-to-end row (``--factory``).
+
+The root key comes from ``AUTHCORE_BENCH_KEY`` so that the load generator in the parent process
+knows it; only its digest is stored.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import MutableMapping
+from typing import Any
+
+from authcore.flow import AsyncBackends, Authenticator, Backends, Settings
+from authcore.ratelimit import RateLimitPolicy
+from authcore.session import principal_from
+from authcore.store import RootKeyRecord
+from authcore.testing import MemoryRateLimiter, MemoryStore, make_workspace
+from authcore.tokens import digest
+
+__all__ = ["authed", "bare", "floor"]
+
+_START = {
+    "type": "http.response.start",
+    "status": 200,
+    "headers": [(b"content-type", b"text/plain"), (b"content-length", b"2")],
+}
+_BODY = {"type": "http.response.body", "body": b"ok"}
+
+
+async def _bare(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    await send(_START)
+    await send(_BODY)
+
+
+def bare() -> Any:
+    """Return the bare app."""
+    return _bare
+
+
+def authed() -> Any:
+    """Return the bare app behind AuthMiddleware, with a handler-side permission check."""
+    from authcore.adapters.asgi import AuthMiddleware
+    from benchmarks.world import GRANTS, PERMISSION, POLICY, WORKSPACE
+
+    raw = os.environ["AUTHCORE_BENCH_KEY"]
+    store = MemoryStore()
+    make_workspace(store, WORKSPACE, rate_limit=POLICY)
+    store.put_root_key(
+        RootKeyRecord(
+            id="key_bench",
+            workspace_id=WORKSPACE,
+            digest=digest(raw),
+            start=raw[:9],
+            name=None,
+            permissions=GRANTS,
+            created_at=int(time.time()),
+        )
+    )
+    try:
+        from authcore.backends.cache import CachedStore
+
+        cached: Any = CachedStore(store)
+    except ImportError:
+        cached = store
+    limiter = MemoryRateLimiter()
+    authenticator = Authenticator(
+        Settings(default_rate_limit=RateLimitPolicy(limit=1_000_000, period=1)),
+        clock=time.time,
+        backends=Backends(store=cached, limiter=limiter),
+        abackends=AsyncBackends(store=cached, limiter=limiter),
+    )
+
+    async def handler(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            principal_from(scope).authorize(PERMISSION)
+        await _bare(scope, receive, send)
+
+    return AuthMiddleware(handler, authenticator)
+
+
+def floor() -> Any:
+    """Return the bare app behind the floor middleware (the reference for the ratio)."""
+    from benchmarks.floor import FloorASGIMiddleware, floor_keys
+    from benchmarks.world import GRANTS, PERMISSION, POLICY, WORKSPACE, now_us
+
+    raw = os.environ["AUTHCORE_BENCH_KEY"]
+
+    async def handler(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and PERMISSION not in scope["floor.principal"].permissions:
+            raise PermissionError(PERMISSION)
+        await _bare(scope, receive, send)
+
+    return FloorASGIMiddleware(
+        handler,
+        floor_keys([(raw, WORKSPACE, "key_bench", GRANTS)]),
+        now_us,
+        POLICY.emission_interval_us,
+        POLICY.burst_window_us,
+    )
