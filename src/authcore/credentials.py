@@ -60,6 +60,7 @@ _AUTHORIZATION: Final = re.compile(r"([!#$%&'*+.^_`|~0-9A-Za-z-]+)( +)(.*)", re.
 _B64TOKEN: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*", re.ASCII)
 # RFC 7515 §7.1: three base64url segments; a JOSE header always starts with '{"' -> "eyJ".
 _JWT_SHAPE: Final = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*", re.ASCII)
+_BEARER: Final = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*)", re.ASCII)
 # Printable ASCII (no controls, no DEL): the only bytes a header value may hold here.
 _VISIBLE: Final = re.compile(r"[\x20-\x7e]*", re.ASCII)
 # RFC 6265 §4.1.1 cookie-octet; the portal token alphabet is narrower still.
@@ -79,6 +80,10 @@ class CredentialKind(enum.Enum):
     ROOT_KEY = "root_key"
     PORTAL_TOKEN = "portal_token"  # noqa: S105 - an enum label, not a secret
     JWT = "jwt"
+
+    # Members are singletons compared by identity, so identity hashing agrees with equality;
+    # Enum's own __hash__ is Python code, and `kind in policy.accepts` runs on every request.
+    __hash__ = object.__hash__
 
 
 class Transport(enum.Enum):
@@ -169,6 +174,12 @@ def classify_token(token: str, policy: CredentialPolicy) -> CredentialKind:
 def _parse_authorization(value: str, policy: CredentialPolicy) -> Credential:
     if len(value) > policy.max_length:
         raise CredentialTooLargeError
+    # Fast path for the common case, the whole RFC 6750 §2.1 grammar in one match; anything
+    # else goes through the step-by-step checks below, which say what is wrong.
+    fast = _BEARER.fullmatch(value)
+    if fast is not None:
+        token = fast.group(1)
+        return Credential(classify_token(token, policy), Secret(token), Transport.BEARER)
     # Non-ASCII (as ASGI delivers it: latin-1), controls, tabs, DEL: malformed, never decoded.
     if not _VISIBLE.fullmatch(value):
         raise MalformedCredentialError("non-printable or non-ASCII bytes")

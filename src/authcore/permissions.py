@@ -272,12 +272,28 @@ class PermissionSet:
         root = self._tries.get(len(segments))
         return root is not None and _walk(root, segments, 0)
 
+    @classmethod
+    def compiled(cls, grants: tuple[str, ...]) -> PermissionSet:
+        """Return the set for ``grants``, compiled once and shared by equal grant tuples.
+
+        The verification hot path builds a principal per request from a stored grant tuple;
+        sets are immutable, so one compiled set can serve every request holding those grants.
+
+        Raises:
+            InvalidPermissionError: as the constructor.
+        """
+        return _compiled(grants)
+
     def satisfies(self, query: Query | str) -> bool:
         """Tell whether these grants satisfy ``query`` (text is parsed with :func:`parse_query`).
 
         Raises:
             InvalidPermissionError: ``query`` is text that does not parse.
         """
+        # Fast path: text naming an exact grant is a one-permission query that holds (exact
+        # grants are validated permissions, so the text would parse to exactly that).
+        if type(query) is str and query in self._exact:
+            return True
         return evaluate(self, as_query(query))
 
     def covers(self, other: PermissionSet) -> bool:
@@ -332,6 +348,11 @@ class PermissionSet:
 
 
 # --------------------------------------------------------------------------- queries
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(grants: tuple[str, ...]) -> PermissionSet:
+    return PermissionSet(grants)
 
 
 def _validate_require(_instance: object, _attribute: object, value: str) -> None:

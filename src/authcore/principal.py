@@ -12,6 +12,7 @@ handler-side check, :meth:`Principal.authorize`, which fails closed.
 from __future__ import annotations
 
 import enum
+import functools
 from typing import Any, Final
 
 import attrs
@@ -23,7 +24,7 @@ from authcore.errors import (
     WorkspaceDisabledError,
 )
 from authcore.keyring import VerifiedClaims
-from authcore.permissions import PermissionSet, Query, as_query
+from authcore.permissions import PermissionSet, Query
 from authcore.store import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
 from authcore.tokens import digests_equal
 
@@ -81,7 +82,7 @@ class Principal:
     def can(self, query: Query | str) -> bool:
         """Return whether the permissions satisfy ``query``; an invalid query is False."""
         try:
-            return self.permissions.satisfies(as_query(query))
+            return self.permissions.satisfies(query)
         except InvalidPermissionError:
             return False
 
@@ -105,12 +106,34 @@ class Principal:
         }
 
 
-def _permission_set(grants: tuple[str, ...] | list[str]) -> PermissionSet:
+def _permission_set(grants: tuple[str, ...]) -> PermissionSet:
     try:
-        return PermissionSet(grants)
+        return PermissionSet.compiled(grants)
     except InvalidPermissionError as exc:
         # A stored grant that no longer parses must never widen access.
         raise InvalidCredentialError("stored permissions invalid") from exc
+
+
+# A principal is a pure function of its record, and both are immutable: build it once per
+# record and share it (the checks that depend on ``now`` run before, on every request).
+@functools.lru_cache(maxsize=4096)
+def _root_key_principal(record: RootKeyRecord) -> Principal:
+    return Principal(
+        workspace_id=record.workspace_id,
+        subject=Subject(SUBJECT_ROOT_KEY, record.id, record.name),
+        source=Source.ROOT_KEY,
+        permissions=_permission_set(record.permissions),
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _portal_session_principal(record: PortalSessionRecord) -> Principal:
+    return Principal(
+        workspace_id=record.workspace_id,
+        subject=Subject(SUBJECT_PORTAL_END_USER, record.end_user_id),
+        source=Source.PORTAL_SESSION,
+        permissions=_permission_set(record.permissions),
+    )
 
 
 def principal_from_root_key(
@@ -130,12 +153,7 @@ def principal_from_root_key(
         raise InvalidCredentialError("revoked")
     if record.expires_at is not None and now >= record.expires_at:
         raise InvalidCredentialError("expired")
-    return Principal(
-        workspace_id=record.workspace_id,
-        subject=Subject(SUBJECT_ROOT_KEY, record.id, record.name),
-        source=Source.ROOT_KEY,
-        permissions=_permission_set(record.permissions),
-    )
+    return _root_key_principal(record)
 
 
 def principal_from_portal_session(
@@ -154,12 +172,7 @@ def principal_from_portal_session(
         raise InvalidCredentialError("revoked")
     if now >= record.expires_at:
         raise InvalidCredentialError("expired")
-    return Principal(
-        workspace_id=record.workspace_id,
-        subject=Subject(SUBJECT_PORTAL_END_USER, record.end_user_id),
-        source=Source.PORTAL_SESSION,
-        permissions=_permission_set(record.permissions),
-    )
+    return _portal_session_principal(record)
 
 
 def principal_from_claims(claims: VerifiedClaims) -> Principal:
@@ -172,7 +185,7 @@ def principal_from_claims(claims: VerifiedClaims) -> Principal:
         workspace_id=claims.workspace_id,
         subject=Subject(SUBJECT_USER, claims.subject, claims.name),
         source=Source.JWT,
-        permissions=_permission_set(list(claims.permissions)),
+        permissions=_permission_set(claims.permissions),
     )
 
 

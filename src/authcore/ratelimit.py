@@ -26,6 +26,7 @@ so changing a workspace's limit keeps its state instead of handing it a fresh bu
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Sequence
 from typing import Final, Protocol
@@ -88,6 +89,13 @@ def _ceil_div(numerator: int, denominator: int) -> int:
     return -(-numerator // denominator)
 
 
+@functools.lru_cache(maxsize=1024)
+def _constants(limit: int, period: int) -> tuple[int, int]:
+    # (T, tau) per policy, computed once: decide() runs on every request.
+    interval = _ceil_div(period * _US_PER_SECOND, limit)
+    return interval, limit * interval
+
+
 @attrs.frozen
 class RateLimitPolicy:
     """``limit`` requests per ``period`` seconds, with a burst of ``limit``.
@@ -107,12 +115,12 @@ class RateLimitPolicy:
         Rounded *up* so that the integer limiter never admits more than the policy: with
         ``T >= period / limit``, ``limit`` requests take at least ``period``.
         """
-        return _ceil_div(self.period * _US_PER_SECOND, self.limit)
+        return _constants(self.limit, self.period)[0]
 
     @property
     def burst_window_us(self) -> int:
         """GCRA's ``tau``: ``limit * emission_interval_us``, so a fresh bucket holds ``limit``."""
-        return self.limit * self.emission_interval_us
+        return _constants(self.limit, self.period)[1]
 
     @classmethod
     def parse(cls, text: str) -> RateLimitPolicy:
@@ -171,8 +179,7 @@ def decide(
     tat = now_us if tat_us is None else tat_us
     if not 0 <= tat <= _MAX_TAT_US:
         raise UnavailableError("limiter state is corrupt")
-    interval = policy.emission_interval_us
-    tau = policy.burst_window_us
+    interval, tau = _constants(policy.limit, policy.period)
     new_tat = max(tat, now_us) + interval
     if new_tat - now_us > tau:
         # Denied: the state is untouched, so hammering a limited workspace cannot push its

@@ -72,7 +72,7 @@ class WorkspaceRecord:
     created_at: int = 0
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class RootKeyRecord:
     """A stored root key: its digest and metadata, never the key."""
 
@@ -100,7 +100,7 @@ class RootKeyRecord:
         }
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class PortalSessionRecord:
     """A stored portal session for an end user, by digest of its token."""
 
