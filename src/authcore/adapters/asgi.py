@@ -41,7 +41,8 @@ from authcore.adapters.logging import RequestMetrics
 from authcore.errors import AuthcoreError
 from authcore.flow import Authenticator
 from authcore.principal import Principal
-from authcore.responses import HTTPResponse, rate_limit_headers
+from authcore.ratelimit import RateLimitDecision
+from authcore.responses import HTTPResponse
 from authcore.session import (
     attach_principal,
     bind_principal,
@@ -97,6 +98,15 @@ def _facts(scope: Scope, websocket: bool) -> RequestFacts:
         origin=origin,
         websocket=websocket,
     )
+
+
+def _rate_limit_headers(decision: RateLimitDecision) -> list[tuple[bytes, bytes]]:
+    # rate_limit_headers() encoded straight to bytes: this runs on every admitted request.
+    return [
+        (b"ratelimit-limit", b"%d" % decision.limit),
+        (b"ratelimit-remaining", b"%d" % decision.remaining),
+        (b"ratelimit-reset", b"%d" % decision.reset),
+    ]
 
 
 def _encode(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
@@ -253,7 +263,7 @@ class AuthMiddleware:
                 principal = result.principal
                 attach_principal(scope, principal)
                 if result.rate_limit is not None:
-                    exchange.extra_headers = _encode(rate_limit_headers(result.rate_limit))
+                    exchange.extra_headers = _rate_limit_headers(result.rate_limit)
             # Always bind, so a request never logs under the previous request's workspace.
             token = bind_principal(principal)
             try:
@@ -266,6 +276,7 @@ class AuthMiddleware:
             finally:
                 reset_principal(token)
         finally:
-            duration = self._timer() - started_at
-            workspace_id = workspace_id_for_logs(principal)
-            report_metrics(self._metrics, exchange.status or 500, workspace_id, duration)
+            if self._metrics is not None:
+                duration = self._timer() - started_at
+                workspace_id = workspace_id_for_logs(principal)
+                report_metrics(self._metrics, exchange.status or 500, workspace_id, duration)

@@ -24,6 +24,7 @@ created behind the library's back becomes visible within ``negative_ttl``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
@@ -279,6 +280,16 @@ class CachedStore:
     def _cached(self, key: tuple[str, Hashable]) -> tuple[object, int]:
         """Return (record, None or _MISS) and the generation to store a miss under."""
         now = self._clock()
+        # Fast path, without the lock: a fresh positive entry. One dict read is atomic under
+        # the GIL; an invalidation racing with it either ran first (we miss, and take the
+        # locked path) or runs after this request had already read the record, which is the
+        # same order the lock would give. The LRU touch is best-effort.
+        entries = self._positive.entries
+        entry = entries.get(key)
+        if entry is not None and now < entry[0]:
+            with contextlib.suppress(KeyError):
+                entries.move_to_end(key)
+            return entry[1], self._generation
         with self._lock:
             found = self._positive.get(key, now)
             if found is _MISS and self._negative.get(key, now) is not _MISS:

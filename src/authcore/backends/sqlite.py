@@ -38,6 +38,9 @@ _T = TypeVar("_T")
 _MAX_TIMEOUT: Final = 60.0
 
 
+#: How much of the database file reader connections may map (256 MiB).
+_MMAP_BYTES = 256 * 1024 * 1024
+
 def _unavailable(exc: sqlite3.Error) -> UnavailableError:
     # The error name (SQLITE_BUSY, SQLITE_IOERR, ...) says enough; SQLite's message could
     # quote SQL, and we never let parameters or digests into an error.
@@ -120,6 +123,11 @@ class SQLiteStore(_sql.SQLStore, base.AsyncTwinsMixin):
             conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
             if readonly:
                 conn.execute("PRAGMA query_only = ON")
+                # Lookups read index pages through the OS page cache mapped into the process
+                # instead of copying each page into SQLite's own cache: with a million keys
+                # that keeps a cold lookup close to its cost with a thousand. Reads only; a
+                # mapping beyond the file's size costs nothing.
+                conn.execute(f"PRAGMA mmap_size = {_MMAP_BYTES}")
             else:
                 conn.execute("PRAGMA journal_mode = WAL")
                 # WAL + NORMAL: a crash may lose the last commits but never corrupts the file.
