@@ -325,6 +325,45 @@ def test_postgres_stopped_is_503_and_recovers_without_a_restart(postgres_url: st
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
+@pytest.mark.postgres
+def test_async_postgres_stopped_through_asgi_is_503_and_recovers(postgres_url: str) -> None:
+    import psycopg
+
+    from authcore.backends.postgres import AsyncPostgresStore
+
+    parts = urlsplit(postgres_url)
+    relay = Relay((parts.hostname or "127.0.0.1", parts.port or 5432))
+    relay.start()
+    schema = f"authcore_sec_{secrets.token_hex(6)}"
+    url = parts._replace(netloc=f"postgres@127.0.0.1:{relay.port}").geturl()
+    store = AsyncPostgresStore(url, schema=schema, timeout=0.5, connect_timeout=1, min_size=1)
+    try:
+        LOOP.run_until_complete(store.open())
+        workspace = LOOP.run_until_complete(
+            store.acreate_workspace("pg", now=NOW, actor=OPERATOR_ACTOR)
+        )
+        created = LOOP.run_until_complete(
+            store.acreate_root_key(
+                workspace.id, permissions=["keys.read"], now=NOW, actor=OPERATOR_ACTOR
+            )
+        )
+        assert created is not None
+        key = created.key.reveal()
+        world = with_api(make_world(), store, MemoryRateLimiter())
+        assert ask("asgi", world, key).status == 200
+        relay.stop()
+        assert ask("asgi", world, key).status == 503
+        relay.start()
+        statuses = recover("asgi", world, key)
+        assert statuses[-1] == 200, statuses
+        assert set(statuses[:-1]) <= {503}, statuses
+    finally:
+        relay.stop()
+        LOOP.run_until_complete(store.aclose())
+        with psycopg.connect(postgres_url, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
 # --- audit: nothing committed without its event ----------------------------------------------
 
 
