@@ -330,6 +330,11 @@ class CachedStore:
         if found is not _MISS:
             # A hit returns before any await: it never leaves the event loop.
             return found  # type: ignore[return-value]  # only `kind` records are stored here
+        return await self._afetch_missing(key, name, kind, generation)
+
+    async def _afetch_missing(
+        self, key: tuple[str, Hashable], name: str, kind: type[_T], generation: int
+    ) -> _T | None:
         method = self._method(name)
         try:
             record = _expect(await method(key[1]), kind)
@@ -370,7 +375,11 @@ class CachedStore:
         Raises:
             UnavailableError: the store failed (nothing is cached then).
         """
-        return await self._afetch((_KEY, digest), "afind_root_key", RootKeyRecord)
+        key = (_KEY, digest)
+        found, generation = self._cached(key)
+        if found is not _MISS:  # a hit: no await, no extra coroutine (every request does two)
+            return found  # type: ignore[return-value]  # only root keys are stored under _KEY
+        return await self._afetch_missing(key, "afind_root_key", RootKeyRecord, generation)
 
     async def afind_portal_session(self, digest: bytes, /) -> PortalSessionRecord | None:
         """Async twin of :meth:`find_portal_session`; a hit never leaves the event loop.
@@ -386,7 +395,11 @@ class CachedStore:
         Raises:
             UnavailableError: the store failed (nothing is cached then).
         """
-        return await self._afetch((_WORKSPACE, workspace_id), "afind_workspace", WorkspaceRecord)
+        key = (_WORKSPACE, workspace_id)
+        found, generation = self._cached(key)
+        if found is not _MISS:
+            return found  # type: ignore[return-value]  # only workspaces are stored here
+        return await self._afetch_missing(key, "afind_workspace", WorkspaceRecord, generation)
 
     # --- invalidation -------------------------------------------------------------------------
 
