@@ -41,6 +41,7 @@ _MAX_TIMEOUT: Final = 60.0
 #: How much of the database file reader connections may map (256 MiB).
 _MMAP_BYTES = 256 * 1024 * 1024
 
+
 def _unavailable(exc: sqlite3.Error) -> UnavailableError:
     # The error name (SQLITE_BUSY, SQLITE_IOERR, ...) says enough; SQLite's message could
     # quote SQL, and we never let parameters or digests into an error.
