@@ -31,60 +31,21 @@ from authcore.keyring import (
     check_rotation,
 )
 from authcore.tokens import Secret
+from tests.strategies import (
+    JWT_NOW,
+    claim_dicts,
+    jwt_header_dicts,
+    token_like_text,
+    valid_claims,
+)
 
-# --- strategies and helpers --------------------------------------------------------------------
+# --- helpers (the strategies live in tests/strategies.py) ---------------------------------------
 
 RAW1 = "s1-" + "a" * 40
 RAW2 = "s2-" + "b" * 40
 RAW_OLD = "old-" + "c" * 40
-NOW = 1_700_000_000
+NOW = JWT_NOW  # the time valid_claims() stamps by default
 SETTINGS = JWTSettings()
-
-json_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.integers(min_value=-(10**12), max_value=10**12)
-    | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=20)
-)
-json_values = st.recursive(
-    json_scalars,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=12,
-)
-claim_names = st.sampled_from(
-    ["iss", "aud", "sub", "workspace_id", "permissions", "iat", "exp", "nbf", "jti", "name"]
-)
-
-
-@st.composite
-def claim_dicts(draw: st.DrawFn) -> dict[str, Any]:
-    """Claims that start valid, then get arbitrary members replaced, removed or added."""
-    claims: dict[str, Any] = valid_claims()
-    for name in draw(st.lists(claim_names, max_size=4)):
-        if draw(st.booleans()):
-            claims.pop(name, None)
-        else:
-            claims[name] = draw(json_values)
-    claims.update(draw(st.dictionaries(st.text(max_size=8), json_values, max_size=3)))
-    return claims
-
-
-header_dicts = st.dictionaries(
-    st.sampled_from(["alg", "typ", "kid", "jku", "crit", "cty", "x"]) | st.text(max_size=5),
-    json_values,
-    max_size=4,
-)
-token_like_text = st.text(max_size=300) | st.lists(
-    st.text(
-        alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=.", max_size=60
-    ),
-    min_size=1,
-    max_size=4,
-).map(".".join)
 
 
 def b64(data: bytes) -> str:
@@ -110,20 +71,6 @@ def raw_token(
     if signature is None:
         signature = b64(hmac.new(key.encode(), signing_input.encode(), digest).digest())
     return f"{signing_input}.{signature}"
-
-
-def valid_claims(now: int = NOW, **overrides: Any) -> dict[str, Any]:
-    claims: dict[str, Any] = {
-        "iss": "authcore-dashboard",
-        "aud": "authcore-api",
-        "sub": "user_1",
-        "workspace_id": "ws_1",
-        "permissions": ["keys.read"],
-        "iat": now,
-        "exp": now + 60,
-    }
-    claims.update(overrides)
-    return claims
 
 
 HEADER1 = {"alg": "HS256", "typ": "JWT", "kid": "k1"}
@@ -992,7 +939,7 @@ def test_verify_validly_signed_arbitrary_claims_raises_only_authcore_errors(
     _verify_outcome(token, now)
 
 
-@given(header=header_dicts, claims=claim_dicts())
+@given(header=jwt_header_dicts, claims=claim_dicts())
 def test_verify_arbitrary_headers_raises_only_authcore_errors(
     header: dict[str, Any], claims: dict[str, Any]
 ) -> None:

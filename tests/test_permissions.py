@@ -27,34 +27,14 @@ from authcore.permissions import (
     validate_grant,
     validate_permission,
 )
-
-# --------------------------------------------------------------------------- strategies
-
-# A tiny alphabet so that generated names collide often and wildcards actually match things.
-segments = st.one_of(
-    st.sampled_from(["a", "b", "keys", "read"]),
-    st.from_regex(r"[a-z][a-z0-9_]{0,4}", fullmatch=True),
+from tests.strategies import (
+    grant_lists,
+    grant_names,
+    permission_names,
+    permission_sets,
+    queries,
+    query_like_text,
 )
-permission_names = st.lists(segments, min_size=1, max_size=4).map(".".join)
-grant_segments = st.one_of(segments, st.just("*"))
-grant_names = st.one_of(
-    st.just("*"),
-    st.lists(grant_segments, min_size=1, max_size=4).map(".".join),
-)
-grant_lists = st.lists(grant_names, max_size=8)
-permission_sets = grant_lists.map(PermissionSet)
-requires = permission_names.map(Require)
-queries: st.SearchStrategy[Query] = st.recursive(
-    requires,
-    lambda children: st.one_of(
-        st.lists(children, min_size=2, max_size=3).map(lambda t: AllOf(tuple(t))),
-        st.lists(children, min_size=2, max_size=3).map(lambda t: AnyOf(tuple(t))),
-    ),
-    max_leaves=12,
-)
-# Text made of query-shaped pieces reaches deeper into the parser than arbitrary text does.
-query_words = st.sampled_from(["(", ")", "AND", "OR", "and", "a", "b.c", "*", "keys.*", "", " "])
-query_like_text = st.lists(query_words, max_size=30).map(" ".join)
 
 
 def _deep_query(depth: int) -> Query:

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 import authcore.ratelimit as ratelimit_module
 from authcore.errors import ConfigurationError, UnavailableError
@@ -27,62 +26,20 @@ from authcore.ratelimit import (
     decision_from_reply,
     rate_limit_key,
 )
+from tests.strategies import (
+    NOW_US,
+    SECOND,
+    lua_cases,
+    policies,
+    policy_and_state,
+    policy_and_times,
+)
 
 if TYPE_CHECKING:
     import redis
 
 # --------------------------------------------------------------------------------------------
-# Strategies
-
-NOW_US = 1_800_000_000_000_000  # about 2027 in epoch microseconds, the magnitude Redis sees
-SECOND = 1_000_000
-
-policies = st.builds(
-    RateLimitPolicy,
-    limit=st.integers(1, 1_000_000),
-    period=st.integers(1, 86_400),
-)
-# Small policies make bursts, denials and refills all happen within a short simulated run.
-small_policies = st.builds(RateLimitPolicy, limit=st.integers(1, 12), period=st.integers(1, 6))
-nows = st.integers(0, MAX_TIME_US)
-
-
-@st.composite
-def request_times(draw: st.DrawFn, policy: RateLimitPolicy) -> list[int]:
-    """A non-decreasing run of request times: bursts (gap 0), sub-T gaps and idle stretches."""
-    interval = policy.emission_interval_us
-    start = draw(st.integers(NOW_US, NOW_US + 10**12))
-    gaps = draw(
-        st.lists(
-            st.one_of(
-                st.just(0),
-                st.integers(1, interval),
-                st.integers(interval, 3 * policy.burst_window_us),
-            ),
-            max_size=60,
-        )
-    )
-    times = [start]
-    for gap in gaps:
-        times.append(times[-1] + gap)
-    return times
-
-
-@st.composite
-def policy_and_times(draw: st.DrawFn) -> tuple[RateLimitPolicy, list[int]]:
-    policy = draw(small_policies)
-    return policy, draw(request_times(policy))
-
-
-@st.composite
-def policy_and_state(draw: st.DrawFn) -> tuple[RateLimitPolicy, int | None, int]:
-    """Any policy, a time, and a TAT a backend could hold (possibly stored under another policy)."""
-    policy = draw(policies)
-    now = draw(st.integers(0, MAX_TIME_US))
-    # A stored TAT is at most now + the largest burst window any policy has.
-    offset = draw(st.integers(-(10**13), 86_400 * SECOND))
-    tat = draw(st.none() | st.just(max(0, now + offset)))
-    return policy, tat, now
+# Helpers (the strategies live in tests/strategies.py)
 
 
 def run(policy: RateLimitPolicy, times: list[int]) -> list[tuple[RateLimitDecision, int]]:
@@ -623,14 +580,6 @@ def test_lua_rejects_bad_arguments(
 
     with pytest.raises(redis_lib.ResponseError, match="bad arguments"):
         redis_client.eval(GCRA_LUA, 1, key, *args)
-
-
-@st.composite
-def lua_cases(draw: st.DrawFn) -> tuple[RateLimitPolicy, int | None, list[int]]:
-    policy = draw(st.one_of(small_policies, policies))
-    times = draw(request_times(policy))
-    seeded = draw(st.none() | st.integers(-(10**13), 86_400 * SECOND).map(lambda o: times[0] + o))
-    return policy, seeded, times
 
 
 @pytest.mark.redis

@@ -12,7 +12,6 @@ from typing import Any
 
 import attrs
 from hypothesis import given
-from hypothesis import strategies as st
 
 from authcore.credentials import Credential, CredentialKind
 from authcore.keyring import Keyring, SigningSecret
@@ -25,9 +24,7 @@ from authcore.store import (
     RootKeyRecord,
 )
 from authcore.tokens import IssuedToken, Secret, digest
-
-# A distinctive alphabet, long enough that it cannot occur in a repr by chance.
-secrets_text = st.text(alphabet="QWXZqwxz0123456789", min_size=32, max_size=64)
+from tests.strategies import secrets_text
 
 
 def views(value: object) -> list[str]:

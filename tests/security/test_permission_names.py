@@ -31,6 +31,7 @@ from authcore.permissions import (
 )
 from authcore.store import OPERATOR_ACTOR
 from authcore.testing import MemoryStore
+from tests.strategies import user_text, valid_permissions
 
 NOW = 1_800_000_000.0
 
@@ -146,17 +147,7 @@ def test_a_name_from_parts_never_matches_another_user_value(value: str) -> None:
 
 # --- properties -----------------------------------------------------------------------------
 
-#: Any text a user could type, weighted toward the characters that matter.
-user_text = st.text(
-    alphabet=st.one_of(
-        st.sampled_from("*?[].-_ az09AZ\uff0a\u0130\u0131\uff0e\u2024\x00"),
-        st.characters(),
-    ),
-    max_size=24,
-)
-valid_permissions = st.from_regex(
-    r"[a-z][a-z0-9_]{0,6}(\.[a-z][a-z0-9_]{0,6}){0,3}", fullmatch=True
-)
+# The strategies user_text and valid_permissions live in tests/strategies.py.
 
 
 def _valid(name: str) -> bool:

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from tests.adapters.world import (
     PORTAL_COOKIE,
@@ -26,61 +25,13 @@ from tests.adapters.world import (
     wsgi_app,
 )
 from tests.security.support import Headers, on_the_wire, send_asgi_raw, send_wsgi_raw
-from tests.strategies import authorization_values, latin1_header_values, shaped_tokens
+from tests.strategies import pipeline_requests
 
 AUTH_STATUSES = frozenset({200, 400, 401, 403, 429, 431, 503})
 # Routing answers (not found, method not allowed, Starlette's trailing-slash redirect) come only
 # after the auth step let the request through.
 APP_STATUSES = frozenset({307, 404, 405})
 EXAMPLES = 150
-
-
-def request_strategy(credentials: list[str]) -> st.SearchStrategy[tuple[str, str, Headers]]:
-    real = st.sampled_from(credentials)
-    token = st.one_of(real, shaped_tokens, real.map(lambda c: c[:-1]), real.map(lambda c: c + "A"))
-    authorization = st.one_of(
-        token.map(lambda t: f"Bearer {t}"),
-        st.builds(
-            lambda scheme, t: f"{scheme} {t}", st.sampled_from(["bearer", "BEARER", "Basic"]), token
-        ),
-        authorization_values,
-    )
-    cookie = st.one_of(
-        token.map(lambda t: f"{PORTAL_COOKIE}={t}"),
-        st.builds(lambda t, u: f"a=b; {PORTAL_COOKIE}={t}; {PORTAL_COOKIE}={u}", token, token),
-        latin1_header_values,
-    )
-    field = st.one_of(
-        st.tuples(
-            st.sampled_from(["Authorization", "authorization", "AUTHORIZATION"]), authorization
-        ),
-        st.tuples(st.sampled_from(["Cookie", "cookie"]), cookie),
-        st.tuples(
-            st.just("Sec-Fetch-Site"), st.sampled_from(["same-origin", "cross-site", "none", "x"])
-        ),
-        st.tuples(
-            st.just("Origin"),
-            st.sampled_from(["https://portal.example.com", "null", "https://evil.example"]),
-        ),
-        st.tuples(
-            st.sampled_from(["X-Api-Key", "Proxy-Authorization", "X-Other"]), latin1_header_values
-        ),
-    )
-    methods = st.sampled_from(
-        ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "get", "BREW"]
-    )
-    paths = st.one_of(
-        st.sampled_from(
-            ["/keys", "/portal/profile", "/down/keys", "/health", "/keys/", "/portal/", "/nope"]
-        ),
-        st.text(alphabet="/abcdkeysportal.%-_", min_size=1, max_size=20).map(lambda p: "/" + p),
-        st.sampled_from(["/keys?access_token=", "/keys?token="]).flatmap(
-            lambda p: real.map(lambda c: p + c)
-        ),
-    )
-    # A plain valid request now and then, so the success path is exercised too.
-    plain = real.map(lambda c: [("Authorization", f"Bearer {c}")])
-    return st.tuples(methods, paths, st.one_of(plain, st.lists(field, max_size=6)))
 
 
 def wire(headers: Headers) -> Headers:
@@ -125,7 +76,7 @@ def test_asgi_pipeline_answers_only_allowed_statuses() -> None:
     loop = asyncio.new_event_loop()
 
     @SETTINGS
-    @given(request=request_strategy(credentials))
+    @given(request=pipeline_requests(credentials, PORTAL_COOKIE))
     def run(request: tuple[str, str, Headers]) -> None:
         method, path, headers = request
         check(loop.run_until_complete(send_asgi_raw(app, method, path, wire(headers))))
@@ -142,7 +93,7 @@ def test_wsgi_pipeline_answers_only_allowed_statuses(adapter: str) -> None:
     app = wsgi_app(world) if adapter == "wsgi" else flask_app(world)
 
     @SETTINGS
-    @given(request=request_strategy(credentials))
+    @given(request=pipeline_requests(credentials, PORTAL_COOKIE))
     def run(request: tuple[str, str, Headers]) -> None:
         method, path, headers = request
         check(send_wsgi_raw(app, method, path, wire(headers)))
