@@ -180,27 +180,20 @@ def decide(
         raise UnavailableError("limiter state is corrupt")
     interval, tau = _constants(policy.limit, policy.period)
     new_tat = max(tat, now_us) + interval
+    # Every request runs this: positional construction and inline ceiling divisions
+    # (-(-a // b)) keep it cheap; RateLimitDecision's field order is
+    # (allowed, limit, remaining, reset, retry_after).
     if new_tat - now_us > tau:
         # Denied: the state is untouched, so hammering a limited workspace cannot push its
         # recovery further out. The next request fits once now reaches new_tat - tau; that
         # gap is > 0 here, so retry_after >= 1. tat > now_us (tat + T - now > tau >= T).
-        decision = RateLimitDecision(
-            allowed=False,
-            limit=policy.limit,
-            remaining=0,
-            reset=_ceil_div(tat - now_us, _US_PER_SECOND),
-            retry_after=_ceil_div(new_tat - tau - now_us, _US_PER_SECOND),
-        )
-        return decision, tat
-    decision = RateLimitDecision(
-        allowed=True,
-        limit=policy.limit,
-        remaining=(tau - (new_tat - now_us)) // interval,
-        # The bucket is full again once now reaches the stored TAT.
-        reset=_ceil_div(new_tat - now_us, _US_PER_SECOND),
-        retry_after=0,
-    )
-    return decision, new_tat
+        reset = -((now_us - tat) // _US_PER_SECOND)
+        retry_after = -((now_us + tau - new_tat) // _US_PER_SECOND)
+        return RateLimitDecision(False, policy.limit, 0, reset, retry_after), tat
+    remaining = (tau - (new_tat - now_us)) // interval
+    # The bucket is full again once now reaches the stored TAT.
+    reset = -((now_us - new_tat) // _US_PER_SECOND)
+    return RateLimitDecision(True, policy.limit, remaining, reset, 0), new_tat
 
 
 # One atomic round trip with the server's clock, so all processes share one time source and
