@@ -43,3 +43,17 @@ def test_python_samples_run(path: Path, tmp_path: Path, monkeypatch: pytest.Monk
             )
             continue
         exec(compile(code, f"{path.name}:sample", "exec"), namespace)  # noqa: S102 - our own docs
+
+
+TEST_REFERENCE = re.compile(r"`(tests/[\w/]+\.py)(?:::(\w+))?`")
+
+
+@pytest.mark.parametrize("path", [ROOT / "SECURITY.md", *DOCS], ids=lambda p: p.name)
+def test_every_test_a_document_cites_exists(path: Path) -> None:
+    # SECURITY.md backs each promise with the tests that hold it: a renamed test must not
+    # leave a promise pointing at nothing.
+    for match in TEST_REFERENCE.finditer(path.read_text(encoding="utf-8")):
+        cited = ROOT / match[1]
+        assert cited.is_file(), f"{path.name} cites {match[1]}"
+        if match[2]:
+            assert f"def {match[2]}(" in cited.read_text(encoding="utf-8"), match[0]
