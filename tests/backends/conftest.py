@@ -125,10 +125,11 @@ BACKENDS = [
 ]
 
 
-@pytest.fixture(params=BACKENDS)
-async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreUnderTest]:
-    """Each backend in each form."""
-    kind, form = request.param.split("-")
+@contextlib.asynccontextmanager
+async def _backend(
+    param: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[StoreUnderTest]:
+    kind, form = param.split("-")
     is_async = form == "async"
     if kind == "memory":
         memory = MemoryStore()
@@ -154,3 +155,19 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         else:
             with PostgresStore(url, schema=schema, timeout=5.0, max_size=4) as sync_store:
                 yield StoreUnderTest(kind, False, sync_store, *hooks)
+
+
+@pytest.fixture(params=BACKENDS)
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreUnderTest]:
+    """Each backend in each form."""
+    async with _backend(request.param, request, tmp_path) as store:
+        yield store
+
+
+@pytest.fixture(params=BACKENDS[2:])
+async def transactional_backend(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[StoreUnderTest]:
+    """The backends with transactions (SQLite, PostgreSQL): the memory store has none."""
+    async with _backend(request.param, request, tmp_path) as store:
+        yield store

@@ -479,9 +479,11 @@ def test_audit_cursor_text_round_trips_and_rejects_junk() -> None:
             AuditCursor.parse(junk)
 
 
-async def test_mutation_and_audit_commit_together(backend: StoreUnderTest) -> None:
-    if backend.break_audit is None:
-        pytest.skip("the memory store has no transactions to break")
+async def test_mutation_and_audit_commit_together(
+    transactional_backend: StoreUnderTest,
+) -> None:
+    backend = transactional_backend
+    assert backend.break_audit is not None
     ws = await _workspace(backend)
     kept = await backend.call(
         "create_root_key", ws.id, permissions=[], now=NOW, actor=OPERATOR_ACTOR
