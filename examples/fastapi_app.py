@@ -12,9 +12,9 @@ from typing import Annotated
 from fastapi import Depends, FastAPI
 
 from authcore.adapters.starlette import install_auth, public, require
+from authcore.backends.memory import MemoryRateLimiter, MemoryStore
 from authcore.flow import AsyncBackends, Authenticator, Settings
 from authcore.principal import Principal
-from authcore.testing import MemoryRateLimiter, MemoryStore
 
 
 def build_authenticator(store: MemoryStore, limiter: MemoryRateLimiter) -> Authenticator:

@@ -15,8 +15,8 @@ from flask.typing import ResponseReturnValue
 
 from authcore.adapters.flask import AuthCore, current_principal, public, require
 from authcore.adapters.logging import WorkspaceLogFilter
+from authcore.backends.memory import MemoryRateLimiter, MemoryStore
 from authcore.flow import Authenticator, Backends, Settings
-from authcore.testing import MemoryRateLimiter, MemoryStore
 
 log = logging.getLogger("example")
 
