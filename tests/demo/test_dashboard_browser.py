@@ -185,6 +185,30 @@ def test_login_failures_look_the_same(servers: tuple[str, str]) -> None:
         assert malformed.status_code == 400
 
 
+def test_login_attempts_are_throttled_per_user_before_any_hashing(
+    servers: tuple[str, str],
+) -> None:
+    _, dashboard_url = servers
+    headers = {"Sec-Fetch-Site": "same-origin"}
+    wrong = {"user_id": USER_ID, "password": "guess"}
+    with httpx.Client(base_url=dashboard_url, timeout=10) as client:
+        statuses = [
+            client.post("/login", json=wrong, headers=headers).status_code for _ in range(10)
+        ]
+        assert statuses == [401] * 10
+        # The budget is spent: even the right password is refused now, without a session.
+        right = client.post(
+            "/login", json={"user_id": USER_ID, "password": PASSWORD}, headers=headers
+        )
+        assert right.status_code == 429
+        assert right.json()["code"] == "too_many_login_attempts"
+        assert int(right.headers["retry-after"]) >= 1
+        assert "set-cookie" not in right.headers
+        # Another user id from the same client still gets a normal answer.
+        other = client.post("/login", json={"user_id": "erin", "password": "x"}, headers=headers)
+        assert other.status_code == 401
+
+
 def test_proxy_requires_a_session_and_refuses_caller_authorization(
     servers: tuple[str, str],
 ) -> None:

@@ -25,21 +25,25 @@ MAX_BODY_BYTES: Final = 16 * 1024
 class ProblemError(Exception):
     """An HTTP problem that is not an authcore error: bad body, not found, ..."""
 
-    def __init__(self, status: int, code: str, title: str) -> None:
+    def __init__(self, status: int, code: str, title: str, *, retry_after: int = 0) -> None:
         self.status = status
         self.code = code
         self.title = title
+        self.retry_after = retry_after
         super().__init__(code)
 
 
-def problem_response(status: int, code: str, title: str) -> Response:
+def problem_response(status: int, code: str, title: str, *, retry_after: int = 0) -> Response:
     """Return an ``application/problem+json`` response with fixed, safe fields."""
     body = {"type": f"urn:authcore:problem:{code}", "title": title, "status": status, "code": code}
+    headers = {"cache-control": "no-store"}
+    if retry_after > 0:
+        headers["retry-after"] = str(retry_after)
     return Response(
         json.dumps(body, separators=(",", ":")),
         status_code=status,
         media_type=PROBLEM_CONTENT_TYPE,
-        headers={"cache-control": "no-store"},
+        headers=headers,
     )
 
 

@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
+from authcore.backends.memory import MemoryRateLimiter
 from authcore.credentials import parse_cookie_header
 from authcore.demo._http import (
     ProblemError,
@@ -42,6 +43,7 @@ from authcore.demo._http import (
 from authcore.errors import DuplicateCredentialError
 from authcore.passwords import hash_password, verify_password
 from authcore.proxy import DashboardSession
+from authcore.ratelimit import RateLimitPolicy
 from authcore.store import AsyncStore, WorkspaceRecord
 from authcore.tokens import digest
 
@@ -178,6 +180,11 @@ def _check_same_origin(request: Request) -> None:
     raise ProblemError(403, "cross_site_request", "Cross-site requests are not allowed.")
 
 
+#: Login budgets: 10 attempts per user id and 30 per client address, refilling over a minute.
+_LOGIN_PER_USER: Final = RateLimitPolicy(limit=10, period=60)
+_LOGIN_PER_CLIENT: Final = RateLimitPolicy(limit=30, period=60)
+
+
 class _Dashboard:
     def __init__(
         self,
@@ -191,6 +198,31 @@ class _Dashboard:
         # Checked against when the user id is unknown, so a wrong user id costs as much as a
         # wrong password and the timing does not tell which one was wrong.
         self._decoy_hash = hash_password(secrets.token_urlsafe(16))
+        self._login_attempts = MemoryRateLimiter(max_workspaces=100_000)
+
+    def _throttle(self, user_id: str, request: Request) -> None:
+        """Refuse a login attempt over the per-user or per-client budget, before any hashing.
+
+        Online password guessing is bounded per user id (whatever the client) and per client
+        address (whatever the user ids it sprays). Attempts are counted whether they succeed or
+        not; the budgets are small enough to stop guessing and large enough for typos.
+
+        Raises:
+            ProblemError: 429 with ``Retry-After``.
+        """
+        client = request.client.host if request.client is not None else "unknown"
+        for key, policy in (
+            (f"user:{user_id}", _LOGIN_PER_USER),
+            (f"client:{client}", _LOGIN_PER_CLIENT),
+        ):
+            decision = self._login_attempts.hit(key, policy)
+            if not decision.allowed:
+                raise ProblemError(
+                    429,
+                    "too_many_login_attempts",
+                    "Too many login attempts; try again later.",
+                    retry_after=decision.retry_after,
+                )
 
     def _secure(self, request: Request) -> bool:
         if self.secure_cookies is not None:
@@ -216,6 +248,7 @@ class _Dashboard:
             raise ProblemError(400, "invalid_body", "user_id and password must be strings.")
         if not 0 < len(user_id) <= 200 or not 0 < len(password) <= 1024:
             raise ProblemError(401, "login_failed", "The user id or password is wrong.")
+        self._throttle(user_id, request)
         user = await self.store.afind_dashboard_user(user_id)
         stored = user.password_hash if user is not None else self._decoy_hash
         # scrypt takes tens of milliseconds: keep it off the event loop.
@@ -272,7 +305,9 @@ class _Dashboard:
 
 async def _on_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ProblemError)  # noqa: S101 - registered for ProblemError only
-    return _secure_headers(problem_response(exc.status, exc.code, exc.title))
+    return _secure_headers(
+        problem_response(exc.status, exc.code, exc.title, retry_after=exc.retry_after)
+    )
 
 
 async def _on_bug(request: Request, exc: Exception) -> Response:
