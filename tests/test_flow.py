@@ -60,14 +60,16 @@ class Harness:
         self.settings = Settings(**settings)
         make_workspace(self.store, "ws_1")
 
-    def authenticator(self, store: object = None, limiter: object = None) -> Authenticator:
+    def authenticator(self, store: Any = None, limiter: Any = None) -> Authenticator:
+        # Any: the tests pass broken stores and limiters on purpose.
         store = store or self.store
         limiter = limiter or self.limiter
+        fallback = MemoryRateLimiter(clock_us=self.clock.us)
         return Authenticator(
             self.settings,
             clock=self.clock,
-            backends=Backends(store, limiter, MemoryRateLimiter(clock_us=self.clock.us)),  # type: ignore[arg-type]
-            abackends=AsyncBackends(store, limiter, MemoryRateLimiter(clock_us=self.clock.us)),  # type: ignore[arg-type]
+            backends=Backends(store, limiter, fallback),
+            abackends=AsyncBackends(store, limiter, fallback),
         )
 
 
@@ -226,10 +228,10 @@ class GarbageStore(MemoryStore):
     """A store that answers with something that is not a record."""
 
     def find_root_key(self, digest: bytes, /) -> RootKeyRecord | None:
-        return "garbage"  # type: ignore[return-value]
+        return "garbage"  # type: ignore[return-value]  # the broken store under test
 
     async def afind_root_key(self, digest: bytes, /) -> RootKeyRecord | None:
-        return "garbage"  # type: ignore[return-value]
+        return "garbage"  # type: ignore[return-value]  # the broken store under test
 
 
 @drivers
@@ -406,10 +408,10 @@ def test_bad_realm_is_a_configuration_error() -> None:
 def test_portal_session_record_of_the_wrong_type_is_unavailable(drive: Driver) -> None:
     class WrongType(MemoryStore):
         def find_portal_session(self, digest: bytes, /) -> PortalSessionRecord | None:
-            return WorkspaceRecord(id="x", name="x")  # type: ignore[return-value]
+            return WorkspaceRecord(id="x", name="x")  # type: ignore[return-value]  # wrong on purpose
 
         async def afind_portal_session(self, digest: bytes, /) -> PortalSessionRecord | None:
-            return WorkspaceRecord(id="x", name="x")  # type: ignore[return-value]
+            return WorkspaceRecord(id="x", name="x")  # type: ignore[return-value]  # wrong on purpose
 
     h = Harness(credentials=CredentialPolicy.portal())
     store = WrongType()

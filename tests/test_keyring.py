@@ -765,7 +765,7 @@ def test_signing_secret_accepts_kid_charset(kid: str) -> None:
 
 def test_signing_secret_rejects_raw_str_secret() -> None:
     with pytest.raises(ConfigurationError) as info:
-        SigningSecret("k1", RAW1)  # type: ignore[arg-type]
+        SigningSecret("k1", RAW1)  # type: ignore[arg-type]  # a raw str on purpose
     assert RAW1 not in str(info.value)
 
 
@@ -806,7 +806,7 @@ def test_keyring_rejects_unknown_signing_kid() -> None:
 
 def test_keyring_rejects_non_signing_secret_entries() -> None:
     with pytest.raises(ConfigurationError):
-        Keyring([Secret(RAW1)])  # type: ignore[list-item]
+        Keyring([Secret(RAW1)])  # type: ignore[list-item]  # the wrong item type on purpose
 
 
 def test_keyring_rejects_settings_of_wrong_type() -> None:
@@ -831,7 +831,7 @@ def test_keyring_without_signing_kid_verifies() -> None:
 
 def test_keyring_is_immutable(kr: Keyring) -> None:
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
-        kr._signing_kid = "k2"  # type: ignore[misc]
+        kr._signing_kid = "k2"  # type: ignore[misc]  # frozen: the point of the test
 
 
 def test_keyring_defaults_to_default_settings() -> None:
@@ -866,8 +866,9 @@ def test_settings_accept_bounds() -> None:
 # --- secrets never print ------------------------------------------------------------------------
 
 
-def _dumps(obj: object) -> list[str]:
-    return [repr(obj), str(obj), f"{obj}", repr(attrs.asdict(obj)), str(attrs.asdict(obj))]  # type: ignore[arg-type]
+def _dumps(obj: Any) -> list[str]:
+    # Any: called with attrs instances only; attrs.asdict wants its AttrsInstance protocol.
+    return [repr(obj), str(obj), f"{obj}", repr(attrs.asdict(obj)), str(attrs.asdict(obj))]
 
 
 def test_signing_secret_never_shows_the_secret() -> None:
@@ -910,7 +911,7 @@ HYPOTHESIS_KEYRING = make_keyring()
 
 def _verify_outcome(token: object, now: float) -> None:
     try:
-        result = HYPOTHESIS_KEYRING.verify(token, now)  # type: ignore[arg-type]
+        result = HYPOTHESIS_KEYRING.verify(token, now)  # type: ignore[arg-type]  # arbitrary input
     except (MalformedCredentialError, InvalidCredentialError):
         return  # CredentialTooLargeError is a MalformedCredentialError; anything else fails
     assert isinstance(result, VerifiedClaims)
@@ -924,7 +925,7 @@ def test_verify_arbitrary_text_raises_only_authcore_errors(token: str, now: int)
 @given(token=st.binary(max_size=100) | st.integers() | st.none())
 def test_verify_arbitrary_non_str_is_malformed(token: object) -> None:
     with pytest.raises(MalformedCredentialError):
-        HYPOTHESIS_KEYRING.verify(token, NOW)  # type: ignore[arg-type]
+        HYPOTHESIS_KEYRING.verify(token, NOW)  # type: ignore[arg-type]  # arbitrary input
 
 
 @settings(max_examples=300)

@@ -71,7 +71,7 @@ def test_root_key_record_becomes_principal() -> None:
 def test_invalid_root_keys_all_raise_the_same_error(
     changes: dict[str, object], presented: bytes
 ) -> None:
-    record = attrs.evolve(KEY_RECORD, **changes)  # type: ignore[arg-type]
+    record = attrs.evolve(KEY_RECORD, **changes)  # type: ignore[arg-type]  # dict of mixed values
     with pytest.raises(InvalidCredentialError) as info:
         principal_from_root_key(record, presented, NOW)
     assert info.value.message == InvalidCredentialError.message
@@ -152,7 +152,7 @@ def test_invalid_query_denies_instead_of_granting(query: str) -> None:
 def test_principal_is_immutable() -> None:
     principal = principal_from_root_key(KEY_RECORD, digest(KEY), NOW)
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
-        principal.workspace_id = "ws_other"  # type: ignore[misc]
+        principal.workspace_id = "ws_other"  # type: ignore[misc]  # frozen: the point of the test
 
 
 def test_principal_holds_no_secret_or_digest() -> None:

@@ -55,7 +55,7 @@ def test_secret_refuses_pickling() -> None:
 
 def test_secret_requires_str() -> None:
     with pytest.raises(TypeError):
-        Secret(b"abc")  # type: ignore[arg-type]
+        Secret(b"abc")  # type: ignore[arg-type]  # the wrong type is the point
 
 
 def test_secret_absent_from_traceback_of_an_error_mentioning_it() -> None:

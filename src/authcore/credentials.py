@@ -102,6 +102,14 @@ class Credential:
     transport: Transport = Transport.BEARER
 
 
+def _kinds(value: Iterable[CredentialKind]) -> frozenset[CredentialKind]:
+    return frozenset(value)
+
+
+def _origins(value: Iterable[str]) -> frozenset[str]:
+    return frozenset(value)
+
+
 def _check_prefixes(instance: CredentialPolicy, attribute: object, value: object) -> None:
     validate_prefix(instance.root_key_prefix)
     validate_prefix(instance.portal_token_prefix)
@@ -127,7 +135,7 @@ class CredentialPolicy:
 
     accepts: frozenset[CredentialKind] = attrs.field(
         default=frozenset({CredentialKind.ROOT_KEY, CredentialKind.JWT}),
-        converter=frozenset,
+        converter=_kinds,
     )
     root_key_prefix: str = attrs.field(default=DEFAULT_ROOT_KEY_PREFIX, validator=_check_prefixes)
     portal_token_prefix: str = DEFAULT_PORTAL_TOKEN_PREFIX
@@ -137,18 +145,55 @@ class CredentialPolicy:
     #: Origins (``https://host[:port]``) whose state-changing cookie requests are accepted
     #: without ``Sec-Fetch-Site: same-origin`` (see :func:`check_cross_site`).
     allowed_origins: frozenset[str] = attrs.field(
-        default=frozenset(), converter=frozenset, validator=_check_origins
+        default=frozenset(), converter=_origins, validator=_check_origins
     )
 
     @classmethod
-    def api(cls, **kwargs: object) -> CredentialPolicy:
-        """Root keys and JWTs as Bearer; no cookie."""
-        return cls(frozenset({CredentialKind.ROOT_KEY, CredentialKind.JWT}), **kwargs)  # type: ignore[arg-type]
+    def api(
+        cls,
+        *,
+        root_key_prefix: str = DEFAULT_ROOT_KEY_PREFIX,
+        portal_token_prefix: str = DEFAULT_PORTAL_TOKEN_PREFIX,
+        max_length: int = 8192,
+    ) -> CredentialPolicy:
+        """Root keys and JWTs as Bearer; no cookie.
+
+        Raises:
+            ConfigurationError: a prefix is invalid or the prefixes overlap.
+        """
+        return cls(
+            frozenset({CredentialKind.ROOT_KEY, CredentialKind.JWT}),
+            root_key_prefix=root_key_prefix,
+            portal_token_prefix=portal_token_prefix,
+            max_length=max_length,
+        )
 
     @classmethod
-    def portal(cls, cookie: str = DEFAULT_PORTAL_COOKIE, **kwargs: object) -> CredentialPolicy:
-        """Portal tokens only, from the cookie ``cookie`` or as Bearer."""
-        return cls(frozenset({CredentialKind.PORTAL_TOKEN}), portal_cookie=cookie, **kwargs)  # type: ignore[arg-type]
+    def portal(
+        cls,
+        cookie: str = DEFAULT_PORTAL_COOKIE,
+        *,
+        root_key_prefix: str = DEFAULT_ROOT_KEY_PREFIX,
+        portal_token_prefix: str = DEFAULT_PORTAL_TOKEN_PREFIX,
+        max_length: int = 8192,
+        allowed_origins: Iterable[str] = (),
+    ) -> CredentialPolicy:
+        """Portal tokens only, from the cookie ``cookie`` or as Bearer.
+
+        ``allowed_origins`` are the origins whose cookie-borne writes pass the cross-site check
+        without ``Sec-Fetch-Site: same-origin``.
+
+        Raises:
+            ConfigurationError: a prefix or an origin is invalid.
+        """
+        return cls(
+            frozenset({CredentialKind.PORTAL_TOKEN}),
+            root_key_prefix=root_key_prefix,
+            portal_token_prefix=portal_token_prefix,
+            portal_cookie=cookie,
+            max_length=max_length,
+            allowed_origins=_origins(allowed_origins),
+        )
 
 
 def classify_token(token: str, policy: CredentialPolicy) -> CredentialKind:

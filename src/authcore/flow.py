@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Generator, Sequence
-from typing import Final, Protocol, TypeAlias
+from typing import Final, Protocol, TypeAlias, TypeVar
 
 import attrs
 
@@ -70,6 +70,7 @@ __all__ = [
     "run_flow",
 ]
 
+_Record = TypeVar("_Record", RootKeyRecord, PortalSessionRecord, WorkspaceRecord)
 _DEFAULT_RATE_LIMIT: Final = RateLimitPolicy(limit=600, period=60)
 _REALM: Final = re.compile(r"[A-Za-z0-9 ._-]{1,64}", re.ASCII)
 
@@ -163,11 +164,12 @@ class Settings:
 # --- the flow -----------------------------------------------------------------------------
 
 
-def _expect(answer: object, kind: type[object]) -> None:
+def _expect(answer: object, kind: type[_Record]) -> _Record | None:
     # A backend that returns something that is neither a record nor None is broken: that is
     # "unavailable", never an admitted request.
-    if answer is not None and not isinstance(answer, kind):
-        raise UnavailableError("backend returned an unexpected value")
+    if answer is None or isinstance(answer, kind):
+        return answer
+    raise UnavailableError("backend returned an unexpected value")
 
 
 def _verify_jwt(token: str, settings: Settings, now: float) -> VerifiedClaims:
@@ -201,24 +203,17 @@ def authentication_flow(credential: Credential, settings: Settings, now: float) 
     token = credential.secret.reveal()
     if credential.kind is CredentialKind.ROOT_KEY:
         key_digest = digest(token)
-        key_record = yield LookupRootKey(key_digest)
-        _expect(key_record, RootKeyRecord)
-        principal = principal_from_root_key(key_record, key_digest, now)  # type: ignore[arg-type]
+        key_record = _expect((yield LookupRootKey(key_digest)), RootKeyRecord)
+        principal = principal_from_root_key(key_record, key_digest, now)
     elif credential.kind is CredentialKind.PORTAL_TOKEN:
         session_digest = digest(token)
-        session_record = yield LookupPortalSession(session_digest)
-        _expect(session_record, PortalSessionRecord)
-        principal = principal_from_portal_session(
-            session_record,  # type: ignore[arg-type]
-            session_digest,
-            now,
-        )
+        session_record = _expect((yield LookupPortalSession(session_digest)), PortalSessionRecord)
+        principal = principal_from_portal_session(session_record, session_digest, now)
     else:
         principal = principal_from_claims(_verify_jwt(token, settings, now))
 
-    workspace = yield LookupWorkspace(principal.workspace_id)
-    _expect(workspace, WorkspaceRecord)
-    workspace = check_workspace(workspace, principal.workspace_id)  # type: ignore[arg-type]
+    found = _expect((yield LookupWorkspace(principal.workspace_id)), WorkspaceRecord)
+    workspace = check_workspace(found, principal.workspace_id)
 
     policy = workspace.rate_limit or settings.default_rate_limit
     if policy is None:

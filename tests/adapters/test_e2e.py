@@ -45,7 +45,7 @@ def served(request: pytest.FixtureRequest) -> Iterator[tuple[str, World, httpx.C
 def _http_sender(client: httpx.Client) -> Callable[[str, str, Headers], Any]:
     async def send(method: str, path: str, headers: Headers) -> Answer:
         # Blocking is fine here: the server runs in its own thread.
-        response = client.request(method, path, headers=headers)  # noqa: ASYNC212
+        response = client.request(method, path, headers=headers)  # noqa: ASYNC212 - see above
         return Answer.of(response.status_code, response.headers.multi_items(), response.content)
 
     return send
