@@ -1,9 +1,9 @@
 """Helpers the security suite shares: wire encoding, raw ASGI/WSGI drivers, a forged-JWT kit.
 
 The drivers in :mod:`tests.adapters.drivers` go through httpx and Werkzeug's test client, which
-is what most tests here use. The raw drivers below build the ASGI scope / WSGI environ by hand,
-so a property test can hand the app any bytes a server could deliver (repeated fields, CR, NUL)
-without a client library refusing them first.
+is what most tests here use. The raw drivers below use :mod:`authcore.testing`, which builds the
+ASGI scope / WSGI environ by hand, so a property test can hand the app any bytes a server could
+deliver (repeated fields, CR, NUL) without a client library refusing them first.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from werkzeug.test import create_environ
-
+from authcore.testing import acall_asgi, call_wsgi
 from tests.adapters.world import JWT_SECRET, Answer
 
 Headers = list[tuple[str, str]]
@@ -37,79 +36,20 @@ def on_the_wire(value: str) -> str:
 
 
 # --- raw drivers ----------------------------------------------------------------------------
+# authcore.testing builds the ASGI scope / WSGI environ by hand, header bytes as given; these
+# wrappers only reduce its TestResponse to the Answer the adapter matrix compares.
 
 
 async def send_asgi_raw(app: Any, method: str, target: str, headers: Headers) -> Answer:
     """Run one request through an ASGI app with a hand-built scope (header bytes as given)."""
-    path, _, query = target.partition("?")
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode("latin-1"),
-        "query_string": query.encode("latin-1"),
-        "root_path": "",
-        "headers": [
-            (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
-    sent: list[dict[str, Any]] = []
-    delivered = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal delivered
-        if not delivered:
-            delivered = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in start.get("headers", [])]
-    return Answer.of(start["status"], pairs, body)
+    response = await acall_asgi(app, method, target, headers)
+    return Answer.of(response.status, response.headers, response.body)
 
 
 def send_wsgi_raw(app: Any, method: str, target: str, headers: Headers) -> Answer:
-    """Run one request through a WSGI app with a hand-built environ.
-
-    Repeated fields are joined with ``", "``, as WSGI servers do (PEP 3333 has one key per
-    name); values stay latin-1 strings.
-    """
-    path, _, query = target.partition("?")
-    environ = create_environ(path="/", method=method)
-    environ["PATH_INFO"] = path
-    environ["QUERY_STRING"] = query
-    joined: dict[str, list[str]] = {}
-    for name, value in headers:
-        key = "HTTP_" + name.upper().replace("-", "_")
-        joined.setdefault(key, []).append(value)
-    for key, values in joined.items():
-        environ[key] = ", ".join(values)
-    status_line: list[str] = []
-    response_headers: list[tuple[str, str]] = []
-
-    def start_response(status: str, pairs: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        status_line[:] = [status]
-        response_headers[:] = pairs
-        return lambda data: None
-
-    chunks = app(environ, start_response)
-    try:
-        body = b"".join(chunks)
-    finally:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()
-    return Answer.of(int(status_line[0].split(" ", 1)[0]), response_headers, body)
+    """Run one request through a WSGI app; repeated fields joined with ", " as servers do."""
+    response = call_wsgi(app, method, target, headers)
+    return Answer.of(response.status, response.headers, response.body)
 
 
 # --- forged JWTs ----------------------------------------------------------------------------
