@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 
 import pytest
 
@@ -16,9 +15,10 @@ from authcore.backends.memory import MemoryRateLimiter
 from authcore.backends.redis import AsyncRedisRateLimiter, RedisRateLimiter
 from authcore.errors import RateLimitedError, UnavailableError
 from authcore.flow import AsyncBackends, Authenticator, Backends, Settings
-from authcore.ratelimit import LimiterFailurePolicy, RateLimitDecision, RateLimitPolicy
+from authcore.ratelimit import LimiterFailurePolicy, RateLimitPolicy
 from authcore.responses import error_response
 from authcore.testing import MemoryStore, SettableClock, issue_root_key, make_workspace
+from tests.backends.races import race_threads
 
 LIMIT = RateLimitPolicy(limit=100, period=60)
 FIXED_US = 1_800_000_000_000_000
@@ -39,21 +39,7 @@ def closed_port() -> int:
 @pytest.mark.parametrize("round_", range(5))
 def test_memory_limiter_admits_exactly_the_limit_under_32_threads(round_: int) -> None:
     limiter = MemoryRateLimiter(clock_us=fixed_clock)
-    start = threading.Barrier(32)
-    decisions: list[RateLimitDecision] = []
-    lock = threading.Lock()
-
-    def attempt() -> None:
-        start.wait()
-        mine = [limiter.hit("ws_race", LIMIT) for _ in range(10)]
-        with lock:
-            decisions.extend(mine)
-
-    threads = [threading.Thread(target=attempt) for _ in range(32)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    decisions = race_threads(limiter, LIMIT)
 
     allowed = [d for d in decisions if d.allowed]
     assert len(decisions) == 320

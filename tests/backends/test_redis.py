@@ -28,10 +28,11 @@ from authcore.backends.redis import (
     RedisRateLimiter,
 )
 from authcore.errors import ConfigurationError, UnavailableError
-from authcore.ratelimit import RateLimitDecision, RateLimitPolicy, decide, rate_limit_key
+from authcore.ratelimit import RateLimitPolicy, decide, rate_limit_key
 from authcore.store import OPERATOR_ACTOR
 from authcore.testing import MemoryStore
 from authcore.tokens import digest
+from tests.backends.races import race_threads
 
 pytestmark = pytest.mark.redis
 
@@ -181,21 +182,7 @@ def _wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
 
 @pytest.mark.parametrize("round_", range(3))
 def test_admits_exactly_the_limit_under_32_threads(limiter: RedisRateLimiter, round_: int) -> None:
-    start = threading.Barrier(32)
-    decisions: list[RateLimitDecision] = []
-    lock = threading.Lock()
-
-    def attempt() -> None:
-        start.wait()
-        mine = [limiter.hit("ws_race", LIMIT) for _ in range(10)]
-        with lock:
-            decisions.extend(mine)
-
-    threads = [threading.Thread(target=attempt) for _ in range(32)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    decisions = race_threads(limiter, LIMIT)
     allowed = [d for d in decisions if d.allowed]
     assert len(decisions) == 320
     assert len(allowed) == 100
