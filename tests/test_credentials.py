@@ -68,6 +68,30 @@ def test_api_route_classifies_root_keys_and_jwts(value: str, kind: CredentialKin
     assert credential.transport is Transport.BEARER
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        f"   Bearer {ROOT_KEY}  ",
+        f"Bearer {ROOT_KEY} ",
+        f"\tBearer {ROOT_KEY}\t",
+        f" \t Bearer {ROOT_KEY}",
+    ],
+)
+def test_optional_whitespace_around_the_value_is_not_part_of_it(value: str) -> None:
+    # RFC 9110 §5.5: OWS (SP, HTAB) around a field value is trimmed; the token is intact.
+    credential = extract_credential([value], None, API)
+    assert credential is not None
+    assert credential.secret.reveal() == ROOT_KEY
+
+
+@pytest.mark.parametrize(
+    "value", [f"\x0bBearer {ROOT_KEY}", f"Bearer {ROOT_KEY}\r", f"Bearer {ROOT_KEY}\xa0"]
+)
+def test_only_sp_and_htab_are_trimmed(value: str) -> None:
+    with pytest.raises(MalformedCredentialError):
+        extract_credential([value], None, API)
+
+
 def test_padding_at_the_end_is_allowed() -> None:
     credential = extract_credential([f"Bearer {ROOT_KEY}=="], None, API)
     assert credential is not None
@@ -84,7 +108,6 @@ def test_padding_at_the_end_is_allowed() -> None:
         f"Bearer {ROOT_KEY}\r\n",  # CR/LF
         f"Bearer {ROOT_KEY}é",  # non-ASCII as latin-1 delivers it
         f"Bearer {ROOT_KEY[:10]}={ROOT_KEY[10:]}",  # '=' not at the end
-        f"Bearer {ROOT_KEY} ",  # trailing space
         f"Bearer {ROOT_KEY}, Bearer {ROOT_KEY}",  # comma-joined repeat
         f"Bearer {ROOT_KEY} extra",  # two tokens
         "Bearer ",  # empty token

@@ -48,7 +48,9 @@ __all__ = [
     "check_cross_site",
     "classify_token",
     "extract_credential",
+    "is_same_origin",
     "parse_cookie_header",
+    "request_origin",
 ]
 
 DEFAULT_PORTAL_COOKIE: Final = "authcore_portal"
@@ -67,11 +69,13 @@ _VISIBLE: Final = re.compile(r"[\x20-\x7e]*", re.ASCII)
 _COOKIE_VALUE: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*", re.ASCII)
 # RFC 6454 §6.1 serialized origin: scheme "://" host [":" port], no path, no trailing slash.
 _ORIGIN: Final = re.compile(r"[a-z][a-z0-9+.-]*://[A-Za-z0-9.:\[\]-]+", re.ASCII)
+# RFC 9110 §7.2 Host = uri-host [ ":" port ], lowercased: a reg-name or an IP literal.
+_HOST: Final = re.compile(r"(?:[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?", re.ASCII)
 
 #: RFC 9110 §9.2.1 safe methods; method names are case-sensitive (§9.1), so "post" is unsafe.
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-# Fetch Metadata: a request the user started (none) or one from this very origin.
-_SAME_SITE_FETCH: Final = frozenset({"same-origin", "none"})
+# RFC 9110 §5.6.3: OWS = *( SP / HTAB ).
+_OWS: Final = " \t"
 
 
 class CredentialKind(enum.Enum):
@@ -222,6 +226,11 @@ def _parse_authorization(value: str, policy: CredentialPolicy) -> Credential:
     # Fast path for the common case, the whole RFC 6750 §2.1 grammar in one match; anything
     # else goes through the step-by-step checks below, which say what is wrong.
     fast = _BEARER.fullmatch(value)
+    if fast is None:
+        # RFC 9110 §5.5: optional whitespace (SP, HTAB) around a field value is not part of
+        # it. Servers that do not trim it hand it on; nothing else is trimmed or repaired.
+        value = value.strip(_OWS)
+        fast = _BEARER.fullmatch(value)
     if fast is not None:
         token = fast.group(1)
         return Credential(classify_token(token, policy), Secret(token), Transport.BEARER)
@@ -294,29 +303,73 @@ def check_cross_site(
     *,
     sec_fetch_site: Sequence[str] = (),
     origin: Sequence[str] = (),
+    own_origin: str | None = None,
     websocket: bool = False,
 ) -> None:
-    """Refuse a state-changing request carried by the portal cookie unless it is same-site.
+    """Refuse a state-changing request carried by the portal cookie unless it is same-origin.
 
     Only a cookie is sent by the browser on its own, so only a request whose credential would
     be the portal cookie (no ``Authorization`` field, the cookie present, the route reads it)
-    is checked; Bearer requests skip the check. Safe methods pass; any other method, and any
-    WebSocket handshake (cross-site WebSocket hijacking), must carry ``Sec-Fetch-Site`` of
-    ``same-origin`` or ``none``, or an ``Origin`` in ``policy.allowed_origins``. A repeated
-    header counts as absent. No header at all is refused: fail closed.
+    is checked; Bearer requests skip the check. Safe methods pass. Any other method, and any
+    WebSocket handshake (cross-site WebSocket hijacking), passes only if ``Sec-Fetch-Site`` is
+    ``same-origin``, or, where that header is absent, ``Origin`` is the serving site's own
+    origin (``own_origin``, the request's scheme and ``Host``) or one of
+    ``policy.allowed_origins``. A repeated header counts as unreadable. No header at all is a
+    refusal: fail closed.
+
+    This is the one cross-site rule: the portal routes and the dashboard proxy both use it.
 
     Raises:
-        CrossSiteRequestError: the request is state-changing, cookie-borne and not same-site.
+        CrossSiteRequestError: the request is state-changing, cookie-borne and not same-origin.
     """
     if policy.portal_cookie is None or authorization or portal_cookie is None:
         return
     if method in SAFE_METHODS and not websocket:
         return
-    if len(sec_fetch_site) == 1 and sec_fetch_site[0].strip(" ") in _SAME_SITE_FETCH:
-        return
-    if len(origin) == 1 and origin[0].strip(" ") in policy.allowed_origins:
-        return
-    raise CrossSiteRequestError("state-changing cookie request from another site")
+    if not is_same_origin(
+        sec_fetch_site, origin, own_origin=own_origin, allowed_origins=policy.allowed_origins
+    ):
+        raise CrossSiteRequestError("state-changing cookie request from another site")
+
+
+def is_same_origin(
+    sec_fetch_site: Sequence[str],
+    origin: Sequence[str],
+    *,
+    own_origin: str | None = None,
+    allowed_origins: frozenset[str] = frozenset(),
+) -> bool:
+    """Return whether the browser says a request came from the serving site itself.
+
+    ``Sec-Fetch-Site: same-origin`` says so (W3C Fetch Metadata); any other value, ``none``
+    and ``same-site`` included, does not. Only when ``Sec-Fetch-Site`` is absent is ``Origin``
+    read: it must equal ``own_origin`` or be one of ``allowed_origins``. Values are compared
+    after trimming OWS (RFC 9110 §5.5); a repeated field is unreadable, so it does not pass.
+    """
+    if sec_fetch_site:
+        return len(sec_fetch_site) == 1 and sec_fetch_site[0].strip(_OWS) == "same-origin"
+    if len(origin) != 1:
+        return False
+    value = origin[0].strip(_OWS)
+    # "null" (sandboxed frames, file: URLs) never equals a configured or computed origin.
+    return (own_origin is not None and value == own_origin) or value in allowed_origins
+
+
+def request_origin(scheme: str, host: Sequence[str]) -> str | None:
+    """Return the serving site's origin, ``scheme://host``, from the request's one ``Host``.
+
+    None when the request has no single well-formed ``Host`` (then only configured origins
+    can vouch for a cookie request). A browser sets ``Host`` itself, so a cross-site page
+    cannot make it match its own ``Origin``.
+    """
+    if len(host) != 1 or scheme not in ("http", "https", "ws", "wss"):
+        return None
+    value = host[0].strip(_OWS).lower()
+    if not _HOST.fullmatch(value):
+        return None
+    # The browser's Origin for a page over ws(s) is the page's http(s) origin.
+    web_scheme = {"ws": "http", "wss": "https"}.get(scheme, scheme)
+    return f"{web_scheme}://{value}"
 
 
 def authorization_values(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> list[str]:
@@ -342,7 +395,7 @@ def parse_cookie_header(values: Iterable[str], name: str) -> str | None:
     found: str | None = None
     for header in values:
         for pair in header.split(";"):
-            key, sep, value = pair.strip(" ").partition("=")
+            key, sep, value = pair.strip(_OWS).partition("=")
             if sep and key == name:
                 if found is not None:
                     raise DuplicateCredentialError("portal cookie repeated")

@@ -143,6 +143,8 @@ class RequestFacts:
     cookie: Sequence[str] = ()
     sec_fetch_site: Sequence[str] = ()
     origin: Sequence[str] = ()
+    #: The serving site's own origin (scheme and Host), for the cross-site rule.
+    own_origin: str | None = None
     websocket: bool = False
 
 
@@ -159,6 +161,7 @@ def _prepare(authenticator: Authenticator, facts: RequestFacts) -> str | None:
         policy,
         sec_fetch_site=facts.sec_fetch_site,
         origin=facts.origin,
+        own_origin=facts.own_origin,
         websocket=facts.websocket,
     )
     return cookie

@@ -38,6 +38,7 @@ from authcore.adapters._common import (
     safe_response,
 )
 from authcore.adapters.logging import RequestMetrics
+from authcore.credentials import request_origin
 from authcore.errors import AuthcoreError
 from authcore.flow import Authenticator
 from authcore.principal import Principal
@@ -79,6 +80,7 @@ def _facts(scope: Scope, websocket: bool) -> RequestFacts:
     cookie: list[str] = []
     sec_fetch_site: list[str] = []
     origin: list[str] = []
+    host: list[str] = []
     # ASGI delivers header names lowercased and values as the raw bytes; latin-1 maps each
     # byte to one character, so nothing is lost or invented before the core looks at it.
     for name, value in scope.get("headers", ()):
@@ -90,12 +92,15 @@ def _facts(scope: Scope, websocket: bool) -> RequestFacts:
             sec_fetch_site.append(value.decode("latin-1"))
         elif name == b"origin":
             origin.append(value.decode("latin-1"))
+        elif name == b"host":
+            host.append(value.decode("latin-1"))
     return RequestFacts(
         method=scope.get("method", "GET"),
         authorization=authorization,
         cookie=cookie,
         sec_fetch_site=sec_fetch_site,
         origin=origin,
+        own_origin=request_origin(scope.get("scheme", "ws" if websocket else "http"), host),
         websocket=websocket,
     )
 

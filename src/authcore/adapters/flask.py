@@ -44,6 +44,7 @@ from authcore.adapters._common import (
     safe_response,
 )
 from authcore.adapters.logging import RequestMetrics
+from authcore.credentials import request_origin
 from authcore.errors import AuthcoreError, ConfigurationError, PrincipalMissingError
 from authcore.flow import Authenticator
 from authcore.permissions import Query, as_query
@@ -220,6 +221,7 @@ class AuthCore:
                 cookie=headers.getlist("Cookie"),
                 sec_fetch_site=headers.getlist("Sec-Fetch-Site"),
                 origin=headers.getlist("Origin"),
+                own_origin=request_origin(request.scheme, headers.getlist("Host")),
             )
             try:
                 result = authenticate_request(authenticator, facts)

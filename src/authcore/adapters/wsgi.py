@@ -32,6 +32,7 @@ from authcore.adapters._common import (
     safe_response,
 )
 from authcore.adapters.logging import RequestMetrics
+from authcore.credentials import request_origin
 from authcore.errors import AuthcoreError
 from authcore.flow import Authenticator
 from authcore.principal import Principal
@@ -72,6 +73,9 @@ def _facts(environ: WSGIEnvironment) -> RequestFacts:
         cookie=_header(environ, "HTTP_COOKIE"),
         sec_fetch_site=_header(environ, "HTTP_SEC_FETCH_SITE"),
         origin=_header(environ, "HTTP_ORIGIN"),
+        own_origin=request_origin(
+            environ.get("wsgi.url_scheme", "http"), _header(environ, "HTTP_HOST")
+        ),
     )
 
 
