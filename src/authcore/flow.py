@@ -12,9 +12,11 @@ I/O a need names, turning any failure of a backing system into
 
 from __future__ import annotations
 
+import hashlib
+import math
 import re
 from collections.abc import Awaitable, Callable, Generator, Sequence
-from typing import Final, Protocol, TypeAlias, TypeVar
+from typing import Final, NamedTuple, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 import attrs
 
@@ -57,16 +59,20 @@ __all__ = [
     "Authenticator",
     "Backends",
     "CheckRateLimit",
+    "Conclusion",
     "Flow",
     "LookupPortalSession",
     "LookupRootKey",
     "LookupWorkspace",
     "Need",
+    "ReplaySource",
     "Settings",
     "TokenCache",
     "UseFallbackLimiter",
+    "VerifiedResults",
     "arun_flow",
     "authentication_flow",
+    "rate_limit_step",
     "run_flow",
 ]
 
@@ -121,14 +127,61 @@ Need: TypeAlias = (
 
 
 @attrs.frozen
-class Authenticated:
-    """The flow's result: the principal and the limiter decision (None when unlimited)."""
+class Conclusion:
+    """What the flow concluded about one credential, replayable until ``valid_until``.
+
+    Everything a later request with the same credential needs in order to skip steps 1-3:
+    the principal, the workspace's rate-limit policy (None: unlimited), and the moment the
+    conclusion stops being true on its own (the key's or session's expiry, the JWT's ``exp``;
+    infinity when it never expires). ``key_id`` is the kid of the secret that verified a JWT
+    (a replay checks it is still in the keyring); ``credential_id`` is the root key's or
+    portal session's id, by which revocation and rotation find it. It never holds a secret.
+    """
+
+    principal: Principal
+    policy: RateLimitPolicy | None
+    valid_until: float
+    key_id: str | None = None
+    credential_id: str | None = None
+
+
+class Authenticated(NamedTuple):
+    """The flow's result: the principal and the limiter decision (None when unlimited).
+
+    ``conclusion`` is what a verified-result cache may replay for the same credential. A
+    named tuple (immutable, and cheap to build on every admitted request).
+    """
 
     principal: Principal
     rate_limit: RateLimitDecision | None
+    conclusion: Conclusion | None = None
 
 
 Flow: TypeAlias = Generator[Need, object, Authenticated]
+
+
+class VerifiedResults(Protocol):
+    """A bounded table of conclusions, kept true by its owner's invalidations.
+
+    Keyed by the SHA-256 digest of the credential's token (the stored digest for root keys
+    and portal sessions). ``get`` is a plain read: the caller checks ``valid_until`` against
+    its clock. A conclusion is stored only under a ``ticket`` taken before the flow started,
+    so one reached from a record that was invalidated meanwhile is never stored; the owner
+    also shortens ``valid_until`` to what its own caches promise (their TTLs).
+    """
+
+    def get(self, key: bytes, /) -> Conclusion | None: ...
+
+    def ticket(self) -> int: ...
+
+    def put(self, key: bytes, conclusion: Conclusion, ticket: int, now: float, /) -> None: ...
+
+
+@runtime_checkable
+class ReplaySource(Protocol):
+    """A store that can keep conclusions (``CachedStore``): one table per authenticator."""
+
+    def verified_results(self) -> VerifiedResults: ...
 
 
 class TokenCache(Protocol):
@@ -187,6 +240,13 @@ def _verify_jwt(token: str, settings: Settings, now: float) -> VerifiedClaims:
     return claims
 
 
+def _lifetime(
+    record: RootKeyRecord | PortalSessionRecord | None,
+) -> tuple[str | None, float | None]:
+    # The record's id and expiry; principal_from_* has already refused a missing record.
+    return (None, None) if record is None else (record.id, record.expires_at)
+
+
 def authentication_flow(credential: Credential, settings: Settings, now: float) -> Flow:
     """Verify ``credential``, build the principal, and apply the workspace rate limit.
 
@@ -201,23 +261,47 @@ def authentication_flow(credential: Credential, settings: Settings, now: float) 
     if credential.kind not in settings.credentials.accepts:
         raise InvalidCredentialError(f"{credential.kind.value} not accepted on this route")
     token = credential.secret.reveal()
+    key_id: str | None = None
     if credential.kind is CredentialKind.ROOT_KEY:
         key_digest = digest(token)
         key_record = _expect((yield LookupRootKey(key_digest)), RootKeyRecord)
         principal = principal_from_root_key(key_record, key_digest, now)
+        credential_id, expires_at = _lifetime(key_record)
     elif credential.kind is CredentialKind.PORTAL_TOKEN:
         session_digest = digest(token)
         session_record = _expect((yield LookupPortalSession(session_digest)), PortalSessionRecord)
         principal = principal_from_portal_session(session_record, session_digest, now)
+        credential_id, expires_at = _lifetime(session_record)
     else:
-        principal = principal_from_claims(_verify_jwt(token, settings, now))
+        claims = _verify_jwt(token, settings, now)
+        principal = principal_from_claims(claims)
+        credential_id, expires_at, key_id = None, claims.expires_at, claims.key_id
 
     found = _expect((yield LookupWorkspace(principal.workspace_id)), WorkspaceRecord)
     workspace = check_workspace(found, principal.workspace_id)
 
-    policy = workspace.rate_limit or settings.default_rate_limit
+    conclusion = Conclusion(
+        principal,
+        workspace.rate_limit or settings.default_rate_limit,
+        math.inf if expires_at is None else expires_at,
+        key_id,
+        credential_id,
+    )
+    return (yield from rate_limit_step(conclusion, settings))
+
+
+def rate_limit_step(conclusion: Conclusion, settings: Settings) -> Flow:
+    """Step 4's limit for a verified caller: one limiter decision for its workspace.
+
+    The last part of :func:`authentication_flow`, and all that a replayed conclusion runs.
+
+    Raises:
+        RateLimitedError: the workspace is over its limit.
+        UnavailableError: the limiter is down and ``limiter_failure`` is fail-closed.
+    """
+    principal, policy = conclusion.principal, conclusion.policy
     if policy is None:
-        return Authenticated(principal, None)
+        return Authenticated(principal, None, conclusion)
     try:
         decision = yield CheckRateLimit(principal.workspace_id, policy)
     except UnavailableError:
@@ -228,7 +312,7 @@ def authentication_flow(credential: Credential, settings: Settings, now: float) 
         raise UnavailableError("limiter returned an unexpected value")
     if not decision.allowed:
         raise RateLimitedError(decision)
-    return Authenticated(principal, decision)
+    return Authenticated(principal, decision, conclusion)
 
 
 # --- drivers ------------------------------------------------------------------------------
@@ -308,6 +392,14 @@ def run_flow(flow: Flow, backends: Backends) -> Authenticated:
     """
     try:
         need = next(flow)
+    except StopIteration as stop:
+        result: Authenticated = stop.value
+        return result
+    return _drive(flow, need, backends)
+
+
+def _drive(flow: Flow, need: Need, backends: Backends) -> Authenticated:
+    try:
         while True:
             try:
                 answer = _resolve(need, backends)
@@ -328,6 +420,14 @@ async def arun_flow(flow: Flow, backends: AsyncBackends) -> Authenticated:
     """
     try:
         need = next(flow)
+    except StopIteration as stop:
+        result: Authenticated = stop.value
+        return result
+    return await _adrive(flow, need, backends)
+
+
+async def _adrive(flow: Flow, need: Need, backends: AsyncBackends) -> Authenticated:
+    try:
         while True:
             try:
                 answer = await _aresolve(need, backends)
@@ -340,7 +440,26 @@ async def arun_flow(flow: Flow, backends: AsyncBackends) -> Authenticated:
         return result
 
 
+def _answered(flow: Flow, answer: object, error: Exception | None) -> Need | Authenticated:
+    """Start ``flow`` and give its first need the answer already obtained (or the failure).
+
+    Returns the next need, or the result if the flow is done.
+    """
+    try:
+        next(flow)
+        if error is not None:
+            return flow.throw(_as_unavailable(error))
+        return flow.send(answer)
+    except StopIteration as stop:
+        result: Authenticated = stop.value
+        return result
+
+
 # --- the bundle adapters use ----------------------------------------------------------------
+
+_sha256: Final = hashlib.sha256
+# The named tuples built on the replay path, without their own __new__ frame.
+_new: Final = tuple.__new__
 
 
 class Authenticator:
@@ -348,9 +467,16 @@ class Authenticator:
 
     ``clock`` returns seconds since the epoch; adapters pass ``time.time`` and tests a
     settable clock (:class:`authcore.testing.SettableClock`).
+
+    When the store keeps conclusions (a :class:`ReplaySource` such as
+    :class:`authcore.backends.cache.CachedStore`), a request whose credential the flow has
+    already verified replays that conclusion: it skips steps 1-3, still checks the
+    conclusion's ``valid_until`` (and a JWT's secret) against now, and always takes a fresh
+    rate-limit decision. Anything else runs the whole flow, which may store its conclusion.
+    ``replay=False`` turns this off.
     """
 
-    __slots__ = ("_abackends", "_backends", "clock", "settings")
+    __slots__ = ("_abackends", "_areplay", "_backends", "_replay", "clock", "settings")
 
     def __init__(
         self,
@@ -359,6 +485,7 @@ class Authenticator:
         clock: Callable[[], float],
         backends: Backends | None = None,
         abackends: AsyncBackends | None = None,
+        replay: bool = True,
     ) -> None:
         if backends is None and abackends is None:
             raise ConfigurationError("an Authenticator needs sync or async backends")
@@ -366,12 +493,48 @@ class Authenticator:
         self.clock = clock
         self._backends = backends
         self._abackends = abackends
+        self._replay = _replay_table(backends, replay)
+        self._areplay = _replay_table(abackends, replay)
 
-    def _start(self, authorization: Sequence[str], portal_cookie: str | None) -> Flow:
+    @property
+    def reads_cookie(self) -> bool:
+        """Whether this route group takes the portal cookie (and so the cross-site rule)."""
+        return self.settings.credentials.portal_cookie is not None
+
+    def _replay_key(self, authorization: Sequence[str], portal_cookie: str | None) -> bytes | None:
+        """The table key of the one credential a request carries (None: two, or none).
+
+        No grammar check is needed here: a key only ever finds a conclusion if its token is
+        exactly one the full path extracted and verified before. A value the full path would
+        read differently (extra spaces, trailing whitespace, another scheme) yields another
+        token, so another key, misses, and takes the full path, which says what is wrong.
+        """
+        if self.settings.credentials.portal_cookie is None:
+            portal_cookie = None
+        if authorization:
+            if len(authorization) != 1 or portal_cookie is not None:
+                return None
+            value = authorization[0]
+            # RFC 9110 §11.1: the scheme is case-insensitive; "Bearer " is the usual spelling.
+            if not (value.startswith("Bearer ") or value[:7].lower() == "bearer "):
+                return None
+            token = value[7:]
+        elif portal_cookie is not None:
+            token = portal_cookie
+        else:
+            return None
+        return _sha256(token.encode()).digest()
+
+    def _trusts(self, key_id: str) -> bool:
+        # A JWT verified by a secret that has since left the keyring is not trusted any more.
+        keyring = self.settings.keyring
+        return keyring is not None and key_id in keyring.kids
+
+    def _start(self, authorization: Sequence[str], portal_cookie: str | None, now: float) -> Flow:
         credential = extract_credential(authorization, portal_cookie, self.settings.credentials)
         if credential is None:
             raise MissingCredentialError
-        return authentication_flow(credential, self.settings, self.clock())
+        return authentication_flow(credential, self.settings, now)
 
     def authenticate(
         self, authorization: Sequence[str], portal_cookie: str | None = None
@@ -381,9 +544,36 @@ class Authenticator:
         Raises:
             AuthcoreError: any outcome other than a principal (see DESIGN.md's table).
         """
-        if self._backends is None:
+        backends = self._backends
+        if backends is None:
             raise ConfigurationError("this Authenticator has no synchronous backends")
-        return run_flow(self._start(authorization, portal_cookie), self._backends)
+        now = self.clock()
+        table = self._replay
+        if table is None:
+            return run_flow(self._start(authorization, portal_cookie, now), backends)
+        key = self._replay_key(authorization, portal_cookie)
+        if key is not None:
+            conclusion = table.get(key)
+            if (
+                conclusion is not None
+                and now < conclusion.valid_until
+                and (conclusion.key_id is None or self._trusts(conclusion.key_id))
+            ):
+                policy, limiter = conclusion.policy, backends.limiter
+                if policy is None or limiter is None:
+                    return run_flow(rate_limit_step(conclusion, self.settings), backends)
+                try:
+                    decision = limiter.hit(conclusion.principal.workspace_id, policy)
+                except Exception as exc:  # noqa: BLE001 - the flow's step decides what it means
+                    return self._settle(conclusion, None, exc, backends)
+                if type(decision) is RateLimitDecision and decision[0]:  # allowed
+                    return _new(Authenticated, (conclusion.principal, decision, conclusion))
+                return self._settle(conclusion, decision, None, backends)
+        ticket = table.ticket()
+        result = run_flow(self._start(authorization, portal_cookie, now), backends)
+        if key is not None and result.conclusion is not None:
+            table.put(key, result.conclusion, ticket, now)
+        return result
 
     async def aauthenticate(
         self, authorization: Sequence[str], portal_cookie: str | None = None
@@ -393,6 +583,63 @@ class Authenticator:
         Raises:
             AuthcoreError: any outcome other than a principal.
         """
-        if self._abackends is None:
+        backends = self._abackends
+        if backends is None:
             raise ConfigurationError("this Authenticator has no asynchronous backends")
-        return await arun_flow(self._start(authorization, portal_cookie), self._abackends)
+        now = self.clock()
+        table = self._areplay
+        if table is None:
+            return await arun_flow(self._start(authorization, portal_cookie, now), backends)
+        key = self._replay_key(authorization, portal_cookie)
+        if key is not None:
+            conclusion = table.get(key)
+            if (
+                conclusion is not None
+                and now < conclusion.valid_until
+                and (conclusion.key_id is None or self._trusts(conclusion.key_id))
+            ):
+                policy, limiter = conclusion.policy, backends.limiter
+                if policy is None or limiter is None:
+                    return await arun_flow(rate_limit_step(conclusion, self.settings), backends)
+                try:
+                    decision = await limiter.ahit(conclusion.principal.workspace_id, policy)
+                except Exception as exc:  # noqa: BLE001 - the flow's step decides what it means
+                    return await self._asettle(conclusion, None, exc, backends)
+                if type(decision) is RateLimitDecision and decision[0]:  # allowed
+                    return _new(Authenticated, (conclusion.principal, decision, conclusion))
+                return await self._asettle(conclusion, decision, None, backends)
+        ticket = table.ticket()
+        result = await arun_flow(self._start(authorization, portal_cookie, now), backends)
+        if key is not None and result.conclusion is not None:
+            table.put(key, result.conclusion, ticket, now)
+        return result
+
+    # A replay takes the limiter decision itself and handles only the usual answer, one that
+    # admits. A failure, a refusal or anything odd goes to the flow's own rate-limit step with
+    # the answer already in hand, so what those mean is written once, there.
+
+    def _settle(
+        self, conclusion: Conclusion, answer: object, error: Exception | None, backends: Backends
+    ) -> Authenticated:
+        flow = rate_limit_step(conclusion, self.settings)
+        step = _answered(flow, answer, error)
+        return step if isinstance(step, Authenticated) else _drive(flow, step, backends)
+
+    async def _asettle(
+        self,
+        conclusion: Conclusion,
+        answer: object,
+        error: Exception | None,
+        backends: AsyncBackends,
+    ) -> Authenticated:
+        flow = rate_limit_step(conclusion, self.settings)
+        step = _answered(flow, answer, error)
+        return step if isinstance(step, Authenticated) else await _adrive(flow, step, backends)
+
+
+def _replay_table(
+    backends: Backends | AsyncBackends | None, enabled: bool
+) -> VerifiedResults | None:
+    if not enabled or backends is None or not isinstance(backends.store, ReplaySource):
+        return None
+    return backends.store.verified_results()

@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeVar
@@ -35,7 +37,9 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeVar
 import attrs
 
 from authcore.errors import AuthcoreError, ConfigurationError, UnavailableError
+from authcore.flow import Conclusion, VerifiedResults
 from authcore.keyring import VerifiedClaims
+from authcore.principal import Source
 from authcore.store import (
     AsyncCredentialStore,
     CredentialStore,
@@ -197,6 +201,68 @@ def _expect(value: object, kind: type[_T]) -> _T | None:
     return value
 
 
+# --- verified results ------------------------------------------------------------------------
+
+
+class _VerifiedTable:
+    """One authenticator's conclusions, by credential digest (:class:`VerifiedResults`).
+
+    Reads are one ``dict.get`` without a lock (atomic under the GIL); writes and drops run
+    under the owning cache's lock. Bounded: when full, the oldest conclusion goes first (a
+    hot credential is concluded again within a TTL anyway).
+    """
+
+    __slots__ = ("__weakref__", "_cache", "_entries", "get")
+
+    def __init__(self, cache: CachedStore) -> None:
+        self._cache = cache
+        self._entries: dict[bytes, Conclusion] = {}
+        # The hit path: a bound dict.get, no Python frame of our own.
+        self.get: Callable[[bytes], Conclusion | None] = self._entries.get
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"VerifiedResults(entries={len(self._entries)})"
+
+    def ticket(self) -> int:
+        """The cache's invalidation count, taken before a flow runs."""
+        return self._cache._generation
+
+    def put(self, key: bytes, conclusion: Conclusion, ticket: int, now: float, /) -> None:
+        """Keep ``conclusion`` for ``key`` unless something was invalidated since ``ticket``."""
+        self._cache._keep(self, key, conclusion, ticket, now)
+
+    def keep(self, key: bytes, conclusion: Conclusion, max_entries: int) -> None:
+        # Called under the cache's lock.
+        entries = self._entries
+        entries.pop(key, None)
+        while len(entries) >= max_entries:
+            del entries[next(iter(entries))]
+        entries[key] = conclusion
+
+    def drop(self, invalidation: Invalidation) -> None:
+        # Called under the cache's lock: drop every conclusion the change could alter.
+        kind, value, entries = invalidation.kind, invalidation.value, self._entries
+        if kind == "all":
+            entries.clear()
+        elif kind == "digest":
+            entries.pop(bytes.fromhex(value), None)
+        else:
+            if kind == "workspace":
+                doomed = [k for k, c in entries.items() if c.principal.workspace_id == value]
+            else:
+                source = Source.ROOT_KEY if kind == "root_key" else Source.PORTAL_SESSION
+                doomed = [
+                    k
+                    for k, c in entries.items()
+                    if c.credential_id == value and c.principal.source is source
+                ]
+            for key in doomed:
+                del entries[key]
+
+
 # --- the cached store -----------------------------------------------------------------------
 
 
@@ -222,6 +288,7 @@ class CachedStore:
         max_negative: int = 10_000,
         workspace_ttl: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] | None = None,
         publisher: InvalidationPublisher | None = None,
     ) -> None:
         if not (
@@ -236,10 +303,16 @@ class CachedStore:
         self._negative_ttl = _check_ttl("negative_ttl", negative_ttl)
         self._workspace_ttl = _check_ttl("workspace_ttl", workspace_ttl)
         self._clock = clock
+        # Records' expiry is seconds since the epoch; a custom (test) clock plays both roles.
+        if wall_clock is None:
+            wall_clock = time.time if clock is time.monotonic else clock
+        self._wall_clock = wall_clock
         self._publisher = publisher
         self._lock = threading.Lock()
         self._positive = _Table(_check_size("max_entries", max_entries))
         self._negative = _Table(_check_size("max_negative", max_negative))
+        self._max_verified = max_entries
+        self._verified: weakref.WeakSet[_VerifiedTable] = weakref.WeakSet()
         # Bumped by every invalidation. A lookup that started before an invalidation must not
         # store what it read: the record may be the one just revoked.
         self._generation = 0
@@ -292,20 +365,68 @@ class CachedStore:
             return entry[1], self._generation
         with self._lock:
             found = self._positive.get(key, now)
-            if found is _MISS and self._negative.get(key, now) is not _MISS:
-                found = None
+            if found is _MISS:
+                # A negative entry holds None (unknown) or a record the flow will refuse.
+                found = self._negative.get(key, now)
             return found, self._generation
 
     def _remember(self, key: tuple[str, Hashable], record: object, generation: int) -> None:
         now = self._clock()
+        expires_at = getattr(record, "expires_at", None)
+        # Seconds until the record's own expiry, in this cache's clock.
+        left = math.inf if expires_at is None else expires_at - self._wall_clock()
         with self._lock:
             if generation != self._generation:
                 return
-            if record is None:
-                self._negative.put(key, None, now + self._negative_ttl)
+            if record is None or getattr(record, "revoked_at", None) is not None or left <= 0:
+                # Unknown, revoked and expired are all refusals, kept equally long: how long a
+                # lookup stays cached must not tell a once-valid credential from a made-up one.
+                self._negative.put(key, record, now + self._negative_ttl)
             else:
                 ttl = self._workspace_ttl if key[0] == _WORKSPACE else self._ttl
-                self._positive.put(key, record, now + ttl)
+                # A record that expires while cached leaves at its expiry, to be read again
+                # (and then kept as a refusal).
+                self._positive.put(key, record, now + min(ttl, left))
+
+    # --- verified results (conclusions the flow reached) --------------------------------------
+
+    def verified_results(self) -> VerifiedResults:
+        """Return a new table of conclusions that this cache keeps true.
+
+        :class:`~authcore.flow.Authenticator` takes one per route group. Every invalidation
+        that reaches this cache (a change made through it, or a message from another process)
+        drops the conclusions it could change, and a conclusion is kept no longer than the
+        records it was reached from: ``valid_until`` is cut to their cache lifetimes.
+        """
+        table = _VerifiedTable(self)
+        with self._lock:
+            self._verified.add(table)
+        return table
+
+    def _keep(
+        self, table: _VerifiedTable, key: bytes, conclusion: Conclusion, ticket: int, now: float
+    ) -> None:
+        principal = conclusion.principal
+        record_key: tuple[str, Hashable] | None = None
+        if principal.source is Source.ROOT_KEY:
+            record_key = (_KEY, key)
+        elif principal.source is Source.PORTAL_SESSION:
+            record_key = (_SESSION, key)
+        with self._lock:
+            if ticket != self._generation:
+                return  # something was invalidated while the flow ran: it may be this
+            # The records the flow read through this cache bound how long the conclusion
+            # holds: the revocation bounds stay those of the record cache.
+            entries = self._positive.entries
+            workspace = entries.get((_WORKSPACE, principal.workspace_id))
+            record = None if record_key is None else entries.get(record_key)
+            if workspace is None or (record_key is not None and record is None):
+                return  # not read through this cache: nothing bounds it, so do not replay
+            until = workspace[0] if record is None else min(workspace[0], record[0])
+            valid_until = min(conclusion.valid_until, now + (until - self._clock()))
+            if valid_until <= now:
+                return
+            table.keep(key, attrs.evolve(conclusion, valid_until=valid_until), self._max_verified)
 
     def _method(self, name: str) -> Any:
         method = getattr(self._inner, name, None)
@@ -408,6 +529,8 @@ class CachedStore:
         kind, value = invalidation.kind, invalidation.value
         with self._lock:
             self._generation += 1
+            for verified in self._verified:
+                verified.drop(invalidation)
             if kind == "all":
                 self._positive.entries.clear()
                 self._negative.entries.clear()
