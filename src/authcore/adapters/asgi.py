@@ -24,32 +24,18 @@ the same way, so handlers may simply raise.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any, Final
 
-from authcore.adapters._common import (
-    ErrorHook,
-    RequestFacts,
-    RouteTable,
-    aauthenticate_request,
-    log_unexpected,
-    report_metrics,
-    safe_response,
-)
-from authcore.adapters.logging import RequestMetrics
-from authcore.credentials import request_origin
+from typing_extensions import Unpack
+
+from authcore.adapters._common import GateOptions, make_gate
 from authcore.errors import AuthcoreError
-from authcore.flow import Authenticator
+from authcore.flow import Authenticated, Authenticator
+from authcore.gate import Gate, rate_limit_header_bytes
 from authcore.principal import Principal
-from authcore.ratelimit import RateLimitDecision
 from authcore.responses import HTTPResponse
-from authcore.session import (
-    attach_principal,
-    bind_principal,
-    reset_principal,
-    workspace_id_for_logs,
-)
+from authcore.session import PRINCIPAL_KEY, bind_principal, reset_principal
 
 __all__ = ["ASGIApp", "AuthMiddleware", "Receive", "Scope", "Send", "route_path"]
 
@@ -63,6 +49,20 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _WS_POLICY_VIOLATION: Final = 1008
 _WS_DENIAL: Final = "websocket.http.response"
 
+# The headers the gate reads, by the lowercase name ASGI delivers: one dict probe per header.
+_AUTHORIZATION: Final = 0
+_COOKIE: Final = 1
+_SEC_FETCH_SITE: Final = 2
+_ORIGIN: Final = 3
+_HOST: Final = 4
+_READ: Final = {
+    b"authorization": _AUTHORIZATION,
+    b"cookie": _COOKIE,
+    b"sec-fetch-site": _SEC_FETCH_SITE,
+    b"origin": _ORIGIN,
+    b"host": _HOST,
+}
+
 
 def route_path(scope: Mapping[str, Any]) -> str:
     """Return the path relative to the app's mount point, as Starlette's router sees it."""
@@ -75,72 +75,93 @@ def route_path(scope: Mapping[str, Any]) -> str:
     return path[len(root) :] if path[len(root)] == "/" else path
 
 
-def _facts(scope: Scope, websocket: bool) -> RequestFacts:
-    authorization: list[str] = []
-    cookie: list[str] = []
-    sec_fetch_site: list[str] = []
-    origin: list[str] = []
-    host: list[str] = []
-    # ASGI delivers header names lowercased and values as the raw bytes; latin-1 maps each
-    # byte to one character, so nothing is lost or invented before the core looks at it.
-    for name, value in scope.get("headers", ()):
-        if name == b"authorization":
-            authorization.append(value.decode("latin-1"))
-        elif name == b"cookie":
-            cookie.append(value.decode("latin-1"))
-        elif name == b"sec-fetch-site":
-            sec_fetch_site.append(value.decode("latin-1"))
-        elif name == b"origin":
-            origin.append(value.decode("latin-1"))
-        elif name == b"host":
-            host.append(value.decode("latin-1"))
-    return RequestFacts(
-        method=scope.get("method", "GET"),
-        authorization=authorization,
-        cookie=cookie,
-        sec_fetch_site=sec_fetch_site,
-        origin=origin,
-        own_origin=request_origin(scope.get("scheme", "ws" if websocket else "http"), host),
+def _encode(headers: tuple[tuple[str, str], ...]) -> list[tuple[bytes, bytes]]:
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+
+
+async def _admit(
+    gate: Gate, authenticator: Authenticator, scope: Scope, *, websocket: bool
+) -> Authenticated | HTTPResponse:
+    """Read the facts the gate needs off ``scope`` and ask it; nothing else is decoded.
+
+    ASGI delivers header names lowercased and values as the raw bytes; latin-1 maps each byte
+    to one character, so nothing is lost or invented before the core looks at it. A route
+    group that takes no cookie needs only the ``Authorization`` values.
+    """
+    method: str = scope.get("method", "GET")
+    if not authenticator.reads_cookie:
+        authorization = [
+            value.decode("latin-1") for name, value in scope["headers"] if name == b"authorization"
+        ]
+        return await gate.aadmit(authenticator, method, authorization, websocket=websocket)
+    facts: tuple[list[str], ...] = ([], [], [], [], [])
+    for name, value in scope["headers"]:
+        slot = _READ.get(name)
+        if slot is not None:
+            facts[slot].append(value.decode("latin-1"))
+    authorization, cookie, sec_fetch_site, origin, host = facts
+    scheme: str = scope.get("scheme", "ws" if websocket else "http")
+    return await gate.aadmit(
+        authenticator,
+        method,
+        authorization,
+        cookie,
+        sec_fetch_site,
+        origin,
+        scheme,
+        host,
         websocket=websocket,
     )
 
 
-def _rate_limit_headers(decision: RateLimitDecision) -> list[tuple[bytes, bytes]]:
-    # rate_limit_headers() encoded straight to bytes: this runs on every admitted request.
-    return [
-        (b"ratelimit-limit", b"%d" % decision.limit),
-        (b"ratelimit-remaining", b"%d" % decision.remaining),
-        (b"ratelimit-reset", b"%d" % decision.reset),
-    ]
+class _Response:
+    """The ``send`` the app gets for one HTTP request: adds our headers, notes the start."""
+
+    __slots__ = ("extra", "send", "started", "status")
+
+    def __init__(self, send: Send, extra: list[tuple[bytes, bytes]] | None) -> None:
+        self.send = send
+        self.extra = extra
+        self.started = False
+        self.status = 0
+
+    async def __call__(self, message: Message) -> None:
+        if not self.started and message["type"] == "http.response.start":
+            self.started = True
+            self.status = message.get("status", 0)
+            if self.extra:
+                # A copy: the app may reuse its message dict, which must not grow our headers.
+                message = {**message, "headers": [*message.get("headers", ()), *self.extra]}
+        await self.send(message)
+
+    async def answer(self, response: HTTPResponse) -> None:
+        """Send ``response`` instead of the app's (which has not started)."""
+        self.status = response.status
+        self.started = True
+        start = {
+            "type": "http.response.start",
+            "status": response.status,
+            "headers": _encode(response.headers),
+        }
+        await self.send(start)
+        await self.send({"type": "http.response.body", "body": response.body})
 
 
-def _encode(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+class _Handshake:
+    """One WebSocket handshake: what the wrapped ``receive``/``send`` have seen."""
 
+    __slots__ = ("connected", "extra", "receive", "scope", "send", "started", "status")
 
-class _Exchange:
-    """One request in flight: its ASGI callables and what the wrapped ``send`` has seen."""
-
-    __slots__ = (
-        "connected",
-        "extra_headers",
-        "receive",
-        "scope",
-        "send",
-        "started",
-        "status",
-        "websocket",
-    )
-
-    def __init__(self, scope: Scope, receive: Receive, send: Send, *, websocket: bool) -> None:
+    def __init__(
+        self, scope: Scope, receive: Receive, send: Send, extra: list[tuple[bytes, bytes]] | None
+    ) -> None:
         self.scope = scope
         self.receive = receive
         self.send = send
-        self.websocket = websocket
+        self.extra = extra
         self.started = False
         self.connected = False
         self.status = 0
-        self.extra_headers: list[tuple[bytes, bytes]] = []
 
     async def tracked_receive(self) -> Message:
         message = await self.receive()
@@ -150,27 +171,19 @@ class _Exchange:
 
     async def tracked_send(self, message: Message) -> None:
         kind = message.get("type")
-        if kind in ("http.response.start", "websocket.accept"):
+        if kind == "websocket.accept":
             self.started = True
-            self.status = message.get("status", 101)
-            if self.extra_headers:
-                headers = [*message.get("headers", ()), *self.extra_headers]
-                message = {**message, "headers": headers}
+            self.status = 101
+            if self.extra:
+                message = {**message, "headers": [*message.get("headers", ()), *self.extra]}
         elif kind in ("websocket.close", "websocket.http.response.start"):
             if not self.started:
                 self.status = message.get("status", 403)
             self.started = True
         await self.send(message)
 
-    async def deny(self, response: HTTPResponse) -> None:
-        """Answer with ``response`` instead of the app (a refused WebSocket handshake too)."""
-        self.status = response.status
-        headers = _encode(response.headers)
-        if not self.websocket:
-            start = {"type": "http.response.start", "status": response.status, "headers": headers}
-            await self.tracked_send(start)
-            await self.send({"type": "http.response.body", "body": response.body})
-            return
+    async def answer(self, response: HTTPResponse) -> None:
+        """Refuse the handshake with ``response`` (or close with 1008 where it cannot)."""
         if not self.connected:
             # ASGI: the handshake's first event is websocket.connect; answer only after it.
             await self.tracked_receive()
@@ -178,7 +191,7 @@ class _Exchange:
             start = {
                 "type": "websocket.http.response.start",
                 "status": response.status,
-                "headers": headers,
+                "headers": _encode(response.headers),
             }
             await self.tracked_send(start)
             await self.send({"type": "websocket.http.response.body", "body": response.body})
@@ -190,12 +203,11 @@ class _Exchange:
 class AuthMiddleware:
     """Authenticate every ``http`` and ``websocket`` request before ``app`` sees it.
 
-    ``groups`` maps path prefixes (``"/portal/"``) to other authenticators (route groups);
-    ``public_paths`` (exact) and ``public_prefixes`` (ending in ``/``) skip authentication, as
-    does any request for which ``is_public(scope)`` is true (the Starlette helpers use it for
-    route-level :func:`~authcore.adapters.starlette.public` markers). ``on_error(error)`` may
-    return a custom :class:`~authcore.responses.HTTPResponse`; ``metrics`` is called once per
-    request.
+    ``authenticator`` is the default route group's :class:`~authcore.flow.Authenticator`
+    with the keyword options of :class:`~authcore.adapters._common.GateOptions`, or a ready
+    :class:`~authcore.gate.Gate`. Requests for which ``is_public(scope)`` is true skip
+    authentication too (the Starlette helpers use it for route-level
+    :func:`~authcore.adapters.starlette.public` markers).
 
     Raises:
         ConfigurationError: an invalid prefix or authenticator (at construction).
@@ -204,27 +216,19 @@ class AuthMiddleware:
     def __init__(
         self,
         app: ASGIApp,
-        authenticator: Authenticator,
+        authenticator: Authenticator | Gate,
         *,
-        groups: Mapping[str, Authenticator] | None = None,
-        public_paths: Iterable[str] = (),
-        public_prefixes: Iterable[str] = (),
         is_public: Callable[[Scope], bool] | None = None,
-        on_error: ErrorHook | None = None,
-        metrics: RequestMetrics | None = None,
-        timer: Callable[[], float] = time.perf_counter,
+        **options: Unpack[GateOptions],
     ) -> None:
         self.app = app
-        self.routes = RouteTable.build(
-            authenticator,
-            groups=groups,
-            public_paths=public_paths,
-            public_prefixes=public_prefixes,
-        )
+        self.gate = make_gate(authenticator, options)
         self._is_public = is_public
-        self._on_error = on_error
-        self._metrics = metrics
-        self._timer = timer
+
+    @property
+    def routes(self) -> Any:
+        """The gate's route table."""
+        return self.gate.routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run one ASGI connection.
@@ -234,54 +238,82 @@ class AuthMiddleware:
         """
         kind = scope["type"]
         if kind == "http":
-            await self._handle(scope, receive, send, websocket=False)
+            await self._http(scope, receive, send)
         elif kind == "websocket":
-            await self._handle(scope, receive, send, websocket=True)
+            await self._websocket(scope, receive, send)
         elif kind == "lifespan":
             await self.app(scope, receive, send)
         else:
             raise ValueError(f"authcore: refusing unknown ASGI scope type {kind!r}")
 
-    def _public(self, scope: Scope, path: str) -> bool:
-        if self.routes.is_public(path):
-            return True
-        return self._is_public is not None and self._is_public(scope)
+    def _authenticator(self, scope: Scope) -> Authenticator | None:
+        authenticator = self.gate.route(route_path(scope))
+        if authenticator is not None and self._is_public is not None and self._is_public(scope):
+            return None
+        return authenticator
 
-    async def _handle(self, scope: Scope, receive: Receive, send: Send, *, websocket: bool) -> None:
-        started_at = self._timer()
-        path = route_path(scope)
-        authenticator = self.routes.authenticator_for(path)
-        realm = authenticator.settings.realm
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gate = self.gate
+        timer = gate.timer if gate.metrics is not None else None
+        started_at = 0.0 if timer is None else timer()
+        authenticator = self._authenticator(scope)
         principal: Principal | None = None
-        exchange = _Exchange(scope, receive, send, websocket=websocket)
+        extra = None
+        if authenticator is not None:
+            outcome = await _admit(gate, authenticator, scope, websocket=False)
+            if isinstance(outcome, HTTPResponse):
+                response = _Response(send, None)
+                await response.answer(outcome)
+                if timer is not None:
+                    gate.report(response.status, None, started_at)
+                return
+            principal, decision, _ = outcome
+            scope[PRINCIPAL_KEY] = principal
+            if decision is not None:
+                extra = rate_limit_header_bytes(decision)
+        response = _Response(send, extra)
+        # Always bind, so a request never logs under the previous request's workspace.
+        token = bind_principal(principal)
         try:
-            if not self._public(scope, path):
-                try:
-                    result = await aauthenticate_request(authenticator, _facts(scope, websocket))
-                except AuthcoreError as exc:
-                    await exchange.deny(safe_response(exc, realm, self._on_error))
+            await self.app(scope, receive, response)
+        except AuthcoreError as exc:
+            # A handler's authorize() or principal_from(): answer it, unless too late.
+            if response.started:
+                raise
+            await response.answer(gate.answer(exc, authenticator))
+        finally:
+            reset_principal(token)
+            if timer is not None:
+                gate.report(response.status or 500, principal, started_at)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gate = self.gate
+        timer = gate.timer if gate.metrics is not None else None
+        started_at = 0.0 if timer is None else timer()
+        authenticator = self._authenticator(scope)
+        principal: Principal | None = None
+        extra = None
+        handshake = _Handshake(scope, receive, send, None)
+        try:
+            if authenticator is not None:
+                outcome = await _admit(gate, authenticator, scope, websocket=True)
+                if isinstance(outcome, HTTPResponse):
+                    await handshake.answer(outcome)
                     return
-                except Exception as exc:  # noqa: BLE001 - a bug here must be a safe 500
-                    log_unexpected(exc, "the authentication step")
-                    await exchange.deny(safe_response(None, realm, self._on_error))
-                    return
-                principal = result.principal
-                attach_principal(scope, principal)
-                if result.rate_limit is not None:
-                    exchange.extra_headers = _rate_limit_headers(result.rate_limit)
-            # Always bind, so a request never logs under the previous request's workspace.
+                principal = outcome.principal
+                scope[PRINCIPAL_KEY] = principal
+                if outcome.rate_limit is not None:
+                    extra = rate_limit_header_bytes(outcome.rate_limit)
+            handshake.extra = extra
             token = bind_principal(principal)
             try:
-                await self.app(scope, exchange.tracked_receive, exchange.tracked_send)
+                await self.app(scope, handshake.tracked_receive, handshake.tracked_send)
             except AuthcoreError as exc:
-                # A handler's authorize() or principal_from(): answer it, unless too late.
-                if exchange.started:
+                if handshake.started:
                     raise
-                await exchange.deny(safe_response(exc, realm, self._on_error))
+                await handshake.answer(gate.answer(exc, authenticator))
             finally:
                 reset_principal(token)
         finally:
-            if self._metrics is not None:
-                duration = self._timer() - started_at
-                workspace_id = workspace_id_for_logs(principal)
-                report_metrics(self._metrics, exchange.status or 500, workspace_id, duration)
+            if timer is not None:
+                gate.report(handshake.status or 500, principal, started_at)

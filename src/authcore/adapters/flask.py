@@ -24,34 +24,24 @@ from __future__ import annotations
 
 import functools
 import inspect
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from typing import Any, Final, TypeVar, cast
 
 import attrs
 from flask import Flask, Response, g, has_request_context, request
+from typing_extensions import Unpack
 from werkzeug.local import LocalProxy
 
-from authcore.adapters._common import (
-    ErrorHook,
-    RequestFacts,
-    RouteTable,
-    authenticate_request,
-    is_marked_public,
-    log_unexpected,
-    public,
-    report_metrics,
-    safe_response,
-)
-from authcore.adapters.logging import RequestMetrics
-from authcore.credentials import request_origin
+from authcore.adapters._common import GateOptions, is_marked_public, make_gate, public
+from authcore.adapters.wsgi import admit_environ
 from authcore.errors import AuthcoreError, ConfigurationError, PrincipalMissingError
 from authcore.flow import Authenticator
+from authcore.gate import Gate, RouteTable
 from authcore.permissions import Query, as_query
 from authcore.principal import Principal
 from authcore.ratelimit import RateLimitDecision
 from authcore.responses import HTTPResponse, rate_limit_headers
-from authcore.session import bind_principal, reset_principal, workspace_id_for_logs
+from authcore.session import bind_principal, reset_principal
 
 __all__ = [
     "AuthCore",
@@ -144,25 +134,19 @@ class AuthCore:
     def __init__(
         self,
         app: Flask | None = None,
-        authenticator: Authenticator | None = None,
-        *,
-        groups: Mapping[str, Authenticator] | None = None,
-        public_paths: Iterable[str] = (),
-        public_prefixes: Iterable[str] = (),
-        on_error: ErrorHook | None = None,
-        metrics: RequestMetrics | None = None,
-        timer: Callable[[], float] = time.perf_counter,
+        authenticator: Authenticator | Gate | None = None,
+        **options: Unpack[GateOptions],
     ) -> None:
         self.authenticator = authenticator
-        self._groups = groups
-        self._public_paths = tuple(public_paths)
-        self._public_prefixes = tuple(public_prefixes)
-        self._on_error = on_error
-        self._metrics = metrics
-        self._timer = timer
-        self.routes: RouteTable | None = None
+        self._options = options
+        self.gate: Gate | None = None
         if app is not None:
             self.init_app(app)
+
+    @property
+    def routes(self) -> RouteTable | None:
+        """The gate's route table (None before ``init_app``)."""
+        return None if self.gate is None else self.gate.routes
 
     def init_app(self, app: Flask) -> None:
         """Register the hooks and the error handler on ``app``.
@@ -172,67 +156,46 @@ class AuthCore:
         """
         if self.authenticator is None:
             raise ConfigurationError("AuthCore needs an authenticator")
-        self.routes = RouteTable.build(
-            self.authenticator,
-            groups=self._groups,
-            public_paths=self._public_paths,
-            public_prefixes=self._public_prefixes,
-        )
+        self.gate = make_gate(self.authenticator, self._options)
         app.extensions[_EXTENSION] = self
         app.before_request(self._authenticate)
         app.after_request(self._add_headers)
         app.teardown_request(self._finish)
         app.register_error_handler(AuthcoreError, self._handle_error)
 
-    def _table(self) -> RouteTable:
-        if self.routes is None:
+    def _gate(self) -> Gate:
+        if self.gate is None:
             raise ConfigurationError("AuthCore.init_app was not called")
-        return self.routes
+        return self.gate
 
     def _respond(self, response: HTTPResponse) -> Response:
         return Response(response.body, status=response.status, headers=list(response.headers))
 
-    def _realm(self) -> str:
-        return self._table().authenticator_for(request.path).settings.realm
-
-    def _is_public(self, path: str) -> bool:
-        if self._table().is_public(path):
-            return True
+    def _authenticator(self, gate: Gate, path: str) -> Authenticator | None:
+        authenticator = gate.route(path)
+        if authenticator is None:
+            return None
         endpoint = request.endpoint
         if endpoint is None:
             # No route matched: authenticate anyway, so a 404 reveals nothing to strangers.
-            return False
+            return authenticator
         from flask import current_app  # noqa: PLC0415 - only needed here, keeps import light
 
-        return is_marked_public(current_app.view_functions.get(endpoint))
+        return None if is_marked_public(current_app.view_functions.get(endpoint)) else authenticator
 
     def _authenticate(self) -> Response | None:
-        state = _RequestState(request.environ, self._timer())
+        gate = self._gate()
+        started_at = gate.timer() if gate.metrics is not None and gate.timer is not None else 0.0
+        state = _RequestState(request.environ, started_at)
         setattr(g, _STATE, state)
-        path = request.path
         response: Response | None = None
-        if not self._is_public(path):
-            authenticator = self._table().authenticator_for(path)
-            realm = authenticator.settings.realm
-            headers = request.headers
-            facts = RequestFacts(
-                method=request.method,
-                authorization=headers.getlist("Authorization"),
-                cookie=headers.getlist("Cookie"),
-                sec_fetch_site=headers.getlist("Sec-Fetch-Site"),
-                origin=headers.getlist("Origin"),
-                own_origin=request_origin(request.scheme, headers.getlist("Host")),
-            )
-            try:
-                result = authenticate_request(authenticator, facts)
-            except AuthcoreError as exc:
-                response = self._respond(safe_response(exc, realm, self._on_error))
-            except Exception as exc:  # noqa: BLE001 - a bug here must be a safe 500
-                log_unexpected(exc, "the authentication step")
-                response = self._respond(safe_response(None, realm, self._on_error))
+        authenticator = self._authenticator(gate, request.path)
+        if authenticator is not None:
+            outcome = admit_environ(gate, authenticator, request.environ)
+            if isinstance(outcome, HTTPResponse):
+                response = self._respond(outcome)
             else:
-                state.principal = result.principal
-                state.rate_limit = result.rate_limit
+                state.principal, state.rate_limit, _ = outcome
         # Always bind, so a request never logs under the previous request's workspace.
         state.token = bind_principal(state.principal)
         return response
@@ -247,7 +210,8 @@ class AuthCore:
         return response
 
     def _handle_error(self, exc: AuthcoreError) -> Response:
-        return self._respond(safe_response(exc, self._realm(), self._on_error))
+        gate = self._gate()
+        return self._respond(gate.answer(exc, gate.routes.authenticator_for(request.path)))
 
     def _finish(self, exc: BaseException | None) -> None:
         state = _state()
@@ -258,5 +222,4 @@ class AuthCore:
             reset_principal(state.token)
         # after_request did not run when a view raised past every error handler.
         status = state.status or (500 if exc is not None else 200)
-        duration = self._timer() - state.started_at
-        report_metrics(self._metrics, status, workspace_id_for_logs(state.principal), duration)
+        self._gate().report(status, state.principal, state.started_at)

@@ -17,24 +17,28 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar, cast
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final, Protocol, TypeVar, cast
 
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match
+from starlette.routing import BaseRoute, Host, Match
 from starlette.types import Scope
+from typing_extensions import Unpack
 
 from authcore import session
 from authcore.adapters._common import (
     ErrorHook,
+    GateOptions,
     is_marked_public,
+    make_gate,
     public,
     safe_response,
 )
 from authcore.adapters.asgi import AuthMiddleware
 from authcore.errors import AuthcoreError
 from authcore.flow import Authenticator
+from authcore.gate import Gate
 from authcore.permissions import Query, as_query
 from authcore.principal import Principal
 from authcore.responses import HTTPResponse
@@ -108,60 +112,67 @@ def _routes_public(routes: Sequence[BaseRoute], scope: Scope) -> bool:
     return False
 
 
+def _has_host_routes(routes: Sequence[BaseRoute]) -> bool:
+    return any(
+        isinstance(route, Host) or _has_host_routes(getattr(route, "routes", None) or ())
+        for route in routes
+    )
+
+
+#: How many (method, path) answers :func:`public_endpoints` remembers.
+PUBLIC_MEMO_SIZE: Final = 4096
+
+
 def public_endpoints(app: _HasRoutes) -> Callable[[Scope], bool]:
     """Return an ``is_public(scope)`` for the middleware: true when the route ``app`` would
     pick for the request is marked with :func:`public` (an endpoint, or a mounted app).
 
-    Routes are read at request time, so routes added after the middleware count.
+    Matching every route on every request is most of a fast endpoint's cost, so answers are
+    remembered per (scope type, method, path), and the Host header where the app routes by
+    host, in a bounded memo. Routes are read at request time: the memo starts afresh whenever
+    the app's route list changes length, so routes added after the middleware count (a route
+    added inside an already-mounted sub-application is seen once the memo is refilled).
     """
+    memo: dict[tuple[str, ...], bool] = {}
+    seen: list[object] = [None, -1, False]  # route list, its length, whether it routes by host
 
     def is_public(scope: Scope) -> bool:
-        return _routes_public(app.routes, scope)
+        routes = app.routes
+        if routes is not seen[0] or len(routes) != seen[1]:
+            memo.clear()
+            seen[:] = [routes, len(routes), _has_host_routes(routes)]
+        key: tuple[str, ...] = (scope["type"], scope.get("method", ""), scope.get("path", ""))
+        if seen[2]:
+            host = [value for name, value in scope.get("headers", ()) if name == b"host"]
+            key = (*key, repr(host))
+        answer = memo.get(key)
+        if answer is None:
+            answer = _routes_public(routes, scope)
+            if len(memo) >= PUBLIC_MEMO_SIZE:
+                memo.clear()
+            memo[key] = answer
+        return answer
 
     return is_public
 
 
 def install_auth(
     app: _StarletteApp,
-    authenticator: Authenticator,
-    *,
-    groups: Mapping[str, Authenticator] | None = None,
-    public_paths: Sequence[str] = (),
-    public_prefixes: Sequence[str] = (),
-    on_error: ErrorHook | None = None,
-    **options: Any,
+    authenticator: Authenticator | Gate,
+    **options: Unpack[GateOptions],
 ) -> None:
     """Add the auth middleware to a Starlette or FastAPI ``app``, with its error handlers.
 
-    Endpoints marked with :func:`public` skip authentication; other options are those of
+    Endpoints marked with :func:`public` skip authentication; the options are those of
     :class:`~authcore.adapters.asgi.AuthMiddleware`.
 
     Raises:
         ConfigurationError: an invalid prefix or authenticator.
     """
     # Validate now, at start-up, rather than when Starlette builds its middleware stack.
-    AuthMiddleware(
-        app=_never_called,
-        authenticator=authenticator,
-        groups=groups,
-        public_paths=public_paths,
-        public_prefixes=public_prefixes,
-    )
-    app.add_middleware(
-        AuthMiddleware,
-        authenticator=authenticator,
-        groups=groups,
-        public_paths=public_paths,
-        public_prefixes=public_prefixes,
-        is_public=public_endpoints(app),
-        on_error=on_error,
-        **options,
-    )
-    install_error_handlers(app, realm=authenticator.settings.realm, on_error=on_error)
-
-
-async def _never_called(scope: Scope, receive: Any, send: Any) -> None:  # pragma: no cover
-    raise RuntimeError("placeholder app used only to validate the configuration")
+    gate = make_gate(authenticator, options)
+    app.add_middleware(AuthMiddleware, authenticator=gate, is_public=public_endpoints(app))
+    install_error_handlers(app, realm=gate.routes.default.settings.realm, on_error=gate.on_error)
 
 
 def require(query: Query | str) -> Callable[[HTTPConnection], Awaitable[Principal]]:

@@ -17,38 +17,25 @@ from __future__ import annotations
 
 import http
 import sys
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import Token
 from typing import TYPE_CHECKING
 
-from authcore.adapters._common import (
-    ErrorHook,
-    RequestFacts,
-    RouteTable,
-    authenticate_request,
-    log_unexpected,
-    report_metrics,
-    safe_response,
-)
-from authcore.adapters.logging import RequestMetrics
-from authcore.credentials import request_origin
+from typing_extensions import Unpack
+
+from authcore.adapters._common import GateOptions, make_gate
 from authcore.errors import AuthcoreError
-from authcore.flow import Authenticator
+from authcore.flow import Authenticated, Authenticator
+from authcore.gate import Gate
 from authcore.principal import Principal
 from authcore.responses import HTTPResponse, rate_limit_headers
-from authcore.session import (
-    attach_principal,
-    bind_principal,
-    reset_principal,
-    workspace_id_for_logs,
-)
+from authcore.session import PRINCIPAL_KEY, bind_principal, reset_principal
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-__all__ = ["AuthMiddleware", "status_line"]
+__all__ = ["AuthMiddleware", "admit_environ", "status_line"]
 
 
 def status_line(status: int) -> str:
@@ -59,23 +46,30 @@ def status_line(status: int) -> str:
         return f"{status} Unknown"
 
 
-def _header(environ: WSGIEnvironment, key: str) -> list[str]:
+def _values(environ: WSGIEnvironment, key: str) -> list[str]:
     value = environ.get(key)
     return [] if value is None else [value]
 
 
-def _facts(environ: WSGIEnvironment) -> RequestFacts:
+def admit_environ(
+    gate: Gate, authenticator: Authenticator, environ: WSGIEnvironment
+) -> Authenticated | HTTPResponse:
+    """Read the facts the gate needs off a WSGI ``environ`` (Flask's too) and ask it."""
     # PEP 3333: values are "native strings" decoded as latin-1, so hostile bytes reach the
     # core unchanged (one character per byte) and are rejected there.
-    return RequestFacts(
-        method=environ.get("REQUEST_METHOD", "GET"),
-        authorization=_header(environ, "HTTP_AUTHORIZATION"),
-        cookie=_header(environ, "HTTP_COOKIE"),
-        sec_fetch_site=_header(environ, "HTTP_SEC_FETCH_SITE"),
-        origin=_header(environ, "HTTP_ORIGIN"),
-        own_origin=request_origin(
-            environ.get("wsgi.url_scheme", "http"), _header(environ, "HTTP_HOST")
-        ),
+    method: str = environ.get("REQUEST_METHOD", "GET")
+    authorization = _values(environ, "HTTP_AUTHORIZATION")
+    if not authenticator.reads_cookie:
+        return gate.admit(authenticator, method, authorization)
+    return gate.admit(
+        authenticator,
+        method,
+        authorization,
+        _values(environ, "HTTP_COOKIE"),
+        _values(environ, "HTTP_SEC_FETCH_SITE"),
+        _values(environ, "HTTP_ORIGIN"),
+        environ.get("wsgi.url_scheme", "http"),
+        _values(environ, "HTTP_HOST"),
     )
 
 
@@ -85,32 +79,32 @@ class _Exchange:
     __slots__ = (
         "closed",
         "extra_headers",
-        "metrics",
+        "gate",
         "principal",
         "start_response",
         "started",
         "started_at",
         "status",
-        "timer",
         "token",
     )
 
     def __init__(
         self,
         start_response: StartResponse,
-        timer: Callable[[], float],
-        metrics: RequestMetrics | None,
+        gate: Gate,
+        principal: Principal | None,
+        extra_headers: list[tuple[str, str]],
+        started_at: float,
     ) -> None:
         self.start_response = start_response
-        self.timer = timer
-        self.started_at = timer()
-        self.metrics = metrics
+        self.gate = gate
+        self.principal = principal
+        self.extra_headers = extra_headers
+        self.started_at = started_at
         self.started = False
         self.closed = False
         self.status = 0
-        self.principal: Principal | None = None
         self.token: Token[Principal | None] | None = None
-        self.extra_headers: list[tuple[str, str]] = []
 
     def tracked_start_response(
         self,
@@ -120,7 +114,9 @@ class _Exchange:
     ) -> Callable[[bytes], object]:
         self.started = True
         self.status = int(status[:3]) if status[:3].isdigit() else 500
-        return self.start_response(status, [*headers, *self.extra_headers], exc_info)
+        if self.extra_headers:
+            headers = [*headers, *self.extra_headers]
+        return self.start_response(status, headers, exc_info)
 
     def deny(self, response: HTTPResponse) -> list[bytes]:
         """Answer with ``response``; replaces a started-but-unsent response (PEP 3333)."""
@@ -141,10 +137,8 @@ class _Exchange:
                 # close() ran in another context than the call (an unusual server): unbind
                 # there instead, so nothing logs under this request's workspace.
                 bind_principal(None)
-        duration = self.timer() - self.started_at
-        report_metrics(
-            self.metrics, self.status or 500, workspace_id_for_logs(self.principal), duration
-        )
+        if self.gate.metrics is not None:
+            self.gate.report(self.status or 500, self.principal, self.started_at)
 
 
 class _ClosingBody:
@@ -181,64 +175,44 @@ class AuthMiddleware:
     def __init__(
         self,
         app: WSGIApplication,
-        authenticator: Authenticator,
+        authenticator: Authenticator | Gate,
         *,
-        groups: Mapping[str, Authenticator] | None = None,
-        public_paths: Iterable[str] = (),
-        public_prefixes: Iterable[str] = (),
         is_public: Callable[[WSGIEnvironment], bool] | None = None,
-        on_error: ErrorHook | None = None,
-        metrics: RequestMetrics | None = None,
-        timer: Callable[[], float] = time.perf_counter,
+        **options: Unpack[GateOptions],
     ) -> None:
         self.app = app
-        self.routes = RouteTable.build(
-            authenticator,
-            groups=groups,
-            public_paths=public_paths,
-            public_prefixes=public_prefixes,
-        )
+        self.gate = make_gate(authenticator, options)
         self._is_public = is_public
-        self._on_error = on_error
-        self._metrics = metrics
-        self._timer = timer
-
-    def _public(self, environ: WSGIEnvironment, path: str) -> bool:
-        if self.routes.is_public(path):
-            return True
-        return self._is_public is not None and self._is_public(environ)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Run one request."""
-        exchange = _Exchange(start_response, self._timer, self._metrics)
-        path: str = environ.get("PATH_INFO", "")
-        authenticator = self.routes.authenticator_for(path)
-        realm = authenticator.settings.realm
-        if not self._public(environ, path):
-            try:
-                result = authenticate_request(authenticator, _facts(environ))
-            except AuthcoreError as exc:
-                return self._finish_now(exchange, safe_response(exc, realm, self._on_error))
-            except Exception as exc:  # noqa: BLE001 - a bug here must be a safe 500
-                log_unexpected(exc, "the authentication step")
-                return self._finish_now(exchange, safe_response(None, realm, self._on_error))
-            exchange.principal = result.principal
-            attach_principal(environ, result.principal)
-            if result.rate_limit is not None:
-                exchange.extra_headers = rate_limit_headers(result.rate_limit)
+        gate = self.gate
+        started_at = gate.timer() if gate.metrics is not None and gate.timer is not None else 0.0
+        authenticator = gate.route(environ.get("PATH_INFO", ""))
+        if authenticator is not None and self._is_public is not None and self._is_public(environ):
+            authenticator = None
+        principal: Principal | None = None
+        extra: list[tuple[str, str]] = []
+        if authenticator is not None:
+            outcome = admit_environ(gate, authenticator, environ)
+            if isinstance(outcome, HTTPResponse):
+                refusal = _Exchange(start_response, gate, None, extra, started_at)
+                answer = refusal.deny(outcome)
+                refusal.finish()
+                return answer
+            principal, decision, _ = outcome
+            environ[PRINCIPAL_KEY] = principal
+            if decision is not None:
+                extra = rate_limit_headers(decision)
+        exchange = _Exchange(start_response, gate, principal, extra, started_at)
         # Always bind, so a request never logs under the previous request's workspace.
-        exchange.token = bind_principal(exchange.principal)
+        exchange.token = bind_principal(principal)
         try:
             body = self.app(environ, exchange.tracked_start_response)
         except AuthcoreError as exc:
             # A handler's authorize() or principal_from(): answer it like the auth step.
-            body = exchange.deny(safe_response(exc, realm, self._on_error))
+            body = exchange.deny(gate.answer(exc, authenticator))
         except BaseException:
             exchange.finish()
             raise
         return _ClosingBody(body, exchange)
-
-    def _finish_now(self, exchange: _Exchange, response: HTTPResponse) -> list[bytes]:
-        body = exchange.deny(response)
-        exchange.finish()
-        return body

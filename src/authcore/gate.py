@@ -1,0 +1,362 @@
+"""The request gate: one entry point from a request's plain facts to a principal or an answer.
+
+Every adapter (ASGI, WSGI, Flask, Django) reads the same few facts off its framework's request
+(the method, the ``Authorization`` field values, and for routes that take the portal cookie
+the ``Cookie``, ``Sec-Fetch-Site``, ``Origin`` and ``Host`` values and the scheme) and hands
+them to :meth:`Gate.admit` (or :meth:`Gate.aadmit`). The gate picks the route group, runs
+step 1 (exactly one credential, the cross-site rule for cookie writes) and steps 2-4 through
+the group's :class:`~authcore.flow.Authenticator`, and returns either
+:class:`~authcore.flow.Authenticated` (the principal and its rate-limit decision, whose
+headers go on the response) or the :class:`~authcore.responses.HTTPResponse` to send instead.
+It never raises: a bug in the step is reported to ``on_bug`` and answered as a safe 500.
+
+So adapters only translate. The options they all take (route groups, public paths and
+prefixes, the ``on_error`` hook, the metrics hook and its timer) live here, once, in one
+frozen value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Final, Protocol
+
+import attrs
+
+from authcore.credentials import (
+    SAFE_METHODS,
+    check_cross_site,
+    parse_cookie_header,
+    request_origin,
+)
+from authcore.errors import AuthcoreError, ConfigurationError, ServerError
+from authcore.flow import Authenticated, Authenticator
+from authcore.principal import Principal
+from authcore.ratelimit import RateLimitDecision
+from authcore.responses import HTTPResponse, error_response
+
+__all__ = [
+    "BugHook",
+    "ErrorHook",
+    "Gate",
+    "RequestMetrics",
+    "RouteTable",
+    "answer_error",
+    "rate_limit_header_bytes",
+]
+
+#: ``on_error(error)`` returns a custom response, or None for the default problem document.
+ErrorHook = Callable[[AuthcoreError], HTTPResponse | None]
+
+#: ``on_bug(exception, where)`` hears of an exception that is a bug (adapters log it).
+BugHook = Callable[[BaseException, str], None]
+
+
+class RequestMetrics(Protocol):
+    """A metrics hook the adapters call once per request.
+
+    Called with the response status, the principal's workspace id (``""`` without one) and
+    the request's duration in seconds. It must not raise; if it does, the failure is
+    reported as a bug and the response is unchanged.
+    """
+
+    def __call__(self, status: int, workspace_id: str, duration: float, /) -> None: ...
+
+
+# A dot segment or an empty segment: such a path is never public by prefix (fail closed, as a
+# proxy in front may normalise it to somewhere else).
+_UNNORMALISED: Final = re.compile(r"(^|/)\.{1,2}(/|$)|//")
+
+
+def _check_prefix(prefix: str) -> str:
+    if not isinstance(prefix, str) or not prefix.startswith("/") or not prefix.endswith("/"):
+        # "/pub" would also match "/publish-keys": prefixes end at a segment boundary.
+        raise ConfigurationError("path prefixes start and end with '/', e.g. '/static/'")
+    return prefix
+
+
+@attrs.frozen
+class RouteTable:
+    """Which paths are public, and which authenticator each other path uses.
+
+    ``groups`` maps a path prefix (``"/portal/"``) to the authenticator of that route group;
+    the longest matching prefix wins and every other path uses ``default``. Public paths are
+    exact; public prefixes end in ``/`` and never match a path with dot or empty segments.
+
+    Raises:
+        ConfigurationError: a prefix that does not start and end with ``/``.
+    """
+
+    default: Authenticator
+    groups: tuple[tuple[str, Authenticator], ...] = ()
+    public_paths: frozenset[str] = frozenset()
+    public_prefixes: tuple[str, ...] = ()
+
+    @classmethod
+    def build(
+        cls,
+        authenticator: Authenticator,
+        *,
+        groups: Mapping[str, Authenticator] | None = None,
+        public_paths: Iterable[str] = (),
+        public_prefixes: Iterable[str] = (),
+    ) -> RouteTable:
+        """Validate and normalise the adapter's configuration.
+
+        Raises:
+            ConfigurationError: a malformed prefix or a value that is not an Authenticator.
+        """
+        ordered = sorted(
+            ((_check_prefix(prefix), auth) for prefix, auth in (groups or {}).items()),
+            key=lambda item: len(item[0]),
+            reverse=True,
+        )
+        for auth in [authenticator, *(auth for _, auth in ordered)]:
+            if not isinstance(auth, Authenticator):
+                raise ConfigurationError("expected an authcore.flow.Authenticator")
+        if isinstance(public_paths, str) or isinstance(public_prefixes, str):
+            raise ConfigurationError("public paths and prefixes are collections of strings")
+        return cls(
+            authenticator,
+            tuple(ordered),
+            frozenset(public_paths),
+            tuple(_check_prefix(prefix) for prefix in public_prefixes),
+        )
+
+    def is_public(self, path: str) -> bool:
+        """Return whether ``path`` is configured public."""
+        if path in self.public_paths:
+            return True
+        if not self.public_prefixes or _UNNORMALISED.search(path):
+            return False
+        return path.startswith(self.public_prefixes)
+
+    def authenticator_for(self, path: str) -> Authenticator:
+        """Return the authenticator of the route group ``path`` belongs to."""
+        for prefix, authenticator in self.groups:
+            if path.startswith(prefix):
+                return authenticator
+        return self.default
+
+
+def rate_limit_header_bytes(decision: RateLimitDecision) -> list[tuple[bytes, bytes]]:
+    """The ``RateLimit-*`` headers of :func:`~authcore.responses.rate_limit_headers`, as bytes."""
+    return [
+        (b"ratelimit-limit", b"%d" % decision.limit),
+        (b"ratelimit-remaining", b"%d" % decision.remaining),
+        (b"ratelimit-reset", b"%d" % decision.reset),
+    ]
+
+
+def _with_length(response: HTTPResponse) -> HTTPResponse:
+    headers = tuple((name, value) for name, value in response.headers if name != "content-length")
+    return HTTPResponse(
+        response.status, (*headers, ("content-length", str(len(response.body)))), response.body
+    )
+
+
+@attrs.frozen
+class Gate:
+    """The one request gate, with every option an adapter takes (see the module docstring).
+
+    Build it with :meth:`build`; adapters accept a ``Gate`` or an ``Authenticator`` plus the
+    same keyword options. ``timer`` is read only when ``metrics`` is set.
+    """
+
+    routes: RouteTable
+    on_error: ErrorHook | None = None
+    metrics: RequestMetrics | None = None
+    timer: Callable[[], float] | None = None
+    on_bug: BugHook | None = None
+
+    @classmethod
+    def build(
+        cls,
+        authenticator: Authenticator,
+        *,
+        groups: Mapping[str, Authenticator] | None = None,
+        public_paths: Iterable[str] = (),
+        public_prefixes: Iterable[str] = (),
+        on_error: ErrorHook | None = None,
+        metrics: RequestMetrics | None = None,
+        timer: Callable[[], float] | None = None,
+        on_bug: BugHook | None = None,
+    ) -> Gate:
+        """Validate the options and return the gate.
+
+        Raises:
+            ConfigurationError: an invalid prefix or authenticator, or metrics with no timer.
+        """
+        if metrics is not None and timer is None:
+            raise ConfigurationError("a metrics hook needs a timer (e.g. time.perf_counter)")
+        routes = RouteTable.build(
+            authenticator,
+            groups=groups,
+            public_paths=public_paths,
+            public_prefixes=public_prefixes,
+        )
+        return cls(routes, on_error, metrics, timer, on_bug)
+
+    def route(self, path: str) -> Authenticator | None:
+        """Return the authenticator of ``path``'s route group, or None for a public path."""
+        routes = self.routes
+        if path in routes.public_paths or (routes.public_prefixes and routes.is_public(path)):
+            return None
+        if not routes.groups:
+            return routes.default
+        return routes.authenticator_for(path)
+
+    def admit(  # noqa: PLR0917 - positional on purpose: adapters call it on every request
+        self,
+        authenticator: Authenticator,
+        method: str,
+        authorization: Sequence[str],
+        cookie: Sequence[str] = (),
+        sec_fetch_site: Sequence[str] = (),
+        origin: Sequence[str] = (),
+        scheme: str = "http",
+        host: Sequence[str] = (),
+        *,
+        websocket: bool = False,
+    ) -> Authenticated | HTTPResponse:
+        """Run steps 1-4 for one request; return the principal or the answer to send.
+
+        Header values are as sent (latin-1 text, repeated fields kept apart). ``cookie`` and
+        the values after it matter only on a route group that takes the portal cookie.
+        """
+        try:
+            portal_cookie = (
+                _portal_cookie(
+                    authenticator, method, authorization, cookie, sec_fetch_site, origin,
+                    scheme, host, websocket,
+                )
+                if cookie
+                else None
+            )  # fmt: skip
+            return authenticator.authenticate(authorization, portal_cookie)
+        except AuthcoreError as exc:
+            return self.answer(exc, authenticator)
+        except Exception as exc:  # noqa: BLE001 - a bug here must be a safe 500
+            self.bug(exc, "the authentication step")
+            return self.answer(None, authenticator)
+
+    async def aadmit(  # noqa: PLR0917 - as admit
+        self,
+        authenticator: Authenticator,
+        method: str,
+        authorization: Sequence[str],
+        cookie: Sequence[str] = (),
+        sec_fetch_site: Sequence[str] = (),
+        origin: Sequence[str] = (),
+        scheme: str = "http",
+        host: Sequence[str] = (),
+        *,
+        websocket: bool = False,
+    ) -> Authenticated | HTTPResponse:
+        """Asynchronous twin of :meth:`admit`."""
+        try:
+            portal_cookie = (
+                _portal_cookie(
+                    authenticator, method, authorization, cookie, sec_fetch_site, origin,
+                    scheme, host, websocket,
+                )
+                if cookie
+                else None
+            )  # fmt: skip
+            return await authenticator.aauthenticate(authorization, portal_cookie)
+        except AuthcoreError as exc:
+            return self.answer(exc, authenticator)
+        except Exception as exc:  # noqa: BLE001 - a bug here must be a safe 500
+            self.bug(exc, "the authentication step")
+            return self.answer(None, authenticator)
+
+    def answer(
+        self, error: AuthcoreError | None, authenticator: Authenticator | None = None
+    ) -> HTTPResponse:
+        """Return the response for ``error`` (None: a bug, answered as a safe 500).
+
+        Used for refusals of the auth step and for the library's errors a handler raises
+        (``authorize``, ``principal_from``); see :func:`answer_error`.
+        """
+        realm = (authenticator or self.routes.default).settings.realm
+        return answer_error(error, realm=realm, on_error=self.on_error, on_bug=self.on_bug)
+
+    def report(self, status: int, principal: Principal | None, started_at: float) -> None:
+        """Call the metrics hook, if any, for a request that began at ``started_at``.
+
+        A failing hook is reported as a bug, never raised to the client.
+        """
+        metrics, timer = self.metrics, self.timer
+        if metrics is None or timer is None:
+            return
+        try:
+            metrics(
+                status, "" if principal is None else principal.workspace_id, timer() - started_at
+            )
+        except Exception as exc:  # noqa: BLE001 - metrics must never change a response
+            self.bug(exc, "the metrics hook")
+
+    def bug(self, exc: BaseException, where: str) -> None:
+        """Tell ``on_bug`` about an exception that should not have happened."""
+        if self.on_bug is not None:
+            self.on_bug(exc, where)
+
+
+def _portal_cookie(  # noqa: PLR0917 - the request's facts, in admit's order
+    authenticator: Authenticator,
+    method: str,
+    authorization: Sequence[str],
+    cookie: Sequence[str],
+    sec_fetch_site: Sequence[str],
+    origin: Sequence[str],
+    scheme: str,
+    host: Sequence[str],
+    websocket: bool,
+) -> str | None:
+    """Read the portal cookie and apply the cross-site rule to a cookie-borne write."""
+    policy = authenticator.settings.credentials
+    if policy.portal_cookie is None:
+        return None
+    value = parse_cookie_header(cookie, policy.portal_cookie)
+    if value is not None and not authorization and (websocket or method not in SAFE_METHODS):
+        check_cross_site(
+            method,
+            authorization,
+            value,
+            policy,
+            sec_fetch_site=sec_fetch_site,
+            origin=origin,
+            own_origin=request_origin(scheme, host),
+            websocket=websocket,
+        )
+    return value
+
+
+def answer_error(
+    error: AuthcoreError | None,
+    *,
+    realm: str = "api",
+    on_error: ErrorHook | None = None,
+    on_bug: BugHook | None = None,
+) -> HTTPResponse:
+    """Return the response for ``error`` (None: a bug, answered as a safe 500).
+
+    The ``on_error`` hook may return a custom response; if it returns None the default
+    problem document is used, and if it raises or returns something else, ``on_bug`` hears
+    of it and the default is used. A ``content-length`` header is always set.
+    """
+    if error is None:
+        error = ServerError("unexpected exception in the authentication step")
+    if on_error is not None:
+        try:
+            # Typed as returning HTTPResponse | None, but a hook is user code: check it.
+            custom: object = on_error(error)
+        except Exception as exc:  # noqa: BLE001 - a broken hook must not break the answer
+            if on_bug is not None:
+                on_bug(exc, "the on_error hook")
+            custom = None
+        if isinstance(custom, HTTPResponse):
+            return _with_length(custom)
+        if custom is not None and on_bug is not None:
+            on_bug(TypeError(f"on_error returned {type(custom).__name__}"), "the on_error hook")
+    return _with_length(error_response(error, realm=realm))
