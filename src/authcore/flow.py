@@ -476,7 +476,16 @@ class Authenticator:
     ``replay=False`` turns this off.
     """
 
-    __slots__ = ("_abackends", "_areplay", "_backends", "_replay", "clock", "settings")
+    __slots__ = (
+        "_abackends",
+        "_areplay",
+        "_backends",
+        "_inline_limiter",
+        "_replay",
+        "clock",
+        "reads_cookie",
+        "settings",
+    )
 
     def __init__(
         self,
@@ -493,13 +502,15 @@ class Authenticator:
         self.clock = clock
         self._backends = backends
         self._abackends = abackends
+        #: Whether this route group takes the portal cookie (and so the cross-site rule).
+        self.reads_cookie = settings.credentials.portal_cookie is not None
         self._replay = _replay_table(backends, replay)
         self._areplay = _replay_table(abackends, replay)
-
-    @property
-    def reads_cookie(self) -> bool:
-        """Whether this route group takes the portal cookie (and so the cross-site rule)."""
-        return self.settings.credentials.portal_cookie is not None
+        # An in-process limiter (memory) is called without an await on the async path.
+        limiter = None if abackends is None else abackends.limiter
+        self._inline_limiter: RateLimiter | None = (
+            limiter if getattr(limiter, "in_process", False) is True else None  # type: ignore[assignment]  # it says it has hit()
+        )
 
     def _replay_key(self, authorization: Sequence[str], portal_cookie: str | None) -> bytes | None:
         """The table key of the one credential a request carries (None: two, or none).
@@ -525,10 +536,17 @@ class Authenticator:
             return None
         return _sha256(token.encode()).digest()
 
-    def _trusts(self, key_id: str) -> bool:
-        # A JWT verified by a secret that has since left the keyring is not trusted any more.
-        keyring = self.settings.keyring
-        return keyring is not None and key_id in keyring.kids
+    def _conclusion(self, table: VerifiedResults, key: bytes, now: float) -> Conclusion | None:
+        """The conclusion stored for ``key``, if it still holds at ``now``."""
+        conclusion = table.get(key)
+        if conclusion is None or now >= conclusion.valid_until:
+            return None
+        if conclusion.key_id is not None:
+            # A JWT verified by a secret that has since left the keyring is not trusted.
+            keyring = self.settings.keyring
+            if keyring is None or conclusion.key_id not in keyring.kids:
+                return None
+        return conclusion
 
     def _start(self, authorization: Sequence[str], portal_cookie: str | None, now: float) -> Flow:
         credential = extract_credential(authorization, portal_cookie, self.settings.credentials)
@@ -553,22 +571,11 @@ class Authenticator:
             return run_flow(self._start(authorization, portal_cookie, now), backends)
         key = self._replay_key(authorization, portal_cookie)
         if key is not None:
-            conclusion = table.get(key)
-            if (
-                conclusion is not None
-                and now < conclusion.valid_until
-                and (conclusion.key_id is None or self._trusts(conclusion.key_id))
-            ):
-                policy, limiter = conclusion.policy, backends.limiter
-                if policy is None or limiter is None:
-                    return run_flow(rate_limit_step(conclusion, self.settings), backends)
-                try:
-                    decision = limiter.hit(conclusion.principal.workspace_id, policy)
-                except Exception as exc:  # noqa: BLE001 - the flow's step decides what it means
-                    return self._settle(conclusion, None, exc, backends)
-                if type(decision) is RateLimitDecision and decision[0]:  # allowed
-                    return _new(Authenticated, (conclusion.principal, decision, conclusion))
-                return self._settle(conclusion, decision, None, backends)
+            conclusion = self._conclusion(table, key, now)
+            if conclusion is not None:
+                replayed = self._replay_now(conclusion, backends.limiter, backends)
+                if replayed is not None:
+                    return replayed
         ticket = table.ticket()
         result = run_flow(self._start(authorization, portal_cookie, now), backends)
         if key is not None and result.conclusion is not None:
@@ -592,48 +599,105 @@ class Authenticator:
             return await arun_flow(self._start(authorization, portal_cookie, now), backends)
         key = self._replay_key(authorization, portal_cookie)
         if key is not None:
-            conclusion = table.get(key)
-            if (
-                conclusion is not None
-                and now < conclusion.valid_until
-                and (conclusion.key_id is None or self._trusts(conclusion.key_id))
-            ):
-                policy, limiter = conclusion.policy, backends.limiter
-                if policy is None or limiter is None:
-                    return await arun_flow(rate_limit_step(conclusion, self.settings), backends)
-                try:
-                    decision = await limiter.ahit(conclusion.principal.workspace_id, policy)
-                except Exception as exc:  # noqa: BLE001 - the flow's step decides what it means
-                    return await self._asettle(conclusion, None, exc, backends)
-                if type(decision) is RateLimitDecision and decision[0]:  # allowed
-                    return _new(Authenticated, (conclusion.principal, decision, conclusion))
-                return await self._asettle(conclusion, decision, None, backends)
+            conclusion = self._conclusion(table, key, now)
+            if conclusion is not None:
+                if self._inline_limiter is not None:
+                    result = self._replay_now(conclusion, self._inline_limiter, None)
+                    if result is not None:
+                        return result
+                return await self._areplay_limit(conclusion, backends)
         ticket = table.ticket()
         result = await arun_flow(self._start(authorization, portal_cookie, now), backends)
         if key is not None and result.conclusion is not None:
             table.put(key, result.conclusion, ticket, now)
         return result
 
+    def replay_inline(
+        self, authorization: Sequence[str], portal_cookie: str | None = None
+    ) -> Authenticated | None:
+        """The async side's replay when it needs no await, else None.
+
+        For an async caller's hot path (:meth:`authcore.gate.Gate.admit_inline`): a replay
+        whose limiter runs in this process needs no I/O, so no coroutine. None means "await
+        :meth:`aauthenticate`": not a replay, or anything but a plain decision.
+
+        Raises:
+            RateLimitedError: the replayed credential's workspace is over its limit.
+            UnavailableError: the limiter answered something that is not a decision.
+        """
+        table, limiter = self._areplay, self._inline_limiter
+        if table is None or limiter is None:
+            return None
+        if portal_cookie is None and len(authorization) == 1 and authorization[0][:7] == "Bearer ":
+            # The usual request, keyed here without a call; _replay_key does the same.
+            key: bytes | None = _sha256(authorization[0][7:].encode()).digest()
+        else:
+            key = self._replay_key(authorization, portal_cookie)
+        conclusion = None if key is None else self._conclusion(table, key, self.clock())
+        if conclusion is None:
+            return None
+        policy = conclusion.policy
+        if policy is not None:
+            # _replay_now's usual case, written out: one frame less on the hot path.
+            try:
+                decision = limiter.hit(conclusion.principal.workspace_id, policy)
+            except Exception:  # noqa: BLE001 - the awaited path asks again and decides
+                return None
+            if type(decision) is RateLimitDecision and decision[0]:  # allowed
+                return _new(Authenticated, (conclusion.principal, decision, conclusion))
+            step = _answered(rate_limit_step(conclusion, self.settings), decision, None)
+            return step if isinstance(step, Authenticated) else None
+        return self._replay_now(conclusion, limiter, None)
+
     # A replay takes the limiter decision itself and handles only the usual answer, one that
-    # admits. A failure, a refusal or anything odd goes to the flow's own rate-limit step with
+    # admits. A refusal, a failure or anything odd goes to the flow's own rate-limit step with
     # the answer already in hand, so what those mean is written once, there.
 
-    def _settle(
-        self, conclusion: Conclusion, answer: object, error: Exception | None, backends: Backends
-    ) -> Authenticated:
-        flow = rate_limit_step(conclusion, self.settings)
-        step = _answered(flow, answer, error)
-        return step if isinstance(step, Authenticated) else _drive(flow, step, backends)
+    def _replay_now(
+        self, conclusion: Conclusion, limiter: RateLimiter | None, backends: Backends | None
+    ) -> Authenticated | None:
+        """Replay with a limiter called in place.
 
-    async def _asettle(
-        self,
-        conclusion: Conclusion,
-        answer: object,
-        error: Exception | None,
-        backends: AsyncBackends,
+        With ``backends`` None (an in-process limiter on the async side) a limiter failure
+        returns None, for the awaited path to ask the limiter again and decide.
+        """
+        policy = conclusion.policy
+        if policy is None or limiter is None:
+            if backends is None:
+                return None
+            return run_flow(rate_limit_step(conclusion, self.settings), backends)
+        try:
+            decision = limiter.hit(conclusion.principal.workspace_id, policy)
+        except Exception as exc:  # noqa: BLE001 - the flow's step decides what it means
+            if backends is None:
+                return None
+            flow = rate_limit_step(conclusion, self.settings)
+            step = _answered(flow, None, exc)
+            return step if isinstance(step, Authenticated) else _drive(flow, step, backends)
+        if type(decision) is RateLimitDecision and decision[0]:  # allowed
+            return _new(Authenticated, (conclusion.principal, decision, conclusion))
+        # A refusal, or not a decision at all: the step raises what it means.
+        step = _answered(rate_limit_step(conclusion, self.settings), decision, None)
+        return step if isinstance(step, Authenticated) else None
+
+    async def _areplay_limit(
+        self, conclusion: Conclusion, backends: AsyncBackends
     ) -> Authenticated:
+        """Replay with the awaited limiter of the async backends."""
+        policy, limiter = conclusion.policy, backends.limiter
+        if policy is None or limiter is None:
+            return await arun_flow(rate_limit_step(conclusion, self.settings), backends)
+        error: Exception | None = None
+        decision: object = None
+        try:
+            decision = await limiter.ahit(conclusion.principal.workspace_id, policy)
+        except Exception as exc:  # noqa: BLE001 - the flow's step decides what it means
+            error = exc
+        else:
+            if type(decision) is RateLimitDecision and decision[0]:  # allowed
+                return _new(Authenticated, (conclusion.principal, decision, conclusion))
         flow = rate_limit_step(conclusion, self.settings)
-        step = _answered(flow, answer, error)
+        step = _answered(flow, decision, error)
         return step if isinstance(step, Authenticated) else await _adrive(flow, step, backends)
 
 

@@ -234,11 +234,8 @@ class Gate:
                 else None
             )  # fmt: skip
             return authenticator.authenticate(authorization, portal_cookie)
-        except AuthcoreError as exc:
-            return self.answer(exc, authenticator)
-        except Exception as exc:  # noqa: BLE001 - a bug here must be a safe 500
-            self.bug(exc, "the authentication step")
-            return self.answer(None, authenticator)
+        except Exception as exc:  # noqa: BLE001 - every outcome is an answer, a bug a safe 500
+            return self._refuse(exc, authenticator)
 
     async def aadmit(  # noqa: PLR0917 - as admit
         self,
@@ -264,11 +261,29 @@ class Gate:
                 else None
             )  # fmt: skip
             return await authenticator.aauthenticate(authorization, portal_cookie)
-        except AuthcoreError as exc:
+        except Exception as exc:  # noqa: BLE001 - every outcome is an answer, a bug a safe 500
+            return self._refuse(exc, authenticator)
+
+    def admit_inline(
+        self, authenticator: Authenticator, authorization: Sequence[str]
+    ) -> Authenticated | HTTPResponse | None:
+        """:meth:`aadmit` for a route group without the portal cookie, when it needs no await.
+
+        An async adapter's hot path: a replayed credential whose limiter runs in this process
+        (:meth:`~authcore.flow.Authenticator.replay_inline`). None means "await
+        :meth:`aadmit`", which gives the same answer for everything else.
+        """
+        try:
+            return authenticator.replay_inline(authorization)
+        except Exception as exc:  # noqa: BLE001 - every outcome is an answer, a bug a safe 500
+            return self._refuse(exc, authenticator)
+
+    def _refuse(self, exc: Exception, authenticator: Authenticator) -> HTTPResponse:
+        # The one catch-and-answer: our errors are answered, anything else is a bug (a 500).
+        if isinstance(exc, AuthcoreError):
             return self.answer(exc, authenticator)
-        except Exception as exc:  # noqa: BLE001 - a bug here must be a safe 500
-            self.bug(exc, "the authentication step")
-            return self.answer(None, authenticator)
+        self.bug(exc, "the authentication step")
+        return self.answer(None, authenticator)
 
     def answer(
         self, error: AuthcoreError | None, authenticator: Authenticator | None = None

@@ -93,7 +93,11 @@ class Principal:
             PermissionDeniedError: the permission is missing, or the query is invalid (a
                 handler bug must never grant access).
         """
-        if not self.can(query):
+        try:
+            allowed = self.permissions.satisfies(query)
+        except InvalidPermissionError:
+            allowed = False
+        if not allowed:
             raise PermissionDeniedError
 
     def to_dict(self) -> dict[str, Any]:

@@ -318,7 +318,12 @@ class RateLimiter(Protocol):
 
 
 class AsyncRateLimiter(Protocol):
-    """The async twin of :class:`RateLimiter`."""
+    """The async twin of :class:`RateLimiter`.
+
+    A limiter that keeps its state in this process and so never waits on I/O (the memory
+    limiter) may say so with a class attribute ``in_process = True`` and offer the sync
+    ``hit`` too: the async path then calls ``hit`` directly instead of awaiting ``ahit``.
+    """
 
     async def ahit(self, workspace_id: str, policy: RateLimitPolicy) -> RateLimitDecision:
         """Count one request for ``workspace_id`` under ``policy`` and return the decision.

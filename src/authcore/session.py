@@ -7,7 +7,7 @@ workspace id anywhere: request metadata reads it from the principal.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from contextvars import ContextVar, Token
 from typing import Final
 
@@ -49,14 +49,11 @@ def principal_from(state: Mapping[str, object]) -> Principal:
     return principal
 
 
-def bind_principal(principal: Principal | None) -> Token[Principal | None]:
-    """Make ``principal`` the current one for log records and metrics; returns a reset token."""
-    return _current.set(principal)
-
-
-def reset_principal(token: Token[Principal | None]) -> None:
-    """Undo :func:`bind_principal`."""
-    _current.reset(token)
+#: ``bind_principal(principal)`` makes ``principal`` the current one for log records and
+#: metrics and returns a reset token; ``reset_principal(token)`` undoes it. They are the
+#: context variable's own methods: adapters call them on every request.
+bind_principal: Final[Callable[[Principal | None], Token[Principal | None]]] = _current.set
+reset_principal: Final[Callable[[Token[Principal | None]], None]] = _current.reset
 
 
 def current_principal() -> Principal | None:

@@ -55,6 +55,7 @@ _COOKIE: Final = 1
 _SEC_FETCH_SITE: Final = 2
 _ORIGIN: Final = 3
 _HOST: Final = 4
+_AUTHZ: Final = b"authorization"
 _READ: Final = {
     b"authorization": _AUTHORIZATION,
     b"cookie": _COOKIE,
@@ -79,21 +80,17 @@ def _encode(headers: tuple[tuple[str, str], ...]) -> list[tuple[bytes, bytes]]:
     return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
 
 
-async def _admit(
+async def _admit_with_cookie(
     gate: Gate, authenticator: Authenticator, scope: Scope, *, websocket: bool
 ) -> Authenticated | HTTPResponse:
     """Read the facts the gate needs off ``scope`` and ask it; nothing else is decoded.
 
     ASGI delivers header names lowercased and values as the raw bytes; latin-1 maps each byte
-    to one character, so nothing is lost or invented before the core looks at it. A route
-    group that takes no cookie needs only the ``Authorization`` values.
+    to one character, so nothing is lost or invented before the core looks at it. (A route
+    group without the portal cookie needs only the ``Authorization`` values: see
+    :meth:`AuthMiddleware.__call__`.)
     """
     method: str = scope.get("method", "GET")
-    if not authenticator.reads_cookie:
-        authorization = [
-            value.decode("latin-1") for name, value in scope["headers"] if name == b"authorization"
-        ]
-        return await gate.aadmit(authenticator, method, authorization, websocket=websocket)
     facts: tuple[list[str], ...] = ([], [], [], [], [])
     for name, value in scope["headers"]:
         slot = _READ.get(name)
@@ -125,14 +122,16 @@ class _Response:
         self.started = False
         self.status = 0
 
-    async def __call__(self, message: Message) -> None:
+    def __call__(self, message: Message) -> Awaitable[None]:
+        # Not a coroutine: it returns the server's own awaitable, so each message the app
+        # sends costs no coroutine frame of ours.
         if not self.started and message["type"] == "http.response.start":
             self.started = True
             self.status = message.get("status", 0)
             if self.extra:
                 # A copy: the app may reuse its message dict, which must not grow our headers.
                 message = {**message, "headers": [*message.get("headers", ()), *self.extra]}
-        await self.send(message)
+        return self.send(message)
 
     async def answer(self, response: HTTPResponse) -> None:
         """Send ``response`` instead of the app's (which has not started)."""
@@ -237,30 +236,34 @@ class AuthMiddleware:
             ValueError: the scope type is neither ``http``, ``websocket`` nor ``lifespan``.
         """
         kind = scope["type"]
-        if kind == "http":
-            await self._http(scope, receive, send)
-        elif kind == "websocket":
-            await self._websocket(scope, receive, send)
-        elif kind == "lifespan":
-            await self.app(scope, receive, send)
-        else:
-            raise ValueError(f"authcore: refusing unknown ASGI scope type {kind!r}")
-
-    def _authenticator(self, scope: Scope) -> Authenticator | None:
-        authenticator = self.gate.route(route_path(scope))
-        if authenticator is not None and self._is_public is not None and self._is_public(scope):
-            return None
-        return authenticator
-
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if kind != "http":
+            if kind == "websocket":
+                await self._websocket(scope, receive, send)
+            elif kind == "lifespan":
+                await self.app(scope, receive, send)
+            else:
+                raise ValueError(f"authcore: refusing unknown ASGI scope type {kind!r}")
+            return
+        # HTTP, the hot path: written out here, with no coroutine of its own per step.
         gate = self.gate
         timer = gate.timer if gate.metrics is not None else None
         started_at = 0.0 if timer is None else timer()
-        authenticator = self._authenticator(scope)
+        path = route_path(scope) if scope.get("root_path") else scope.get("path", "")
+        authenticator = gate.route(path)
+        if authenticator is not None and self._is_public is not None and self._is_public(scope):
+            authenticator = None
         principal: Principal | None = None
         extra = None
         if authenticator is not None:
-            outcome = await _admit(gate, authenticator, scope, websocket=False)
+            outcome: Authenticated | HTTPResponse | None = None
+            if not authenticator.reads_cookie:
+                authorization = [v.decode("latin-1") for n, v in scope["headers"] if n == _AUTHZ]
+                outcome = gate.admit_inline(authenticator, authorization)
+                if outcome is None:
+                    method = scope.get("method", "GET")
+                    outcome = await gate.aadmit(authenticator, method, authorization)
+            else:
+                outcome = await _admit_with_cookie(gate, authenticator, scope, websocket=False)
             if isinstance(outcome, HTTPResponse):
                 response = _Response(send, None)
                 await response.answer(outcome)
@@ -286,6 +289,14 @@ class AuthMiddleware:
             if timer is not None:
                 gate.report(response.status or 500, principal, started_at)
 
+    def _authenticator(self, scope: Scope) -> Authenticator | None:
+        authenticator = self.gate.route(
+            scope["path"] if not scope.get("root_path") else route_path(scope)
+        )
+        if authenticator is not None and self._is_public is not None and self._is_public(scope):
+            return None
+        return authenticator
+
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         gate = self.gate
         timer = gate.timer if gate.metrics is not None else None
@@ -296,7 +307,7 @@ class AuthMiddleware:
         handshake = _Handshake(scope, receive, send, None)
         try:
             if authenticator is not None:
-                outcome = await _admit(gate, authenticator, scope, websocket=True)
+                outcome = await _admit_with_cookie(gate, authenticator, scope, websocket=True)
                 if isinstance(outcome, HTTPResponse):
                     await handshake.answer(outcome)
                     return
