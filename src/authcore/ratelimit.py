@@ -26,7 +26,6 @@ so changing a workspace's limit keeps its state instead of handing it a fresh bu
 from __future__ import annotations
 
 import enum
-import functools
 import re
 from typing import Final, NamedTuple, Protocol
 
@@ -88,9 +87,8 @@ def _ceil_div(numerator: int, denominator: int) -> int:
     return -(-numerator // denominator)
 
 
-@functools.lru_cache(maxsize=1024)
 def _constants(limit: int, period: int) -> tuple[int, int]:
-    # (T, tau) per policy, computed once: decide() runs on every request.
+    # (T, tau) of a policy, computed once when it is made.
     interval = _ceil_div(period * _US_PER_SECOND, limit)
     return interval, limit * interval
 
@@ -106,6 +104,14 @@ class RateLimitPolicy:
 
     limit: int = attrs.field(validator=_validate_limit)
     period: int = attrs.field(validator=_validate_period)
+    # (T, tau) computed once per policy: decide() reads them on every request.
+    _interval: int = attrs.field(init=False, eq=False, repr=False)
+    _tau: int = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        interval, tau = _constants(self.limit, self.period)
+        object.__setattr__(self, "_interval", interval)
+        object.__setattr__(self, "_tau", tau)
 
     @property
     def emission_interval_us(self) -> int:
@@ -114,12 +120,12 @@ class RateLimitPolicy:
         Rounded *up* so that the integer limiter never admits more than the policy: with
         ``T >= period / limit``, ``limit`` requests take at least ``period``.
         """
-        return _constants(self.limit, self.period)[0]
+        return self._interval
 
     @property
     def burst_window_us(self) -> int:
         """GCRA's ``tau``: ``limit * emission_interval_us``, so a fresh bucket holds ``limit``."""
-        return _constants(self.limit, self.period)[1]
+        return self._tau
 
     @classmethod
     def parse(cls, text: str) -> RateLimitPolicy:
@@ -183,8 +189,8 @@ def decide(
     tat = now_us if tat_us is None else tat_us
     if not 0 <= tat <= _MAX_TAT_US:
         raise UnavailableError("limiter state is corrupt")
-    interval, tau = _constants(policy.limit, policy.period)
-    new_tat = max(tat, now_us) + interval
+    interval, tau = policy._interval, policy._tau
+    new_tat = (tat if tat > now_us else now_us) + interval
     # Every request runs this: the decision built by tuple.__new__ (the named tuple's own
     # __new__ is one Python frame more) and inline ceiling divisions (-(-a // b)) keep it
     # cheap; RateLimitDecision's field order is (allowed, limit, remaining, reset, retry_after).

@@ -34,6 +34,7 @@ from authcore.errors import AuthcoreError
 from authcore.flow import Authenticated, Authenticator
 from authcore.gate import Gate, rate_limit_header_bytes
 from authcore.principal import Principal
+from authcore.ratelimit import RateLimitDecision
 from authcore.responses import HTTPResponse
 from authcore.session import PRINCIPAL_KEY, bind_principal, reset_principal
 
@@ -55,7 +56,6 @@ _COOKIE: Final = 1
 _SEC_FETCH_SITE: Final = 2
 _ORIGIN: Final = 3
 _HOST: Final = 4
-_AUTHZ: Final = b"authorization"
 _READ: Final = {
     b"authorization": _AUTHORIZATION,
     b"cookie": _COOKIE,
@@ -114,11 +114,11 @@ async def _admit_with_cookie(
 class _Response:
     """The ``send`` the app gets for one HTTP request: adds our headers, notes the start."""
 
-    __slots__ = ("extra", "send", "started", "status")
+    __slots__ = ("decision", "send", "started", "status")
 
-    def __init__(self, send: Send, extra: list[tuple[bytes, bytes]] | None) -> None:
+    def __init__(self, send: Send, decision: RateLimitDecision | None) -> None:
         self.send = send
-        self.extra = extra
+        self.decision = decision
         self.started = False
         self.status = 0
 
@@ -128,9 +128,11 @@ class _Response:
         if not self.started and message["type"] == "http.response.start":
             self.started = True
             self.status = message.get("status", 0)
-            if self.extra:
+            decision = self.decision
+            if decision is not None:
                 # A copy: the app may reuse its message dict, which must not grow our headers.
-                message = {**message, "headers": [*message.get("headers", ()), *self.extra]}
+                headers = [*message.get("headers", ()), *rate_limit_header_bytes(decision)]
+                message = {**message, "headers": headers}
         return self.send(message)
 
     async def answer(self, response: HTTPResponse) -> None:
@@ -235,14 +237,8 @@ class AuthMiddleware:
         Raises:
             ValueError: the scope type is neither ``http``, ``websocket`` nor ``lifespan``.
         """
-        kind = scope["type"]
-        if kind != "http":
-            if kind == "websocket":
-                await self._websocket(scope, receive, send)
-            elif kind == "lifespan":
-                await self.app(scope, receive, send)
-            else:
-                raise ValueError(f"authcore: refusing unknown ASGI scope type {kind!r}")
+        if scope["type"] != "http":
+            await self._not_http(scope, receive, send)
             return
         # HTTP, the hot path: written out here, with no coroutine of its own per step.
         gate = self.gate
@@ -253,11 +249,14 @@ class AuthMiddleware:
         if authenticator is not None and self._is_public is not None and self._is_public(scope):
             authenticator = None
         principal: Principal | None = None
-        extra = None
+        decision: RateLimitDecision | None = None
         if authenticator is not None:
             outcome: Authenticated | HTTPResponse | None = None
             if not authenticator.reads_cookie:
-                authorization = [v.decode("latin-1") for n, v in scope["headers"] if n == _AUTHZ]
+                authorization = []
+                for name, value in scope["headers"]:  # no comprehension: no frame of its own
+                    if name == b"authorization":
+                        authorization.append(value.decode("latin-1"))
                 outcome = gate.admit_inline(authenticator, authorization)
                 if outcome is None:
                     method = scope.get("method", "GET")
@@ -272,9 +271,7 @@ class AuthMiddleware:
                 return
             principal, decision, _ = outcome
             scope[PRINCIPAL_KEY] = principal
-            if decision is not None:
-                extra = rate_limit_header_bytes(decision)
-        response = _Response(send, extra)
+        response = _Response(send, decision)
         # Always bind, so a request never logs under the previous request's workspace.
         token = bind_principal(principal)
         try:
@@ -288,6 +285,15 @@ class AuthMiddleware:
             reset_principal(token)
             if timer is not None:
                 gate.report(response.status or 500, principal, started_at)
+
+    async def _not_http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "websocket":
+            await self._websocket(scope, receive, send)
+        elif kind == "lifespan":
+            await self.app(scope, receive, send)
+        else:
+            raise ValueError(f"authcore: refusing unknown ASGI scope type {kind!r}")
 
     def _authenticator(self, scope: Scope) -> Authenticator | None:
         authenticator = self.gate.route(
