@@ -85,7 +85,7 @@ def cached_store(world: World) -> Any:
     return cache.CachedStore(world.store)
 
 
-def authenticator_for(world: World) -> Authenticator:
+def authenticator_for(world: World, *, replay: bool = True) -> Authenticator:
     """Return an Authenticator over the world's (cached) store and memory limiter."""
     from authcore.flow import AsyncBackends, Backends
 
@@ -95,6 +95,7 @@ def authenticator_for(world: World) -> Authenticator:
         clock=time.time,
         backends=Backends(store=store, limiter=world.limiter),
         abackends=AsyncBackends(store=store, limiter=world.limiter),
+        replay=replay,
     )
 
 
@@ -122,7 +123,7 @@ def _read_principal(holder: MutableMapping[str, Any]) -> Any:
     return principal_from(holder)
 
 
-def authcore_asgi_app(world: World) -> ASGIApp | None:
+def authcore_asgi_app(world: World, *, replay: bool = True) -> ASGIApp | None:
     """Return AuthMiddleware around a handler that checks the permission (None if absent)."""
     cls = _middleware_class("asgi")
     if cls is None:
@@ -133,7 +134,7 @@ def authcore_asgi_app(world: World) -> ASGIApp | None:
             _read_principal(scope).authorize(PERMISSION)
         await bare_asgi_app(scope, receive, send)
 
-    app: ASGIApp = _wrap(cls, handler, authenticator_for(world))
+    app: ASGIApp = _wrap(cls, handler, authenticator_for(world, replay=replay))
     return app
 
 
@@ -367,6 +368,78 @@ def _wsgi_rows(mode: Mode) -> list[Row]:
     ]
 
 
+def _flask_apps(world: World) -> tuple[WSGIApp, WSGIApp, WSGIApp]:
+    """Three Flask apps serving ``GET /v1/keys``: bare, behind AuthCore, behind the floor."""
+    from flask import Flask, g
+
+    from authcore.adapters.flask import AuthCore, current_principal
+    from benchmarks.floor import FloorDeniedError, floor_authenticate
+
+    def app_with(view: Callable[[], str]) -> Flask:
+        app = Flask("bench")
+        app.add_url_rule(_PATH, "keys", view)
+        return app
+
+    bare = app_with(lambda: "ok")
+
+    def authcore_view() -> str:
+        current_principal.authorize(PERMISSION)
+        return "ok"
+
+    authed = app_with(authcore_view)
+    AuthCore(authed, authenticator_for(world))
+
+    def floor_view() -> str:
+        if PERMISSION not in g.floor_principal.permissions:
+            raise PermissionError(PERMISSION)
+        return "ok"
+
+    floor = app_with(floor_view)
+    tats: dict[str, int] = {}
+
+    @floor.before_request
+    def floor_authenticate_request() -> tuple[str, int] | None:
+        from flask import request
+
+        header = request.headers.get("Authorization", "")
+        try:
+            if not header.startswith("Bearer "):
+                raise FloorDeniedError  # noqa: TRY301 - one refusal path, as in the real thing
+            g.floor_principal = floor_authenticate(
+                header[7:], world.floor_keys, tats, now_us(), world.interval_us, world.tau_us
+            )
+        except FloorDeniedError:
+            return "", 401
+        return None
+
+    return bare, authed, floor
+
+
+def _flask_rows(mode: Mode) -> list[Row]:
+    name = "flask.overhead"
+    try:
+        importlib.import_module("flask")
+    except ImportError:
+        return [not_measured(name, "Flask extension overhead", "flask is not installed")]
+    world = build_world()
+    bare, authed, floor = _flask_apps(world)
+    header = world.header
+    return [
+        compare(
+            name,
+            "Flask AuthCore extension (CachedStore over memory, memory limiter) + "
+            "current_principal.authorize: overhead over the bare Flask app",
+            subject=wsgi_round(authed, header),
+            baseline=wsgi_round(floor, header),
+            baseline_what="the floor in a before_request hook, overhead",
+            bare=wsgi_round(bare, header),
+            mode=mode,
+            target=None,
+            note="info: the Flask hit path; Flask's own request handling is most of a request",
+        )
+    ]
+
+
 def run(mode: Mode) -> list[Row]:
     """Return the adapter rows."""
-    return [*_asgi_rows(mode), *_wsgi_rows(mode)]
+    return [*_asgi_rows(mode), *_wsgi_rows(mode), *_flask_rows(mode)]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from benchmarks.harness import Mode, Row, not_measured, stat
 
-__all__ = ["run"]
+__all__ = ["cpu_seconds", "free_port", "run", "wrk"]
 
 _ROOT = Path(__file__).resolve().parent.parent
 _PATH = "/v1/keys"
@@ -31,7 +31,7 @@ _NAME = "e2e.uvicorn"
 _WHAT = "uvicorn on loopback, AuthMiddleware (CachedStore, memory limiter): requests/s vs bare app"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -40,7 +40,7 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def _server(factory: str, key: str) -> Iterator[tuple[int, int]]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "AUTHCORE_BENCH_KEY": key, "PYTHONPATH": str(_ROOT)}
     command = [
         sys.executable,
@@ -79,23 +79,23 @@ def _server(factory: str, key: str) -> Iterator[tuple[int, int]]:
             process.wait()
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """Return the user + system CPU time of process ``pid`` (from /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _wrk(port: int, key: str, seconds: float) -> tuple[float, int]:
+def wrk(url: str, seconds: float, headers: tuple[str, ...] = ()) -> tuple[float, int]:
+    """Run ``wrk`` against ``url`` (loopback) for ``seconds``; return (requests/s, requests).
+
+    Raises:
+        RuntimeError: wrk's output is not understood, or a response was not 2xx.
+    """
+    command = ["wrk", "-t1", f"-c{_CONNECTIONS}", f"-d{max(1, round(seconds))}s"]
+    for header in headers:
+        command += ["-H", header]
     result = subprocess.run(
-        [
-            "wrk",
-            "-t1",
-            f"-c{_CONNECTIONS}",
-            f"-d{max(1, round(seconds))}s",
-            "-H",
-            f"Authorization: Bearer {key}",
-            f"http://127.0.0.1:{port}{_PATH}",
-        ],
+        [*command, url],
         capture_output=True,
         text=True,
         timeout=seconds + 30,
@@ -109,6 +109,10 @@ def _wrk(port: int, key: str, seconds: float) -> tuple[float, int]:
     if errors is not None:
         raise RuntimeError(f"{errors.group(1)} non-2xx responses: the auth wiring is wrong")
     return float(match.group(1)), int(count.group(1))
+
+
+def _wrk(port: int, key: str, seconds: float) -> tuple[float, int]:
+    return wrk(f"http://127.0.0.1:{port}{_PATH}", seconds, (f"Authorization: Bearer {key}",))
 
 
 async def _client_burst(port: int, key: str, seconds: float) -> tuple[float, int]:
@@ -148,33 +152,36 @@ def run(mode: Mode) -> list[Row]:
 
         from authcore.adapters.asgi import AuthMiddleware  # noqa: F401  # same
     except ImportError as exc:
-        return [not_measured(_NAME, _WHAT, f"import failed: {exc}", target=0.93)]
+        return [not_measured(_NAME, _WHAT, f"import failed: {exc}", target=0.85)]
     pairs, seconds = (1, 1.0) if mode.smoke else (3, 2.0) if mode.name == "quick" else (6, 3.0)
     use_wrk = shutil.which("wrk") is not None
     key = "ak_" + secrets.token_urlsafe(32)
 
     def burst(server: tuple[int, int]) -> tuple[float, float]:
         port, pid = server
-        cpu_before = _cpu_seconds(pid)
+        cpu_before = cpu_seconds(pid)
         if use_wrk:
             rps, count = _wrk(port, key, seconds)
         else:
             rps, count = asyncio.run(_client_burst(port, key, seconds))
-        return rps, (_cpu_seconds(pid) - cpu_before) / max(1, count) * 1e6
+        return rps, (cpu_seconds(pid) - cpu_before) / max(1, count) * 1e6
 
     bare_rps: list[float] = []
     auth_rps: list[float] = []
     floor_rps: list[float] = []
-    cpu: dict[str, list[float]] = {"bare": [], "authed": [], "floor": []}
+    headers_rps: list[float] = []
+    cpu: dict[str, list[float]] = {"bare": [], "authed": [], "floor": [], "floor_headers": []}
     with (
         _server("bare", key) as bare_server,
         _server("authed", key) as auth_server,
         _server("floor", key) as floor_server,
+        _server("floor_headers", key) as headers_server,
     ):
         order = [
             ("bare", bare_server, bare_rps),
             ("authed", auth_server, auth_rps),
             ("floor", floor_server, floor_rps),
+            ("floor_headers", headers_server, headers_rps),
         ]
         for _name, server, _sink in order if not mode.smoke else ():  # warm-up
             burst(server)
@@ -186,6 +193,7 @@ def run(mode: Mode) -> list[Row]:
                 cpu[name].append(cpu_us)
     ratios = [a / b for a, b in zip(auth_rps, bare_rps, strict=True)]
     floor_ratio = stat([f / b for f, b in zip(floor_rps, bare_rps, strict=True)]).median
+    headers_ratio = stat([f / b for f, b in zip(headers_rps, bare_rps, strict=True)]).median
     generator = f"wrk -t1 -c{_CONNECTIONS}" if use_wrk else f"asyncio client, {_CONNECTIONS} conns"
     bare_us = 1e6 / stat(bare_rps).median
     row = Row(
@@ -196,18 +204,22 @@ def run(mode: Mode) -> list[Row]:
         baseline="bare app under uvicorn",
         baseline_stat=stat(bare_rps),
         ratio=stat(ratios),
-        target=0.93,
+        target=0.85,
         direction=">=",
         note=f"{generator}, {pairs} rotating rounds of {seconds:.0f} s; the floor "
-        f"middleware reaches {floor_ratio:.3f}x",
+        f"middleware reaches {floor_ratio:.3f}x, the floor with RateLimit headers "
+        f"{headers_ratio:.3f}x",
     )
     row.extra["detail"] = (
         f"bare app: {stat(bare_rps).median:,.0f} req/s ({bare_us:.0f} us of server time per "
         f"request); AuthMiddleware: {stat(auth_rps).median:,.0f} req/s; floor middleware in the "
-        f"same rounds: {stat(floor_rps).median:,.0f} req/s ({floor_ratio:.3f}x bare). "
-        f"At {bare_us:.0f} us per bare request, 0.93x leaves {bare_us * (1 / 0.93 - 1):.1f} us "
+        f"same rounds: {stat(floor_rps).median:,.0f} req/s ({floor_ratio:.3f}x bare); the floor "
+        "plus the three RateLimit-* headers authcore must send (added through a send wrapper): "
+        f"{stat(headers_rps).median:,.0f} req/s ({headers_ratio:.3f}x bare). "
+        f"At {bare_us:.0f} us per bare request, 0.85x leaves {bare_us * (1 / 0.85 - 1):.1f} us "
         "of server time per request for authentication. Server CPU per request (from "
         f"/proc, medians): bare {stat(cpu['bare']).median:.0f} us, AuthMiddleware "
-        f"{stat(cpu['authed']).median:.0f} us, floor {stat(cpu['floor']).median:.0f} us."
+        f"{stat(cpu['authed']).median:.0f} us, floor {stat(cpu['floor']).median:.0f} us, floor "
+        f"with the headers {stat(cpu['floor_headers']).median:.0f} us."
     )
     return [row]

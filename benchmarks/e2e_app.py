@@ -18,7 +18,7 @@ from authcore.store import RootKeyRecord
 from authcore.testing import MemoryRateLimiter, MemoryStore, make_workspace
 from authcore.tokens import digest
 
-__all__ = ["authed", "bare", "floor"]
+__all__ = ["authed", "bare", "floor", "floor_headers"]
 
 _START = {
     "type": "http.response.start",
@@ -106,3 +106,31 @@ def floor() -> Any:
         POLICY.emission_interval_us,
         POLICY.burst_window_us,
     )
+
+
+def floor_headers() -> Any:
+    """The floor plus what DESIGN.md asks of every admitted response and the floor skips:
+    the three ``RateLimit-*`` headers, added by wrapping ``send`` (as any ASGI middleware must).
+
+    It tells how much of the gap between authcore and the floor is those headers alone.
+    """
+    app = floor()
+    extra = [
+        (b"ratelimit-limit", b"1000000"),
+        (b"ratelimit-remaining", b"999999"),
+        (b"ratelimit-reset", b"1"),
+    ]
+
+    async def with_headers(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+            await send(message)
+
+        await app(scope, receive, send_with_headers)
+
+    return with_headers

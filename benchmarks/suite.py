@@ -55,11 +55,13 @@ def _limiter_rows(mode: Mode, only: Sequence[str]) -> list[Row]:
 #: (group name, row-name prefixes, runner). ``--only`` matches group names and row names.
 BENCHES: list[tuple[str, tuple[str, ...], Runner]] = [
     ("core", ("core.", "jwt.", "perm."), _module_rows("bench_core")),
-    ("adapters", ("asgi.", "wsgi."), _module_rows("bench_adapters")),
+    ("adapters", ("asgi.", "wsgi.", "flask."), _module_rows("bench_adapters")),
+    ("alloc", ("alloc.",), _module_rows("bench_alloc")),
     ("storage", ("sqlite.",), _module_rows("bench_storage")),
     ("limiters", ("limiter", "redis"), _limiter_rows),
     ("redis", ("redis.",), _module_rows("bench_redis")),
     ("e2e", ("e2e.",), _module_rows("bench_e2e")),
+    ("serve", ("serve.",), _module_rows("bench_serve")),
     ("flood", ("flood.",), _module_rows("bench_flood")),
 ]
 

@@ -482,9 +482,9 @@ class Authenticator:
         "_backends",
         "_inline_limiter",
         "_replay",
+        "_settings",
         "clock",
         "reads_cookie",
-        "settings",
     )
 
     def __init__(
@@ -498,7 +498,7 @@ class Authenticator:
     ) -> None:
         if backends is None and abackends is None:
             raise ConfigurationError("an Authenticator needs sync or async backends")
-        self.settings = settings
+        self._settings = settings
         self.clock = clock
         self._backends = backends
         self._abackends = abackends
@@ -512,6 +512,11 @@ class Authenticator:
             limiter if getattr(limiter, "in_process", False) is True else None  # type: ignore[assignment]  # it says it has hit()
         )
 
+    @property
+    def settings(self) -> Settings:
+        """How this route group authenticates (fixed: what is derived from it is kept)."""
+        return self._settings
+
     def _replay_key(self, authorization: Sequence[str], portal_cookie: str | None) -> bytes | None:
         """The table key of the one credential a request carries (None: two, or none).
 
@@ -520,7 +525,7 @@ class Authenticator:
         read differently (extra spaces, trailing whitespace, another scheme) yields another
         token, so another key, misses, and takes the full path, which says what is wrong.
         """
-        if self.settings.credentials.portal_cookie is None:
+        if self._settings.credentials.portal_cookie is None:
             portal_cookie = None
         if authorization:
             if len(authorization) != 1 or portal_cookie is not None:
@@ -543,16 +548,16 @@ class Authenticator:
             return None
         if conclusion.key_id is not None:
             # A JWT verified by a secret that has since left the keyring is not trusted.
-            keyring = self.settings.keyring
+            keyring = self._settings.keyring
             if keyring is None or conclusion.key_id not in keyring.kids:
                 return None
         return conclusion
 
     def _start(self, authorization: Sequence[str], portal_cookie: str | None, now: float) -> Flow:
-        credential = extract_credential(authorization, portal_cookie, self.settings.credentials)
+        credential = extract_credential(authorization, portal_cookie, self._settings.credentials)
         if credential is None:
             raise MissingCredentialError
-        return authentication_flow(credential, self.settings, now)
+        return authentication_flow(credential, self._settings, now)
 
     def authenticate(
         self, authorization: Sequence[str], portal_cookie: str | None = None
@@ -569,7 +574,11 @@ class Authenticator:
         table = self._replay
         if table is None:
             return run_flow(self._start(authorization, portal_cookie, now), backends)
-        key = self._replay_key(authorization, portal_cookie)
+        if portal_cookie is None and len(authorization) == 1 and authorization[0][:7] == "Bearer ":
+            # The usual request, keyed here without a call; _replay_key does the same.
+            key: bytes | None = _sha256(authorization[0][7:].encode()).digest()
+        else:
+            key = self._replay_key(authorization, portal_cookie)
         if key is not None:
             conclusion = self._conclusion(table, key, now)
             if conclusion is not None:
@@ -645,7 +654,7 @@ class Authenticator:
                 return None
             if type(decision) is RateLimitDecision and decision[0]:  # allowed
                 return _new(Authenticated, (conclusion.principal, decision, conclusion))
-            step = _answered(rate_limit_step(conclusion, self.settings), decision, None)
+            step = _answered(rate_limit_step(conclusion, self._settings), decision, None)
             return step if isinstance(step, Authenticated) else None
         return self._replay_now(conclusion, limiter, None)
 
@@ -665,19 +674,19 @@ class Authenticator:
         if policy is None or limiter is None:
             if backends is None:
                 return None
-            return run_flow(rate_limit_step(conclusion, self.settings), backends)
+            return run_flow(rate_limit_step(conclusion, self._settings), backends)
         try:
             decision = limiter.hit(conclusion.principal.workspace_id, policy)
         except Exception as exc:  # noqa: BLE001 - the flow's step decides what it means
             if backends is None:
                 return None
-            flow = rate_limit_step(conclusion, self.settings)
+            flow = rate_limit_step(conclusion, self._settings)
             step = _answered(flow, None, exc)
             return step if isinstance(step, Authenticated) else _drive(flow, step, backends)
         if type(decision) is RateLimitDecision and decision[0]:  # allowed
             return _new(Authenticated, (conclusion.principal, decision, conclusion))
         # A refusal, or not a decision at all: the step raises what it means.
-        step = _answered(rate_limit_step(conclusion, self.settings), decision, None)
+        step = _answered(rate_limit_step(conclusion, self._settings), decision, None)
         return step if isinstance(step, Authenticated) else None
 
     async def _areplay_limit(
@@ -686,7 +695,7 @@ class Authenticator:
         """Replay with the awaited limiter of the async backends."""
         policy, limiter = conclusion.policy, backends.limiter
         if policy is None or limiter is None:
-            return await arun_flow(rate_limit_step(conclusion, self.settings), backends)
+            return await arun_flow(rate_limit_step(conclusion, self._settings), backends)
         error: Exception | None = None
         decision: object = None
         try:
@@ -696,7 +705,7 @@ class Authenticator:
         else:
             if type(decision) is RateLimitDecision and decision[0]:  # allowed
                 return _new(Authenticated, (conclusion.principal, decision, conclusion))
-        flow = rate_limit_step(conclusion, self.settings)
+        flow = rate_limit_step(conclusion, self._settings)
         step = _answered(flow, decision, error)
         return step if isinstance(step, Authenticated) else await _adrive(flow, step, backends)
 

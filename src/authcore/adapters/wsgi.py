@@ -58,7 +58,8 @@ def admit_environ(
     # PEP 3333: values are "native strings" decoded as latin-1, so hostile bytes reach the
     # core unchanged (one character per byte) and are rejected there.
     method: str = environ.get("REQUEST_METHOD", "GET")
-    authorization = _values(environ, "HTTP_AUTHORIZATION")
+    value = environ.get("HTTP_AUTHORIZATION")
+    authorization = [] if value is None else [value]
     if not authenticator.reads_cookie:
         return gate.admit(authenticator, method, authorization)
     return gate.admit(
