@@ -119,6 +119,15 @@ def _has_host_routes(routes: Sequence[BaseRoute]) -> bool:
     )
 
 
+def _has_public(routes: Sequence[BaseRoute]) -> bool:
+    return any(
+        is_marked_public(getattr(route, "endpoint", None))
+        or is_marked_public(getattr(route, "app", None))
+        or _has_public(getattr(route, "routes", None) or ())
+        for route in routes
+    )
+
+
 #: How many (method, path) answers :func:`public_endpoints` remembers.
 PUBLIC_MEMO_SIZE: Final = 4096
 
@@ -134,13 +143,16 @@ def public_endpoints(app: _HasRoutes) -> Callable[[Scope], bool]:
     added inside an already-mounted sub-application is seen once the memo is refilled).
     """
     memo: dict[tuple[str, ...], bool] = {}
-    seen: list[object] = [None, -1, False]  # route list, its length, whether it routes by host
+    # The route list, its length, whether it routes by host, whether any route is public.
+    seen: list[object] = [None, -1, False, True]
 
     def is_public(scope: Scope) -> bool:
         routes = app.routes
         if routes is not seen[0] or len(routes) != seen[1]:
             memo.clear()
-            seen[:] = [routes, len(routes), _has_host_routes(routes)]
+            seen[:] = [routes, len(routes), _has_host_routes(routes), _has_public(routes)]
+        if not seen[3]:
+            return False  # nothing is marked: no need to match anything
         key: tuple[str, ...] = (scope["type"], scope.get("method", ""), scope.get("path", ""))
         if seen[2]:
             host = [value for name, value in scope.get("headers", ()) if name == b"host"]

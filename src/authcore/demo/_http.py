@@ -13,6 +13,8 @@ from authcore.responses import PROBLEM_CONTENT_TYPE
 __all__ = [
     "MAX_BODY_BYTES",
     "ProblemError",
+    "json_body",
+    "json_bytes_response",
     "json_response",
     "problem_response",
     "read_json_object",
@@ -50,6 +52,21 @@ def problem_response(status: int, code: str, title: str, *, retry_after: int = 0
 def json_response(payload: Any, status: int = 200) -> JSONResponse:
     """Return JSON that no cache keeps (responses may hold a key shown once)."""
     return JSONResponse(payload, status_code=status, headers={"cache-control": "no-store"})
+
+
+def json_body(payload: Any) -> bytes:
+    """Render ``payload`` exactly as :func:`json_response` does."""
+    return bytes(JSONResponse(payload).body)
+
+
+def json_bytes_response(body: bytes, status: int = 200) -> Response:
+    """:func:`json_response` for a body already rendered by :func:`json_body`."""
+    return Response(
+        body,
+        status_code=status,
+        media_type="application/json",
+        headers={"cache-control": "no-store"},
+    )
 
 
 def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

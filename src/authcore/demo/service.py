@@ -36,6 +36,8 @@ from authcore.adapters.starlette import install_auth, principal_from
 from authcore.credentials import CredentialPolicy
 from authcore.demo._http import (
     ProblemError,
+    json_body,
+    json_bytes_response,
     json_response,
     problem_response,
     read_json_object,
@@ -56,6 +58,8 @@ from authcore.store import (
 from authcore.tokens import generate_id
 
 __all__ = ["PORTAL_PREFIX", "create_app"]
+
+_MAX_RENDERED: Final = 1024
 
 PORTAL_PREFIX: Final = "/portal/"
 #: Longest root-key lifetime a caller may ask for: ten years.
@@ -120,6 +124,8 @@ class _Service:
     def __init__(self, store: AsyncStore, clock: Callable[[], float]) -> None:
         self.store = store
         self.clock = clock
+        # id(principal) -> (the principal, kept alive so the id stays its own; its JSON).
+        self._rendered: dict[int, tuple[Principal, bytes]] = {}
 
     @staticmethod
     def _actor(request: Request, principal: Principal) -> Actor:
@@ -129,7 +135,15 @@ class _Service:
         return json_response({"status": "ok"})
 
     async def principal(self, request: Request) -> Response:
-        return json_response(principal_from(request).to_dict())
+        principal = principal_from(request)
+        # Principals are immutable and shared per record: render each one's JSON once.
+        cached = self._rendered.get(id(principal))
+        if cached is None or cached[0] is not principal:
+            if len(self._rendered) >= _MAX_RENDERED:
+                self._rendered.clear()
+            cached = (principal, json_body(principal.to_dict()))
+            self._rendered[id(principal)] = cached
+        return json_bytes_response(cached[1])
 
     async def list_keys(self, request: Request) -> Response:
         principal = principal_from(request)
