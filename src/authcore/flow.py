@@ -148,13 +148,15 @@ class Conclusion:
 class Authenticated(NamedTuple):
     """The flow's result: the principal and the limiter decision (None when unlimited).
 
-    ``conclusion`` is what a verified-result cache may replay for the same credential. A
-    named tuple (immutable, and cheap to build on every admitted request).
+    ``conclusion`` is what a verified-result cache may replay for the same credential;
+    ``replayed`` says the answer came from that cache rather than from the whole flow. A named
+    tuple (immutable, and cheap to build on every admitted request).
     """
 
     principal: Principal
     rate_limit: RateLimitDecision | None
     conclusion: Conclusion | None = None
+    replayed: bool = False
 
 
 Flow: TypeAlias = Generator[Need, object, Authenticated]
@@ -290,10 +292,11 @@ def authentication_flow(credential: Credential, settings: Settings, now: float) 
     return (yield from rate_limit_step(conclusion, settings))
 
 
-def rate_limit_step(conclusion: Conclusion, settings: Settings) -> Flow:
+def rate_limit_step(conclusion: Conclusion, settings: Settings, *, replayed: bool = False) -> Flow:
     """Step 4's limit for a verified caller: one limiter decision for its workspace.
 
-    The last part of :func:`authentication_flow`, and all that a replayed conclusion runs.
+    The last part of :func:`authentication_flow`, and all that a replayed conclusion runs
+    (``replayed`` is passed on to the result).
 
     Raises:
         RateLimitedError: the workspace is over its limit.
@@ -301,7 +304,7 @@ def rate_limit_step(conclusion: Conclusion, settings: Settings) -> Flow:
     """
     principal, policy = conclusion.principal, conclusion.policy
     if policy is None:
-        return Authenticated(principal, None, conclusion)
+        return Authenticated(principal, None, conclusion, replayed)
     try:
         decision = yield CheckRateLimit(principal.workspace_id, policy)
     except UnavailableError:
@@ -312,7 +315,7 @@ def rate_limit_step(conclusion: Conclusion, settings: Settings) -> Flow:
         raise UnavailableError("limiter returned an unexpected value")
     if not decision.allowed:
         raise RateLimitedError(decision)
-    return Authenticated(principal, decision, conclusion)
+    return Authenticated(principal, decision, conclusion, replayed)
 
 
 # --- drivers ------------------------------------------------------------------------------
@@ -653,8 +656,10 @@ class Authenticator:
             except Exception:  # noqa: BLE001 - the awaited path asks again and decides
                 return None
             if type(decision) is RateLimitDecision and decision[0]:  # allowed
-                return _new(Authenticated, (conclusion.principal, decision, conclusion))
-            step = _answered(rate_limit_step(conclusion, self._settings), decision, None)
+                return _new(Authenticated, (conclusion.principal, decision, conclusion, True))
+            step = _answered(
+                rate_limit_step(conclusion, self._settings, replayed=True), decision, None
+            )
             return step if isinstance(step, Authenticated) else None
         return self._replay_now(conclusion, limiter, None)
 
@@ -674,19 +679,19 @@ class Authenticator:
         if policy is None or limiter is None:
             if backends is None:
                 return None
-            return run_flow(rate_limit_step(conclusion, self._settings), backends)
+            return run_flow(rate_limit_step(conclusion, self._settings, replayed=True), backends)
         try:
             decision = limiter.hit(conclusion.principal.workspace_id, policy)
         except Exception as exc:  # noqa: BLE001 - the flow's step decides what it means
             if backends is None:
                 return None
-            flow = rate_limit_step(conclusion, self._settings)
+            flow = rate_limit_step(conclusion, self._settings, replayed=True)
             step = _answered(flow, None, exc)
             return step if isinstance(step, Authenticated) else _drive(flow, step, backends)
         if type(decision) is RateLimitDecision and decision[0]:  # allowed
-            return _new(Authenticated, (conclusion.principal, decision, conclusion))
+            return _new(Authenticated, (conclusion.principal, decision, conclusion, True))
         # A refusal, or not a decision at all: the step raises what it means.
-        step = _answered(rate_limit_step(conclusion, self._settings), decision, None)
+        step = _answered(rate_limit_step(conclusion, self._settings, replayed=True), decision, None)
         return step if isinstance(step, Authenticated) else None
 
     async def _areplay_limit(
@@ -695,7 +700,9 @@ class Authenticator:
         """Replay with the awaited limiter of the async backends."""
         policy, limiter = conclusion.policy, backends.limiter
         if policy is None or limiter is None:
-            return await arun_flow(rate_limit_step(conclusion, self._settings), backends)
+            return await arun_flow(
+                rate_limit_step(conclusion, self._settings, replayed=True), backends
+            )
         error: Exception | None = None
         decision: object = None
         try:
@@ -704,8 +711,8 @@ class Authenticator:
             error = exc
         else:
             if type(decision) is RateLimitDecision and decision[0]:  # allowed
-                return _new(Authenticated, (conclusion.principal, decision, conclusion))
-        flow = rate_limit_step(conclusion, self._settings)
+                return _new(Authenticated, (conclusion.principal, decision, conclusion, True))
+        flow = rate_limit_step(conclusion, self._settings, replayed=True)
         step = _answered(flow, decision, error)
         return step if isinstance(step, Authenticated) else await _adrive(flow, step, backends)
 

@@ -19,23 +19,27 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Final, Protocol
+from typing import Final, NamedTuple, Protocol
 
 import attrs
 
 from authcore.credentials import (
     SAFE_METHODS,
+    CredentialKind,
     check_cross_site,
+    classify_token,
     parse_cookie_header,
     request_origin,
 )
-from authcore.errors import AuthcoreError, ConfigurationError, ServerError
+from authcore.errors import AuthcoreError, ConfigurationError, RateLimitedError, ServerError
 from authcore.flow import Authenticated, Authenticator
 from authcore.principal import Principal
 from authcore.ratelimit import RateLimitDecision
 from authcore.responses import HTTPResponse, error_response
 
 __all__ = [
+    "AuthObserver",
+    "AuthOutcome",
     "BugHook",
     "ErrorHook",
     "Gate",
@@ -61,6 +65,41 @@ class RequestMetrics(Protocol):
     """
 
     def __call__(self, status: int, workspace_id: str, duration: float, /) -> None: ...
+
+
+class AuthOutcome(NamedTuple):
+    """What the auth step of one request came to, for an observer (metrics exporters).
+
+    ``code`` is ``"admitted"`` or the refusal's stable error code (``credential_invalid``,
+    ``rate_limited``, ``unavailable``, ...); ``source`` the credential source (``root_key``,
+    ``portal_session``, ``jwt``) as far as it is known, else ``""``; ``workspace_id`` the
+    principal's (``""`` for a refusal); ``replayed`` whether the verified-result cache answered;
+    ``decision`` the rate-limit decision taken (None: none was); ``seconds`` the step's time.
+    Never a credential, a digest or a token.
+    """
+
+    status: int
+    code: str
+    source: str
+    workspace_id: str
+    replayed: bool
+    decision: RateLimitDecision | None
+    seconds: float
+
+
+class AuthObserver(Protocol):
+    """Hears of every auth step's outcome (see :class:`AuthOutcome`). It must not raise; if
+    it does, the failure is reported as a bug and the response is unchanged."""
+
+    def __call__(self, outcome: AuthOutcome, /) -> None: ...
+
+
+#: Credential kinds as the principal's source names them.
+_SOURCE_OF_KIND: Final = {
+    CredentialKind.ROOT_KEY: "root_key",
+    CredentialKind.PORTAL_TOKEN: "portal_session",
+    CredentialKind.JWT: "jwt",
+}
 
 
 # A dot segment or an empty segment: such a path is never public by prefix (fail closed, as a
@@ -160,7 +199,7 @@ class Gate:
     """The one request gate, with every option an adapter takes (see the module docstring).
 
     Build it with :meth:`build`; adapters accept a ``Gate`` or an ``Authenticator`` plus the
-    same keyword options. ``timer`` is read only when ``metrics`` is set.
+    same keyword options. ``timer`` is read only when ``metrics`` or ``observer`` is set.
     """
 
     routes: RouteTable
@@ -168,6 +207,7 @@ class Gate:
     metrics: RequestMetrics | None = None
     timer: Callable[[], float] | None = None
     on_bug: BugHook | None = None
+    observer: AuthObserver | None = None
 
     @classmethod
     def build(
@@ -181,21 +221,23 @@ class Gate:
         metrics: RequestMetrics | None = None,
         timer: Callable[[], float] | None = None,
         on_bug: BugHook | None = None,
+        observer: AuthObserver | None = None,
     ) -> Gate:
         """Validate the options and return the gate.
 
         Raises:
-            ConfigurationError: an invalid prefix or authenticator, or metrics with no timer.
+            ConfigurationError: an invalid prefix or authenticator, or metrics or an observer
+                with no timer.
         """
-        if metrics is not None and timer is None:
-            raise ConfigurationError("a metrics hook needs a timer (e.g. time.perf_counter)")
+        if (metrics is not None or observer is not None) and timer is None:
+            raise ConfigurationError("metrics need a timer (e.g. time.perf_counter)")
         routes = RouteTable.build(
             authenticator,
             groups=groups,
             public_paths=public_paths,
             public_prefixes=public_prefixes,
         )
-        return cls(routes, on_error, metrics, timer, on_bug)
+        return cls(routes, on_error, metrics, timer, on_bug, observer)
 
     def route(self, path: str) -> Authenticator | None:
         """Return the authenticator of ``path``'s route group, or None for a public path."""
@@ -224,6 +266,7 @@ class Gate:
         Header values are as sent (latin-1 text, repeated fields kept apart). ``cookie`` and
         the values after it matter only on a route group that takes the portal cookie.
         """
+        started = self._started()
         try:
             portal_cookie = (
                 _portal_cookie(
@@ -233,9 +276,12 @@ class Gate:
                 if cookie
                 else None
             )  # fmt: skip
-            return authenticator.authenticate(authorization, portal_cookie)
+            result = authenticator.authenticate(authorization, portal_cookie)
         except Exception as exc:  # noqa: BLE001 - every outcome is an answer, a bug a safe 500
-            return self._refuse(exc, authenticator)
+            return self._refuse(exc, authenticator, authorization, cookie, started)
+        if self.observer is not None:
+            self._observe_admitted(result, started)
+        return result
 
     async def aadmit(  # noqa: PLR0917 - as admit
         self,
@@ -251,6 +297,7 @@ class Gate:
         websocket: bool = False,
     ) -> Authenticated | HTTPResponse:
         """Asynchronous twin of :meth:`admit`."""
+        started = self._started()
         try:
             portal_cookie = (
                 _portal_cookie(
@@ -260,9 +307,12 @@ class Gate:
                 if cookie
                 else None
             )  # fmt: skip
-            return await authenticator.aauthenticate(authorization, portal_cookie)
+            result = await authenticator.aauthenticate(authorization, portal_cookie)
         except Exception as exc:  # noqa: BLE001 - every outcome is an answer, a bug a safe 500
-            return self._refuse(exc, authenticator)
+            return self._refuse(exc, authenticator, authorization, cookie, started)
+        if self.observer is not None:
+            self._observe_admitted(result, started)
+        return result
 
     def admit_inline(
         self, authenticator: Authenticator, authorization: Sequence[str]
@@ -273,17 +323,63 @@ class Gate:
         (:meth:`~authcore.flow.Authenticator.replay_inline`). None means "await
         :meth:`aadmit`", which gives the same answer for everything else.
         """
+        started = self._started()
         try:
-            return authenticator.replay_inline(authorization)
+            result = authenticator.replay_inline(authorization)
         except Exception as exc:  # noqa: BLE001 - every outcome is an answer, a bug a safe 500
-            return self._refuse(exc, authenticator)
+            return self._refuse(exc, authenticator, authorization, (), started)
+        if result is not None and self.observer is not None:
+            self._observe_admitted(result, started)
+        return result
 
-    def _refuse(self, exc: Exception, authenticator: Authenticator) -> HTTPResponse:
+    def _refuse(
+        self,
+        exc: Exception,
+        authenticator: Authenticator,
+        authorization: Sequence[str],
+        cookie: Sequence[str],
+        started: float,
+    ) -> HTTPResponse:
         # The one catch-and-answer: our errors are answered, anything else is a bug (a 500).
         if isinstance(exc, AuthcoreError):
-            return self.answer(exc, authenticator)
-        self.bug(exc, "the authentication step")
-        return self.answer(None, authenticator)
+            error: AuthcoreError = exc
+            response = self.answer(exc, authenticator)
+        else:
+            self.bug(exc, "the authentication step")
+            error = ServerError("unexpected exception in the authentication step")
+            response = self.answer(None, authenticator)
+        if self.observer is not None:
+            source = _source(authenticator, authorization, cookie)
+            decision = error.decision if isinstance(error, RateLimitedError) else None
+            outcome = AuthOutcome(response.status, error.code, source, "", False, decision, 0.0)
+            self._observe(outcome, started)
+        return response
+
+    def _started(self) -> float:
+        timer = self.timer
+        return timer() if self.observer is not None and timer is not None else 0.0
+
+    def _observe_admitted(self, result: Authenticated, started: float) -> None:
+        principal = result.principal
+        outcome = AuthOutcome(
+            200,
+            "admitted",
+            principal.source.value,
+            principal.workspace_id,
+            result.replayed,
+            result.rate_limit,
+            0.0,
+        )
+        self._observe(outcome, started)
+
+    def _observe(self, outcome: AuthOutcome, started: float) -> None:
+        observer, timer = self.observer, self.timer
+        if observer is None or timer is None:
+            return
+        try:
+            observer(outcome._replace(seconds=timer() - started))
+        except Exception as exc:  # noqa: BLE001 - an observer must never change a response
+            self.bug(exc, "the auth observer")
 
     def answer(
         self, error: AuthcoreError | None, authenticator: Authenticator | None = None
@@ -315,6 +411,22 @@ class Gate:
         """Tell ``on_bug`` about an exception that should not have happened."""
         if self.on_bug is not None:
             self.on_bug(exc, where)
+
+
+def _source(
+    authenticator: Authenticator, authorization: Sequence[str], cookie: Sequence[str]
+) -> str:
+    """Best effort, for a refusal's metrics only: which source the credential would be."""
+    if len(authorization) == 1:
+        value = authorization[0].strip(" \t")
+        if value[:7].lower() == "bearer ":
+            try:
+                kind = classify_token(value[7:].strip(" "), authenticator.settings.credentials)
+            except AuthcoreError:
+                return ""
+            return _SOURCE_OF_KIND[kind]
+        return ""
+    return "portal_session" if cookie and authenticator.reads_cookie and not authorization else ""
 
 
 def _portal_cookie(  # noqa: PLR0917 - the request's facts, in admit's order

@@ -18,7 +18,14 @@ import attrs
 
 from authcore.errors import AuthcoreError, ConfigurationError
 from authcore.flow import Authenticator
-from authcore.gate import ErrorHook, Gate, RequestMetrics, RouteTable, answer_error
+from authcore.gate import (
+    AuthObserver,
+    ErrorHook,
+    Gate,
+    RequestMetrics,
+    RouteTable,
+    answer_error,
+)
 from authcore.responses import HTTPResponse
 
 __all__ = [
@@ -47,7 +54,8 @@ class GateOptions(TypedDict, total=False):
     ``groups`` maps path prefixes (``"/portal/"``) to other authenticators (route groups);
     ``public_paths`` (exact) and ``public_prefixes`` (ending in ``/``) skip authentication;
     ``on_error(error)`` may return a custom :class:`~authcore.responses.HTTPResponse`;
-    ``metrics`` is called once per request, timed with ``timer`` (``time.perf_counter``).
+    ``metrics`` is called once per request, timed with ``timer`` (``time.perf_counter``);
+    ``observer`` hears of every auth step's outcome (code, source, replay, decision, time).
     """
 
     groups: Mapping[str, Authenticator] | None
@@ -56,6 +64,7 @@ class GateOptions(TypedDict, total=False):
     on_error: ErrorHook | None
     metrics: RequestMetrics | None
     timer: Callable[[], float]
+    observer: AuthObserver | None
 
 
 def public(view: F) -> F:
@@ -97,6 +106,7 @@ def make_gate(authenticator: Authenticator | Gate, options: GateOptions) -> Gate
         metrics=options.get("metrics"),
         timer=options.get("timer", time.perf_counter),
         on_bug=log_unexpected,
+        observer=options.get("observer"),
     )
 
 

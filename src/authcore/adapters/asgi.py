@@ -269,7 +269,7 @@ class AuthMiddleware:
                 if timer is not None:
                     gate.report(response.status, None, started_at)
                 return
-            principal, decision, _ = outcome
+            principal, decision = outcome[0], outcome[1]
             scope[PRINCIPAL_KEY] = principal
         response = _Response(send, decision)
         # Always bind, so a request never logs under the previous request's workspace.

@@ -195,7 +195,7 @@ class AuthCore:
             if isinstance(outcome, HTTPResponse):
                 response = self._respond(outcome)
             else:
-                state.principal, state.rate_limit, _ = outcome
+                state.principal, state.rate_limit = outcome[0], outcome[1]
         # Always bind, so a request never logs under the previous request's workspace.
         state.token = bind_principal(state.principal)
         return response

@@ -201,7 +201,7 @@ class AuthMiddleware:
                 answer = refusal.deny(outcome)
                 refusal.finish()
                 return answer
-            principal, decision, _ = outcome
+            principal, decision = outcome[0], outcome[1]
             environ[PRINCIPAL_KEY] = principal
             if decision is not None:
                 extra = rate_limit_headers(decision)
