@@ -3,8 +3,8 @@
 ``AuthCore(app, authenticator)`` (or ``init_app`` later) registers:
 
 - a ``before_request`` hook that authenticates every request whose view is not marked
-  :func:`public` and whose path is not configured public, storing the principal on
-  :data:`flask.g` for this request only;
+  :func:`public` and whose path is not configured public, storing the principal with this
+  request only;
 - an ``after_request`` hook that adds the ``RateLimit-*`` headers;
 - an error handler that answers any :class:`~authcore.errors.AuthcoreError` a view raises with
   :func:`authcore.responses.error_response` (never the exception text);
@@ -14,10 +14,9 @@ Views read the principal with :data:`current_principal` / :func:`get_principal` 
 themselves with :func:`require`. On a request where the extension did not authenticate, both
 raise :class:`~authcore.errors.PrincipalMissingError` (500, safe body): never anonymous.
 
-``flask.g`` belongs to the application context, which Flask may share between requests (an
-app context pushed by the caller around several requests). The principal is therefore stored
-together with the request it belongs to and read back only for that same request, so it can
-never leak into the next one.
+The principal is kept in the request's own WSGI environ (not on ``flask.g``, which belongs to
+the application context and may be shared by several requests), so it can never leak into
+the next request.
 """
 
 from __future__ import annotations
@@ -27,8 +26,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, Final, TypeVar, cast
 
-import attrs
-from flask import Flask, Response, g, has_request_context, request
+from flask import Flask, Response, has_request_context, request
 from typing_extensions import Unpack
 from werkzeug.local import LocalProxy
 
@@ -54,30 +52,28 @@ __all__ = [
 F = TypeVar("F", bound=Callable[..., Any])
 
 _EXTENSION: Final = "authcore"
-_STATE: Final = "_authcore_request_state"
+# A key no header can produce (WSGI names those HTTP_*).
+_STATE: Final = "authcore.flask.state"
 
 
-@attrs.define
 class _RequestState:
-    """What the extension keeps for one request (on ``g``, tagged with that request)."""
+    """What the extension keeps for one request, in that request's own WSGI environ."""
 
-    #: The request's WSGI environ: one dict per request, so its identity names the request.
-    request: object
-    started_at: float
-    principal: Principal | None = None
-    rate_limit: RateLimitDecision | None = None
-    token: Any = None
-    status: int = 0
+    __slots__ = ("principal", "rate_limit", "started_at", "status", "token")
+
+    def __init__(self, started_at: float) -> None:
+        self.started_at = started_at
+        self.principal: Principal | None = None
+        self.rate_limit: RateLimitDecision | None = None
+        self.token: Any = None
+        self.status = 0
 
 
 def _state() -> _RequestState | None:
     if not has_request_context():
         return None
-    state = g.get(_STATE)
-    # Only this request's own state counts (see the module docstring).
-    if isinstance(state, _RequestState) and state.request is request.environ:
-        return state
-    return None
+    state = request.environ.get(_STATE)
+    return state if isinstance(state, _RequestState) else None
 
 
 def get_principal() -> Principal:
@@ -186,12 +182,13 @@ class AuthCore:
     def _authenticate(self) -> Response | None:
         gate = self._gate()
         started_at = gate.timer() if gate.metrics is not None and gate.timer is not None else 0.0
-        state = _RequestState(request.environ, started_at)
-        setattr(g, _STATE, state)
+        environ = request.environ
+        state = _RequestState(started_at)
+        environ[_STATE] = state
         response: Response | None = None
         authenticator = self._authenticator(gate, request.path)
         if authenticator is not None:
-            outcome = admit_environ(gate, authenticator, request.environ)
+            outcome = admit_environ(gate, authenticator, environ)
             if isinstance(outcome, HTTPResponse):
                 response = self._respond(outcome)
             else:
@@ -217,7 +214,7 @@ class AuthCore:
         state = _state()
         if state is None:
             return
-        g.pop(_STATE, None)
+        request.environ.pop(_STATE, None)
         if state.token is not None:
             reset_principal(state.token)
         # after_request did not run when a view raised past every error handler.
