@@ -779,6 +779,68 @@ class CachedStore:
         record: DashboardUserRecord | None = await self._method("afind_dashboard_user")(user_id)
         return record
 
+    # --- portal exchange codes and session lookup by id (forwarded) -----------------------------
+    # The return annotation of the exchange-creating twins is Any: NewPortalExchange is not
+    # among this module's imports, which this change leaves as they were.
+
+    def get_portal_session(self, session_id: str, /) -> PortalSessionRecord | None:
+        """Forward to the store (not cached: revocation reads the current record)."""
+        record: PortalSessionRecord | None = self._method("get_portal_session")(session_id)
+        return record
+
+    def create_portal_exchange(
+        self,
+        workspace_id: str,
+        end_user_id: str,
+        *,
+        permissions: Sequence[str],
+        ttl: int,
+        now: float,
+        actor: Actor,
+    ) -> Any:
+        """Forward to the store: a pending session has no token, so nothing here changes."""
+        return self._method("create_portal_exchange")(
+            workspace_id, end_user_id, permissions=permissions, ttl=ttl, now=now, actor=actor
+        )
+
+    def exchange_portal_code(self, code_digest: bytes, /, *, now: float) -> NewPortalSession | None:
+        """Forward to the store; a negative entry can never hide the session's new token."""
+        created: NewPortalSession | None = self._method("exchange_portal_code")(
+            code_digest, now=now
+        )
+        self._changed(_created(created))
+        return created
+
+    async def aget_portal_session(self, session_id: str, /) -> PortalSessionRecord | None:
+        """Async twin of :meth:`get_portal_session`."""
+        record: PortalSessionRecord | None = await self._method("aget_portal_session")(session_id)
+        return record
+
+    async def acreate_portal_exchange(
+        self,
+        workspace_id: str,
+        end_user_id: str,
+        *,
+        permissions: Sequence[str],
+        ttl: int,
+        now: float,
+        actor: Actor,
+    ) -> Any:
+        """Async twin of :meth:`create_portal_exchange`."""
+        return await self._method("acreate_portal_exchange")(
+            workspace_id, end_user_id, permissions=permissions, ttl=ttl, now=now, actor=actor
+        )
+
+    async def aexchange_portal_code(
+        self, code_digest: bytes, /, *, now: float
+    ) -> NewPortalSession | None:
+        """Async twin of :meth:`exchange_portal_code`."""
+        created: NewPortalSession | None = await self._method("aexchange_portal_code")(
+            code_digest, now=now
+        )
+        await self._achanged(_created(created))
+        return created
+
 
 def _workspace_changed(record: WorkspaceRecord | None) -> list[Invalidation]:
     return [] if record is None else [Invalidation("workspace", record.id)]
