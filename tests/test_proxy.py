@@ -55,6 +55,8 @@ SESSION = DashboardSession(
     user_id="user_1", org_id="org_1", permissions=("keys.read", "keys.create"), display_name="Ada"
 )
 WORKSPACE = WorkspaceRecord(id="ws_1", name="one", org_id="org_1")
+# What a browser sends with a request from the dashboard's own page.
+SAME_ORIGIN = ("Sec-Fetch-Site", "same-origin")
 
 
 def build(
@@ -114,13 +116,15 @@ def test_a_valid_request_gets_exactly_the_allowed_headers_host_and_a_minted_bear
 
 
 def test_a_body_is_forwarded_with_its_content_length() -> None:
-    upstream = build([("Content-Type", "application/json")], method="POST", body=b'{"a":1}')
+    upstream = build(
+        [("Content-Type", "application/json"), SAME_ORIGIN], method="POST", body=b'{"a":1}'
+    )
     assert upstream.body == b'{"a":1}'
     assert ("content-length", "7") in upstream.wire_headers()
 
 
 def test_a_post_without_body_says_content_length_zero() -> None:
-    assert ("content-length", "0") in build(method="POST").wire_headers()
+    assert ("content-length", "0") in build([SAME_ORIGIN], method="POST").wire_headers()
 
 
 def test_a_get_without_body_has_no_content_length() -> None:
@@ -337,9 +341,9 @@ def test_a_disallowed_method_is_400() -> None:
 
 def test_a_body_over_the_cap_is_413() -> None:
     config = ProxyConfig(max_body_bytes=10)
-    assert build(method="POST", body=b"x" * 10, config=config).body == b"x" * 10
+    assert build([SAME_ORIGIN], method="POST", body=b"x" * 10, config=config).body == b"x" * 10
     with pytest.raises(BodyTooLargeError) as info:
-        build(method="POST", body=b"x" * 11, config=config)
+        build([SAME_ORIGIN], method="POST", body=b"x" * 11, config=config)
     assert info.value.status == 413
 
 

@@ -360,6 +360,7 @@ def test_a_body_crosses_with_its_length(browser: httpx.Client, upstream: Upstrea
             "Cookie": "dash=alice",
             "Content-Type": "application/json",
             "X-Request-Id": "e2e-body",
+            "Sec-Fetch-Site": "same-origin",
         },
     )
     assert response.status_code == 200
@@ -489,7 +490,10 @@ def test_a_body_over_the_cap_is_413(proxy: ProxyServer, upstream: Upstream) -> N
     before = len(upstream.recorded())
     try:
         connection.request(
-            "POST", "/proxy/v1/echo", body=b"x" * (MAX_BODY + 1), headers=dict([ALICE])
+            "POST",
+            "/proxy/v1/echo",
+            body=b"x" * (MAX_BODY + 1),
+            headers=dict([ALICE, ("Sec-Fetch-Site", "same-origin")]),
         )
         response = connection.getresponse()
         assert response.status == 413
@@ -507,7 +511,9 @@ def test_a_chunked_body_over_the_cap_is_413(proxy: ProxyServer, upstream: Upstre
     before = len(upstream.recorded())
     with httpx.Client(trust_env=False, timeout=10) as client:
         response = client.post(
-            proxy.url("/proxy/v1/echo"), content=chunks(), headers={"Cookie": "dash=alice"}
+            proxy.url("/proxy/v1/echo"),
+            content=chunks(),
+            headers={"Cookie": "dash=alice", "Sec-Fetch-Site": "same-origin"},
         )
     assert response.status_code == 413
     assert len(upstream.recorded()) == before
