@@ -263,6 +263,7 @@ def _load_dev_config(db_url: str, environ: Mapping[str, str]) -> Config:
             path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
         )
     except FileExistsError:
+        text = _read_dev_secrets(path)
         _note(f"no --config given: using the development JWT secrets in {path}")
     except OSError as exc:
         raise CommandError(f"cannot create {path}: {exc.strerror}") from None
@@ -271,8 +272,9 @@ def _load_dev_config(db_url: str, environ: Mapping[str, str]) -> Config:
             # Exactly 0600 whatever the umask, so the check on the next read passes.
             os.fchmod(handle.fileno(), 0o600)
             handle.write(render_dev_config(_DEV_KID, Secret(_random.token_urlsafe(48))))
+        text = _read_dev_secrets(path)
         _note(f"no --config given: created development JWT secrets in {path} (do not deploy)")
-    return parse_config(_read_dev_secrets(path), environ=environ, origin=f"config file {path}")
+    return parse_config(text, environ=environ, origin=f"config file {path}")
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -593,8 +595,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # The servers import Starlette and uvicorn: only the commands that run them pay for that.
     from authcore.demo.runner import run_servers  # noqa: PLC0415 - see above
 
+    trusted = _trusted_proxies(args)  # before _config: a bad value creates no secrets file
     config = _config(args)
-    trusted = _trusted_proxies(args)
     with _store(args) as store:
         run_servers(
             store,
@@ -612,8 +614,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     # The servers import Starlette and uvicorn: only the commands that run them pay for that.
     from authcore.demo.runner import run_servers  # noqa: PLC0415 - see above
 
+    trusted = _trusted_proxies(args)  # before _config: a bad value creates no secrets file
     config = _config(args)
-    trusted = _trusted_proxies(args)
     with _store(args) as store:
         run_servers(
             store,
@@ -632,8 +634,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from authcore.demo.runner import prepare_demo, run_servers  # noqa: PLC0415 - as in serve
 
+    trusted = _trusted_proxies(args)  # before _config: a bad value creates no secrets file
     config = _config(args)
-    trusted = _trusted_proxies(args)
     api_url = f"http://{args.host}:{args.api_port}"
     with _store(args) as store:
         setup = prepare_demo(store, now=_now())
