@@ -406,6 +406,49 @@ def test_a_cross_site_state_change_is_403(site: str) -> None:
     build([("Sec-Fetch-Site", site)], method="GET")
 
 
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+def test_a_write_with_neither_fetch_metadata_nor_origin_is_403(method: str) -> None:
+    # Finding 4: a cookie write without Sec-Fetch-Site used to pass when no origin was trusted.
+    with pytest.raises(CrossSiteRequestError):
+        build(method=method)
+    with pytest.raises(CrossSiteRequestError):
+        build([("Origin", "https://evil.example")], method=method)
+    with pytest.raises(CrossSiteRequestError):
+        build([("Sec-Fetch-Site", "none")], method=method)
+
+
+def test_the_dashboards_own_origin_passes_without_fetch_metadata() -> None:
+    own = [("Host", "dash.example:8001"), ("Origin", "http://dash.example:8001")]
+    build(own, method="POST")
+    https = IncomingRequest("POST", "/v1/keys", "", (("Host", "dash.example"),
+                            ("Origin", "https://dash.example")), scheme="https")  # fmt: skip
+    prepare_request(https, CONFIG)
+    with pytest.raises(CrossSiteRequestError):  # the scheme is part of the origin
+        build([("Host", "dash.example"), ("Origin", "https://dash.example")], method="POST")
+
+
+def test_fetch_metadata_outranks_an_own_origin() -> None:
+    with pytest.raises(CrossSiteRequestError):
+        build(
+            [
+                ("Sec-Fetch-Site", "cross-site"),
+                ("Host", "d.example"),
+                ("Origin", "http://d.example"),
+            ],
+            method="POST",
+        )
+
+
+def test_the_body_cap_defaults_to_what_the_api_accepts_and_is_bounded() -> None:
+    assert ProxyConfig().max_body_bytes == 16 * 1024
+    assert ProxyConfig(max_body_bytes=64 * 1024).max_body_bytes == 64 * 1024
+    with pytest.raises(ConfigurationError):
+        ProxyConfig(max_body_bytes=64 * 1024 + 1)
+    with pytest.raises(ConfigurationError):
+        ProxyConfig(body_timeout=0)
+    assert ProxyConfig().body_timeout == 10
+
+
 def test_an_untrusted_origin_cannot_change_state() -> None:
     config = ProxyConfig(trusted_origins={"https://dash.example"})
     build([("Origin", "https://dash.example")], method="DELETE", config=config)

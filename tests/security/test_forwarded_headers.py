@@ -9,11 +9,8 @@ proxies named with ``--trusted-proxy`` (or ``AUTHCORE_TRUSTED_PROXIES``). These 
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +20,7 @@ import pytest
 from starlette.applications import Starlette
 
 from authcore.demo.runner import server_config
-from tests.demo.ports import free_ports
+from tests.demo.servers import authcore_env, authcore_server
 
 pytestmark = pytest.mark.e2e
 
@@ -31,50 +28,13 @@ PER_CLIENT_BUDGET = 30  # dashboard.py: _LOGIN_PER_CLIENT
 SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
 
 
-def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHCORE_")}
-    env.pop("FORWARDED_ALLOW_IPS", None)
-    env.update(extra or {})
-    return env
-
-
 @contextmanager
 def dashboard(
     tmp_path: Path, args: Sequence[str] = (), env: dict[str, str] | None = None
 ) -> Iterator[str]:
-    """Run ``authcore dashboard`` on a free port; yield its URL; stop it with SIGINT."""
-    (port,) = free_ports(1)
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "authcore", "--db", f"sqlite:///{tmp_path / 'fwd.db'}",
-            "dashboard", "--port", str(port), *args,
-        ],
-        cwd=tmp_path,
-        env=_env(env),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, process.communicate()[1]
-            try:
-                if httpx.get(url + "/", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "authcore dashboard did not start"
-            time.sleep(0.1)
+    """Run ``authcore dashboard`` as a process; yield its URL."""
+    with authcore_server(tmp_path / "fwd.db", "dashboard", args, env=env) as url:
         yield url
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
 
 
 def _attempt(client: httpx.Client, number: int, forwarded_for: str) -> int:
@@ -136,7 +96,7 @@ def _add_user(tmp_path: Path) -> None:
         ],
         input="a long passphrase\n",
         cwd=tmp_path,
-        env=_env(),
+        env=authcore_env(),
         check=True,
         capture_output=True,
         text=True,
@@ -184,7 +144,7 @@ def test_a_trusted_proxy_that_is_not_an_address_is_a_usage_error(
     result = subprocess.run(
         [sys.executable, "-m", "authcore", "--db", f"sqlite:///{tmp_path / 'x.db'}", *args],
         cwd=tmp_path,
-        env=_env(env),
+        env=authcore_env(env),
         capture_output=True,
         text=True,
         timeout=60,
