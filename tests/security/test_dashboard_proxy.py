@@ -80,6 +80,13 @@ def test_finding_1_a_wrong_session_is_401_before_the_body_arrives(stack: Stack) 
     assert answer.status == 401
 
 
+def test_a_refusal_without_a_body_owed_keeps_the_connection(stack: Stack) -> None:
+    with stack.dashboard(logged_in=False) as client:
+        response = client.get("/proxy/v1/keys")
+    assert response.status_code == 401
+    assert "connection" not in response.headers
+
+
 def test_finding_1_a_body_over_what_the_api_accepts_is_413_unread(stack: Stack) -> None:
     answer = send_partial(
         stack.dashboard_url,

@@ -20,7 +20,7 @@ Mount it under ``/proxy`` in the dashboard. Per request it
 Failures map to problem documents with fixed messages: the builder's errors (400, 401, 403,
 404, 408, 413, 431, 503), an upstream timeout (504), an unreachable upstream or a redirect
 (502). When no token can be minted (no signing kid, or the keyring refuses) the answer is 503
-and nothing is sent. A refusal sent before the request body was read closes the connection
+and nothing is sent. A refusal sent while a request body is still owed closes the connection
 (``Connection: close``), so the rest of that body is never read either.
 
 The upstream client is an :class:`httpx.AsyncClient`. The default one ignores proxy
@@ -86,11 +86,24 @@ class _DisconnectedError(Exception):
 
 
 class _RefusedUnreadError(Exception):
-    """An error answered before the request body was read: the answer closes the connection."""
+    """An error answered before (all of) the request body was read.
 
-    def __init__(self, error: AuthcoreError) -> None:
+    ``close``: some of the body is still owed, so the answer closes the connection.
+    """
+
+    def __init__(self, error: AuthcoreError, *, close: bool = True) -> None:
         self.error = error
+        self.close = close
         super().__init__(error.code)
+
+
+def _body_owed(headers: Iterable[tuple[str, str]]) -> bool:
+    """Whether the request announces a body (RFC 9112 §6.3: Content-Length or chunked)."""
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == "transfer-encoding" or (lowered == "content-length" and value.strip() != "0"):
+            return True
+    return False
 
 
 def _no_cookies() -> http.cookiejar.CookieJar:
@@ -174,7 +187,7 @@ class DashboardProxy:
         except _DisconnectedError:
             return
         except _RefusedUnreadError as unread:
-            await self._refuse(send, unread.error, close=True)
+            await self._refuse(send, unread.error, close=unread.close)
             return
         except AuthcoreError as exc:
             await self._refuse(send, exc)
@@ -213,7 +226,10 @@ class DashboardProxy:
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
         path = raw_path.decode("latin-1")
         if not path.startswith(self._mount + "/"):
-            raise _RefusedUnreadError(PathNotProxiedError("outside the mount"))
+            raise _RefusedUnreadError(
+                PathNotProxiedError("outside the mount"),
+                close=_body_owed(_latin1(list(scope.get("headers", ())))),
+            )
         headers = _latin1(list(scope.get("headers", ())))
         head = IncomingRequest(
             method=scope["method"],
@@ -243,7 +259,7 @@ class DashboardProxy:
             workspace = None if session is None else await self._workspace(session.org_id)
             session, workspace = check_identity(session, workspace)
         except AuthcoreError as exc:
-            raise _RefusedUnreadError(exc) from None
+            raise _RefusedUnreadError(exc, close=_body_owed(headers)) from None
         body = await self._read_body(receive, config.max_body_bytes, config.body_timeout)
         return build_upstream_request(
             attrs.evolve(prepared, body=body),
