@@ -225,12 +225,11 @@ class DashboardProxy:
     async def _build(self, scope: Scope, receive: Receive) -> UpstreamRequest:
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
         path = raw_path.decode("latin-1")
+        headers = _latin1(list(scope.get("headers", ())))
         if not path.startswith(self._mount + "/"):
             raise _RefusedUnreadError(
-                PathNotProxiedError("outside the mount"),
-                close=_body_owed(_latin1(list(scope.get("headers", ())))),
+                PathNotProxiedError("outside the mount"), close=_body_owed(headers)
             )
-        headers = _latin1(list(scope.get("headers", ())))
         head = IncomingRequest(
             method=scope["method"],
             path=path[len(self._mount) :],
