@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from authcore.cli import main
+from authcore.cli import OTHER_PROCESSES_MAY_ACCEPT_FOR, main
 
 SECRET_A = "cli-test-secret-aaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 SECRET_B = "cli-test-secret-bbbbbbbbbbbbbbbbbbbbbbbbbbbb"
@@ -117,10 +117,26 @@ def test_keys_revoke(run: Run, workspace: str) -> None:
     key_id = run.json("keys", "create", "--workspace", workspace, "--permission", "keys.read")[
         "key_id"
     ]
-    assert run.json("keys", "revoke", key_id) == {"key_id": key_id, "revoked": True}
+    assert run.json("keys", "revoke", key_id) == {
+        "key_id": key_id,
+        "revoked": True,
+        "other_processes_may_accept_for_seconds": OTHER_PROCESSES_MAY_ACCEPT_FOR,
+    }
     listed = run.json("keys", "list", "--workspace", workspace)
     assert listed["keys"][0]["revoked_at"] is not None
     assert "not found" in run.fails("keys", "revoke", "key_nope", code=1)
+
+
+def test_keys_revoke_says_how_long_running_servers_may_still_accept_it(
+    run: Run, workspace: str
+) -> None:
+    key_id = run.json("keys", "create", "--workspace", workspace, "--permission", "keys.read")[
+        "key_id"
+    ]
+    code, out, _ = run("keys", "revoke", key_id)
+    assert code == 0
+    assert f"revoked {key_id}" in out
+    assert f"up to {OTHER_PROCESSES_MAY_ACCEPT_FOR} s" in out
 
 
 def test_portal_create_session_json(run: Run, workspace: str) -> None:
@@ -128,8 +144,40 @@ def test_portal_create_session_json(run: Run, workspace: str) -> None:
         "portal", "create-session", "--workspace", workspace, "--end-user", "u1",
         "--permission", "keys.read", "--ttl", "600",
     )  # fmt: skip
-    assert set(result) == {"session_id", "token"}
-    assert result["token"].startswith("pt_")
+    assert set(result) == {"session_id", "code", "code_expires_at", "expires_at"}
+    assert result["code"].startswith("pc_")
+    assert result["expires_at"] - result["code_expires_at"] == 600 - 60
+
+
+def test_portal_create_session_prints_a_one_time_code_not_a_token(run: Run, workspace: str) -> None:
+    code, out, _ = run(
+        "portal", "create-session", "--workspace", workspace, "--end-user", "u1",
+        "--permission", "keys.read",
+    )  # fmt: skip
+    assert code == 0
+    assert "code:       pc_" in out
+    assert "pt_" not in out
+    assert "/portal/exchange" in out
+
+
+def test_portal_revoke_session(run: Run, workspace: str) -> None:
+    session_id = run.json(
+        "portal", "create-session", "--workspace", workspace, "--end-user", "u1",
+        "--permission", "keys.read",
+    )["session_id"]  # fmt: skip
+    assert run.json("portal", "revoke-session", session_id) == {
+        "session_id": session_id,
+        "revoked": True,
+        "other_processes_may_accept_for_seconds": OTHER_PROCESSES_MAY_ACCEPT_FOR,
+    }
+    code, out, _ = run("portal", "revoke-session", session_id)
+    assert code == 0
+    assert f"up to {OTHER_PROCESSES_MAY_ACCEPT_FOR} s" in out
+    events = run.json("audit", "list", "--workspace", workspace)["events"]
+    assert events[0]["action"] == "portal_session.revoke"
+    assert events[0]["actor"] == {"type": "operator", "id": "cli"}
+    assert events[0]["targets"][0]["id"] == session_id
+    assert "not found" in run.fails("portal", "revoke-session", "ps_nope", code=1)
 
 
 def test_dashboard_user_add_reads_the_password_from_stdin(

@@ -55,6 +55,8 @@ SESSION = DashboardSession(
     user_id="user_1", org_id="org_1", permissions=("keys.read", "keys.create"), display_name="Ada"
 )
 WORKSPACE = WorkspaceRecord(id="ws_1", name="one", org_id="org_1")
+# What a browser sends with a request from the dashboard's own page.
+SAME_ORIGIN = ("Sec-Fetch-Site", "same-origin")
 
 
 def build(
@@ -114,13 +116,15 @@ def test_a_valid_request_gets_exactly_the_allowed_headers_host_and_a_minted_bear
 
 
 def test_a_body_is_forwarded_with_its_content_length() -> None:
-    upstream = build([("Content-Type", "application/json")], method="POST", body=b'{"a":1}')
+    upstream = build(
+        [("Content-Type", "application/json"), SAME_ORIGIN], method="POST", body=b'{"a":1}'
+    )
     assert upstream.body == b'{"a":1}'
     assert ("content-length", "7") in upstream.wire_headers()
 
 
 def test_a_post_without_body_says_content_length_zero() -> None:
-    assert ("content-length", "0") in build(method="POST").wire_headers()
+    assert ("content-length", "0") in build([SAME_ORIGIN], method="POST").wire_headers()
 
 
 def test_a_get_without_body_has_no_content_length() -> None:
@@ -337,9 +341,9 @@ def test_a_disallowed_method_is_400() -> None:
 
 def test_a_body_over_the_cap_is_413() -> None:
     config = ProxyConfig(max_body_bytes=10)
-    assert build(method="POST", body=b"x" * 10, config=config).body == b"x" * 10
+    assert build([SAME_ORIGIN], method="POST", body=b"x" * 10, config=config).body == b"x" * 10
     with pytest.raises(BodyTooLargeError) as info:
-        build(method="POST", body=b"x" * 11, config=config)
+        build([SAME_ORIGIN], method="POST", body=b"x" * 11, config=config)
     assert info.value.status == 413
 
 
@@ -400,6 +404,49 @@ def test_a_cross_site_state_change_is_403(site: str) -> None:
     with pytest.raises(CrossSiteRequestError):
         build([("Sec-Fetch-Site", site)], method="POST")
     build([("Sec-Fetch-Site", site)], method="GET")
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+def test_a_write_with_neither_fetch_metadata_nor_origin_is_403(method: str) -> None:
+    # Finding 4: a cookie write without Sec-Fetch-Site used to pass when no origin was trusted.
+    with pytest.raises(CrossSiteRequestError):
+        build(method=method)
+    with pytest.raises(CrossSiteRequestError):
+        build([("Origin", "https://evil.example")], method=method)
+    with pytest.raises(CrossSiteRequestError):
+        build([("Sec-Fetch-Site", "none")], method=method)
+
+
+def test_the_dashboards_own_origin_passes_without_fetch_metadata() -> None:
+    own = [("Host", "dash.example:8001"), ("Origin", "http://dash.example:8001")]
+    build(own, method="POST")
+    https = IncomingRequest("POST", "/v1/keys", "", (("Host", "dash.example"),
+                            ("Origin", "https://dash.example")), scheme="https")  # fmt: skip
+    prepare_request(https, CONFIG)
+    with pytest.raises(CrossSiteRequestError):  # the scheme is part of the origin
+        build([("Host", "dash.example"), ("Origin", "https://dash.example")], method="POST")
+
+
+def test_fetch_metadata_outranks_an_own_origin() -> None:
+    with pytest.raises(CrossSiteRequestError):
+        build(
+            [
+                ("Sec-Fetch-Site", "cross-site"),
+                ("Host", "d.example"),
+                ("Origin", "http://d.example"),
+            ],
+            method="POST",
+        )
+
+
+def test_the_body_cap_defaults_to_what_the_api_accepts_and_is_bounded() -> None:
+    assert ProxyConfig().max_body_bytes == 16 * 1024
+    assert ProxyConfig(max_body_bytes=64 * 1024).max_body_bytes == 64 * 1024
+    with pytest.raises(ConfigurationError):
+        ProxyConfig(max_body_bytes=64 * 1024 + 1)
+    with pytest.raises(ConfigurationError):
+        ProxyConfig(body_timeout=0)
+    assert ProxyConfig().body_timeout == 10
 
 
 def test_an_untrusted_origin_cannot_change_state() -> None:

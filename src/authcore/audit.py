@@ -21,6 +21,7 @@ __all__ = [
     "ACTION_KEY_REVOKE",
     "ACTION_KEY_ROTATE",
     "ACTION_PORTAL_SESSION_CREATE",
+    "ACTION_PORTAL_SESSION_EXCHANGE",
     "ACTION_PORTAL_SESSION_REVOKE",
     "ACTION_WORKSPACE_CREATE",
     "ACTION_WORKSPACE_DISABLE",
@@ -37,6 +38,7 @@ ACTION_KEY_CREATE: Final = "key.create"
 ACTION_KEY_REVOKE: Final = "key.revoke"
 ACTION_KEY_ROTATE: Final = "key.rotate"
 ACTION_PORTAL_SESSION_CREATE: Final = "portal_session.create"
+ACTION_PORTAL_SESSION_EXCHANGE: Final = "portal_session.exchange"
 ACTION_PORTAL_SESSION_REVOKE: Final = "portal_session.revoke"
 ACTION_WORKSPACE_CREATE: Final = "workspace.create"
 ACTION_WORKSPACE_DISABLE: Final = "workspace.disable"

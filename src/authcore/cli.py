@@ -9,23 +9,31 @@ password) are printed only by the commands whose purpose is to show them, and on
 
 Without ``--config`` (or ``AUTHCORE_CONFIG``) the JWT commands and the servers use a development
 keyring kept in ``authcore-dev-secrets.toml`` next to the SQLite database (created on first use,
-mode 0600), and say so on stderr. Production deployments pass a config file.
+mode 0600), and say so on stderr. An existing file is used only if it is a regular file (not a
+symlink) owned by the current user with mode 0600. Production deployments pass a config file.
+
+A database URL or libpq keyword string is never shown with its password: every message shows
+it redacted, and the database drivers' own loggers are silenced while a command runs (they
+quote connection strings, and would break the one-line error).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import json
+import logging
 import os
+import re
 import secrets as _random
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, NoReturn
-from urllib.parse import urlsplit
 
-from authcore.config import Config, load_config, render_dev_config
+from authcore.config import Config, load_config, parse_config, render_dev_config
 from authcore.errors import (
     AuthcoreError,
     ConfigurationError,
@@ -33,6 +41,7 @@ from authcore.errors import (
     UnavailableError,
 )
 from authcore.keyring import check_rotation
+from authcore.names import check_name, printable
 from authcore.passwords import hash_password
 from authcore.permissions import PermissionSet
 from authcore.ratelimit import RateLimitPolicy
@@ -42,13 +51,29 @@ from authcore.tokens import Secret
 if TYPE_CHECKING:
     pass
 
-__all__ = ["DEFAULT_DB", "DEV_SECRETS_FILE", "CommandError", "UsageError", "main", "open_store"]
+__all__ = [
+    "DEFAULT_DB",
+    "DEV_SECRETS_FILE",
+    "OTHER_PROCESSES_MAY_ACCEPT_FOR",
+    "CommandError",
+    "UsageError",
+    "main",
+    "open_store",
+    "redact_database_url",
+]
 
 DEFAULT_DB: Final = "sqlite:///./authcore.db"
 DEV_SECRETS_FILE: Final = "authcore-dev-secrets.toml"
 _DEV_KID: Final = "dev-1"
 _PROG: Final = "authcore"
 _MAX_PASSWORD_BYTES: Final = 1024
+_MAX_DEV_SECRETS_BYTES: Final = 64 * 1024
+#: Seconds a revoked credential may still be accepted by *other* running processes: the
+#: verification cache's TTL of the servers (authcore.demo.runner builds them with it).
+#: The process that revokes (through its CachedStore) stops accepting it at once.
+OTHER_PROCESSES_MAY_ACCEPT_FOR: Final = 30
+# Loggers of the database drivers: they log connection attempts, quoting connection strings.
+_DRIVER_LOGGERS: Final = ("psycopg", "psycopg_pool")
 
 
 class CommandError(Exception):
@@ -92,13 +117,32 @@ def _emit(args: argparse.Namespace, payload: Mapping[str, Any], lines: Sequence[
 # --- database and configuration -----------------------------------------------------------
 
 
-def _redacted(url: str) -> str:
-    """Return ``url`` without a password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+# key=value pairs whose key mentions a password (libpq keyword strings, URL query strings):
+# a quoted value may hold spaces and escaped quotes (libpq's rules), anything else runs to the
+# next space or "&".
+_PASSWORD_PAIR: Final = re.compile(
+    r"(?i)(\b[a-z_]*pass[a-z_]*\s*=\s*)(?:'(?:[^'\\]|\\.)*'?|[^\s&]*)"
+)
+
+
+def redact_database_url(url: str) -> str:
+    """Return ``url`` (a database URL or a libpq keyword string) without any password.
+
+    Never fails, whatever the text: a URL too broken to parse is redacted all the same. The
+    user-info part loses everything after its first ``:``; every ``...pass...=VALUE`` pair (as
+    in ``password=``, ``sslpassword=``, ``passfile=``) loses its value.
+    """
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest:
+        # The last "@" ends the user info (a raw "@" in a password is common): everything
+        # before it that follows a ":" is the password, whatever else it contains.
+        userinfo, _, after = rest.rpartition("@")
+        user, colon, _password = userinfo.partition(":")
+        rest = f"{user}{':***' if colon else ''}@{after}"
+    return _PASSWORD_PAIR.sub(r"\g<1>***", f"{scheme}{sep}{rest}")
+
+
+_redacted = redact_database_url
 
 
 def sqlite_path(url: str) -> str | None:
@@ -142,9 +186,11 @@ def open_store(url: str) -> Store:
         raise CommandError(
             f"the backend for {_redacted(url)} is not installed ({exc.name})"
         ) from None
-    scheme = url.partition(":")[0] if ":" in url else url
+    scheme, colon, _ = url.partition(":")
+    shown = f" {scheme!r}" if colon and re.fullmatch(r"[a-z][a-z0-9+.-]{0,19}", scheme) else ""
+    # Only a scheme is ever echoed: the rest may be a keyword string with a password in it.
     raise UsageError(
-        f"--db: unsupported database URL scheme {scheme!r} "
+        f"--db: unsupported database URL scheme{shown} "
         "(use sqlite:///PATH or postgresql://USER@HOST/DB)"
     )
 
@@ -166,21 +212,69 @@ def _dev_secrets_path(db_url: str) -> str:
     return os.path.join(directory, DEV_SECRETS_FILE)
 
 
+def _read_dev_secrets(path: str) -> str:
+    """Read the development secrets file, if it is safe to trust.
+
+    Opened without following a symlink, then checked on the open descriptor (no race between
+    the check and the read): a regular file, owned by this user, readable and writable by this
+    user only (mode 0600).
+
+    Raises:
+        UsageError: the file is a symlink, not a regular file, someone else's, readable or
+            writable by others, too large or not UTF-8; one line naming the file.
+    """
+    refuse = f"refusing the development secrets file {path}"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        # ELOOP: the last component is a symlink, which O_NOFOLLOW refuses to open.
+        reason = "it is a symlink" if os.path.islink(path) else exc.strerror
+        raise UsageError(f"{refuse}: {reason}") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise UsageError(f"{refuse}: not a regular file")
+        if info.st_uid != os.getuid():
+            raise UsageError(f"{refuse}: owned by another user (uid {info.st_uid})")
+        mode = stat.S_IMODE(info.st_mode)
+        if mode != 0o600:
+            raise UsageError(f"{refuse}: mode {mode:04o}, expected 0600 (chmod 600 {path})")
+        raw = handle.read(_MAX_DEV_SECRETS_BYTES + 1)
+    if len(raw) > _MAX_DEV_SECRETS_BYTES:
+        raise UsageError(f"{refuse}: larger than {_MAX_DEV_SECRETS_BYTES} bytes")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{refuse}: not UTF-8") from None
+
+
 def _load_dev_config(db_url: str, environ: Mapping[str, str]) -> Config:
-    """Read the development secrets next to the database, creating them on first use."""
+    """Read the development secrets next to the database, creating them on first use.
+
+    Raises:
+        UsageError: an existing file that is not safe to trust (see :func:`_read_dev_secrets`).
+        CommandError: the file cannot be created.
+    """
     path = _dev_secrets_path(db_url)
     try:
-        # O_EXCL: never overwrite a file someone else created; 0600: only this user reads it.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # O_EXCL: never overwrite a file someone else created (nor follow a symlink to one);
+        # 0600: only this user reads it.
+        fd = os.open(
+            path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
     except FileExistsError:
+        text = _read_dev_secrets(path)
         _note(f"no --config given: using the development JWT secrets in {path}")
     except OSError as exc:
         raise CommandError(f"cannot create {path}: {exc.strerror}") from None
     else:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            # Exactly 0600 whatever the umask, so the check on the next read passes.
+            os.fchmod(handle.fileno(), 0o600)
             handle.write(render_dev_config(_DEV_KID, Secret(_random.token_urlsafe(48))))
+        text = _read_dev_secrets(path)
         _note(f"no --config given: created development JWT secrets in {path} (do not deploy)")
-    return load_config(path, environ=environ)
+    return parse_config(text, environ=environ, origin=f"config file {path}")
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -217,10 +311,36 @@ def _rate_limit(text: str) -> RateLimitPolicy:
 
 
 def _identifier(text: str) -> str:
-    # Ids and names go into a database and into JSON; keep them printable and bounded.
-    if not text or len(text) > 256 or not text.isprintable():
-        raise argparse.ArgumentTypeError("must be 1-256 printable characters")
-    return text
+    # The one rule for names and ids (authcore.names), the one the store applies too: no
+    # control, format (bidi), line-separator or surrogate character, at most 200 characters.
+    try:
+        return check_name(text, "value")
+    except AuthcoreError:
+        raise argparse.ArgumentTypeError(
+            "must be 1-200 characters, without control, format (bidi) or line-separator characters"
+        ) from None
+
+
+def _trusted_proxy(text: str) -> str:
+    try:
+        return str(ipaddress.ip_network(text.strip(), strict=False))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{printable(text)!r} is not an IP address or network (like 10.0.0.0/8)"
+        ) from None
+
+
+def _trusted_proxies_from_env(name: str) -> list[str]:
+    """Read a comma-separated list of proxy addresses from the environment variable ``name``.
+
+    Raises:
+        UsageError: an entry is not an IP address or network.
+    """
+    entries = [entry for entry in os.environ.get(name, "").split(",") if entry.strip()]
+    try:
+        return [_trusted_proxy(entry) for entry in entries]
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(f"{name}: {exc}") from None
 
 
 def _grants(values: Sequence[str] | None) -> list[str]:
@@ -298,8 +418,10 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
             raise CommandError(f"workspace {args.workspace!r} not found")
         records = store.list_root_keys(args.workspace)
     keys = [record.to_dict() for record in records]
+    # A name stored before names were checked could still hold a control or bidi character:
+    # the terminal gets it escaped (JSON escapes it by itself).
     lines = [
-        f"{k['key_id']}  {k['start']}...  {k['name'] or '-'}  "
+        f"{k['key_id']}  {k['start']}...  {printable(k['name'] or '-')}  "
         f"{','.join(k['permissions']) or '-'}  {'revoked' if k['revoked_at'] else 'active'}"
         for k in keys
     ]
@@ -312,14 +434,29 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
         record = store.revoke_root_key(args.key_id, now=_now(), actor=OPERATOR_ACTOR)
     if record is None:
         raise CommandError(f"key {args.key_id!r} not found")
-    _emit(args, {"key_id": record.id, "revoked": True}, [f"revoked {record.id}"])
+    _emit_revoked(args, {"key_id": record.id}, f"revoked {record.id}")
     return 0
+
+
+def _emit_revoked(args: argparse.Namespace, ids: Mapping[str, str], line: str) -> None:
+    # This process holds no cache; running servers each hold one, so they may still accept
+    # the credential until their cached copy expires (without a Redis invalidation channel).
+    bound = OTHER_PROCESSES_MAY_ACCEPT_FOR
+    _emit(
+        args,
+        {**ids, "revoked": True, "other_processes_may_accept_for_seconds": bound},
+        [
+            line,
+            f"Running servers may still accept it for up to {bound} s (their verification"
+            " cache), unless they share a Redis invalidation channel.",
+        ],
+    )
 
 
 def cmd_portal_create_session(args: argparse.Namespace) -> int:
     grants = _grants(args.permission)
     with _store(args) as store:
-        created = store.create_portal_session(
+        created = store.create_portal_exchange(
             args.workspace,
             args.end_user,
             permissions=grants,
@@ -329,12 +466,31 @@ def cmd_portal_create_session(args: argparse.Namespace) -> int:
         )
     if created is None:
         raise CommandError(f"workspace {args.workspace!r} not found")
-    token = created.token.reveal()
+    code = created.code.reveal()
     _emit(
         args,
-        {"session_id": created.record.id, "token": token},
-        [f"session_id: {created.record.id}", f"token:      {token}"],
+        {
+            "session_id": created.record.id,
+            "code": code,
+            "code_expires_at": created.code_expires_at,
+            "expires_at": created.record.expires_at,
+        },
+        [
+            f"session_id: {created.record.id}",
+            f"code:       {code}",
+            "The code works once, within 60 s: the end user's browser posts it to"
+            " /portal/exchange (in the body) for the session cookie.",
+        ],
     )
+    return 0
+
+
+def cmd_portal_revoke_session(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        record = store.revoke_portal_session(args.session_id, now=_now(), actor=OPERATOR_ACTOR)
+    if record is None:
+        raise CommandError(f"portal session {args.session_id!r} not found")
+    _emit_revoked(args, {"session_id": record.id}, f"revoked {record.id}")
     return 0
 
 
@@ -439,6 +595,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # The servers import Starlette and uvicorn: only the commands that run them pay for that.
     from authcore.demo.runner import run_servers  # noqa: PLC0415 - see above
 
+    trusted = _trusted_proxies(args)  # before _config: a bad value creates no secrets file
     config = _config(args)
     with _store(args) as store:
         run_servers(
@@ -447,6 +604,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             api=(args.host, args.port),
             dashboard=None,
             api_url=None,
+            trusted_proxies=trusted,
             on_ready=lambda: _note(f"example API on http://{args.host}:{args.port} (Ctrl-C stops)"),
         )
     return 0
@@ -456,6 +614,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     # The servers import Starlette and uvicorn: only the commands that run them pay for that.
     from authcore.demo.runner import run_servers  # noqa: PLC0415 - see above
 
+    trusted = _trusted_proxies(args)  # before _config: a bad value creates no secrets file
     config = _config(args)
     with _store(args) as store:
         run_servers(
@@ -464,6 +623,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
             api=None,
             dashboard=(args.host, args.port),
             api_url=args.api_url,
+            trusted_proxies=trusted,
             on_ready=lambda: _note(
                 f"dashboard on http://{args.host}:{args.port}, proxying to {args.api_url}"
             ),
@@ -474,6 +634,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from authcore.demo.runner import prepare_demo, run_servers  # noqa: PLC0415 - as in serve
 
+    trusted = _trusted_proxies(args)  # before _config: a bad value creates no secrets file
     config = _config(args)
     api_url = f"http://{args.host}:{args.api_port}"
     with _store(args) as store:
@@ -490,12 +651,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
             api=(args.host, args.api_port),
             dashboard=(args.host, args.dashboard_port),
             api_url=api_url,
+            trusted_proxies=trusted,
             on_ready=announce,
         )
     return 0
 
 
+def _trusted_proxies(args: argparse.Namespace) -> list[str]:
+    """The proxies whose ``X-Forwarded-For``/``-Proto`` the servers believe (default: none).
+
+    Raises:
+        UsageError: an entry of the environment variable is not an address or network.
+    """
+    if args.trusted_proxy:
+        return list(args.trusted_proxy)
+    return _trusted_proxies_from_env(_TRUSTED_PROXIES_ENV)
+
+
 # --- the parser -------------------------------------------------------------------------------
+
+_TRUSTED_PROXIES_ENV: Final = "AUTHCORE_TRUSTED_PROXIES"
 
 _Handler = Callable[[argparse.Namespace], int]
 
@@ -555,11 +730,20 @@ def _add_store_commands(b: _Builder) -> None:
     sub.add_argument("key_id", type=_identifier)
 
     portal = b.group("portal", "customer-portal sessions")
-    sub = b.command(portal, "create-session", cmd_portal_create_session, "create a portal session")
+    sub = b.command(
+        portal,
+        "create-session",
+        cmd_portal_create_session,
+        "create a portal session; prints a one-time exchange code for the browser",
+    )
     sub.add_argument("--workspace", required=True, metavar="WORKSPACE_ID", type=_identifier)
     sub.add_argument("--end-user", required=True, metavar="ID", type=_identifier)
     sub.add_argument("--permission", action="append", metavar="P", required=True)
     sub.add_argument("--ttl", type=_positive_int, default=3600, metavar="SECONDS")
+    sub = b.command(
+        portal, "revoke-session", cmd_portal_revoke_session, "revoke (log out) a portal session"
+    )
+    sub.add_argument("session_id", metavar="SESSION_ID", type=_identifier)
 
     users = b.group("dashboard-user", "dashboard users")
     sub = b.command(users, "add", cmd_dashboard_user_add, "add a dashboard user")
@@ -594,18 +778,35 @@ def _add_jwt_and_audit_commands(b: _Builder) -> None:
     sub.add_argument("--limit", type=_positive_int, default=50)
 
 
+def _add_trusted_proxy(sub: _Parser) -> None:
+    sub.add_argument(
+        "--trusted-proxy",
+        action="append",
+        type=_trusted_proxy,
+        metavar="ADDRESS",
+        help=(
+            "a reverse proxy (IP address or network) whose X-Forwarded-For and"
+            " X-Forwarded-Proto are believed; repeatable (env AUTHCORE_TRUSTED_PROXIES,"
+            " comma-separated; default: none, the peer address is the client)"
+        ),
+    )
+
+
 def _add_server_commands(b: _Builder) -> None:
     sub = b.command(b.root, "serve", cmd_serve, "run the example API")
     sub.add_argument("--host", default="127.0.0.1")
     sub.add_argument("--port", type=_port, default=8000)
+    _add_trusted_proxy(sub)
     sub = b.command(b.root, "dashboard", cmd_dashboard, "run the dashboard and its proxy")
     sub.add_argument("--host", default="127.0.0.1")
     sub.add_argument("--port", type=_port, default=8001)
     sub.add_argument("--api-url", default="http://127.0.0.1:8000", metavar="URL")
+    _add_trusted_proxy(sub)
     sub = b.command(b.root, "demo", cmd_demo, "set up a demo workspace and run API + dashboard")
     sub.add_argument("--host", default="127.0.0.1")
     sub.add_argument("--api-port", type=_port, default=8000)
     sub.add_argument("--dashboard-port", type=_port, default=8001)
+    _add_trusted_proxy(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -644,8 +845,34 @@ def _exit_code(exc: AuthcoreError) -> int:
     return 2 if isinstance(exc, ConfigurationError | InvalidPermissionError) else 1
 
 
+@contextlib.contextmanager
+def _quiet_drivers() -> Iterator[None]:
+    """Silence the database drivers' loggers while a command runs (restored afterwards).
+
+    psycopg's pool logs every failed connection attempt, quoting the connection string (with
+    its password) when it cannot parse it; a server that refuses connections adds a dozen
+    warnings. The command reports the failure itself, in one line, redacted.
+    """
+    # A level above CRITICAL on the parents: their children ("psycopg.pool",
+    # "psycopg_pool.sched") inherit it, so nothing of theirs is emitted.
+    loggers = [logging.getLogger(name) for name in _DRIVER_LOGGERS]
+    saved = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, saved, strict=True):
+            logger.setLevel(level)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    with _quiet_drivers():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         handler: _Handler = args.handler

@@ -20,6 +20,7 @@ Errors the proxy adds to authcore's tree (they all also derive from :class:`Prox
     │   ├── ProxyRequestError               400 the request cannot be forwarded as it is
     │   │   ├── CallerAuthorizationError    400 the caller sent its own Authorization header
     │   │   ├── PathNotProxiedError         404 the path is under no allowed prefix
+    │   │   ├── BodyTimeoutError            408 the body did not arrive within body_timeout
     │   │   ├── BodyTooLargeError           413 the body is over ProxyConfig.max_body_bytes
     │   │   └── HeadersTooLargeError        431 too many header fields
     │   ├── MissingCredentialError
@@ -30,6 +31,8 @@ Errors the proxy adds to authcore's tree (they all also derive from :class:`Prox
     │   └── SigningUnavailableError         503 no usable signing secret: nothing forwarded
     └── UpstreamError                       502 the API answered nothing usable
         ├── UpstreamUnavailableError        502 connection refused / unreachable
+        ├── UpstreamRejectedError           502 the API refused the minted token (401)
+        ├── UpstreamRedirectError           502 the API answered with a redirect (3xx)
         └── UpstreamTimeoutError            504 the API did not answer in time
 
 A missing or disabled workspace is a 403, never a 401: a dashboard logs its user out on 401,
@@ -46,6 +49,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from authcore.credentials import SAFE_METHODS, is_same_origin, request_origin
 from authcore.errors import (
     AuthcoreError,
     ClientError,
@@ -65,6 +69,7 @@ __all__ = [
     "PROXY_OWN_HEADERS",
     "AsyncDashboardSessionVerifier",
     "AsyncWorkspaceResolver",
+    "BodyTimeoutError",
     "BodyTooLargeError",
     "CallerAuthorizationError",
     "DashboardSession",
@@ -81,6 +86,7 @@ __all__ = [
     "TokenMinter",
     "TokenReuseCache",
     "UpstreamError",
+    "UpstreamRedirectError",
     "UpstreamRejectedError",
     "UpstreamRequest",
     "UpstreamTimeoutError",
@@ -88,6 +94,7 @@ __all__ = [
     "WorkspaceResolver",
     "WorkspaceUnavailableError",
     "build_upstream_request",
+    "check_identity",
     "filter_response_headers",
     "prepare_request",
 ]
@@ -122,6 +129,14 @@ class PathNotProxiedError(ProxyRequestError):
     status = 404
     code = "path_not_proxied"
     message = "The dashboard proxy does not forward this path."
+
+
+class BodyTimeoutError(ProxyRequestError):
+    """The request body did not arrive within ``body_timeout`` seconds."""
+
+    status = 408
+    code = "body_timeout"
+    message = "The request body did not arrive in time."
 
 
 class BodyTooLargeError(ProxyRequestError):
@@ -187,6 +202,17 @@ class UpstreamRejectedError(UpstreamError):
 
     code = "upstream_rejected_token"
     message = "The API did not accept the dashboard's credential."
+
+
+class UpstreamRedirectError(UpstreamError):
+    """The API answered with a redirect (3xx), which is never passed to the browser.
+
+    A ``Location`` would tell the browser the API's address (or one the API built from a
+    ``Host`` header) and send it there, around the proxy.
+    """
+
+    code = "upstream_redirect"
+    message = "The API answered with a redirect, which the dashboard does not follow."
 
 
 class UpstreamTimeoutError(UpstreamError):
@@ -273,7 +299,6 @@ _FORBIDDEN_ENCODED: Final = frozenset({0x2F, 0x5C, 0x2E, 0x25, 0x7F} | set(range
 _QUERY: Final = re.compile(r"[\x21-\x22\x24-\x7e]*", re.ASCII)
 # urlsplit's hostname: a DNS name or IPv4 address, or an IPv6 address (brackets removed).
 _ORIGIN_HOST: Final = re.compile(r"[A-Za-z0-9.-]{1,253}|[0-9A-Fa-f:.]{2,45}", re.ASCII)
-_UNSAFE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 _MAX_DISPLAY_NAME: Final = 256  # what Keyring.mint accepts for the "name" claim
 
@@ -389,14 +414,19 @@ class ProxyConfig:
         converter=_str_frozenset,
         validator=_check_methods,
     )
-    max_body_bytes: int = attrs.field(default=1 << 20, validator=_in_range(0, 1 << 30))
+    #: Largest request body forwarded: what the API accepts (16 KiB), at most 64 KiB. The
+    #: proxy buffers a body before it forwards it, so this bounds its memory per request.
+    max_body_bytes: int = attrs.field(default=16 * 1024, validator=_in_range(0, 64 * 1024))
+    #: Seconds a whole request body may take to arrive; a client trickling bytes gets 408.
+    body_timeout: int = attrs.field(default=10, validator=_in_range(1, 300))
     #: Lifetime of a minted JWT; at most the keyring's ``max_lifetime``.
     token_ttl: int = attrs.field(default=60, validator=_in_range(2, 86_400))
     max_path_length: int = attrs.field(default=2048, validator=_in_range(1, 65_536))
     max_query_length: int = attrs.field(default=4096, validator=_in_range(0, 65_536))
     max_header_value_length: int = attrs.field(default=8192, validator=_in_range(1, 65_536))
     max_headers: int = attrs.field(default=128, validator=_in_range(1, 1024))
-    #: Origins allowed to send state-changing requests; empty trusts ``Sec-Fetch-Site`` only.
+    #: Origins (besides the dashboard's own) whose state-changing requests pass when the
+    #: browser sends no ``Sec-Fetch-Site`` (see :func:`authcore.credentials.is_same_origin`).
     trusted_origins: frozenset[str] = attrs.field(
         default=frozenset(), converter=_str_frozenset, validator=_check_origins
     )
@@ -429,7 +459,9 @@ class IncomingRequest:
 
     ``path`` is the raw (still percent-encoded) path *after* the proxy's mount, ``query`` the
     raw query string without ``?``, ``headers`` every field in order with repeats kept (names
-    as sent; ASGI hands bytes over, decode them as latin-1).
+    as sent; ASGI hands bytes over, decode them as latin-1). ``scheme`` is how the request
+    reached the dashboard (``http`` or ``https``); with ``Host`` it is the dashboard's own
+    origin for the cross-site rule.
     """
 
     method: str
@@ -437,6 +469,7 @@ class IncomingRequest:
     query: str = ""
     headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_header_pairs)
     body: bytes = attrs.field(default=b"", repr=False)
+    scheme: str = "http"
 
 
 @attrs.frozen
@@ -645,16 +678,38 @@ def _path_problem(path: str) -> str | None:
     return None
 
 
-def _check_cross_site(method: str, headers: Sequence[tuple[str, str]], config: ProxyConfig) -> None:
-    if method not in _UNSAFE_METHODS:
+def _check_cross_site(
+    method: str, scheme: str, headers: Sequence[tuple[str, str]], config: ProxyConfig
+) -> None:
+    """Apply the one cross-site rule of the core to a state-changing request.
+
+    Every proxied request is carried by the dashboard's session cookie, so every method that
+    is not safe must come from the dashboard's own pages.
+
+    Raises:
+        CrossSiteRequestError: not ``Sec-Fetch-Site: same-origin``, nor (without that header)
+            an ``Origin`` equal to the dashboard's own or one of ``config.trusted_origins``.
+    """
+    if method in SAFE_METHODS:
         return
+    fetch_site: list[str] = []
+    origin: list[str] = []
+    host: list[str] = []
     for name, value in headers:
         lowered = _ascii_lower(name)
-        # Fetch Metadata (W3C): the browser says where a request came from.
-        if lowered == "sec-fetch-site" and value.strip() in {"cross-site", "same-site"}:
-            raise CrossSiteRequestError("sec-fetch-site")
-        if lowered == "origin" and config.trusted_origins and value not in config.trusted_origins:
-            raise CrossSiteRequestError("origin")
+        if lowered == "sec-fetch-site":
+            fetch_site.append(value)
+        elif lowered == "origin":
+            origin.append(value)
+        elif lowered == "host":
+            host.append(value)
+    if not is_same_origin(
+        fetch_site,
+        origin,
+        own_origin=request_origin(scheme, host),
+        allowed_origins=config.trusted_origins,
+    ):
+        raise CrossSiteRequestError("state-changing request from another site")
 
 
 def prepare_request(request: IncomingRequest, config: ProxyConfig) -> PreparedRequest:
@@ -713,7 +768,7 @@ def prepare_request(request: IncomingRequest, config: ProxyConfig) -> PreparedRe
             raise ProxyRequestError(f"header {lowered} has a control or non-ASCII character")
         copied.append((lowered, value))
 
-    _check_cross_site(request.method, headers, config)
+    _check_cross_site(request.method, request.scheme, headers, config)
     return PreparedRequest(
         method=request.method,
         path=request.path,
@@ -723,9 +778,15 @@ def prepare_request(request: IncomingRequest, config: ProxyConfig) -> PreparedRe
     )
 
 
-def _check_identity(
+def check_identity(
     session: DashboardSession | None, workspace: WorkspaceRecord | None
 ) -> tuple[DashboardSession, WorkspaceRecord]:
+    """Return the session and its workspace if the user may act through the proxy.
+
+    Raises:
+        DashboardSessionRequiredError: ``session`` is None (401).
+        WorkspaceUnavailableError: no workspace, a disabled one, or another org's (403).
+    """
     if session is None:
         raise DashboardSessionRequiredError
     if workspace is None:
@@ -760,7 +821,7 @@ def build_upstream_request(
         SigningUnavailableError: the minter cannot sign (503); nothing may be forwarded.
     """
     prepared = request if isinstance(request, PreparedRequest) else prepare_request(request, config)
-    session, workspace = _check_identity(session, workspace)
+    session, workspace = check_identity(session, workspace)
 
     name = session.display_name
     if name is not None and len(name) > _MAX_DISPLAY_NAME:

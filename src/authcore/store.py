@@ -28,6 +28,8 @@ __all__ = [
     "MAX_GRACE_SECONDS",
     "MAX_PORTAL_TTL",
     "OPERATOR_ACTOR",
+    "PORTAL_EXCHANGE_CODE_PREFIX",
+    "PORTAL_EXCHANGE_TTL",
     "Actor",
     "AsyncCredentialStore",
     "AsyncStore",
@@ -35,8 +37,10 @@ __all__ = [
     "AuditPage",
     "CredentialStore",
     "DashboardUserRecord",
+    "NewPortalExchange",
     "NewPortalSession",
     "NewRootKey",
+    "PortalExchangeRecord",
     "PortalSessionRecord",
     "RootKeyRecord",
     "Store",
@@ -49,6 +53,10 @@ MAX_GRACE_SECONDS: Final = 30 * 86_400
 MAX_PORTAL_TTL: Final = 30 * 86_400
 #: Most audit events one :meth:`Store.list_audit` call returns.
 MAX_AUDIT_PAGE: Final = 500
+#: How long a portal exchange code works (seconds): long enough for one redirect, no more.
+PORTAL_EXCHANGE_TTL: Final = 60
+#: Prefix of portal exchange codes (never accepted as a credential by any route).
+PORTAL_EXCHANGE_CODE_PREFIX: Final = "pc_"
 
 
 def _tuple_of_str(value: object) -> tuple[str, ...]:
@@ -112,6 +120,21 @@ class PortalSessionRecord:
     created_at: int
     expires_at: int
     revoked_at: int | None = None
+
+
+@attrs.frozen(cache_hash=True)
+class PortalExchangeRecord:
+    """A one-time code that turns into a portal session's token, stored by the code's digest.
+
+    ``session_id`` names the session it starts. ``used_at`` is set by the one exchange that
+    succeeds; a used or expired code never works again.
+    """
+
+    digest: Digest = attrs.field(repr=False, converter=Digest)
+    session_id: str
+    created_at: int
+    expires_at: int
+    used_at: int | None = None
 
 
 class CredentialStore(Protocol):
@@ -181,6 +204,20 @@ class NewPortalSession:
     token: Secret = attrs.field(repr=False)
 
 
+@attrs.frozen
+class NewPortalExchange:
+    """A portal session waiting for its exchange, and the one-time code, shown once.
+
+    The session exists (it can be revoked, and its lifetime runs from creation) but no token
+    does yet: its stored digest has no preimage anyone holds. The exchange mints the token and
+    replaces the digest; the code works once, until ``code_expires_at``.
+    """
+
+    record: PortalSessionRecord
+    code: Secret = attrs.field(repr=False)
+    code_expires_at: int
+
+
 _CURSOR_TEXT = re.compile(r"([0-9]{1,12})\.([0-9]{1,18})", re.ASCII)
 
 
@@ -230,13 +267,18 @@ class Store(CredentialStore, Protocol):
     - Every mutation writes its audit event (built with :func:`authcore.audit.audit_event` from
       ``actor``) atomically with the change: both are stored or neither is.
     - Only digests of keys and tokens are stored; the raw value is returned once.
+    - A portal exchange code works once: of any number of concurrent
+      :meth:`exchange_portal_code` calls with its digest, in any number of processes, exactly
+      one returns the new session (with its token); every other call, and every later one,
+      returns ``None``, as for an expired or unknown code, or one whose session was revoked.
 
     Raises (any method):
         UnavailableError: the backing system failed or timed out (503).
         PermissionDeniedError: ``actor`` has a principal of another workspace.
         InvalidPermissionError: a grant in ``permissions`` breaks the grammar.
         ConflictError: an org id or dashboard user id is already taken (409).
-        ClientError: another argument is out of range (empty name, ttl, grace, limit).
+        ClientError: another argument is out of range (empty name, ttl, grace, limit), or a
+            text argument that is not valid Unicode (SQL backends).
     """
 
     def create_workspace(
@@ -298,6 +340,23 @@ class Store(CredentialStore, Protocol):
     def revoke_portal_session(
         self, session_id: str, *, now: float, actor: Actor
     ) -> PortalSessionRecord | None: ...
+
+    def get_portal_session(self, session_id: str, /) -> PortalSessionRecord | None: ...
+
+    def create_portal_exchange(
+        self,
+        workspace_id: str,
+        end_user_id: str,
+        *,
+        permissions: Sequence[str],
+        ttl: int,
+        now: float,
+        actor: Actor,
+    ) -> NewPortalExchange | None: ...
+
+    def exchange_portal_code(
+        self, code_digest: bytes, /, *, now: float
+    ) -> NewPortalSession | None: ...
 
     def append_audit(self, event: AuditEvent, /) -> None: ...
 
@@ -376,6 +435,23 @@ class AsyncStore(AsyncCredentialStore, Protocol):
     async def arevoke_portal_session(
         self, session_id: str, *, now: float, actor: Actor
     ) -> PortalSessionRecord | None: ...
+
+    async def aget_portal_session(self, session_id: str, /) -> PortalSessionRecord | None: ...
+
+    async def acreate_portal_exchange(
+        self,
+        workspace_id: str,
+        end_user_id: str,
+        *,
+        permissions: Sequence[str],
+        ttl: int,
+        now: float,
+        actor: Actor,
+    ) -> NewPortalExchange | None: ...
+
+    async def aexchange_portal_code(
+        self, code_digest: bytes, /, *, now: float
+    ) -> NewPortalSession | None: ...
 
     async def aappend_audit(self, event: AuditEvent, /) -> None: ...
 

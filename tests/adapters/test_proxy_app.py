@@ -86,6 +86,10 @@ UPSTREAM_APP = textwrap.dedent(
                 break
         if scope["path"] == "/v1/slow":
             await asyncio.sleep(1.5)
+        if scope["path"].startswith("/v1/redirect"):
+            location = [(b"location", b"http://127.0.0.1:8000/v1/keys")]
+            await send_json(send, int(scope["path"].rsplit("/", 1)[1]), {}, extra=location)
+            return
         extra = [
             (b"set-cookie", b"api_session=1; Path=/"),
             (b"x-upstream", b"yes"),
@@ -128,7 +132,9 @@ UPSTREAM_APP = textwrap.dedent(
 
 
 def _listening_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on accepted sockets whose proto says
+    # TCP, and without it every two-write response waits out a 40 ms delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
     return sock
@@ -251,6 +257,7 @@ def proxy(upstream: Upstream) -> Iterator[ProxyServer]:
         {
             "/proxy": make("/proxy", config, SIGNER, 1.0),
             "/fast": make("/fast", config, SIGNER, 0.5),
+            "/impatient": make("/impatient", attrs.evolve(config, body_timeout=1), SIGNER, 1.0),
             "/nosign": make("/nosign", config, VERIFY_ONLY, 1.0),
             "/wrongkey": make("/wrongkey", config, WRONG_SECRET, 1.0),
             "/down": make(
@@ -360,6 +367,7 @@ def test_a_body_crosses_with_its_length(browser: httpx.Client, upstream: Upstrea
             "Cookie": "dash=alice",
             "Content-Type": "application/json",
             "X-Request-Id": "e2e-body",
+            "Sec-Fetch-Site": "same-origin",
         },
     )
     assert response.status_code == 200
@@ -489,7 +497,10 @@ def test_a_body_over_the_cap_is_413(proxy: ProxyServer, upstream: Upstream) -> N
     before = len(upstream.recorded())
     try:
         connection.request(
-            "POST", "/proxy/v1/echo", body=b"x" * (MAX_BODY + 1), headers=dict([ALICE])
+            "POST",
+            "/proxy/v1/echo",
+            body=b"x" * (MAX_BODY + 1),
+            headers=dict([ALICE, ("Sec-Fetch-Site", "same-origin")]),
         )
         response = connection.getresponse()
         assert response.status == 413
@@ -507,13 +518,41 @@ def test_a_chunked_body_over_the_cap_is_413(proxy: ProxyServer, upstream: Upstre
     before = len(upstream.recorded())
     with httpx.Client(trust_env=False, timeout=10) as client:
         response = client.post(
-            proxy.url("/proxy/v1/echo"), content=chunks(), headers={"Cookie": "dash=alice"}
+            proxy.url("/proxy/v1/echo"),
+            content=chunks(),
+            headers={"Cookie": "dash=alice", "Sec-Fetch-Site": "same-origin"},
         )
     assert response.status_code == 413
     assert len(upstream.recorded()) == before
 
 
+def test_a_body_that_does_not_arrive_in_time_is_408(proxy: ProxyServer, upstream: Upstream) -> None:
+    before = len(upstream.recorded())
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=15) as sock:
+        sock.sendall(
+            b"POST /impatient/v1/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: dash=alice\r\n"
+            b"Sec-Fetch-Site: same-origin\r\nContent-Length: 100\r\n\r\n" + b"x" * 10
+        )
+        answer = b""
+        while chunk := sock.recv(4096):  # the proxy closes the connection after its answer
+            answer += chunk
+    head = answer.partition(b"\r\n\r\n")[0].lower()
+    assert head.startswith(b"http/1.1 408")
+    assert b"connection: close" in head
+    assert b"body_timeout" in answer
+    assert len(upstream.recorded()) == before
+
+
 # --- upstream failures --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_an_upstream_redirect_is_502_and_never_relayed(browser: httpx.Client, status: int) -> None:
+    response = browser.get(f"/proxy/v1/redirect/{status}", headers={"Cookie": "dash=alice"})
+    assert response.status_code == 502
+    assert response.json()["code"] == "upstream_redirect"
+    assert "location" not in response.headers
+    assert "127.0.0.1:8000" not in response.text
 
 
 def test_an_unreachable_upstream_is_502(browser: httpx.Client) -> None:

@@ -83,7 +83,14 @@ def _pg_dump(url: str, schema: str) -> Callable[[], bytes]:
     def dump() -> bytes:
         out: list[bytes] = []
         with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-            for table in ("workspaces", "root_keys", "portal_sessions", "audit_events"):
+            tables = (
+                "workspaces",
+                "root_keys",
+                "portal_sessions",
+                "portal_exchanges",
+                "audit_events",
+            )
+            for table in tables:
                 sql = f"SELECT t::text FROM {schema}.{table} t"  # noqa: S608 - names made by the test
                 rows = conn.execute(sql).fetchall()
                 out.extend(row[0].encode() for row in rows)

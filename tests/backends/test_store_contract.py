@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
+
 import pytest
 
 from authcore.audit import (
@@ -9,6 +12,7 @@ from authcore.audit import (
     ACTION_KEY_REVOKE,
     ACTION_KEY_ROTATE,
     ACTION_PORTAL_SESSION_CREATE,
+    ACTION_PORTAL_SESSION_EXCHANGE,
     ACTION_PORTAL_SESSION_REVOKE,
     ACTION_WORKSPACE_CREATE,
     ACTION_WORKSPACE_DISABLE,
@@ -36,7 +40,14 @@ from authcore.principal import (
     principal_from_root_key,
 )
 from authcore.ratelimit import RateLimitPolicy
-from authcore.store import OPERATOR_ACTOR, Actor, AuditCursor, WorkspaceRecord
+from authcore.store import (
+    OPERATOR_ACTOR,
+    PORTAL_EXCHANGE_TTL,
+    Actor,
+    AuditCursor,
+    NewPortalExchange,
+    WorkspaceRecord,
+)
 from authcore.tokens import digest
 
 from .conftest import StoreUnderTest
@@ -391,6 +402,207 @@ async def test_bad_portal_ttl_is_a_client_error(backend: StoreUnderTest, ttl: in
         )
 
 
+# --------------------------------------------------------------------------- exchange codes
+
+
+async def _exchange(backend: StoreUnderTest, ws: WorkspaceRecord, **kwargs: object) -> Any:
+    arguments: dict[str, object] = {
+        "permissions": ["billing.read"],
+        "ttl": 3600,
+        "now": NOW,
+        "actor": OPERATOR_ACTOR,
+    }
+    arguments.update(kwargs)
+    return await backend.call("create_portal_exchange", ws.id, "end_user_7", **arguments)
+
+
+async def test_an_exchange_code_starts_its_session_once(backend: StoreUnderTest) -> None:
+    ws = await _workspace(backend)
+    pending: NewPortalExchange = await _exchange(backend, ws)
+    code = pending.code.reveal()
+    assert code.startswith("pc_")
+    assert pending.code_expires_at == NOW + PORTAL_EXCHANGE_TTL
+    assert pending.record.expires_at == NOW + 3600
+    # The session exists (it can be looked up and revoked by id) but no token verifies yet;
+    # in particular the code is not a portal token.
+    assert await backend.call("get_portal_session", pending.record.id) == pending.record
+    assert await backend.call("find_portal_session", digest(code)) is None
+
+    started = await backend.call("exchange_portal_code", digest(code), now=NOW + 5)
+    token = started.token.reveal()
+    assert token.startswith("pt_")
+    assert started.record.id == pending.record.id
+    assert started.record.expires_at == NOW + 3600  # the lifetime ran from creation
+    record = await backend.call("find_portal_session", digest(token))
+    assert record == started.record
+    principal = principal_from_portal_session(record, digest(token), NOW + 6)
+    assert principal.subject == Subject("portal_end_user", "end_user_7")
+    assert principal.can("billing.read")
+
+    # Never twice, not even a moment later.
+    assert await backend.call("exchange_portal_code", digest(code), now=NOW + 5) is None
+    assert await backend.call("exchange_portal_code", digest(code), now=NOW + 6) is None
+    assert await backend.call("find_portal_session", digest(token)) == started.record
+
+    events = (await backend.call("list_audit", ws.id)).events
+    assert [e.action for e in events[:2]] == [
+        ACTION_PORTAL_SESSION_EXCHANGE,
+        ACTION_PORTAL_SESSION_CREATE,
+    ]
+    assert events[0].actor == Subject("portal_end_user", "end_user_7")
+    assert events[0].source == "portal_session"
+    assert events[1].actor == OPERATOR
+    assert [t.id for t in events[0].targets] == [pending.record.id]
+
+
+async def test_an_expired_code_never_works(backend: StoreUnderTest) -> None:
+    ws = await _workspace(backend)
+    pending = await _exchange(backend, ws)
+    code_digest = digest(pending.code.reveal())
+    late = NOW + PORTAL_EXCHANGE_TTL
+    assert await backend.call("exchange_portal_code", code_digest, now=late) is None
+    assert await backend.call("exchange_portal_code", code_digest, now=late + 3600) is None
+
+
+async def test_a_code_does_not_outlive_its_session(backend: StoreUnderTest) -> None:
+    ws = await _workspace(backend)
+    pending = await _exchange(backend, ws, ttl=10)
+    code_digest = digest(pending.code.reveal())
+    assert await backend.call("exchange_portal_code", code_digest, now=NOW + 10) is None
+
+
+async def test_revoking_a_pending_session_voids_its_code(backend: StoreUnderTest) -> None:
+    ws = await _workspace(backend)
+    pending = await _exchange(backend, ws)
+    revoked = await backend.call(
+        "revoke_portal_session", pending.record.id, now=NOW + 1, actor=OPERATOR_ACTOR
+    )
+    assert revoked.revoked_at == NOW + 1
+    code_digest = digest(pending.code.reveal())
+    assert await backend.call("exchange_portal_code", code_digest, now=NOW + 2) is None
+
+
+async def test_unknown_codes_and_workspaces_give_none(backend: StoreUnderTest) -> None:
+    assert await backend.call("exchange_portal_code", digest("pc_nope"), now=NOW) is None
+    assert await backend.call("get_portal_session", "ps_nope") is None
+    assert (
+        await backend.call(
+            "create_portal_exchange",
+            "ws_nope",
+            "u1",
+            permissions=[],
+            ttl=60,
+            now=NOW,
+            actor=OPERATOR_ACTOR,
+        )
+        is None
+    )
+
+
+async def test_an_exchange_code_follows_the_session_rules(backend: StoreUnderTest) -> None:
+    ws = await _workspace(backend)
+    other = await _workspace(backend, "Other")
+    with pytest.raises(ClientError):
+        await _exchange(backend, ws, ttl=0)
+    with pytest.raises(InvalidPermissionError):
+        await _exchange(backend, ws, permissions=["a.*b"])
+    with pytest.raises(PermissionDeniedError):
+        await _exchange(backend, ws, actor=Actor(_principal_of(other.id)))
+    with pytest.raises(ClientError):
+        await backend.call(
+            "create_portal_exchange",
+            ws.id,
+            "evil\u202euser",
+            permissions=[],
+            ttl=60,
+            now=NOW,
+            actor=OPERATOR_ACTOR,
+        )
+
+
+async def test_stale_codes_are_forgotten_but_live_ones_are_kept(backend: StoreUnderTest) -> None:
+    ws = await _workspace(backend)
+    old = await _exchange(backend, ws)
+    live = await _exchange(backend, ws, now=NOW + PORTAL_EXCHANGE_TTL - 1)
+    # Creating one more code past the first one's expiry prunes only the first.
+    await _exchange(backend, ws, now=NOW + PORTAL_EXCHANGE_TTL)
+    later = NOW + PORTAL_EXCHANGE_TTL
+    assert await backend.call("exchange_portal_code", digest(old.code.reveal()), now=later) is None
+    started = await backend.call("exchange_portal_code", digest(live.code.reveal()), now=later)
+    assert started is not None
+
+
+# --------------------------------------------------------------------------- names
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "a\x85b",  # C1 NEL
+        "a\x9bb",  # C1 CSI
+        "evil\u202egnp.exe",  # RIGHT-TO-LEFT OVERRIDE
+        "a\u2066b",  # LEFT-TO-RIGHT ISOLATE
+        "a\u200bb",  # ZERO WIDTH SPACE
+        "line\u2028two",
+        "para\u2029two",
+        "lone\ud800",
+        "tab\tname",
+    ],
+)
+async def test_names_with_controls_bidi_separators_or_surrogates_are_refused(
+    backend: StoreUnderTest, name: str
+) -> None:
+    ws = await _workspace(backend)
+    with pytest.raises(ClientError):
+        await _workspace(backend, name)
+    with pytest.raises(ClientError):
+        await backend.call(
+            "create_root_key", ws.id, permissions=[], name=name, now=NOW, actor=OPERATOR_ACTOR
+        )
+    with pytest.raises(ClientError):
+        await backend.call(
+            "create_portal_session",
+            ws.id,
+            name,
+            permissions=[],
+            ttl=60,
+            now=NOW,
+            actor=OPERATOR_ACTOR,
+        )
+    with pytest.raises(ClientError):
+        await backend.call("add_dashboard_user", name, "org_1", hash_password("pw"), [])
+    assert await backend.call("list_root_keys", ws.id) == []
+
+
+async def test_names_in_other_scripts_are_kept(backend: StoreUnderTest) -> None:
+    # Letters, an en dash, CJK, Arabic-Indic digits, an accent and an emoji are all fine.
+    name = "\u00c4rzte \u2013 \u6771\u4eac \u0661\u0660 caf\u00e9 \U0001f680"
+    ws = await _workspace(backend, name)
+    assert (await backend.call("find_workspace", ws.id)).name == name
+
+
+@pytest.mark.parametrize("value", ["lone\ud800", "nul\x00"])
+async def test_a_lookup_by_an_unstorable_id_is_none_or_a_client_error(
+    backend: StoreUnderTest, value: str
+) -> None:
+    # No such id can exist (every stored one was checked); the answer is "not found" or a
+    # 400, never a driver's exception.
+    for method, args in (
+        ("find_workspace", (value,)),
+        ("find_workspace_by_org", (value,)),
+        ("get_root_key", (value,)),
+        ("get_portal_session", (value,)),
+        ("find_dashboard_user", (value,)),
+    ):
+        with contextlib.suppress(ClientError):
+            assert await backend.call(method, *args) is None
+    with contextlib.suppress(ClientError):
+        assert (
+            await backend.call("revoke_portal_session", value, now=NOW, actor=OPERATOR_ACTOR)
+            is None
+        )
+
+
 # --------------------------------------------------------------------------- actors and audit
 
 
@@ -488,7 +700,10 @@ async def test_mutation_and_audit_commit_together(
     kept = await backend.call(
         "create_root_key", ws.id, permissions=[], now=NOW, actor=OPERATOR_ACTOR
     )
+    pending = await _exchange(backend, ws)
     with backend.break_audit():
+        with pytest.raises(UnavailableError):
+            await backend.call("exchange_portal_code", digest(pending.code.reveal()), now=NOW)
         with pytest.raises(UnavailableError) as caught:
             await backend.call(
                 "create_root_key", ws.id, permissions=[], now=NOW, actor=OPERATOR_ACTOR
@@ -511,6 +726,9 @@ async def test_mutation_and_audit_commit_together(
     # And with the audit table working again, the same calls succeed.
     revoked = await backend.call("revoke_root_key", kept.record.id, now=NOW, actor=OPERATOR_ACTOR)
     assert revoked.revoked_at == NOW
+    # The failed exchange left its code unspent.
+    started = await backend.call("exchange_portal_code", digest(pending.code.reveal()), now=NOW)
+    assert started is not None
 
 
 # --------------------------------------------------------------------------- storage hygiene
@@ -527,10 +745,12 @@ async def test_no_raw_secret_is_stored(backend: StoreUnderTest) -> None:
     session = await backend.call(
         "create_portal_session", ws.id, "u", permissions=[], ttl=60, now=NOW, actor=OPERATOR_ACTOR
     )
+    pending = await _exchange(backend, ws)
+    started = await backend.call("exchange_portal_code", digest(pending.code.reveal()), now=NOW)
     stored = backend.dump()
     assert stored  # the dump really holds the data ...
     assert ws.id.encode() in stored
-    for secret in (key.key, rotated.key, session.token):
+    for secret in (key.key, rotated.key, session.token, pending.code, started.token):
         raw = secret.reveal()
         assert raw.encode() not in stored  # ... but never a raw key or token
         assert raw[len("ak_") :].encode() not in stored

@@ -81,6 +81,9 @@ def test_bash_samples_run(name: str, tmp_path: Path) -> None:
         # The two status-code lines: no credential, then a permission the key does not hold.
         assert "401\n403\n" in result.stdout
         assert '"source":"root_key"' in result.stdout
+        # The portal section: exchange, a portal principal, logout (204), then refused (401).
+        assert '"source":"portal_session"' in result.stdout
+        assert "204\n401\n" in result.stdout
     else:
         assert "SAFE" in result.stdout
         assert "not yet: exit 1" in result.stdout

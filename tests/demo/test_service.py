@@ -299,6 +299,25 @@ def test_audit_log_pages_with_a_cursor(world: World) -> None:
     assert second["events"][0]["id"] != first["events"][0]["id"]
 
 
+def portal_token(world: World, end_user_id: str = "customer-7", ttl: int = 600) -> str:
+    """Create a portal session through the API and exchange its code, as a browser would."""
+    created = world.client.post(
+        "/v1/portal-sessions",
+        headers=bearer(world.admin_key),
+        json={"end_user_id": end_user_id, "permissions": ["keys.read"], "ttl": ttl},
+    )
+    assert created.status_code == 201
+    exchanged = world.client.post(
+        "/portal/exchange",
+        data={"code": created.json()["code"]},
+        headers={"Sec-Fetch-Site": "same-origin"},
+    )
+    assert exchanged.status_code == 200
+    token = exchanged.cookies["authcore_portal"]
+    world.client.cookies.clear()  # each test sends the cookie explicitly
+    return token
+
+
 def test_portal_session_flow(world: World) -> None:
     response = world.client.post(
         "/v1/portal-sessions",
@@ -307,8 +326,17 @@ def test_portal_session_flow(world: World) -> None:
     )
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"session_id", "token"}
-    token = body["token"]
+    assert set(body) == {"session_id", "code", "code_expires_at", "expires_at"}
+    assert body["code"].startswith("pc_")
+    exchanged = world.client.post(
+        "/portal/exchange", data={"code": body["code"]}, headers={"Sec-Fetch-Site": "same-origin"}
+    )
+    assert exchanged.status_code == 200
+    assert exchanged.json() == {"session_id": body["session_id"], "expires_at": body["expires_at"]}
+    token = exchanged.cookies["authcore_portal"]
+    world.client.cookies.clear()
+    assert token.startswith("pt_")
+    assert token not in exchanged.text
 
     by_cookie = world.client.get(
         "/portal/v1/principal", headers={"Cookie": f"authcore_portal={token}"}
@@ -323,8 +351,12 @@ def test_portal_session_flow(world: World) -> None:
     assert token not in by_bearer.text
 
     audit = world.client.get("/v1/audit-logs", headers=bearer(world.admin_key)).json()["events"]
-    assert audit[0]["action"] == "portal_session.create"
-    assert audit[0]["actor"]["id"] == world.admin_key_id
+    assert [event["action"] for event in audit[:2]] == [
+        "portal_session.exchange",
+        "portal_session.create",
+    ]
+    assert audit[1]["actor"]["id"] == world.admin_key_id
+    assert audit[0]["actor"] == {"type": "portal_end_user", "id": "customer-7"}
 
 
 def test_portal_session_cannot_escalate(world: World) -> None:
@@ -337,11 +369,7 @@ def test_portal_session_cannot_escalate(world: World) -> None:
 
 
 def test_portal_routes_refuse_root_keys_and_api_routes_refuse_portal_tokens(world: World) -> None:
-    token = world.client.post(
-        "/v1/portal-sessions",
-        headers=bearer(world.admin_key),
-        json={"end_user_id": "c", "permissions": ["keys.read"]},
-    ).json()["token"]
+    token = portal_token(world, "c")
     root_on_portal = world.client.get("/portal/v1/principal", headers=bearer(world.admin_key))
     assert_problem(root_on_portal, 401, "credential_invalid")
     portal_on_api = world.client.get("/v1/principal", headers=bearer(token))

@@ -4,18 +4,24 @@ Mount it under ``/proxy`` in the dashboard. Per request it
 
 1. checks everything that needs only the request (:func:`authcore.proxy.prepare_request`:
    no caller ``Authorization``, a clean path under an allowed prefix, a clean query, allowed
-   header values), before any I/O;
-2. reads the body, refusing it with 413 as soon as it passes ``max_body_bytes``;
-3. asks the injected verifier for the dashboard session (from the ``Cookie`` header values)
-   and the injected resolver for the organization's workspace;
+   header values, the cross-site rule, a declared ``Content-Length`` within the cap), before
+   any I/O;
+2. asks the injected verifier for the dashboard session (it needs only the ``Cookie`` header
+   values) and the injected resolver for the organization's workspace, and refuses (401, 403)
+   *before reading any of the body*: an anonymous client never makes the proxy buffer a byte;
+3. reads the body, refusing it with 413 as soon as it passes ``max_body_bytes`` and with 408
+   when it has not all arrived within ``body_timeout`` seconds;
 4. builds the upstream request with the pure builder (which mints, or reuses, the JWT);
 5. sends it with :mod:`httpx` to the configured origin only, never following redirects, with
    bounded timeouts, and streams the answer back with filtered headers
-   (:func:`authcore.proxy.filter_response_headers`).
+   (:func:`authcore.proxy.filter_response_headers`). An upstream redirect (3xx) is never
+   passed on: it is a 502.
 
 Failures map to problem documents with fixed messages: the builder's errors (400, 401, 403,
-404, 413, 431, 503), an upstream timeout (504), an unreachable upstream (502). When no token
-can be minted (no signing kid, or the keyring refuses) the answer is 503 and nothing is sent.
+404, 408, 413, 431, 503), an upstream timeout (504), an unreachable upstream or a redirect
+(502). When no token can be minted (no signing kid, or the keyring refuses) the answer is 503
+and nothing is sent. A refusal sent while a request body is still owed closes the connection
+(``Connection: close``), so the rest of that body is never read either.
 
 The upstream client is an :class:`httpx.AsyncClient`. The default one ignores proxy
 environment variables (``trust_env=False``: ``HTTPS_PROXY`` must not reroute requests that
@@ -32,6 +38,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any, Final
 
+import anyio
 import attrs
 import httpx
 
@@ -39,6 +46,7 @@ from authcore.errors import AuthcoreError, ConfigurationError, UnavailableError
 from authcore.proxy import (
     AsyncDashboardSessionVerifier,
     AsyncWorkspaceResolver,
+    BodyTimeoutError,
     BodyTooLargeError,
     DashboardSession,
     IncomingRequest,
@@ -46,11 +54,13 @@ from authcore.proxy import (
     ProxyConfig,
     TokenMinter,
     TokenReuseCache,
+    UpstreamRedirectError,
     UpstreamRejectedError,
     UpstreamRequest,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
     build_upstream_request,
+    check_identity,
     filter_response_headers,
     prepare_request,
 )
@@ -73,6 +83,27 @@ _WS_POLICY_VIOLATION: Final = 1008
 
 class _DisconnectedError(Exception):
     """The browser went away while the body was being read."""
+
+
+class _RefusedUnreadError(Exception):
+    """An error answered before (all of) the request body was read.
+
+    ``close``: some of the body is still owed, so the answer closes the connection.
+    """
+
+    def __init__(self, error: AuthcoreError, *, close: bool = True) -> None:
+        self.error = error
+        self.close = close
+        super().__init__(error.code)
+
+
+def _body_owed(headers: Iterable[tuple[str, str]]) -> bool:
+    """Whether the request announces a body (RFC 9112 §6.3: Content-Length or chunked)."""
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == "transfer-encoding" or (lowered == "content-length" and value.strip() != "0"):
+            return True
+    return False
 
 
 def _no_cookies() -> http.cookiejar.CookieJar:
@@ -155,6 +186,9 @@ class DashboardProxy:
             upstream = await self._build(scope, receive)
         except _DisconnectedError:
             return
+        except _RefusedUnreadError as unread:
+            await self._refuse(send, unread.error, close=unread.close)
+            return
         except AuthcoreError as exc:
             await self._refuse(send, exc)
             return
@@ -170,15 +204,20 @@ class DashboardProxy:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _refuse(self, send: Send, exc: AuthcoreError) -> None:
+    async def _refuse(self, send: Send, exc: AuthcoreError, *, close: bool = False) -> None:
         # detail is for developers and never holds a token; the response uses fixed fields only.
         _LOG.info("dashboard proxy refused a request: %s (%s)", exc.code, exc.detail)
         response = error_response(exc, realm=self._realm)
+        headers = list(response.headers)
+        if close:
+            # RFC 9112 §9.6: the body (or its rest) was not read, so the connection cannot
+            # carry another request; the server closes it after this answer.
+            headers.append(("connection", "close"))
         await send(
             {
                 "type": "http.response.start",
                 "status": response.status,
-                "headers": _encode(response.headers),
+                "headers": _encode(headers),
             }
         )
         await send({"type": "http.response.body", "body": response.body, "more_body": False})
@@ -186,36 +225,43 @@ class DashboardProxy:
     async def _build(self, scope: Scope, receive: Receive) -> UpstreamRequest:
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
         path = raw_path.decode("latin-1")
-        if not path.startswith(self._mount + "/"):
-            raise PathNotProxiedError("outside the mount")
         headers = _latin1(list(scope.get("headers", ())))
+        if not path.startswith(self._mount + "/"):
+            raise _RefusedUnreadError(
+                PathNotProxiedError("outside the mount"), close=_body_owed(headers)
+            )
         head = IncomingRequest(
             method=scope["method"],
             path=path[len(self._mount) :],
             query=bytes(scope.get("query_string", b"")).decode("latin-1"),
             headers=tuple(headers),
+            scheme=str(scope.get("scheme", "http")),
         )
         config = self.config
-        # Every rule that needs only the request runs before any I/O.
-        prepared = prepare_request(head, config)
-        for name, value in headers:
-            # The server has validated Content-Length; an oversized one is refused unread.
-            declared = value.strip()
-            if (
-                name.lower() == "content-length"
-                and declared.isascii()
-                and declared.isdigit()
-                and (len(declared) > 18 or int(declared) > config.max_body_bytes)
-            ):
-                raise BodyTooLargeError("declared content-length")
-        body = await self._read_body(receive, config.max_body_bytes)
-        prepared = attrs.evolve(prepared, body=body)
-
-        cookies = [value for name, value in headers if name.lower() == "cookie"]
-        session = await self._session(cookies)
-        workspace = None if session is None else await self._workspace(session.org_id)
+        try:
+            # Every rule that needs only the request runs before any I/O ...
+            prepared = prepare_request(head, config)
+            for name, value in headers:
+                # The server has validated Content-Length; an oversized one is refused unread.
+                declared = value.strip()
+                if (
+                    name.lower() == "content-length"
+                    and declared.isascii()
+                    and declared.isdigit()
+                    and (len(declared) > 18 or int(declared) > config.max_body_bytes)
+                ):
+                    raise BodyTooLargeError("declared content-length")
+            # ... and the session (it needs only the cookie) before any byte of the body: a
+            # client without a session never makes the proxy buffer or wait for one.
+            cookies = [value for name, value in headers if name.lower() == "cookie"]
+            session = await self._session(cookies)
+            workspace = None if session is None else await self._workspace(session.org_id)
+            session, workspace = check_identity(session, workspace)
+        except AuthcoreError as exc:
+            raise _RefusedUnreadError(exc, close=_body_owed(headers)) from None
+        body = await self._read_body(receive, config.max_body_bytes, config.body_timeout)
         return build_upstream_request(
-            prepared,
+            attrs.evolve(prepared, body=body),
             session,
             workspace,
             config=config,
@@ -247,21 +293,26 @@ class DashboardProxy:
         return workspace
 
     @staticmethod
-    async def _read_body(receive: Receive, limit: int) -> bytes:
+    async def _read_body(receive: Receive, limit: int, time_limit: float) -> bytes:
         chunks: list[bytes] = []
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise _DisconnectedError
-            chunk = bytes(message.get("body", b""))
-            size += len(chunk)
-            if size > limit:
-                # Stop reading at once: the rest of an oversized body is never buffered.
-                raise BodyTooLargeError("streamed body")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+        try:
+            with anyio.fail_after(time_limit):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise _DisconnectedError
+                    chunk = bytes(message.get("body", b""))
+                    size += len(chunk)
+                    if size > limit:
+                        # Stop reading at once: the rest of an oversized body is never buffered.
+                        raise _RefusedUnreadError(BodyTooLargeError("streamed body"))
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        return b"".join(chunks)
+        except TimeoutError:
+            # A client trickling bytes holds a connection and the buffer: cut it off.
+            raise _RefusedUnreadError(BodyTimeoutError("body not received in time")) from None
 
     async def _forward(self, upstream: UpstreamRequest, send: Send) -> None:
         request = httpx.Request(
@@ -281,6 +332,13 @@ class DashboardProxy:
             return
         except httpx.TransportError as exc:
             await self._refuse(send, UpstreamUnavailableError(type(exc).__name__))
+            return
+        if 300 <= response.status_code < 400:
+            # Never relayed: its Location names the API (or whatever Host the API trusted), and
+            # following it would send the browser around the proxy.
+            await response.aclose()
+            _LOG.warning("dashboard proxy: the API answered with a redirect; not passed on")
+            await self._refuse(send, UpstreamRedirectError(f"upstream {response.status_code}"))
             return
         if response.status_code == 401:
             await response.aclose()

@@ -29,8 +29,10 @@ from authcore.store import (
     AuditCursor,
     AuditPage,
     DashboardUserRecord,
+    NewPortalExchange,
     NewPortalSession,
     NewRootKey,
+    PortalExchangeRecord,
     PortalSessionRecord,
     RootKeyRecord,
     WorkspaceRecord,
@@ -164,6 +166,17 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             password_hash TEXT NOT NULL,
             permissions TEXT NOT NULL
         )""",
+    ),
+    # 2: one-time portal exchange codes, by digest; used_at set by the one exchange that works.
+    (
+        """CREATE TABLE portal_exchanges (
+            digest {bytes} PRIMARY KEY,
+            session_id TEXT NOT NULL REFERENCES portal_sessions (id),
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            used_at BIGINT
+        )""",
+        "CREATE INDEX portal_exchanges_expiry ON portal_exchanges (expires_at)",
     ),
 )
 
@@ -334,6 +347,24 @@ def session_from_row(row: Sequence[Any]) -> PortalSessionRecord:
         raise _garbage() from None
 
 
+def exchange_from_row(row: Sequence[Any]) -> PortalExchangeRecord:
+    """Read a ``portal_exchanges`` row.
+
+    Raises:
+        UnavailableError: the row is malformed.
+    """
+    try:
+        return PortalExchangeRecord(
+            digest=bytes(row[0]),
+            session_id=row[1],
+            created_at=int(row[2]),
+            expires_at=int(row[3]),
+            used_at=None if row[4] is None else int(row[4]),
+        )
+    except (TypeError, ValueError, IndexError):
+        raise _garbage() from None
+
+
 def _audit_params(event: AuditEvent) -> tuple[object, ...]:
     return (
         event.id,
@@ -413,6 +444,10 @@ FIND_PORTAL_SESSION: Final = (
     "SELECT id, workspace_id, end_user_id, digest, permissions, created_at, expires_at, "
     "revoked_at FROM portal_sessions WHERE digest = ?"
 )
+GET_PORTAL_SESSION: Final = (
+    "SELECT id, workspace_id, end_user_id, digest, permissions, created_at, expires_at, "
+    "revoked_at FROM portal_sessions WHERE id = ?"
+)
 FIND_DASHBOARD_USER: Final = (
     "SELECT user_id, org_id, password_hash, permissions FROM dashboard_users WHERE user_id = ?"
 )
@@ -483,6 +518,17 @@ _LOCK_SESSION: Final = (
     "revoked_at FROM portal_sessions WHERE id = ?{for_update}"
 )
 _UPDATE_SESSION: Final = "UPDATE portal_sessions SET revoked_at = ? WHERE id = ?"
+_INSERT_EXCHANGE: Final = (
+    "INSERT INTO portal_exchanges (digest, session_id, created_at, expires_at, used_at)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
+_DELETE_STALE_EXCHANGES: Final = "DELETE FROM portal_exchanges WHERE expires_at <= ?"
+_LOCK_EXCHANGE: Final = (
+    "SELECT digest, session_id, created_at, expires_at, used_at FROM portal_exchanges"
+    " WHERE digest = ?{for_update}"
+)
+_USE_EXCHANGE: Final = "UPDATE portal_exchanges SET used_at = ? WHERE digest = ?"
+_SET_SESSION_DIGEST: Final = "UPDATE portal_sessions SET digest = ? WHERE id = ?"
 _INSERT_AUDIT: Final = (
     "INSERT INTO audit_events"
     " (id, workspace_id, time, action, actor, targets, request_id, source, context)"
@@ -585,6 +631,54 @@ def create_portal_session(new: NewPortalSession, event: AuditEvent) -> Op[NewPor
     return new
 
 
+def create_portal_exchange(
+    new: NewPortalExchange, exchange: PortalExchangeRecord, event: AuditEvent
+) -> Op[NewPortalExchange | None]:
+    """Insert a pending session, its one-time code and its event; None if no such workspace."""
+    rows = yield Statement(FIND_WORKSPACE, (new.record.workspace_id,))
+    if not rows:
+        return None
+    # Codes past their expiry can never work again; this keeps the table small.
+    yield Statement(_DELETE_STALE_EXCHANGES, (exchange.created_at,))
+    yield Statement(_INSERT_SESSION, _session_params(new.record))
+    yield Statement(
+        _INSERT_EXCHANGE,
+        (
+            exchange.digest,
+            exchange.session_id,
+            exchange.created_at,
+            exchange.expires_at,
+            exchange.used_at,
+        ),
+    )
+    yield _audit(event)
+    return new
+
+
+def exchange_portal_code(
+    code_digest: bytes, *, now: float, prefix: str
+) -> Op[NewPortalSession | None]:
+    """Lock the code, then its session; spend the code and set the new token's digest.
+
+    The row lock (PostgreSQL) or the database write lock (SQLite) makes a concurrent second
+    exchange wait, then read ``used_at`` and get None: a code works once across processes.
+    """
+    rows = yield Statement(_LOCK_EXCHANGE, (bytes(code_digest),))
+    if not rows:
+        return None
+    exchange = exchange_from_row(rows[0])
+    rows = yield Statement(_LOCK_SESSION, (exchange.session_id,))
+    session = session_from_row(rows[0]) if rows else None
+    change = base.plan_exchange_portal_code(exchange, session, now=now, prefix=prefix)
+    if change is None:
+        return None
+    used, started, event = change
+    yield Statement(_USE_EXCHANGE, (used.used_at, used.digest))
+    yield Statement(_SET_SESSION_DIGEST, (started.record.digest, started.record.id))
+    yield _audit(event)
+    return started
+
+
 def revoke_portal_session(
     session_id: str, *, now: float, actor: Actor
 ) -> Op[PortalSessionRecord | None]:
@@ -667,6 +761,10 @@ class SQLStore:
     def find_dashboard_user(self, user_id: str, /) -> DashboardUserRecord | None:
         """Return the dashboard user ``user_id``."""
         return self._one(FIND_DASHBOARD_USER, (user_id,), user_from_row)
+
+    def get_portal_session(self, session_id: str, /) -> PortalSessionRecord | None:
+        """Return the portal session with id ``session_id``."""
+        return self._one(GET_PORTAL_SESSION, (session_id,), session_from_row)
 
     def list_audit(
         self, workspace_id: str, *, limit: int = 50, before: AuditCursor | None = None
@@ -796,6 +894,31 @@ class SQLStore:
         """Revoke (log out) a portal session and return it; None when unknown."""
         return self._write(revoke_portal_session(session_id, now=now, actor=actor))
 
+    def create_portal_exchange(
+        self,
+        workspace_id: str,
+        end_user_id: str,
+        *,
+        permissions: Sequence[str],
+        ttl: int,
+        now: float,
+        actor: Actor,
+    ) -> NewPortalExchange | None:
+        """Create a portal session that starts with a one-time exchange code (shown once).
+
+        None: unknown workspace.
+        """
+        new, exchange, event = base.plan_create_portal_exchange(
+            workspace_id, end_user_id, permissions=permissions, ttl=ttl, now=now, actor=actor
+        )
+        return self._write(create_portal_exchange(new, exchange, event))
+
+    def exchange_portal_code(self, code_digest: bytes, /, *, now: float) -> NewPortalSession | None:
+        """Spend a code once: the session's token (shown once), or None for any unusable code."""
+        return self._write(
+            exchange_portal_code(code_digest, now=now, prefix=self._portal_token_prefix)
+        )
+
     def append_audit(self, event: AuditEvent, /) -> None:
         """Append an event made elsewhere (e.g. by a handler with ``audit_event``)."""
         self._write(append_audit(event))
@@ -857,6 +980,10 @@ class AsyncSQLStore:
     async def afind_dashboard_user(self, user_id: str, /) -> DashboardUserRecord | None:
         """Return the dashboard user ``user_id``."""
         return await self._aone(FIND_DASHBOARD_USER, (user_id,), user_from_row)
+
+    async def aget_portal_session(self, session_id: str, /) -> PortalSessionRecord | None:
+        """Return the portal session with id ``session_id``."""
+        return await self._aone(GET_PORTAL_SESSION, (session_id,), session_from_row)
 
     async def alist_audit(
         self, workspace_id: str, *, limit: int = 50, before: AuditCursor | None = None
@@ -979,6 +1106,30 @@ class AsyncSQLStore:
     ) -> PortalSessionRecord | None:
         """Async twin of ``revoke_portal_session``."""
         return await self._awrite(revoke_portal_session(session_id, now=now, actor=actor))
+
+    async def acreate_portal_exchange(
+        self,
+        workspace_id: str,
+        end_user_id: str,
+        *,
+        permissions: Sequence[str],
+        ttl: int,
+        now: float,
+        actor: Actor,
+    ) -> NewPortalExchange | None:
+        """Async twin of ``create_portal_exchange``."""
+        new, exchange, event = base.plan_create_portal_exchange(
+            workspace_id, end_user_id, permissions=permissions, ttl=ttl, now=now, actor=actor
+        )
+        return await self._awrite(create_portal_exchange(new, exchange, event))
+
+    async def aexchange_portal_code(
+        self, code_digest: bytes, /, *, now: float
+    ) -> NewPortalSession | None:
+        """Async twin of ``exchange_portal_code``."""
+        return await self._awrite(
+            exchange_portal_code(code_digest, now=now, prefix=self._portal_token_prefix)
+        )
 
     async def aappend_audit(self, event: AuditEvent, /) -> None:
         """Async twin of ``append_audit``."""

@@ -9,6 +9,7 @@ functions, so they validate, decide and audit identically.
 from __future__ import annotations
 
 import functools
+import secrets
 from collections.abc import Callable, Sequence
 from typing import Final, Protocol, TypeVar
 
@@ -19,6 +20,7 @@ from authcore.audit import (
     ACTION_KEY_REVOKE,
     ACTION_KEY_ROTATE,
     ACTION_PORTAL_SESSION_CREATE,
+    ACTION_PORTAL_SESSION_EXCHANGE,
     ACTION_PORTAL_SESSION_REVOKE,
     ACTION_WORKSPACE_CREATE,
     ACTION_WORKSPACE_DISABLE,
@@ -28,24 +30,30 @@ from authcore.audit import (
     audit_event,
 )
 from authcore.errors import ClientError, InvalidPermissionError, PermissionDeniedError
+from authcore.names import MAX_NAME_LENGTH, check_name
 from authcore.permissions import MAX_GRANTS, validate_grant
+from authcore.principal import SUBJECT_PORTAL_END_USER, Source, Subject
 from authcore.ratelimit import RateLimitPolicy
 from authcore.store import (
     MAX_AUDIT_PAGE,
     MAX_GRACE_SECONDS,
     MAX_PORTAL_TTL,
+    PORTAL_EXCHANGE_CODE_PREFIX,
+    PORTAL_EXCHANGE_TTL,
     Actor,
     AuditCursor,
     AuditPage,
     DashboardUserRecord,
+    NewPortalExchange,
     NewPortalSession,
     NewRootKey,
+    PortalExchangeRecord,
     PortalSessionRecord,
     RootKeyRecord,
     Store,
     WorkspaceRecord,
 )
-from authcore.tokens import generate_id, issue_token
+from authcore.tokens import Digest, generate_id, issue_token
 
 __all__ = [
     "MAX_NAME_LENGTH",
@@ -53,10 +61,12 @@ __all__ = [
     "check_audit_limit",
     "check_id",
     "make_dashboard_user",
+    "plan_create_portal_exchange",
     "plan_create_portal_session",
     "plan_create_root_key",
     "plan_create_workspace",
     "plan_disable_workspace",
+    "plan_exchange_portal_code",
     "plan_link_org",
     "plan_revoke_portal_session",
     "plan_revoke_root_key",
@@ -65,25 +75,22 @@ __all__ = [
     "validate_grants",
 ]
 
-MAX_NAME_LENGTH: Final = 200
 # Times are whole seconds; anything past this is a bug, not a date (year ~285 million).
 _MAX_TIME: Final = 2**53
 
 
 def _check_text(value: object, what: str) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME_LENGTH:
-        raise ClientError(f"{what} must be a non-blank str of at most {MAX_NAME_LENGTH} chars")
-    if any(ord(char) < 32 or ord(char) == 127 for char in value):
-        # Control characters would let a name forge lines in logs and terminals.
-        raise ClientError(f"{what} must not contain control characters")
-    return value
+    # One rule for every name and id (authcore.names): no control, format (bidi), line
+    # separator or surrogate character can forge lines or reorder text in logs and terminals.
+    return check_name(value, what, max_length=MAX_NAME_LENGTH)
 
 
 def check_id(value: object, what: str) -> str:
     """Return ``value`` if it is a usable id (org id, end-user id, user id).
 
     Raises:
-        ClientError: not a non-blank str of at most 200 printable characters.
+        ClientError: not a non-blank str of at most 200 characters, or one holding a
+            character :func:`authcore.names.check_name` refuses.
     """
     return _check_text(value, what)
 
@@ -385,6 +392,95 @@ def plan_create_portal_session(
     return NewPortalSession(record, issued.secret), event
 
 
+def plan_create_portal_exchange(
+    workspace_id: str,
+    end_user_id: str,
+    *,
+    permissions: Sequence[str],
+    ttl: int,
+    now: float,
+    actor: Actor,
+) -> tuple[NewPortalExchange, PortalExchangeRecord, AuditEvent]:
+    """Plan a portal session that starts with a one-time exchange code.
+
+    The session is created now (its id can be revoked at once, its lifetime runs from now) but
+    holds no token: its digest is 32 random bytes that are no token's digest, so nothing
+    verifies against it. :func:`plan_exchange_portal_code` mints the token later. The event is
+    ``portal_session.create``, with the caller as actor.
+
+    Raises:
+        PermissionDeniedError: the actor belongs to another workspace.
+        InvalidPermissionError: a grant breaks the grammar.
+        ClientError: a blank end-user id, or ``ttl`` not in 1 s..30 days.
+    """
+    _check_actor(actor, workspace_id)
+    seconds = _seconds(now)
+    grants = validate_grants(permissions)
+    lifetime = _check_int(ttl, "ttl", 1, MAX_PORTAL_TTL)
+    session = PortalSessionRecord(
+        id=generate_id("ps"),
+        workspace_id=workspace_id,
+        end_user_id=check_id(end_user_id, "end_user_id"),
+        digest=Digest(secrets.token_bytes(32)),
+        permissions=grants,
+        created_at=seconds,
+        expires_at=seconds + lifetime,
+    )
+    code = issue_token(PORTAL_EXCHANGE_CODE_PREFIX, "px")
+    exchange = PortalExchangeRecord(
+        digest=code.digest,
+        session_id=session.id,
+        created_at=seconds,
+        expires_at=seconds + PORTAL_EXCHANGE_TTL,
+    )
+    event = _event(
+        actor, ACTION_PORTAL_SESSION_CREATE, [_session_target(session)], seconds, workspace_id
+    )
+    return NewPortalExchange(session, code.secret, exchange.expires_at), exchange, event
+
+
+def plan_exchange_portal_code(
+    exchange: PortalExchangeRecord,
+    session: PortalSessionRecord | None,
+    *,
+    now: float,
+    prefix: str,
+) -> tuple[PortalExchangeRecord, NewPortalSession, AuditEvent] | None:
+    """Spend ``exchange`` (found by its code's digest) and mint the token of its session.
+
+    Returns the used code, the session with the digest of its new token, and the
+    ``portal_session.exchange`` event (the end user is the actor: the code is their
+    credential). None, and nothing to write, when the code was used, has expired, or its
+    session is gone, revoked or expired: every such code answers the same.
+
+    Raises:
+        ClientError: ``now`` is not a time.
+    """
+    seconds = _seconds(now)
+    if exchange.used_at is not None or seconds >= exchange.expires_at:
+        return None
+    if (
+        session is None
+        or session.id != exchange.session_id
+        or session.revoked_at is not None
+        or seconds >= session.expires_at
+    ):
+        return None
+    issued = issue_token(prefix, "ps")
+    started = attrs.evolve(session, digest=issued.digest)
+    event = AuditEvent(
+        id=generate_id("evt"),
+        workspace_id=session.workspace_id,
+        actor=Subject(SUBJECT_PORTAL_END_USER, session.end_user_id),
+        action=ACTION_PORTAL_SESSION_EXCHANGE,
+        targets=(_session_target(session),),
+        time=seconds,
+        source=Source.PORTAL_SESSION.value,
+    )
+    used = attrs.evolve(exchange, used_at=seconds)
+    return used, NewPortalSession(started, issued.secret), event
+
+
 def plan_revoke_portal_session(
     record: PortalSessionRecord, *, now: float, actor: Actor
 ) -> tuple[PortalSessionRecord, AuditEvent] | None:
@@ -573,6 +669,43 @@ class AsyncTwinsMixin:
         """Async twin of ``revoke_portal_session``."""
         return await self._offload(
             functools.partial(self.revoke_portal_session, session_id, now=now, actor=actor)
+        )
+
+    async def aget_portal_session(
+        self: _Offloading, session_id: str, /
+    ) -> PortalSessionRecord | None:
+        """Async twin of ``get_portal_session``."""
+        return await self._offload(functools.partial(self.get_portal_session, session_id))
+
+    async def acreate_portal_exchange(
+        self: _Offloading,
+        workspace_id: str,
+        end_user_id: str,
+        *,
+        permissions: Sequence[str],
+        ttl: int,
+        now: float,
+        actor: Actor,
+    ) -> NewPortalExchange | None:
+        """Async twin of ``create_portal_exchange``."""
+        return await self._offload(
+            functools.partial(
+                self.create_portal_exchange,
+                workspace_id,
+                end_user_id,
+                permissions=permissions,
+                ttl=ttl,
+                now=now,
+                actor=actor,
+            )
+        )
+
+    async def aexchange_portal_code(
+        self: _Offloading, code_digest: bytes, /, *, now: float
+    ) -> NewPortalSession | None:
+        """Async twin of ``exchange_portal_code``."""
+        return await self._offload(
+            functools.partial(self.exchange_portal_code, code_digest, now=now)
         )
 
     async def aappend_audit(self: _Offloading, event: AuditEvent, /) -> None:

@@ -58,6 +58,7 @@ if TYPE_CHECKING:
         AuditCursor,
         AuditPage,
         DashboardUserRecord,
+        NewPortalExchange,
     )
 
 __all__ = [
@@ -901,6 +902,68 @@ class CachedStore:
         """Async twin of :meth:`find_dashboard_user`."""
         record: DashboardUserRecord | None = await self._method("afind_dashboard_user")(user_id)
         return record
+
+    # --- portal exchange codes and session lookup by id (forwarded) -----------------------------
+
+    def get_portal_session(self, session_id: str, /) -> PortalSessionRecord | None:
+        """Forward to the store (not cached: revocation reads the current record)."""
+        record: PortalSessionRecord | None = self._method("get_portal_session")(session_id)
+        return record
+
+    def create_portal_exchange(
+        self,
+        workspace_id: str,
+        end_user_id: str,
+        *,
+        permissions: Sequence[str],
+        ttl: int,
+        now: float,
+        actor: Actor,
+    ) -> NewPortalExchange | None:
+        """Forward to the store: a pending session has no token, so nothing here changes."""
+        created: NewPortalExchange | None = self._method("create_portal_exchange")(
+            workspace_id, end_user_id, permissions=permissions, ttl=ttl, now=now, actor=actor
+        )
+        return created
+
+    def exchange_portal_code(self, code_digest: bytes, /, *, now: float) -> NewPortalSession | None:
+        """Forward to the store; a negative entry can never hide the session's new token."""
+        created: NewPortalSession | None = self._method("exchange_portal_code")(
+            code_digest, now=now
+        )
+        self._changed(_created(created))
+        return created
+
+    async def aget_portal_session(self, session_id: str, /) -> PortalSessionRecord | None:
+        """Async twin of :meth:`get_portal_session`."""
+        record: PortalSessionRecord | None = await self._method("aget_portal_session")(session_id)
+        return record
+
+    async def acreate_portal_exchange(
+        self,
+        workspace_id: str,
+        end_user_id: str,
+        *,
+        permissions: Sequence[str],
+        ttl: int,
+        now: float,
+        actor: Actor,
+    ) -> NewPortalExchange | None:
+        """Async twin of :meth:`create_portal_exchange`."""
+        created: NewPortalExchange | None = await self._method("acreate_portal_exchange")(
+            workspace_id, end_user_id, permissions=permissions, ttl=ttl, now=now, actor=actor
+        )
+        return created
+
+    async def aexchange_portal_code(
+        self, code_digest: bytes, /, *, now: float
+    ) -> NewPortalSession | None:
+        """Async twin of :meth:`exchange_portal_code`."""
+        created: NewPortalSession | None = await self._method("aexchange_portal_code")(
+            code_digest, now=now
+        )
+        await self._achanged(_created(created))
+        return created
 
 
 def _workspace_changed(record: WorkspaceRecord | None) -> list[Invalidation]:

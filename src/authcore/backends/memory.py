@@ -27,8 +27,10 @@ from authcore.store import (
     AuditCursor,
     AuditPage,
     DashboardUserRecord,
+    NewPortalExchange,
     NewPortalSession,
     NewRootKey,
+    PortalExchangeRecord,
     PortalSessionRecord,
     RootKeyRecord,
     WorkspaceRecord,
@@ -66,6 +68,7 @@ class MemoryStore(base.AsyncTwinsMixin):
         self._key_digest_by_id: dict[str, bytes] = {}
         self._sessions_by_digest: dict[bytes, PortalSessionRecord] = {}
         self._session_digest_by_id: dict[str, bytes] = {}
+        self._exchanges: dict[bytes, PortalExchangeRecord] = {}
         # Per workspace: (time, seq, event) sorted ascending, so a page is a bisect and a slice.
         self._audit: dict[str, list[tuple[int, int, AuditEvent]]] = {}
         self._audit_seq = itertools.count(1)
@@ -332,6 +335,66 @@ class MemoryStore(base.AsyncTwinsMixin):
             self.put_portal_session(updated)
             self._append(event)
             return updated
+
+    def get_portal_session(self, session_id: str, /) -> PortalSessionRecord | None:
+        """Return the portal session with id ``session_id``."""
+        with self._lock:
+            digest = self._session_digest_by_id.get(session_id)
+            return None if digest is None else self._sessions_by_digest.get(digest)
+
+    def create_portal_exchange(
+        self,
+        workspace_id: str,
+        end_user_id: str,
+        *,
+        permissions: Sequence[str],
+        ttl: int,
+        now: float,
+        actor: Actor,
+    ) -> NewPortalExchange | None:
+        """Create a portal session that starts with a one-time exchange code (shown once).
+
+        None: unknown workspace.
+        """
+        new, exchange, event = base.plan_create_portal_exchange(
+            workspace_id,
+            end_user_id,
+            permissions=permissions,
+            ttl=ttl,
+            now=now,
+            actor=actor,
+        )
+        with self._lock:
+            if workspace_id not in self._workspaces:
+                return None
+            # Codes past their expiry can never work again: forget them.
+            now_seconds = exchange.created_at
+            stale = [key for key, old in self._exchanges.items() if old.expires_at <= now_seconds]
+            for key in stale:
+                del self._exchanges[key]
+            self.put_portal_session(new.record)
+            self._exchanges[exchange.digest] = exchange
+            self._append(event)
+        return new
+
+    def exchange_portal_code(self, code_digest: bytes, /, *, now: float) -> NewPortalSession | None:
+        """Spend a code once: the session's token (shown once), or None for any unusable code."""
+        with self._lock:
+            exchange = self._exchanges.get(bytes(code_digest))
+            if exchange is None:
+                return None
+            session = self.get_portal_session(exchange.session_id)
+            change = base.plan_exchange_portal_code(
+                exchange, session, now=now, prefix=self._portal_token_prefix
+            )
+            if change is None or session is None:
+                return None
+            used, started, event = change
+            self._exchanges[used.digest] = used
+            del self._sessions_by_digest[session.digest]
+            self.put_portal_session(started.record)
+            self._append(event)
+            return started
 
     # Store: audit
     def append_audit(self, event: AuditEvent, /) -> None:

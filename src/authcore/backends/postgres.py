@@ -29,7 +29,7 @@ import psycopg_pool
 from psycopg import sql as pgsql
 
 from authcore.backends import _sql
-from authcore.errors import ConfigurationError, ConflictError, UnavailableError
+from authcore.errors import ClientError, ConfigurationError, ConflictError, UnavailableError
 from authcore.tokens import DEFAULT_PORTAL_TOKEN_PREFIX, DEFAULT_ROOT_KEY_PREFIX, validate_prefix
 
 __all__ = ["AsyncPostgresStore", "PostgresStore"]
@@ -45,6 +45,12 @@ def _unavailable(exc: psycopg.Error) -> UnavailableError:
     state = getattr(exc, "sqlstate", None)
     suffix = f" {state}" if state else ""
     return UnavailableError(f"postgres: {type(exc).__name__}{suffix}")
+
+
+def _not_text() -> ClientError:
+    # A str PostgreSQL cannot store (a lone surrogate, a NUL) is the caller's input, never a
+    # stored value (every stored name was checked): a 400, not a 500 or a 503.
+    return ClientError("postgres: a text argument cannot be stored")
 
 
 def _rows(cursor: psycopg.Cursor[Any]) -> _sql.Rows:
@@ -197,6 +203,8 @@ class PostgresStore(_sql.SQLStore):
         try:
             with self._pool.connection(timeout=self._timeout) as conn:
                 return _rows(conn.execute(_sql.POSTGRES.render(sql), params))
+        except (UnicodeEncodeError, psycopg.DataError):
+            raise _not_text() from None
         except psycopg.Error as exc:
             raise self._failed(exc) from None
 
@@ -204,6 +212,8 @@ class PostgresStore(_sql.SQLStore):
         try:
             with self._pool.connection(timeout=self._timeout) as conn, conn.transaction():
                 return _sql.drive(op, lambda statement: self._execute(conn, statement))
+        except (UnicodeEncodeError, psycopg.DataError):
+            raise _not_text() from None
         except psycopg.Error as exc:
             raise self._failed(exc) from None
 
@@ -321,6 +331,8 @@ class AsyncPostgresStore(_sql.AsyncSQLStore):
             async with self._pool.connection(timeout=self._timeout) as conn:
                 cursor = await conn.execute(_sql.POSTGRES.render(sql), params)
                 return [] if cursor.description is None else list(await cursor.fetchall())
+        except (UnicodeEncodeError, psycopg.DataError):
+            raise _not_text() from None
         except psycopg.Error as exc:
             raise await self._failed(exc) from None
 
@@ -331,6 +343,8 @@ class AsyncPostgresStore(_sql.AsyncSQLStore):
                 conn.transaction(),
             ):
                 return await _sql.adrive(op, lambda statement: self._aexecute(conn, statement))
+        except (UnicodeEncodeError, psycopg.DataError):
+            raise _not_text() from None
         except psycopg.Error as exc:
             raise await self._failed(exc) from None
 

@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Final, TypeVar
 
 from authcore.backends import _sql, base
-from authcore.errors import ConfigurationError, ConflictError, UnavailableError
+from authcore.errors import ClientError, ConfigurationError, ConflictError, UnavailableError
 from authcore.store import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
 from authcore.tokens import DEFAULT_PORTAL_TOKEN_PREFIX, DEFAULT_ROOT_KEY_PREFIX, validate_prefix
 
@@ -40,6 +40,12 @@ _MAX_TIMEOUT: Final = 60.0
 
 #: How much of the database file reader connections may map (256 MiB).
 _MMAP_BYTES = 256 * 1024 * 1024
+
+
+def _not_text() -> ClientError:
+    # A str SQLite cannot encode (a lone surrogate) is the caller's input, never a stored
+    # value (every stored name was checked): a 400, not a 500 or a 503.
+    return ClientError("sqlite: a text argument is not valid Unicode")
 
 
 def _unavailable(exc: sqlite3.Error) -> UnavailableError:
@@ -168,6 +174,8 @@ class SQLiteStore(_sql.SQLStore, base.AsyncTwinsMixin):
             return conn.execute(_sql.SQLITE.render(sql), params).fetchall()
         except sqlite3.Error as exc:
             raise _unavailable(exc) from None
+        except UnicodeEncodeError:
+            raise _not_text() from None
         finally:
             self._idle.put(conn)
 
@@ -207,6 +215,8 @@ class SQLiteStore(_sql.SQLStore, base.AsyncTwinsMixin):
             raise _unavailable(exc) from None
         except sqlite3.Error as exc:
             raise _unavailable(exc) from None
+        except UnicodeEncodeError:
+            raise _not_text() from None
 
     async def _offload(self, call: Callable[[], _T]) -> _T:
         self._check_open()

@@ -1,51 +1,94 @@
-"""Small HTTP helpers shared by the example API and the dashboard: JSON bodies and problems."""
+"""Small HTTP helpers shared by the example API and the dashboard: bodies, numbers, problems.
+
+Every input is bounded before it is decoded: a body by size (:data:`MAX_BODY_BYTES`) and by the
+time it may take to arrive (:data:`BODY_TIMEOUT`), a number in a query by its ASCII digits.
+Strings in a body must be Unicode scalar values: a JSON ``"\\ud800"`` escape (a lone surrogate)
+is refused here, so it can never reach a database driver, a log or a terminal.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any, Final, NoReturn
+from urllib.parse import parse_qsl
 
-from starlette.requests import Request
+import anyio
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
 from authcore.responses import PROBLEM_CONTENT_TYPE
 
 __all__ = [
+    "BODY_TIMEOUT",
     "MAX_BODY_BYTES",
     "ProblemError",
+    "allowed_methods",
     "json_body",
     "json_bytes_response",
     "json_response",
     "problem_response",
+    "query_int",
+    "read_fields",
     "read_json_object",
 ]
 
 #: Request bodies are small JSON documents; anything larger is refused before parsing.
 MAX_BODY_BYTES: Final = 16 * 1024
+#: Seconds a whole request body may take to arrive (a client trickling bytes is cut off).
+BODY_TIMEOUT: Final = 10.0
+
+# Numbers in queries are ASCII digits only: str.isdigit() also says yes to U+00B2 (superscript
+# two), U+2462 (circled three) and U+1369 (Ethiopic one), which int() then refuses, and int()
+# reads Arabic-Indic U+0661 U+0660 as 10.
+_DIGITS: Final = re.compile(r"[0-9]{1,9}", re.ASCII)
+_SURROGATE: Final = re.compile("[\\ud800-\\udfff]")
+_MEDIA_JSON: Final = "application/json"
+_MEDIA_FORM: Final = "application/x-www-form-urlencoded"
+_MAX_FORM_FIELDS: Final = 16
 
 
 class ProblemError(Exception):
     """An HTTP problem that is not an authcore error: bad body, not found, ..."""
 
-    def __init__(self, status: int, code: str, title: str, *, retry_after: int = 0) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        title: str,
+        *,
+        retry_after: int = 0,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.status = status
         self.code = code
         self.title = title
         self.retry_after = retry_after
+        self.headers = dict(headers or {})
         super().__init__(code)
 
 
-def problem_response(status: int, code: str, title: str, *, retry_after: int = 0) -> Response:
+def problem_response(
+    status: int,
+    code: str,
+    title: str,
+    *,
+    retry_after: int = 0,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
     """Return an ``application/problem+json`` response with fixed, safe fields."""
     body = {"type": f"urn:authcore:problem:{code}", "title": title, "status": status, "code": code}
-    headers = {"cache-control": "no-store"}
+    all_headers = {"cache-control": "no-store", **(headers or {})}
     if retry_after > 0:
-        headers["retry-after"] = str(retry_after)
+        all_headers["retry-after"] = str(retry_after)
     return Response(
         json.dumps(body, separators=(",", ":")),
         status_code=status,
         media_type=PROBLEM_CONTENT_TYPE,
-        headers=headers,
+        headers=all_headers,
     )
 
 
@@ -69,6 +112,67 @@ def json_bytes_response(body: bytes, status: int = 200) -> Response:
     )
 
 
+def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> str:
+    """Return the ``Allow`` value for the request's path: every method some route serves.
+
+    Starlette's own 405 names only the methods of the first route whose path matched; an app
+    that registers one route per method on a path would then under-report (RFC 9110 §15.5.6).
+    """
+    methods: set[str] = set()
+    for route in routes:
+        match, _child = route.matches(scope)
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
+def query_int(request: Request, name: str, *, default: int, low: int, high: int) -> int:
+    """Return the query parameter ``name`` as an int in ``low..high`` (``default`` if absent).
+
+    Raises:
+        ProblemError: 400 when it is not ASCII digits in range, or repeated.
+    """
+    values = request.query_params.getlist(name)
+    if not values:
+        return default
+    if len(values) > 1 or not _DIGITS.fullmatch(values[0]) or not low <= int(values[0]) <= high:
+        raise ProblemError(400, "invalid_query", f"{name} must be a number in {low}..{high}.")
+    return int(values[0])
+
+
+def _too_large() -> ProblemError:
+    # The rest of the body is never read: the connection cannot be reused for another request.
+    return ProblemError(
+        413, "body_too_large", "The request body is too large.", headers={"connection": "close"}
+    )
+
+
+async def _read_body(request: Request, time_limit: float) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and (not _DIGITS.fullmatch(declared) or int(declared) > MAX_BODY_BYTES):
+        raise _too_large()
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        with anyio.fail_after(time_limit):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise _too_large()
+                chunks.append(chunk)
+    except ClientDisconnect:
+        # Nobody will read the answer; a problem (not an exception) keeps the log clean.
+        raise ProblemError(400, "client_disconnected", "The request body was cut off.") from None
+    except TimeoutError:
+        raise ProblemError(
+            408,
+            "body_timeout",
+            "The request body did not arrive in time.",
+            headers={"connection": "close"},
+        ) from None
+    return b"".join(chunks)
+
+
 def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):
@@ -84,30 +188,79 @@ def _no_constant(name: str) -> NoReturn:
 _DECODER: Final = json.JSONDecoder(object_pairs_hook=_unique_object, parse_constant=_no_constant)
 
 
-async def read_json_object(request: Request) -> dict[str, Any]:
-    """Read the request body as one JSON object.
+def _holds_surrogate(value: object) -> bool:
+    # Iterative: a document nested as deep as the decoder allows must not recurse here.
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
-    Raises:
-        ProblemError: 415 not JSON, 413 over :data:`MAX_BODY_BYTES`, 400 unparsable or not an
-            object.
-    """
-    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media_type != "application/json":
-        raise ProblemError(415, "unsupported_media_type", "The body must be application/json.")
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
-        raise ProblemError(413, "body_too_large", "The request body is too large.")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise ProblemError(413, "body_too_large", "The request body is too large.")
-        chunks.append(chunk)
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").partition(";")[0].strip().lower()
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
     try:
-        value = _DECODER.decode(b"".join(chunks).decode("utf-8"))
+        value = _DECODER.decode(raw.decode("utf-8"))
     except (ValueError, RecursionError):
         raise ProblemError(400, "invalid_body", "The body is not valid JSON.") from None
     if not isinstance(value, dict):
         raise ProblemError(400, "invalid_body", "The body must be a JSON object.")
+    if _holds_surrogate(value):
+        # RFC 8259 §8.2: an escaped lone surrogate is not a Unicode string.
+        raise ProblemError(400, "invalid_body", "The body holds a string that is not Unicode.")
     return value
+
+
+async def read_json_object(request: Request, *, time_limit: float = BODY_TIMEOUT) -> dict[str, Any]:
+    """Read the request body as one JSON object whose strings are all valid Unicode.
+
+    Raises:
+        ProblemError: 415 not JSON, 413 over :data:`MAX_BODY_BYTES`, 408 slower than
+            ``time_limit`` seconds, 400 unparsable, not an object, or a lone surrogate in a string.
+    """
+    if _media_type(request) != _MEDIA_JSON:
+        raise ProblemError(415, "unsupported_media_type", "The body must be application/json.")
+    return _json_object(await _read_body(request, time_limit))
+
+
+async def read_fields(request: Request, *, time_limit: float = BODY_TIMEOUT) -> dict[str, Any]:
+    """Read a JSON object or an HTML form (``application/x-www-form-urlencoded``) body.
+
+    Form fields are percent-decoded as strict UTF-8 and may not repeat.
+
+    Raises:
+        ProblemError: as :func:`read_json_object`, and 400 for a malformed form.
+    """
+    media_type = _media_type(request)
+    if media_type == _MEDIA_JSON:
+        return _json_object(await _read_body(request, time_limit))
+    if media_type != _MEDIA_FORM:
+        raise ProblemError(
+            415, "unsupported_media_type", "The body must be application/json or a form."
+        )
+    raw = await _read_body(request, time_limit)
+    try:
+        pairs = parse_qsl(
+            raw.decode("ascii"),
+            keep_blank_values=True,
+            strict_parsing=bool(raw),
+            encoding="utf-8",
+            errors="strict",
+            max_num_fields=_MAX_FORM_FIELDS,
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise ProblemError(400, "invalid_body", "The body is not a valid form.") from None
+    fields = dict(pairs)
+    if len(fields) != len(pairs):
+        raise ProblemError(400, "invalid_body", "The body is not a valid form.")
+    return fields

@@ -9,9 +9,12 @@ comes from the API through ``/proxy/...`` (:class:`authcore.adapters.proxy.Dashb
 which mints a short-lived JWT for the user's organization's workspace; the API still decides
 what the user may do.
 
-State-changing requests (``/login``, ``/logout``) must come from this page: they need
-``Sec-Fetch-Site: same-origin`` (or ``none``), or an ``Origin`` equal to the dashboard's own,
-and a JSON body (which a cross-site HTML form cannot send without a CORS preflight).
+State-changing requests (``/login``, ``/logout``) must come from this page: they pass the one
+cross-site rule of :func:`authcore.credentials.is_same_origin` (``Sec-Fetch-Site:
+same-origin``, or, from a browser that sends no ``Sec-Fetch-Site``, an ``Origin`` equal to the
+dashboard's own), and carry a JSON body (which a cross-site HTML form cannot send without a
+CORS preflight). Bodies are bounded in size and in the time they take to arrive; a path with a
+trailing slash is a 404, never a redirect built from ``Host``; a 405 carries ``Allow``.
 """
 
 from __future__ import annotations
@@ -28,19 +31,23 @@ from typing import Any, Final
 import anyio.to_thread
 import attrs
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from authcore.backends.memory import MemoryRateLimiter
-from authcore.credentials import parse_cookie_header
+from authcore.credentials import is_same_origin, parse_cookie_header, request_origin
 from authcore.demo._http import (
+    BODY_TIMEOUT,
     ProblemError,
+    allowed_methods,
     json_response,
     problem_response,
     read_json_object,
 )
-from authcore.errors import DuplicateCredentialError
+from authcore.errors import ClientError, DuplicateCredentialError
+from authcore.names import check_name
 from authcore.passwords import hash_password, verify_password
 from authcore.proxy import DashboardSession
 from authcore.ratelimit import RateLimitPolicy
@@ -57,7 +64,6 @@ __all__ = [
 SESSION_COOKIE: Final = "authcore_dashboard"
 _SESSION_TTL: Final = 8 * 3600
 _MAX_SESSIONS: Final = 10_000
-_SAME_SITE: Final = frozenset({"same-origin", "none"})
 _SECURITY_HEADERS: Final = {
     # Scripts and styles come from this origin only: no inline code, nothing framed.
     "content-security-policy": (
@@ -165,19 +171,26 @@ def _secure_headers(response: Response) -> Response:
 
 
 def _check_same_origin(request: Request) -> None:
-    """Refuse a state-changing request that did not come from this page.
+    """Refuse a state-changing request that did not come from this page (the core's rule).
 
     Raises:
-        ProblemError: 403 when neither ``Sec-Fetch-Site`` nor ``Origin`` says same-origin.
+        ProblemError: 403 unless ``Sec-Fetch-Site`` is ``same-origin`` or, where the browser
+            sends none, ``Origin`` is this site's own origin (scheme and ``Host``).
     """
-    fetch_site = request.headers.getlist("sec-fetch-site")
-    if len(fetch_site) == 1 and fetch_site[0].strip() in _SAME_SITE:
-        return
-    origins = request.headers.getlist("origin")
-    own = f"{request.url.scheme}://{request.url.netloc}"
-    if len(origins) == 1 and origins[0].strip() == own:
-        return
-    raise ProblemError(403, "cross_site_request", "Cross-site requests are not allowed.")
+    headers = request.headers
+    own_origin = request_origin(request.url.scheme, headers.getlist("host"))
+    if not is_same_origin(
+        headers.getlist("sec-fetch-site"), headers.getlist("origin"), own_origin=own_origin
+    ):
+        raise ProblemError(403, "cross_site_request", "Cross-site requests are not allowed.")
+
+
+def _could_be_user_id(user_id: str) -> bool:
+    try:
+        check_name(user_id, "user_id")
+    except ClientError:
+        return False
+    return True
 
 
 #: Login budgets: 10 attempts per user id and 30 per client address, refilling over a minute.
@@ -191,10 +204,12 @@ class _Dashboard:
         store: AsyncStore,
         sessions: DashboardSessions,
         secure_cookies: bool | None,
+        body_timeout: float,
     ) -> None:
         self.store = store
         self.sessions = sessions
         self.secure_cookies = secure_cookies
+        self.body_timeout = body_timeout
         # Checked against when the user id is unknown, so a wrong user id costs as much as a
         # wrong password and the timing does not tell which one was wrong.
         self._decoy_hash = hash_password(secrets.token_urlsafe(16))
@@ -241,12 +256,14 @@ class _Dashboard:
 
     async def login(self, request: Request) -> Response:
         _check_same_origin(request)
-        body = await read_json_object(request)
+        body = await read_json_object(request, time_limit=self.body_timeout)
         user_id = body.get("user_id")
         password = body.get("password")
         if not isinstance(user_id, str) or not isinstance(password, str):
             raise ProblemError(400, "invalid_body", "user_id and password must be strings.")
-        if not 0 < len(user_id) <= 200 or not 0 < len(password) <= 1024:
+        if not 0 < len(password) <= 1024 or not _could_be_user_id(user_id):
+            # No such user can exist (ids pass the store's name check): the answer of a wrong
+            # password, without a store lookup for text that cannot be stored.
             raise ProblemError(401, "login_failed", "The user id or password is wrong.")
         self._throttle(user_id, request)
         user = await self.store.afind_dashboard_user(user_id)
@@ -306,8 +323,28 @@ class _Dashboard:
 async def _on_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ProblemError)  # noqa: S101 - registered for ProblemError only
     return _secure_headers(
-        problem_response(exc.status, exc.code, exc.title, retry_after=exc.retry_after)
+        problem_response(
+            exc.status, exc.code, exc.title, retry_after=exc.retry_after, headers=exc.headers
+        )
     )
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)  # noqa: S101 - registered for HTTPException only
+    if exc.status_code == 405:
+        # RFC 9110 §15.5.6: a 405 names the methods the resource does support.
+        allow = allowed_methods(request.app.routes, request.scope)
+        return _secure_headers(
+            problem_response(
+                405,
+                "method_not_allowed",
+                "The method is not allowed here.",
+                headers={"allow": allow},
+            )
+        )
+    if exc.status_code == 404:
+        return _secure_headers(problem_response(404, "not_found", "No such resource."))
+    return _secure_headers(problem_response(exc.status_code, "http_error", "The request failed."))
 
 
 async def _on_bug(request: Request, exc: Exception) -> Response:
@@ -322,13 +359,15 @@ def create_dashboard(
     *,
     sessions: DashboardSessions,
     secure_cookies: bool | None = None,
+    body_timeout: float = BODY_TIMEOUT,
 ) -> Starlette:
     """Return the dashboard ASGI app, with ``proxy`` (an ASGI app) mounted at ``/proxy``.
 
     ``sessions`` must be the verifier the proxy was built with. ``secure_cookies=None`` sets
-    ``Secure`` on the cookie exactly when the request came over TLS.
+    ``Secure`` on the cookie exactly when the request came over TLS. ``body_timeout`` bounds
+    the time a login or logout body may take to arrive.
     """
-    dashboard = _Dashboard(store, sessions, secure_cookies)
+    dashboard = _Dashboard(store, sessions, secure_cookies, body_timeout)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -338,7 +377,7 @@ def create_dashboard(
         if aclose is not None:
             await aclose()
 
-    return Starlette(
+    app = Starlette(
         lifespan=lifespan,
         routes=[
             Route("/", dashboard.page, methods=["GET"]),
@@ -348,5 +387,12 @@ def create_dashboard(
             Route("/session", dashboard.session, methods=["GET"]),
             Mount("/proxy", app=proxy),
         ],
-        exception_handlers={ProblemError: _on_problem, Exception: _on_bug},
+        exception_handlers={
+            ProblemError: _on_problem,
+            HTTPException: _on_http_error,
+            Exception: _on_bug,
+        },
     )
+    # "/login/" is a 404, not a redirect whose Location Starlette would build from Host.
+    app.router.redirect_slashes = False
+    return app

@@ -3,6 +3,11 @@
 Builds the example API (store behind a verification cache, in-process rate limiter, the
 configured JWT keyring with a verified-token cache) and the dashboard (server-side sessions,
 the proxy signing with the configured signing kid), and runs them under uvicorn.
+
+Proxy headers are trusted explicitly: uvicorn by default takes the client address (and scheme)
+from ``X-Forwarded-For`` (``X-Forwarded-Proto``) on connections from 127.0.0.1, so any local
+client could claim any address and step around the dashboard's per-client login budget. Here
+they are believed only from the ``trusted_proxies`` the operator names (none by default).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import secrets
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -23,8 +28,9 @@ from starlette.applications import Starlette
 from authcore.adapters.proxy import DashboardProxy
 from authcore.backends.cache import CachedStore, VerifiedTokenCache
 from authcore.backends.memory import MemoryRateLimiter
-from authcore.cli import CommandError
+from authcore.cli import OTHER_PROCESSES_MAY_ACCEPT_FOR, CommandError
 from authcore.config import Config
+from authcore.demo._http import MAX_BODY_BYTES
 from authcore.demo.dashboard import DashboardSessions, StoreWorkspaceResolver, create_dashboard
 from authcore.demo.service import create_app
 from authcore.passwords import hash_password
@@ -39,6 +45,7 @@ __all__ = [
     "build_dashboard",
     "prepare_demo",
     "run_servers",
+    "server_config",
 ]
 
 #: Everything the example API checks; the demo's root key and dashboard user hold all of it.
@@ -48,12 +55,15 @@ API_PERMISSIONS: tuple[str, ...] = (
     "keys.revoke",
     "audit.read",
     "portal.create_session",
+    "portal.revoke_session",
 )
 
 
 def build_api(store: Any, config: Config, *, clock: Callable[[], float] = time.time) -> Starlette:
     """Return the example API for ``store`` (sync+async store) and ``config``'s keyring."""
-    cached: Any = CachedStore(store)
+    # The TTL is the bound `authcore keys revoke` and `portal revoke-session` print: how long
+    # this process may keep accepting a credential revoked by another process.
+    cached: Any = CachedStore(store, ttl=float(OTHER_PROCESSES_MAY_ACCEPT_FOR))
     return create_app(
         cached,
         keyring=config.jwt.verifying_keyring(),
@@ -81,6 +91,8 @@ def build_dashboard(
         ProxyConfig(
             upstream=api_url.rstrip("/"),
             token_ttl=min(60, config.jwt.settings.max_lifetime),
+            # No bigger than what the API accepts: a larger body would be refused there anyway.
+            max_body_bytes=MAX_BODY_BYTES,
         ),
         sessions,
         StoreWorkspaceResolver(store),
@@ -224,11 +236,15 @@ def run_servers(
     api: tuple[str, int] | None,
     dashboard: tuple[str, int] | None,
     api_url: str | None,
+    trusted_proxies: Sequence[str] = (),
     on_ready: Callable[[], None] | None = None,
 ) -> None:
     """Run the API and/or the dashboard under uvicorn until interrupted (SIGINT, SIGTERM).
 
-    ``on_ready`` is called once all of them accept connections.
+    ``trusted_proxies`` (IP addresses or networks) are the reverse proxies whose
+    ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are believed; with none (the default) the
+    client is the connection's peer, whatever the headers say. ``on_ready`` is called once all
+    servers accept connections.
 
     Raises:
         CommandError: an address cannot be bound (for example, the port is taken).
@@ -243,13 +259,30 @@ def run_servers(
     servers: list[tuple[_Server, socket.socket]] = []
     try:
         for app, (host, port) in apps:
-            servers.append((_server(app), _listen(host, port)))
+            servers.append((_server(app, trusted_proxies), _listen(host, port)))
         asyncio.run(_serve_all(servers, on_ready))
     finally:
         for _, sock in servers:
             sock.close()
 
 
-def _server(app: Starlette) -> _Server:
+def server_config(app: Starlette, trusted_proxies: Sequence[str] = ()) -> uvicorn.Config:
+    """Return the uvicorn configuration the command line serves ``app`` with.
+
+    Proxy headers are off unless ``trusted_proxies`` names who may send them: uvicorn's own
+    default believes them from 127.0.0.1 (or ``$FORWARDED_ALLOW_IPS``).
+    """
+    trusted = list(trusted_proxies)
     # The socket comes from _listen(); host and port here are only what uvicorn logs.
-    return _Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    return uvicorn.Config(
+        app,
+        log_level="warning",
+        lifespan="on",
+        proxy_headers=bool(trusted),
+        # Never None: uvicorn would then read $FORWARDED_ALLOW_IPS or default to 127.0.0.1.
+        forwarded_allow_ips=trusted or [],
+    )
+
+
+def _server(app: Starlette, trusted_proxies: Sequence[str]) -> _Server:
+    return _Server(server_config(app, trusted_proxies))

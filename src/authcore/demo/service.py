@@ -9,18 +9,36 @@ Routes (see docs/concepts.md)::
     DELETE /v1/keys/{key_id}        keys.revoke   -> 204; another workspace's key: 404
     GET    /v1/audit-logs           audit.read    ?limit=N&before=CURSOR
     POST   /v1/portal-sessions      portal.create_session {"end_user_id", "permissions", "ttl"?}
+                                    -> 201 {"session_id", "code", "code_expires_at", ...}
+    DELETE /v1/portal-sessions/{session_id}
+                                    portal.revoke_session -> 204; another workspace's: 404
+    POST   /portal/exchange         public: the one-time code (form or JSON body, never the
+                                    URL) for the ``authcore_portal`` cookie
+    POST   /portal/logout           portal sessions only: revoke the session, clear the cookie
     GET    /portal/v1/principal     portal sessions only (cookie ``authcore_portal`` or Bearer)
     GET    /portal/v1/keys          portal sessions only, keys.read
 
 The auth middleware does steps 1-4 (find, verify, normalize, rate-limit) for every route but
-``/healthz``; each handler does step 5 (``principal.authorize``) before it touches data, and
-every change goes through the store's mutation methods with the principal as the audit actor,
-so the change and its audit event commit together. A caller can never grant a permission it
-does not hold (403).
+``/healthz`` and ``/portal/exchange``; each handler does step 5 (``principal.authorize``) before
+it touches data, and every change goes through the store's mutation methods with the principal
+as the audit actor, so the change and its audit event commit together. A caller can never grant
+a permission it does not hold (403).
+
+A portal session reaches the end user's browser without a long-lived token in any URL: the
+customer's backend asks ``POST /v1/portal-sessions`` for a session and gets a code that works
+once within 60 seconds; a page of this origin posts the code to ``/portal/exchange``, which
+mints the session's token and sets it as an HttpOnly, SameSite=Strict cookie (``Secure`` over
+TLS) for ``/portal``. Both the exchange and the logout are writes a browser makes with this
+site's cookie, so both pass the one cross-site rule (:func:`authcore.credentials.is_same_origin`).
+
+Bad input is a 400 problem, never a 500: numbers in queries are ASCII digits, strings in bodies
+are valid Unicode, names and ids pass :func:`authcore.names.check_name`. A path with a trailing
+slash is a 404 (no redirect is built from the ``Host`` header), and a 405 carries ``Allow``.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
@@ -33,40 +51,62 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from authcore.adapters.starlette import install_auth, principal_from
-from authcore.credentials import CredentialPolicy
+from authcore.credentials import (
+    DEFAULT_PORTAL_COOKIE,
+    CredentialPolicy,
+    authorization_values,
+    extract_credential,
+    is_same_origin,
+    parse_cookie_header,
+    request_origin,
+)
 from authcore.demo._http import (
+    BODY_TIMEOUT,
     ProblemError,
+    allowed_methods,
     json_body,
     json_bytes_response,
     json_response,
     problem_response,
+    query_int,
+    read_fields,
     read_json_object,
 )
-from authcore.errors import PermissionDeniedError
+from authcore.errors import ClientError, CrossSiteRequestError, PermissionDeniedError
 from authcore.flow import AsyncBackends, Authenticator, Settings
 from authcore.keyring import Keyring
+from authcore.names import check_name
 from authcore.permissions import MAX_GRANTS, PermissionSet
 from authcore.principal import Principal
 from authcore.ratelimit import AsyncRateLimiter, RateLimitPolicy
 from authcore.store import (
     MAX_AUDIT_PAGE,
     MAX_PORTAL_TTL,
+    PORTAL_EXCHANGE_CODE_PREFIX,
     Actor,
     AsyncStore,
     AuditCursor,
 )
-from authcore.tokens import generate_id
+from authcore.tokens import digest, generate_id
 
-__all__ = ["PORTAL_PREFIX", "create_app"]
+__all__ = ["PORTAL_COOKIE_PATH", "PORTAL_PREFIX", "create_app"]
 
 _MAX_RENDERED: Final = 1024
 
 PORTAL_PREFIX: Final = "/portal/"
+#: The portal cookie is sent to the portal routes only.
+PORTAL_COOKIE_PATH: Final = "/portal"
 #: Longest root-key lifetime a caller may ask for: ten years.
 MAX_KEY_LIFETIME: Final = 10 * 365 * 86_400
 _MAX_NAME: Final = 200
+#: Ids in paths are short; anything longer cannot name a record.
+_MAX_PATH_ID: Final = 64
 #: The limit for workspaces without their own policy (requests per minute).
 DEFAULT_RATE_LIMIT: Final = RateLimitPolicy(600, 60)
+# What issue_token makes for an exchange code: the prefix and 43 base64url characters.
+_EXCHANGE_CODE: Final = re.compile(
+    re.escape(PORTAL_EXCHANGE_CODE_PREFIX) + r"[A-Za-z0-9_-]{43}", re.ASCII
+)
 
 _Handler = Callable[[Request], Awaitable[Response]]
 
@@ -76,10 +116,14 @@ def _bad_field(name: str, what: str) -> ProblemError:
 
 
 def _text(body: dict[str, Any], name: str) -> str:
-    value = body.get(name)
-    if not isinstance(value, str) or not value.strip() or len(value) > _MAX_NAME:
-        raise _bad_field(name, f"a non-empty string of at most {_MAX_NAME} characters")
-    return value
+    try:
+        return check_name(body.get(name), name, max_length=_MAX_NAME)
+    except ClientError:
+        raise _bad_field(
+            name,
+            f"a non-empty string of at most {_MAX_NAME} characters, without control, format or"
+            " line-separator characters",
+        ) from None
 
 
 def _int(body: dict[str, Any], name: str, high: int) -> int | None:
@@ -107,6 +151,15 @@ def _only(body: dict[str, Any], allowed: Sequence[str]) -> None:
         raise ProblemError(400, "invalid_body", "The body has an unknown field.")
 
 
+def _path_id(request: Request, name: str, what: str) -> str:
+    """Return the id in the path, or answer 404: an id no record can have names nothing."""
+    value = request.path_params[name]
+    try:
+        return check_name(value, name, max_length=_MAX_PATH_ID)
+    except ClientError:
+        raise ProblemError(404, "not_found", f"No such {what}.") from None
+
+
 def _check_grantable(principal: Principal, grants: list[str]) -> None:
     """A caller may hand out only what it holds itself (no privilege escalation).
 
@@ -121,15 +174,32 @@ def _check_grantable(principal: Principal, grants: list[str]) -> None:
 class _Service:
     """The handlers, bound to one store and clock."""
 
-    def __init__(self, store: AsyncStore, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        store: AsyncStore,
+        clock: Callable[[], float],
+        *,
+        portal_policy: CredentialPolicy,
+        secure_cookies: bool | None,
+        body_timeout: float,
+    ) -> None:
         self.store = store
         self.clock = clock
         # id(principal) -> (the principal, kept alive so the id stays its own; its JSON).
         self._rendered: dict[int, tuple[Principal, bytes]] = {}
 
+        self.portal_policy = portal_policy
+        self.secure_cookies = secure_cookies
+        self.body_timeout = body_timeout
+
     @staticmethod
     def _actor(request: Request, principal: Principal) -> Actor:
         return Actor(principal=principal, request_id=request.state.request_id)
+
+    def _secure(self, request: Request) -> bool:
+        if self.secure_cookies is not None:
+            return self.secure_cookies
+        return request.url.scheme == "https"
 
     async def healthz(self, request: Request) -> Response:
         return json_response({"status": "ok"})
@@ -154,7 +224,7 @@ class _Service:
     async def create_key(self, request: Request) -> Response:
         principal = principal_from(request)
         principal.authorize("keys.create")
-        body = await read_json_object(request)
+        body = await read_json_object(request, time_limit=self.body_timeout)
         _only(body, ("name", "permissions", "expires_in"))
         name = _text(body, "name")
         grants = _grants(body)
@@ -176,7 +246,7 @@ class _Service:
     async def revoke_key(self, request: Request) -> Response:
         principal = principal_from(request)
         principal.authorize("keys.revoke")
-        key_id = request.path_params["key_id"]
+        key_id = _path_id(request, "key_id", "key")
         record = await self.store.aget_root_key(key_id)
         # Another workspace's key is "not found": its existence is not this caller's business.
         if record is None or record.workspace_id != principal.workspace_id:
@@ -189,14 +259,12 @@ class _Service:
     async def audit_logs(self, request: Request) -> Response:
         principal = principal_from(request)
         principal.authorize("audit.read")
-        limit_text = request.query_params.get("limit", "50")
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_AUDIT_PAGE:
-            raise ProblemError(400, "invalid_query", f"limit must be in 1..{MAX_AUDIT_PAGE}.")
-        before_text = request.query_params.get("before")
-        before = None if before_text is None else AuditCursor.parse(before_text)
-        page = await self.store.alist_audit(
-            principal.workspace_id, limit=int(limit_text), before=before
-        )
+        limit = query_int(request, "limit", default=50, low=1, high=MAX_AUDIT_PAGE)
+        before_values = request.query_params.getlist("before")
+        if len(before_values) > 1:
+            raise ProblemError(400, "invalid_query", "before may be given once.")
+        before = AuditCursor.parse(before_values[0]) if before_values else None
+        page = await self.store.alist_audit(principal.workspace_id, limit=limit, before=before)
         return json_response(
             {
                 "events": [event.to_dict() for event in page.events],
@@ -207,13 +275,13 @@ class _Service:
     async def create_portal_session(self, request: Request) -> Response:
         principal = principal_from(request)
         principal.authorize("portal.create_session")
-        body = await read_json_object(request)
+        body = await read_json_object(request, time_limit=self.body_timeout)
         _only(body, ("end_user_id", "permissions", "ttl"))
         end_user_id = _text(body, "end_user_id")
         grants = _grants(body)
         ttl = _int(body, "ttl", MAX_PORTAL_TTL) or 3600
         _check_grantable(principal, grants)
-        created = await self.store.acreate_portal_session(
+        created = await self.store.acreate_portal_exchange(
             principal.workspace_id,
             end_user_id,
             permissions=grants,
@@ -224,13 +292,105 @@ class _Service:
         if created is None:
             raise ProblemError(404, "not_found", "The workspace does not exist.")
         return json_response(
-            {"session_id": created.record.id, "token": created.token.reveal()}, 201
+            {
+                "session_id": created.record.id,
+                "code": created.code.reveal(),
+                "code_expires_at": created.code_expires_at,
+                "expires_at": created.record.expires_at,
+            },
+            201,
         )
+
+    async def revoke_portal_session(self, request: Request) -> Response:
+        principal = principal_from(request)
+        principal.authorize("portal.revoke_session")
+        session_id = _path_id(request, "session_id", "portal session")
+        record = await self.store.aget_portal_session(session_id)
+        # As for keys: another workspace's session is "not found".
+        if record is None or record.workspace_id != principal.workspace_id:
+            raise ProblemError(404, "not_found", "No such portal session.")
+        await self.store.arevoke_portal_session(
+            session_id, now=self.clock(), actor=self._actor(request, principal)
+        )
+        return Response(status_code=204, headers={"cache-control": "no-store"})
+
+    def _check_same_origin(self, request: Request) -> None:
+        """The one cross-site rule, for a portal write the middleware does not see.
+
+        Raises:
+            CrossSiteRequestError: not ``Sec-Fetch-Site: same-origin``, nor (without that
+                header) an ``Origin`` equal to this site's or a configured one (403).
+        """
+        headers = request.headers
+        if not is_same_origin(
+            headers.getlist("sec-fetch-site"),
+            headers.getlist("origin"),
+            own_origin=request_origin(request.url.scheme, headers.getlist("host")),
+            allowed_origins=self.portal_policy.allowed_origins,
+        ):
+            raise CrossSiteRequestError("portal exchange from another site")
+
+    async def exchange(self, request: Request) -> Response:
+        # Refused before the body is read: a page of another site cannot plant its own
+        # session in this browser (login CSRF), and a code in a URL is never accepted.
+        self._check_same_origin(request)
+        if request.url.query:
+            raise ProblemError(
+                400, "code_in_url", "The exchange code goes in the request body, never the URL."
+            )
+        fields = await read_fields(request, time_limit=self.body_timeout)
+        _only(fields, ("code",))
+        code = fields.get("code")
+        # Unknown, malformed, used and expired codes all answer the same.
+        invalid = ProblemError(400, "exchange_code_invalid", "The exchange code is not valid.")
+        if not isinstance(code, str) or not _EXCHANGE_CODE.fullmatch(code):
+            raise invalid
+        now = self.clock()
+        started = await self.store.aexchange_portal_code(digest(code), now=now)
+        if started is None:
+            raise invalid
+        record = started.record
+        response = json_response({"session_id": record.id, "expires_at": record.expires_at})
+        response.set_cookie(
+            DEFAULT_PORTAL_COOKIE,
+            started.token.reveal(),
+            max_age=max(1, record.expires_at - int(now)),
+            path=PORTAL_COOKIE_PATH,
+            secure=self._secure(request),
+            httponly=True,
+            samesite="strict",
+        )
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        principal = principal_from(request)
+        # Which session to end: the credential the middleware just verified (cookie or
+        # Bearer), read with the same core parser, found by its digest.
+        credential = extract_credential(
+            authorization_values(request.headers),
+            parse_cookie_header(request.headers.getlist("cookie"), DEFAULT_PORTAL_COOKIE),
+            self.portal_policy,
+        )
+        if credential is not None:
+            record = await self.store.afind_portal_session(digest(credential.secret.reveal()))
+            if record is not None and record.workspace_id == principal.workspace_id:
+                await self.store.arevoke_portal_session(
+                    record.id, now=self.clock(), actor=self._actor(request, principal)
+                )
+        response = Response(status_code=204, headers={"cache-control": "no-store"})
+        response.delete_cookie(
+            DEFAULT_PORTAL_COOKIE,
+            path=PORTAL_COOKIE_PATH,
+            secure=self._secure(request),
+            httponly=True,
+            samesite="strict",
+        )
+        return response
 
 
 async def _on_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ProblemError)  # noqa: S101 - registered for ProblemError only
-    return problem_response(exc.status, exc.code, exc.title)
+    return problem_response(exc.status, exc.code, exc.title, headers=exc.headers)
 
 
 async def _on_http_error(request: Request, exc: Exception) -> Response:
@@ -238,7 +398,11 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         return problem_response(404, "not_found", "No such resource.")
     if exc.status_code == 405:
-        return problem_response(405, "method_not_allowed", "The method is not allowed here.")
+        # RFC 9110 §15.5.6: a 405 names the methods the resource does support.
+        allow = allowed_methods(request.app.routes, request.scope)
+        return problem_response(
+            405, "method_not_allowed", "The method is not allowed here.", headers={"allow": allow}
+        )
     return problem_response(exc.status_code, "http_error", "The request failed.")
 
 
@@ -277,13 +441,19 @@ def create_app(
     token_cache: Any = None,
     default_rate_limit: RateLimitPolicy | None = DEFAULT_RATE_LIMIT,
     clock: Callable[[], float] = time.time,
+    portal_origins: Sequence[str] = (),
+    secure_cookies: bool | None = None,
+    body_timeout: float = BODY_TIMEOUT,
 ) -> Starlette:
     """Return the example API as an ASGI app.
 
     ``store`` serves lookups and management (wrap it in
     :class:`authcore.backends.cache.CachedStore` to keep lookups off the database);
     ``keyring`` verifies dashboard JWTs (None: JWTs are refused); ``limiter`` is shared by
-    both route groups, keyed by workspace.
+    both route groups, keyed by workspace. ``portal_origins`` are origins (besides this
+    site's own) whose portal writes are accepted from browsers that send no
+    ``Sec-Fetch-Site``; ``secure_cookies=None`` marks the portal cookie ``Secure`` exactly
+    when the request came over TLS. ``body_timeout`` bounds the time a request body may take.
 
     Raises:
         ConfigurationError: an invalid setting.
@@ -300,16 +470,23 @@ def create_app(
         clock=clock,
         abackends=backends,
     )
+    portal_policy = CredentialPolicy.portal(allowed_origins=portal_origins)
     portal = Authenticator(
         Settings(
-            credentials=CredentialPolicy.portal(),
+            credentials=portal_policy,
             default_rate_limit=default_rate_limit,
             realm="portal",
         ),
         clock=clock,
         abackends=backends,
     )
-    service = _Service(store, clock)
+    service = _Service(
+        store,
+        clock,
+        portal_policy=portal_policy,
+        secure_cookies=secure_cookies,
+        body_timeout=body_timeout,
+    )
     app = Starlette(
         routes=[
             Route("/healthz", service.healthz, methods=["GET"]),
@@ -319,6 +496,13 @@ def create_app(
             Route("/v1/keys/{key_id}", service.revoke_key, methods=["DELETE"]),
             Route("/v1/audit-logs", service.audit_logs, methods=["GET"]),
             Route("/v1/portal-sessions", service.create_portal_session, methods=["POST"]),
+            Route(
+                "/v1/portal-sessions/{session_id}",
+                service.revoke_portal_session,
+                methods=["DELETE"],
+            ),
+            Route("/portal/exchange", service.exchange, methods=["POST"]),
+            Route("/portal/logout", service.logout, methods=["POST"]),
             Route("/portal/v1/principal", service.principal, methods=["GET"]),
             Route("/portal/v1/keys", service.list_keys, methods=["GET"]),
         ],
@@ -329,7 +513,15 @@ def create_app(
             Exception: _on_bug,
         },
     )
-    # Steps 1-4 for every route but the public one; the portal group accepts only portal
+    # "/v1/keys/" is a 404, not a redirect: Starlette would build the redirect's Location from
+    # the request's Host header, and through a proxy that points the browser at the API.
+    app.router.redirect_slashes = False
+    # Steps 1-4 for every route but the public ones; the portal group accepts only portal
     # sessions, the rest only root keys and JWTs. Also answers AuthcoreErrors from handlers.
-    install_auth(app, api, groups={PORTAL_PREFIX: portal}, public_paths=["/healthz"])
+    install_auth(
+        app,
+        api,
+        groups={PORTAL_PREFIX: portal},
+        public_paths=["/healthz", "/portal/exchange"],
+    )
     return app
