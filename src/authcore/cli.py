@@ -25,15 +25,14 @@ import ipaddress
 import json
 import logging
 import os
-import re
-import secrets as _random
-import stat
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
-from authcore.config import Config, load_config, parse_config, render_dev_config
+from authcore import backends
+from authcore.backends import redact_database_url
+from authcore.config import Config
 from authcore.errors import (
     AuthcoreError,
     ConfigurationError,
@@ -46,7 +45,6 @@ from authcore.passwords import hash_password
 from authcore.permissions import PermissionSet
 from authcore.ratelimit import RateLimitPolicy
 from authcore.store import OPERATOR_ACTOR, Store
-from authcore.tokens import Secret
 
 if TYPE_CHECKING:
     pass
@@ -62,16 +60,14 @@ __all__ = [
     "redact_database_url",
 ]
 
-DEFAULT_DB: Final = "sqlite:///./authcore.db"
-DEV_SECRETS_FILE: Final = "authcore-dev-secrets.toml"
-_DEV_KID: Final = "dev-1"
+DEFAULT_DB: Final = backends.DEFAULT_DB
+DEV_SECRETS_FILE: Final = backends.DEV_SECRETS_FILE
 _PROG: Final = "authcore"
 _MAX_PASSWORD_BYTES: Final = 1024
-_MAX_DEV_SECRETS_BYTES: Final = 64 * 1024
 #: Seconds a revoked credential may still be accepted by *other* running processes: the
 #: verification cache's TTL of the servers (authcore.demo.runner builds them with it).
 #: The process that revokes (through its CachedStore) stops accepting it at once.
-OTHER_PROCESSES_MAY_ACCEPT_FOR: Final = 30
+OTHER_PROCESSES_MAY_ACCEPT_FOR: Final = backends.CACHE_TTL
 # Loggers of the database drivers: they log connection attempts, quoting connection strings.
 _DRIVER_LOGGERS: Final = ("psycopg", "psycopg_pool")
 
@@ -117,82 +113,19 @@ def _emit(args: argparse.Namespace, payload: Mapping[str, Any], lines: Sequence[
 # --- database and configuration -----------------------------------------------------------
 
 
-# key=value pairs whose key mentions a password (libpq keyword strings, URL query strings):
-# a quoted value may hold spaces and escaped quotes (libpq's rules), anything else runs to the
-# next space or "&".
-_PASSWORD_PAIR: Final = re.compile(
-    r"(?i)(\b[a-z_]*pass[a-z_]*\s*=\s*)(?:'(?:[^'\\]|\\.)*'?|[^\s&]*)"
-)
-
-
-def redact_database_url(url: str) -> str:
-    """Return ``url`` (a database URL or a libpq keyword string) without any password.
-
-    Never fails, whatever the text: a URL too broken to parse is redacted all the same. The
-    user-info part loses everything after its first ``:``; every ``...pass...=VALUE`` pair (as
-    in ``password=``, ``sslpassword=``, ``passfile=``) loses its value.
-    """
-    scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest:
-        # The last "@" ends the user info (a raw "@" in a password is common): everything
-        # before it that follows a ":" is the password, whatever else it contains.
-        userinfo, _, after = rest.rpartition("@")
-        user, colon, _password = userinfo.partition(":")
-        rest = f"{user}{':***' if colon else ''}@{after}"
-    return _PASSWORD_PAIR.sub(r"\g<1>***", f"{scheme}{sep}{rest}")
-
-
-_redacted = redact_database_url
-
-
-def sqlite_path(url: str) -> str | None:
-    """Return the file path of an ``sqlite:///PATH`` URL, None for another scheme.
-
-    Raises:
-        UsageError: an ``sqlite:`` URL without a path.
-    """
-    if not url.startswith("sqlite:"):
-        return None
-    if not url.startswith("sqlite:///") or len(url) == len("sqlite:///"):
-        raise UsageError(
-            f"--db: {url!r} is not sqlite:///PATH (relative) or sqlite:////PATH (absolute)"
-        )
-    return url[len("sqlite:///") :]
-
-
 def open_store(url: str) -> Store:
-    """Open (and migrate) the store at ``url``: ``sqlite:///PATH`` or ``postgresql://...``.
+    """:func:`authcore.backends.open_store`, with its failures as one-line command errors.
 
     Raises:
         UsageError: the URL is not one of the supported forms.
         CommandError: the database cannot be opened or reached.
     """
-    path = sqlite_path(url)
     try:
-        if path is not None:
-            # Imported on use: each backend pulls in its own driver.
-            from authcore.backends.sqlite import SQLiteStore  # noqa: PLC0415 - see above
-
-            return SQLiteStore(path)
-        if url.startswith(("postgresql://", "postgres://")):
-            from authcore.backends.postgres import PostgresStore  # noqa: PLC0415 - optional extra
-
-            return PostgresStore(url)
+        return backends.open_store(url)
+    except ConfigurationError as exc:
+        raise UsageError(f"--db: {exc.detail}") from None
     except UnavailableError as exc:
-        raise CommandError(
-            f"database {_redacted(url)} is unavailable ({exc.detail or 'no detail'})"
-        ) from None
-    except ImportError as exc:
-        raise CommandError(
-            f"the backend for {_redacted(url)} is not installed ({exc.name})"
-        ) from None
-    scheme, colon, _ = url.partition(":")
-    shown = f" {scheme!r}" if colon and re.fullmatch(r"[a-z][a-z0-9+.-]{0,19}", scheme) else ""
-    # Only a scheme is ever echoed: the rest may be a keyword string with a password in it.
-    raise UsageError(
-        f"--db: unsupported database URL scheme{shown} "
-        "(use sqlite:///PATH or postgresql://USER@HOST/DB)"
-    )
+        raise CommandError(exc.detail or "the database is unavailable") from None
 
 
 @contextlib.contextmanager
@@ -206,81 +139,11 @@ def _store(args: argparse.Namespace) -> Iterator[Store]:
             close()
 
 
-def _dev_secrets_path(db_url: str) -> str:
-    path = sqlite_path(db_url)
-    directory = os.path.dirname(os.path.abspath(path)) if path is not None else os.getcwd()
-    return os.path.join(directory, DEV_SECRETS_FILE)
-
-
-def _read_dev_secrets(path: str) -> str:
-    """Read the development secrets file, if it is safe to trust.
-
-    Opened without following a symlink, then checked on the open descriptor (no race between
-    the check and the read): a regular file, owned by this user, readable and writable by this
-    user only (mode 0600).
-
-    Raises:
-        UsageError: the file is a symlink, not a regular file, someone else's, readable or
-            writable by others, too large or not UTF-8; one line naming the file.
-    """
-    refuse = f"refusing the development secrets file {path}"
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        # ELOOP: the last component is a symlink, which O_NOFOLLOW refuses to open.
-        reason = "it is a symlink" if os.path.islink(path) else exc.strerror
-        raise UsageError(f"{refuse}: {reason}") from None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise UsageError(f"{refuse}: not a regular file")
-        if info.st_uid != os.getuid():
-            raise UsageError(f"{refuse}: owned by another user (uid {info.st_uid})")
-        mode = stat.S_IMODE(info.st_mode)
-        if mode != 0o600:
-            raise UsageError(f"{refuse}: mode {mode:04o}, expected 0600 (chmod 600 {path})")
-        raw = handle.read(_MAX_DEV_SECRETS_BYTES + 1)
-    if len(raw) > _MAX_DEV_SECRETS_BYTES:
-        raise UsageError(f"{refuse}: larger than {_MAX_DEV_SECRETS_BYTES} bytes")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"{refuse}: not UTF-8") from None
-
-
-def _load_dev_config(db_url: str, environ: Mapping[str, str]) -> Config:
-    """Read the development secrets next to the database, creating them on first use.
-
-    Raises:
-        UsageError: an existing file that is not safe to trust (see :func:`_read_dev_secrets`).
-        CommandError: the file cannot be created.
-    """
-    path = _dev_secrets_path(db_url)
-    try:
-        # O_EXCL: never overwrite a file someone else created (nor follow a symlink to one);
-        # 0600: only this user reads it.
-        fd = os.open(
-            path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
-        )
-    except FileExistsError:
-        text = _read_dev_secrets(path)
-        _note(f"no --config given: using the development JWT secrets in {path}")
-    except OSError as exc:
-        raise CommandError(f"cannot create {path}: {exc.strerror}") from None
-    else:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            # Exactly 0600 whatever the umask, so the check on the next read passes.
-            os.fchmod(handle.fileno(), 0o600)
-            handle.write(render_dev_config(_DEV_KID, Secret(_random.token_urlsafe(48))))
-        text = _read_dev_secrets(path)
-        _note(f"no --config given: created development JWT secrets in {path} (do not deploy)")
-    return parse_config(text, environ=environ, origin=f"config file {path}")
-
-
 def _config(args: argparse.Namespace) -> Config:
-    if args.config:
-        return load_config(args.config, environ=os.environ)
-    return _load_dev_config(args.db, os.environ)
+    try:
+        return backends.resolve_config(args.config, args.db, environ=os.environ, note=_note)
+    except ConfigurationError as exc:
+        raise UsageError(exc.detail or exc.message) from None
 
 
 # --- argument types ---------------------------------------------------------------------------
@@ -362,7 +225,8 @@ def _now() -> float:
 def cmd_init(args: argparse.Namespace) -> int:
     with _store(args):
         pass
-    _emit(args, {"db": _redacted(args.db)}, [f"initialized {_redacted(args.db)}"])
+    shown = redact_database_url(args.db)
+    _emit(args, {"db": shown}, [f"initialized {shown}"])
     return 0
 
 
@@ -591,16 +455,36 @@ def cmd_audit_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    # The servers import Starlette and uvicorn: only the commands that run them pay for that.
-    from authcore.demo.runner import run_servers  # noqa: PLC0415 - see above
+@contextlib.contextmanager
+def _connected(args: argparse.Namespace) -> Iterator[backends.Auth]:
+    """The servers' wiring: :func:`authcore.backends.connect`, as a user's own app gets it."""
+    try:
+        auth = backends.connect(args.db, config=args.config, note=_note)
+    except ConfigurationError as exc:
+        raise UsageError(exc.detail or exc.message) from None
+    except UnavailableError as exc:
+        raise CommandError(exc.detail or "the database is unavailable") from None
+    try:
+        yield auth
+    finally:
+        auth.close()
 
-    trusted = _trusted_proxies(args)  # before _config: a bad value creates no secrets file
-    config = _config(args)
-    with _store(args) as store:
-        run_servers(
-            store,
-            config,
+
+def _run_servers(auth: backends.Auth, **options: Any) -> None:
+    # The servers import Starlette and uvicorn: only the commands that run them pay for that.
+    from authcore.demo.runner import ServeError, run_servers  # noqa: PLC0415 - see above
+
+    try:
+        run_servers(auth, **options)
+    except ServeError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    trusted = _trusted_proxies(args)  # before connecting: a bad value creates no secrets file
+    with _connected(args) as auth:
+        _run_servers(
+            auth,
             api=(args.host, args.port),
             dashboard=None,
             api_url=None,
@@ -611,15 +495,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    # The servers import Starlette and uvicorn: only the commands that run them pay for that.
-    from authcore.demo.runner import run_servers  # noqa: PLC0415 - see above
-
-    trusted = _trusted_proxies(args)  # before _config: a bad value creates no secrets file
-    config = _config(args)
-    with _store(args) as store:
-        run_servers(
-            store,
-            config,
+    trusted = _trusted_proxies(args)  # before connecting: a bad value creates no secrets file
+    with _connected(args) as auth:
+        _run_servers(
+            auth,
             api=None,
             dashboard=(args.host, args.port),
             api_url=args.api_url,
@@ -632,22 +511,20 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from authcore.demo.runner import prepare_demo, run_servers  # noqa: PLC0415 - as in serve
+    from authcore.demo.runner import prepare_demo  # noqa: PLC0415 - as in serve
 
-    trusted = _trusted_proxies(args)  # before _config: a bad value creates no secrets file
-    config = _config(args)
+    trusted = _trusted_proxies(args)  # before connecting: a bad value creates no secrets file
     api_url = f"http://{args.host}:{args.api_port}"
-    with _store(args) as store:
-        setup = prepare_demo(store, now=_now())
+    with _connected(args) as auth:
+        setup = prepare_demo(auth.store, now=_now())
         banner = setup.banner(api_url, f"http://{args.host}:{args.dashboard_port}")
 
         def announce() -> None:
             sys.stdout.write(banner)
             sys.stdout.flush()
 
-        run_servers(
-            store,
-            config,
+        _run_servers(
+            auth,
             api=(args.host, args.api_port),
             dashboard=(args.host, args.dashboard_port),
             api_url=api_url,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Final, NamedTuple, Protocol
+from typing import Final, NamedTuple, Protocol, runtime_checkable
 
 import attrs
 
@@ -44,6 +44,7 @@ __all__ = [
     "ErrorHook",
     "Gate",
     "RequestMetrics",
+    "RouteGroups",
     "RouteTable",
     "answer_error",
     "rate_limit_header_bytes",
@@ -100,6 +101,19 @@ _SOURCE_OF_KIND: Final = {
     CredentialKind.PORTAL_TOKEN: "portal_session",
     CredentialKind.JWT: "jwt",
 }
+
+
+@runtime_checkable
+class RouteGroups(Protocol):
+    """What knows a service's route groups: the default authenticator and the others by
+    path prefix (:class:`authcore.backends.Auth`). Adapters accept it where they take an
+    authenticator."""
+
+    @property
+    def authenticator(self) -> Authenticator: ...
+
+    @property
+    def groups(self) -> Mapping[str, Authenticator]: ...
 
 
 # A dot segment or an empty segment: such a path is never public by prefix (fail closed, as a

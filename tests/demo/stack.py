@@ -18,6 +18,7 @@ from pathlib import Path
 import attrs
 import httpx
 
+from authcore.backends import Auth
 from authcore.backends.sqlite import SQLiteStore
 from authcore.config import Config, parse_config
 from authcore.demo.runner import API_PERMISSIONS, build_api, build_dashboard
@@ -120,8 +121,8 @@ def demo_stack(tmp_path: Path) -> Iterator[Stack]:
         assert created is not None
         user_id = f"user-{suffix}"
         store.add_dashboard_user(user_id, org_id, hash_password(PASSWORD), list(API_PERMISSIONS))
-        with serve(build_api(store, config)) as api_url:
-            dashboard = build_dashboard(store, config, api_url)
+        with serve(build_api(Auth.wire(store, config))) as api_url:
+            dashboard = build_dashboard(Auth.wire(store, config), api_url)
             with serve(dashboard) as dashboard_url:
                 yield Stack(
                     store=store,

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from authcore.backends import Auth
 from authcore.backends.sqlite import SQLiteStore
 from authcore.config import Config
 from authcore.demo.runner import API_PERMISSIONS, build_api, build_dashboard
@@ -56,8 +57,8 @@ def servers(store: SQLiteStore, config: Config) -> Iterator[tuple[str, str]]:
     now = time.time()
     store.create_workspace("acme", org_id="org_acme", now=now, actor=OPERATOR_ACTOR)
     store.add_dashboard_user(USER_ID, "org_acme", hash_password(PASSWORD), list(API_PERMISSIONS))
-    with serve(build_api(store, config)) as api_url:
-        dashboard = build_dashboard(store, config, api_url)
+    with serve(build_api(Auth.wire(store, config))) as api_url:
+        dashboard = build_dashboard(Auth.wire(store, config), api_url)
         with serve(dashboard) as dashboard_url:
             yield api_url, dashboard_url
 

@@ -9,6 +9,7 @@ import attrs
 import httpx
 import pytest
 
+from authcore.backends import Auth
 from authcore.backends.sqlite import SQLiteStore
 from authcore.config import Config
 from authcore.demo.runner import API_PERMISSIONS, build_api
@@ -49,7 +50,10 @@ def world(store: SQLiteStore, config: Config) -> Iterator[World]:
     admin_id, admin = _key(store, workspace.id, list(API_PERMISSIONS), "admin")
     _, reader = _key(store, workspace.id, ["keys.read"], "reader")
     other_id, _ = _key(store, other.id, ["*"], "other")
-    with serve(build_api(store, config)) as url, httpx.Client(base_url=url, timeout=10) as client:
+    with (
+        serve(build_api(Auth.wire(store, config))) as url,
+        httpx.Client(base_url=url, timeout=10) as client,
+    ):
         yield World(client, config, workspace.id, other.id, admin, admin_id, reader, other_id)
 
 

@@ -8,11 +8,12 @@ declared once here; :func:`make_gate` turns them into the gate, with bugs logged
 
 from __future__ import annotations
 
+import atexit
 import logging
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
-from typing import Final, TypedDict, TypeVar
+from typing import Final, Protocol, TypedDict, TypeVar, runtime_checkable
 
 import attrs
 
@@ -23,6 +24,7 @@ from authcore.gate import (
     ErrorHook,
     Gate,
     RequestMetrics,
+    RouteGroups,
     RouteTable,
     answer_error,
 )
@@ -32,12 +34,16 @@ __all__ = [
     "PUBLIC_MARKER",
     "ErrorHook",
     "GateOptions",
+    "GateSource",
+    "Lifecycle",
     "RouteTable",
     "is_marked_public",
+    "lifecycle_of",
     "log_unexpected",
     "make_gate",
     "public",
     "safe_response",
+    "start_with_process",
 ]
 
 logger = logging.getLogger("authcore.adapters")
@@ -84,19 +90,61 @@ def log_unexpected(exc: BaseException, where: str) -> None:
     logger.error("authcore: unexpected %s in %s\n%s", type(exc).__name__, where, frames)
 
 
-def make_gate(authenticator: Authenticator | Gate, options: GateOptions) -> Gate:
+#: What an adapter takes: an authenticator (with keyword options), route groups such as
+#: :class:`authcore.backends.Auth` (the same), or a ready gate.
+GateSource = Authenticator | Gate | RouteGroups
+
+
+@runtime_checkable
+class Lifecycle(Protocol):
+    """Something that runs with the app: started before it serves, closed after
+    (:class:`authcore.backends.Auth`: the Redis subscriber, pools and connections)."""
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    async def astart(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+def lifecycle_of(source: object) -> Lifecycle | None:
+    """Return ``source`` if it has a lifecycle the adapter must drive, else None."""
+    return source if isinstance(source, Lifecycle) else None
+
+
+def start_with_process(lifecycle: Lifecycle | None) -> None:
+    """For WSGI and Flask, which have no lifespan: start now, close when the process exits."""
+    if lifecycle is not None:
+        lifecycle.start()
+        atexit.register(lifecycle.close)
+
+
+def make_gate(authenticator: GateSource, options: GateOptions) -> Gate:
     """Return the gate for an adapter: ``authenticator`` with ``options``, or a ready gate.
+
+    Route groups (an :class:`authcore.backends.Auth`) give the default authenticator and the
+    ``groups``; a ``groups`` option replaces theirs.
 
     Raises:
         ConfigurationError: an invalid prefix or authenticator, or options beside a ready gate.
     """
+    if not isinstance(authenticator, Authenticator | Gate) and isinstance(
+        authenticator, RouteGroups
+    ):
+        merged = GateOptions(**options)
+        merged.setdefault("groups", authenticator.groups)
+        return make_gate(authenticator.authenticator, merged)
     if isinstance(authenticator, Gate):
         if options:
             raise ConfigurationError("give the options to Gate.build, not beside a Gate")
         gate = authenticator
         return gate if gate.on_bug is not None else attrs.evolve(gate, on_bug=log_unexpected)
     if not isinstance(authenticator, Authenticator):
-        raise ConfigurationError("expected an authcore.flow.Authenticator or authcore.gate.Gate")
+        raise ConfigurationError(
+            "expected an authcore.flow.Authenticator, an authcore.backends.Auth or a Gate"
+        )
     return Gate.build(
         authenticator,
         groups=options.get("groups"),

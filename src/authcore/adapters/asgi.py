@@ -29,7 +29,13 @@ from typing import Any, Final
 
 from typing_extensions import Unpack
 
-from authcore.adapters._common import GateOptions, make_gate
+from authcore.adapters._common import (
+    GateOptions,
+    GateSource,
+    Lifecycle,
+    lifecycle_of,
+    make_gate,
+)
 from authcore.errors import AuthcoreError
 from authcore.flow import Authenticated, Authenticator
 from authcore.gate import Gate, rate_limit_header_bytes
@@ -205,10 +211,11 @@ class AuthMiddleware:
     """Authenticate every ``http`` and ``websocket`` request before ``app`` sees it.
 
     ``authenticator`` is the default route group's :class:`~authcore.flow.Authenticator`
-    with the keyword options of :class:`~authcore.adapters._common.GateOptions`, or a ready
-    :class:`~authcore.gate.Gate`. Requests for which ``is_public(scope)`` is true skip
-    authentication too (the Starlette helpers use it for route-level
-    :func:`~authcore.adapters.starlette.public` markers).
+    with the keyword options of :class:`~authcore.adapters._common.GateOptions`, an
+    :class:`authcore.backends.Auth` (its route groups; it is started and closed with the
+    app's lifespan), or a ready :class:`~authcore.gate.Gate`. Requests for which
+    ``is_public(scope)`` is true skip authentication too (the Starlette helpers use it for
+    route-level :func:`~authcore.adapters.starlette.public` markers).
 
     Raises:
         ConfigurationError: an invalid prefix or authenticator (at construction).
@@ -217,14 +224,17 @@ class AuthMiddleware:
     def __init__(
         self,
         app: ASGIApp,
-        authenticator: Authenticator | Gate,
+        authenticator: GateSource,
         *,
         is_public: Callable[[Scope], bool] | None = None,
+        lifecycle: Lifecycle | None = None,
         **options: Unpack[GateOptions],
     ) -> None:
         self.app = app
         self.gate = make_gate(authenticator, options)
         self._is_public = is_public
+        # An Auth from authcore.backends.connect() starts and closes with the app's lifespan.
+        self._lifecycle = lifecycle if lifecycle is not None else lifecycle_of(authenticator)
 
     @property
     def routes(self) -> Any:
@@ -291,9 +301,30 @@ class AuthMiddleware:
         if kind == "websocket":
             await self._websocket(scope, receive, send)
         elif kind == "lifespan":
-            await self.app(scope, receive, send)
+            if self._lifecycle is None:
+                await self.app(scope, receive, send)
+            else:
+                await self._lifespan(self._lifecycle, scope, receive, send)
         else:
             raise ValueError(f"authcore: refusing unknown ASGI scope type {kind!r}")
+
+    async def _lifespan(
+        self, lifecycle: Lifecycle, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """Start ``lifecycle`` before the app's startup, close it after the app's shutdown."""
+
+        async def receive_starting() -> Message:
+            message = await receive()
+            if message.get("type") == "lifespan.startup":
+                await lifecycle.astart()
+            return message
+
+        async def send_closing(message: Message) -> None:
+            if message.get("type") in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                await lifecycle.aclose()
+            await send(message)
+
+        await self.app(scope, receive_starting, send_closing)
 
     def _authenticator(self, scope: Scope) -> Authenticator | None:
         authenticator = self.gate.route(

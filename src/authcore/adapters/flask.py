@@ -30,7 +30,15 @@ from flask import Flask, Response, has_request_context, request
 from typing_extensions import Unpack
 from werkzeug.local import LocalProxy
 
-from authcore.adapters._common import GateOptions, is_marked_public, make_gate, public
+from authcore.adapters._common import (
+    GateOptions,
+    GateSource,
+    is_marked_public,
+    lifecycle_of,
+    make_gate,
+    public,
+    start_with_process,
+)
 from authcore.adapters.wsgi import admit_environ
 from authcore.errors import AuthcoreError, ConfigurationError, PrincipalMissingError
 from authcore.flow import Authenticator
@@ -130,7 +138,7 @@ class AuthCore:
     def __init__(
         self,
         app: Flask | None = None,
-        authenticator: Authenticator | Gate | None = None,
+        authenticator: GateSource | None = None,
         **options: Unpack[GateOptions],
     ) -> None:
         self.authenticator = authenticator
@@ -153,6 +161,7 @@ class AuthCore:
         if self.authenticator is None:
             raise ConfigurationError("AuthCore needs an authenticator")
         self.gate = make_gate(self.authenticator, self._options)
+        start_with_process(lifecycle_of(self.authenticator))
         app.extensions[_EXTENSION] = self
         app.before_request(self._authenticate)
         app.after_request(self._add_headers)

@@ -30,15 +30,15 @@ from authcore import session
 from authcore.adapters._common import (
     ErrorHook,
     GateOptions,
+    GateSource,
     is_marked_public,
+    lifecycle_of,
     make_gate,
     public,
     safe_response,
 )
 from authcore.adapters.asgi import AuthMiddleware
 from authcore.errors import AuthcoreError
-from authcore.flow import Authenticator
-from authcore.gate import Gate
 from authcore.permissions import Query, as_query
 from authcore.principal import Principal
 from authcore.responses import HTTPResponse
@@ -170,20 +170,26 @@ def public_endpoints(app: _HasRoutes) -> Callable[[Scope], bool]:
 
 def install_auth(
     app: _StarletteApp,
-    authenticator: Authenticator | Gate,
+    authenticator: GateSource,
     **options: Unpack[GateOptions],
 ) -> None:
     """Add the auth middleware to a Starlette or FastAPI ``app``, with its error handlers.
 
     Endpoints marked with :func:`public` skip authentication; the options are those of
-    :class:`~authcore.adapters.asgi.AuthMiddleware`.
+    :class:`~authcore.adapters.asgi.AuthMiddleware`. An :class:`authcore.backends.Auth`
+    starts and closes with the app's lifespan.
 
     Raises:
         ConfigurationError: an invalid prefix or authenticator.
     """
     # Validate now, at start-up, rather than when Starlette builds its middleware stack.
     gate = make_gate(authenticator, options)
-    app.add_middleware(AuthMiddleware, authenticator=gate, is_public=public_endpoints(app))
+    app.add_middleware(
+        AuthMiddleware,
+        authenticator=gate,
+        is_public=public_endpoints(app),
+        lifecycle=lifecycle_of(authenticator),
+    )
     install_error_handlers(app, realm=gate.routes.default.settings.realm, on_error=gate.on_error)
 
 

@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING
 
 from typing_extensions import Unpack
 
-from authcore.adapters._common import GateOptions, make_gate
+from authcore.adapters._common import (
+    GateOptions,
+    GateSource,
+    lifecycle_of,
+    make_gate,
+    start_with_process,
+)
 from authcore.errors import AuthcoreError
 from authcore.flow import Authenticated, Authenticator
 from authcore.gate import Gate
@@ -167,7 +173,8 @@ class AuthMiddleware:
     """Authenticate every request before the WSGI ``app`` sees it.
 
     Options as for :class:`authcore.adapters.asgi.AuthMiddleware`; ``is_public(environ)`` may
-    mark more requests public.
+    mark more requests public. WSGI has no lifespan: an :class:`authcore.backends.Auth` is
+    started here and closed when the process exits (``atexit``).
 
     Raises:
         ConfigurationError: an invalid prefix or authenticator (at construction).
@@ -176,7 +183,7 @@ class AuthMiddleware:
     def __init__(
         self,
         app: WSGIApplication,
-        authenticator: Authenticator | Gate,
+        authenticator: GateSource,
         *,
         is_public: Callable[[WSGIEnvironment], bool] | None = None,
         **options: Unpack[GateOptions],
@@ -184,6 +191,7 @@ class AuthMiddleware:
         self.app = app
         self.gate = make_gate(authenticator, options)
         self._is_public = is_public
+        start_with_process(lifecycle_of(authenticator))
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Run one request."""

@@ -19,20 +19,16 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
 
 import attrs
 import uvicorn
 from starlette.applications import Starlette
 
 from authcore.adapters.proxy import DashboardProxy
-from authcore.backends.cache import CachedStore, VerifiedTokenCache
-from authcore.backends.memory import MemoryRateLimiter
-from authcore.cli import OTHER_PROCESSES_MAY_ACCEPT_FOR, CommandError
-from authcore.config import Config
+from authcore.backends import Auth
 from authcore.demo._http import MAX_BODY_BYTES
 from authcore.demo.dashboard import DashboardSessions, StoreWorkspaceResolver, create_dashboard
-from authcore.demo.service import create_app
+from authcore.demo.service import app_for
 from authcore.passwords import hash_password
 from authcore.proxy import ProxyConfig
 from authcore.ratelimit import RateLimitPolicy
@@ -41,6 +37,7 @@ from authcore.store import OPERATOR_ACTOR, AsyncStore, Store
 __all__ = [
     "API_PERMISSIONS",
     "DemoSetup",
+    "ServeError",
     "build_api",
     "build_dashboard",
     "prepare_demo",
@@ -59,33 +56,32 @@ API_PERMISSIONS: tuple[str, ...] = (
 )
 
 
-def build_api(store: Any, config: Config, *, clock: Callable[[], float] = time.time) -> Starlette:
-    """Return the example API for ``store`` (sync+async store) and ``config``'s keyring."""
-    # The TTL is the bound `authcore keys revoke` and `portal revoke-session` print: how long
-    # this process may keep accepting a credential revoked by another process.
-    cached: Any = CachedStore(store, ttl=float(OTHER_PROCESSES_MAY_ACCEPT_FOR))
-    return create_app(
-        cached,
-        keyring=config.jwt.verifying_keyring(),
-        limiter=MemoryRateLimiter(),
-        token_cache=VerifiedTokenCache(),
-        clock=clock,
-    )
+class ServeError(Exception):
+    """A server cannot start (its address cannot be bound); the message is one line."""
+
+
+def build_api(auth: Auth, *, own_lifecycle: bool = True) -> Starlette:
+    """Return the example API over ``auth`` (:func:`authcore.backends.connect`, or
+    :meth:`Auth.wire <authcore.backends.Auth.wire>` for a store already open); see
+    :func:`authcore.demo.service.app_for` for ``own_lifecycle``."""
+    return app_for(auth, own_lifecycle=own_lifecycle)
 
 
 def build_dashboard(
-    store: AsyncStore,
-    config: Config,
+    auth: Auth,
     api_url: str,
     *,
     secure_cookies: bool | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Starlette:
-    """Return the dashboard, proxying ``/proxy/v1/...`` to the API at ``api_url``.
+    """Return the dashboard over ``auth``'s store and keyring, proxying ``/proxy/v1/...`` to
+    the API at ``api_url``.
 
     Raises:
         ConfigurationError: ``api_url`` is not a bare origin, or there is no signing kid.
     """
+    store: AsyncStore = auth.store
+    config = auth.config
     sessions = DashboardSessions(clock=clock)
     proxy = DashboardProxy(
         ProxyConfig(
@@ -212,26 +208,25 @@ def _listen(host: str, port: int) -> socket.socket:
     """Bind and listen on ``host:port`` before uvicorn starts, to report a taken port cleanly.
 
     Raises:
-        CommandError: the address cannot be resolved or bound.
+        ServeError: the address cannot be resolved or bound.
     """
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
         sock = socket.socket(family, kind, proto)
     except OSError as exc:
-        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
         sock.listen(2048)
     except OSError as exc:
         sock.close()
-        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     return sock
 
 
 def run_servers(
-    store: Any,
-    config: Config,
+    auth: Auth,
     *,
     api: tuple[str, int] | None,
     dashboard: tuple[str, int] | None,
@@ -239,23 +234,25 @@ def run_servers(
     trusted_proxies: Sequence[str] = (),
     on_ready: Callable[[], None] | None = None,
 ) -> None:
-    """Run the API and/or the dashboard under uvicorn until interrupted (SIGINT, SIGTERM).
+    """Run the API and/or the dashboard over ``auth`` under uvicorn until interrupted.
 
     ``trusted_proxies`` (IP addresses or networks) are the reverse proxies whose
     ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are believed; with none (the default) the
     client is the connection's peer, whatever the headers say. ``on_ready`` is called once all
-    servers accept connections.
+    servers accept connections. SIGINT and SIGTERM stop them gracefully.
 
     Raises:
-        CommandError: an address cannot be bound (for example, the port is taken).
+        ServeError: an address cannot be bound (for example, the port is taken).
     """
     apps: list[tuple[Starlette, tuple[str, int]]] = []
     if api is not None:
-        apps.append((build_api(store, config), api))
+        # One Auth behind both servers: started here, closed by the caller, not by one app.
+        apps.append((build_api(auth, own_lifecycle=False), api))
     if dashboard is not None:
         if api_url is None:
             raise ValueError("the dashboard needs the API's URL")
-        apps.append((build_dashboard(store, config, api_url), dashboard))
+        apps.append((build_dashboard(auth, api_url), dashboard))
+    auth.start()
     servers: list[tuple[_Server, socket.socket]] = []
     try:
         for app, (host, port) in apps:

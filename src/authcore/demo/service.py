@@ -40,9 +40,10 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
+import attrs
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -51,6 +52,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from authcore.adapters.starlette import install_auth, principal_from
+from authcore.backends import Auth
 from authcore.credentials import (
     DEFAULT_PORTAL_COOKIE,
     CredentialPolicy,
@@ -74,6 +76,7 @@ from authcore.demo._http import (
 )
 from authcore.errors import ClientError, CrossSiteRequestError, PermissionDeniedError
 from authcore.flow import AsyncBackends, Authenticator, Settings
+from authcore.gate import RouteGroups
 from authcore.keyring import Keyring
 from authcore.names import check_name
 from authcore.permissions import MAX_GRANTS, PermissionSet
@@ -89,7 +92,7 @@ from authcore.store import (
 )
 from authcore.tokens import digest, generate_id
 
-__all__ = ["PORTAL_COOKIE_PATH", "PORTAL_PREFIX", "create_app"]
+__all__ = ["PORTAL_COOKIE_PATH", "PORTAL_PREFIX", "app_for", "create_app"]
 
 _MAX_RENDERED: Final = 1024
 
@@ -470,20 +473,70 @@ def create_app(
         clock=clock,
         abackends=backends,
     )
-    portal_policy = CredentialPolicy.portal(allowed_origins=portal_origins)
     portal = Authenticator(
         Settings(
-            credentials=portal_policy,
+            credentials=CredentialPolicy.portal(allowed_origins=portal_origins),
             default_rate_limit=default_rate_limit,
             realm="portal",
         ),
         clock=clock,
         abackends=backends,
     )
+    return _build(
+        store,
+        api,
+        portal,
+        gate_source=None,
+        secure_cookies=secure_cookies,
+        body_timeout=body_timeout,
+    )
+
+
+def app_for(
+    auth: Auth,
+    *,
+    secure_cookies: bool | None = None,
+    body_timeout: float = BODY_TIMEOUT,
+    own_lifecycle: bool = True,
+) -> Starlette:
+    """Return the example API wired by :func:`authcore.backends.connect` (what ``authcore
+    serve`` runs): its store, route groups and limiter. With ``own_lifecycle`` the app starts
+    and closes ``auth`` with its lifespan; without, the caller does (several apps, one Auth).
+
+    Raises:
+        ConfigurationError: an invalid setting.
+    """
+    return _build(
+        auth.store,
+        auth.api,
+        auth.portal,
+        gate_source=auth if own_lifecycle else _Groups(auth.api, auth.groups),
+        secure_cookies=secure_cookies,
+        body_timeout=body_timeout,
+    )
+
+
+@attrs.frozen
+class _Groups:
+    """Route groups without a lifecycle (the caller starts and closes the Auth)."""
+
+    authenticator: Authenticator
+    groups: Mapping[str, Authenticator]
+
+
+def _build(
+    store: AsyncStore,
+    api: Authenticator,
+    portal: Authenticator,
+    *,
+    gate_source: RouteGroups | None,
+    secure_cookies: bool | None,
+    body_timeout: float,
+) -> Starlette:
     service = _Service(
         store,
-        clock,
-        portal_policy=portal_policy,
+        api.clock,
+        portal_policy=portal.settings.credentials,
         secure_cookies=secure_cookies,
         body_timeout=body_timeout,
     )
@@ -518,10 +571,9 @@ def create_app(
     app.router.redirect_slashes = False
     # Steps 1-4 for every route but the public ones; the portal group accepts only portal
     # sessions, the rest only root keys and JWTs. Also answers AuthcoreErrors from handlers.
-    install_auth(
-        app,
-        api,
-        groups={PORTAL_PREFIX: portal},
-        public_paths=["/healthz", "/portal/exchange"],
-    )
+    public = ["/healthz", "/portal/exchange"]
+    if gate_source is None:
+        install_auth(app, api, groups={PORTAL_PREFIX: portal}, public_paths=public)
+    else:
+        install_auth(app, gate_source, public_paths=public)
     return app
