@@ -61,3 +61,15 @@ def test_the_installed_distribution_declares_the_same_range() -> None:
 def test_this_interpreter_is_one_the_package_declares() -> None:
     # Every run of the suite, on any venv `make test` builds, is on a declared version.
     assert sys.version_info[:2] in MAKE_PYTHONS
+
+
+def test_the_c_accelerators_the_extras_name_are_the_ones_in_use() -> None:
+    # The extras ask for psycopg[binary], redis[hiredis] and httptools: on every Python that
+    # `make test` runs, each must install as a wheel that loads, not fall back to pure Python.
+    import httptools  # noqa: F401 - importing is the check
+    import psycopg
+    import redis.utils
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol  # noqa: F401 - same
+
+    assert psycopg.pq.__impl__ == "binary"
+    assert redis.utils.HIREDIS_AVAILABLE
