@@ -102,3 +102,26 @@ def test_anything_but_a_python_3_version_is_a_usage_error(tmp_path: Path, argume
     code, out, err = run(argument, [], tmp_path)
     assert (code, out) == (2, "")
     assert err.startswith("usage:")
+
+
+@pytest.mark.parametrize("ci", [False, True], ids=["local", "ci"])
+def test_make_skips_a_missing_python_with_the_reason_and_ci_fails(ci: bool) -> None:
+    # The Makefile's own wiring, for a version no machine has: nothing is installed or run.
+    env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL"}}
+    env["CI"] = "true" if ci else ""
+    result = subprocess.run(
+        ["make", "--no-print-directory", "pytest-python3.99"],
+        cwd=SCRIPT.parents[1],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    if ci:
+        assert result.returncode != 0
+        assert "FAILED (CI=true: a declared Python must run): Python 3.99" in result.stderr
+    else:
+        assert result.returncode == 0, result.stderr
+        assert "SKIPPED: Python 3.99 not found" in result.stderr
+    assert "== Python 3.99" not in result.stdout
