@@ -18,6 +18,7 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI
 
 from authcore import errors
+from authcore.adapters import fastapi as fastapi_adapter
 from authcore.adapters.fastapi import authenticated, problem_responses, require, secured
 from authcore.adapters.starlette import install_auth, public
 from authcore.credentials import CredentialPolicy
@@ -205,6 +206,23 @@ def test_every_refusal_class_is_documented_under_its_status() -> None:
         cls = getattr(errors, name)
         if cls.status in examples and cls not in not_refusals and cls.code != "bad_request":
             assert cls.code in examples[cls.status], name
+
+
+def test_problem_responses_are_fresh_copies() -> None:
+    first = problem_responses([401])
+    first[401]["headers"]["WWW-Authenticate"]["description"] = "changed"
+    assert problem_responses([401])[401]["headers"]["WWW-Authenticate"]["description"] != "changed"
+
+
+def test_all_names_exactly_the_public_api() -> None:
+    public = {
+        name
+        for name, value in vars(fastapi_adapter).items()
+        if not name.startswith("_")
+        and getattr(value, "__module__", None) == fastapi_adapter.__name__
+    }
+    assert set(fastapi_adapter.__all__) == public
+    assert fastapi_adapter.__all__ == sorted(fastapi_adapter.__all__)
 
 
 def test_problem_responses_refuse_a_status_authcore_never_answers() -> None:

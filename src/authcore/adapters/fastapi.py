@@ -23,6 +23,7 @@ not cover it fails closed (500), exactly like the Starlette dependency.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final, TypedDict
@@ -69,7 +70,7 @@ __all__ = [
     "secured",
 ]
 
-Dependency = Callable[..., Awaitable[Principal]]
+_Dependency = Callable[..., Awaitable[Principal]]
 
 _API: Final = CredentialPolicy.api()
 
@@ -141,7 +142,7 @@ def _schemes(policy: CredentialPolicy) -> tuple[_BearerScheme | _CookieScheme, .
 
 def _declaring_schemes(
     check: Callable[[HTTPConnection], Awaitable[Principal]], policy: CredentialPolicy
-) -> Dependency:
+) -> _Dependency:
     # FastAPI finds security schemes among a dependency's sub-dependencies and lists each as
     # one alternative of the operation's `security`; the result is ``check``'s.
     schemes = _schemes(policy)
@@ -168,7 +169,7 @@ def _declaring_schemes(
     return dependency_with_cookie
 
 
-def require(query: Query | str, *, credentials: CredentialPolicy | None = None) -> Dependency:
+def require(query: Query | str, *, credentials: CredentialPolicy | None = None) -> _Dependency:
     """Return a FastAPI dependency that yields the principal if it satisfies ``query``, and
     declares the security schemes of ``credentials`` (default: the API policy) in OpenAPI.
 
@@ -186,7 +187,7 @@ async def _principal(connection: HTTPConnection) -> Principal:
     return _starlette.principal_from(connection)
 
 
-def authenticated(*, credentials: CredentialPolicy | None = None) -> Dependency:
+def authenticated(*, credentials: CredentialPolicy | None = None) -> _Dependency:
     """Return a FastAPI dependency that yields the principal the middleware attached, and
     declares the security schemes of ``credentials`` (default: the API policy) in OpenAPI.
 
@@ -290,7 +291,8 @@ def problem_responses(
         }
         responses[status] = {
             "description": description,
-            "headers": _HEADERS[status],
+            # Copies: the caller (or FastAPI) may edit what it gets.
+            "headers": copy.deepcopy(_HEADERS[status]),
             "content": {
                 PROBLEM_CONTENT_TYPE: {
                     "schema": _problem_schema(status, errors),
