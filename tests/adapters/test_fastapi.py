@@ -142,8 +142,11 @@ async def test_the_cookie_name_comes_from_the_credential_policy() -> None:
         return {"workspace_id": principal.workspace_id}
 
     install_auth(app, world.api, public_paths=["/openapi.json"])
-    cookie = (await openapi(app))["components"]["securitySchemes"]["PortalCookie"]
+    schema = await openapi(app)
+    cookie = schema["components"]["securitySchemes"]["PortalCookie.acme_session"]
     assert (cookie["in"], cookie["name"]) == ("cookie", "acme_session")
+    operation = schema["paths"]["/portal/me"]["get"]
+    assert operation["security"] == [{"PortalToken": []}, {"PortalCookie.acme_session": []}]
 
 
 async def test_operations_document_401_403_and_429_as_problem_documents() -> None:

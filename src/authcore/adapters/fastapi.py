@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final, TypedDict
 
@@ -42,7 +43,7 @@ except ImportError as error:
 from starlette.requests import HTTPConnection
 
 from authcore.adapters import starlette as _starlette
-from authcore.credentials import CredentialKind, CredentialPolicy
+from authcore.credentials import DEFAULT_PORTAL_COOKIE, CredentialKind, CredentialPolicy
 from authcore.errors import (
     AuthcoreError,
     CredentialTooLargeError,
@@ -103,13 +104,20 @@ class _CookieScheme(SecurityBase):
         return None
 
 
-# Scheme names are derived from what the route accepts, so two policies that accept different
-# credentials never share a name (FastAPI keeps one definition per name).
+# Scheme names are derived from what the route accepts (FastAPI keeps one definition per name):
+# the credential kinds for Bearer, the cookie's name for a cookie other than the default.
 _BEARER_KINDS: Final = (
     (CredentialKind.ROOT_KEY, "RootKey", "a root key ({root}...)"),
     (CredentialKind.PORTAL_TOKEN, "PortalToken", "a portal session token ({portal}...)"),
     (CredentialKind.JWT, "JWT", "a JWT minted by the dashboard proxy"),
 )
+
+
+def _cookie_scheme_name(cookie: str) -> str:
+    if cookie == DEFAULT_PORTAL_COOKIE:
+        return "PortalCookie"
+    # OpenAPI 3.1 §4.8.7.1: component names match ^[a-zA-Z0-9.\-_]+$.
+    return "PortalCookie." + re.sub(r"[^A-Za-z0-9_-]", "-", cookie)
 
 
 def _schemes(policy: CredentialPolicy) -> tuple[_BearerScheme | _CookieScheme, ...]:
@@ -127,7 +135,7 @@ def _schemes(policy: CredentialPolicy) -> tuple[_BearerScheme | _CookieScheme, .
         schemes.append(
             _CookieScheme(
                 cookie=policy.portal_cookie,
-                scheme_name="PortalCookie",
+                scheme_name=_cookie_scheme_name(policy.portal_cookie),
                 description=(
                     "The portal session cookie (HttpOnly), set by the portal's code exchange. "
                     "State-changing requests must be same-origin."
