@@ -522,10 +522,34 @@ def test_verify_rejects_payload_that_is_not_json(kr: Keyring, payload: str) -> N
     assert invalid_detail(kr, raw_token(HEADER1, payload)) == "payload is not valid JSON"
 
 
-def test_verify_rejects_deeply_nested_payload() -> None:
+def _nested_claim(depth: int) -> str:
+    """Valid claims plus ``"x"``: lists nested so the payload nests ``depth`` deep in all."""
+    inner = depth - 1  # the payload object itself is one level
+    return json.dumps(valid_claims())[:-1] + ',"x":' + "[" * inner + "]" * inner + "}"
+
+
+# 1000 is a RecursionError in json on Python 3.11 but parses on 3.12; 2500 parses on 3.13.
+@pytest.mark.parametrize("depth", [33, 1000, 2500])
+def test_verify_rejects_deeply_nested_payload_on_every_python(depth: int) -> None:
     kr = make_keyring(settings=JWTSettings(max_token_bytes=16384))
-    payload = json.dumps(valid_claims())[:-1] + ',"x":' + "[" * 2500 + "]" * 2500 + "}"
-    assert invalid_detail(kr, raw_token(HEADER1, payload)) == "payload is not valid JSON"
+    token = raw_token(HEADER1, _nested_claim(depth))
+    assert invalid_detail(kr, token) == "payload is not valid JSON"
+
+
+def test_verify_reads_a_payload_nested_exactly_to_the_bound(kr: Keyring) -> None:
+    claims = kr.verify(raw_token(HEADER1, _nested_claim(32)), NOW)
+    assert claims.subject == valid_claims()["sub"]
+
+
+def test_verify_rejects_deeply_nested_header(kr: Keyring) -> None:
+    header = '{"alg":"HS256","kid":"k1","x":' + "{" * 40 + "}" * 40 + "}"
+    assert invalid_detail(kr, raw_token(header, valid_claims())) == "header is not valid JSON"
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting(kr: Keyring) -> None:
+    # 80 openers in all, but every one inside a string (an escaped quote keeps the string open).
+    claims = {**valid_claims(), "name": '\\"' + "[{" * 40}
+    assert kr.verify(raw_token(HEADER1, claims), NOW).name == claims["name"]
 
 
 @pytest.mark.parametrize(

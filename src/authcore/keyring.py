@@ -94,6 +94,12 @@ _MAX_WORKSPACE_ID: Final = 128
 _MAX_PERMISSION: Final = 128
 _MAX_JTI: Final = 128
 _MAX_NAME: Final = 256
+# JSON nesting we read. Our tokens nest two deep (an object holding a list). The bound is ours,
+# not the interpreter's: json's C scanner stops at a depth that follows the recursion limits,
+# and those moved between releases (a 1000-deep list is a RecursionError on 3.11 and parses on
+# 3.12; 2500 parses on 3.13), so leaning on RecursionError would make the answer to one token
+# depend on the Python version.
+_MAX_JSON_DEPTH: Final = 32
 
 
 def _positive_int(low: int, high: int) -> Callable[[object, attrs.Attribute[int], object], None]:
@@ -234,14 +240,51 @@ def _no_constant(name: str) -> NoReturn:
 _JSON: Final = json.JSONDecoder(object_pairs_hook=_unique_object, parse_constant=_no_constant)
 
 
+def _nests_deeper_than(text: str, limit: int) -> bool:
+    """True if arrays and objects in the JSON ``text`` nest more than ``limit`` deep.
+
+    Brackets inside strings do not count. Malformed text is left to the parser.
+    """
+    # Fewer openers than the limit cannot nest deeper: one C-speed count for every real token.
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
 def _parse_json_object(data: bytes, what: str) -> dict[str, Any]:
     try:
         # RFC 8259 §8.1: JSON exchanged between systems is UTF-8.
-        value = _JSON.decode(data.decode())
+        text = data.decode()
+    except UnicodeDecodeError:
+        _reject(f"{what} is not valid JSON")
+    # RFC 8259 §9: a parser may limit nesting; ours does, at one depth on every Python.
+    if _nests_deeper_than(text, _MAX_JSON_DEPTH):
+        _reject(f"{what} is not valid JSON")
+    try:
+        value = _JSON.decode(text)
     except _DuplicateMemberError:
         _reject(f"duplicate {what} member")
     except (ValueError, TypeError, RecursionError, OverflowError):
-        # ValueError covers bad UTF-8, bad JSON and ints over the 4300-digit conversion limit.
+        # ValueError covers bad JSON and ints over the 4300-digit conversion limit;
+        # RecursionError cannot happen under the depth bound, and is kept as a second wall.
         _reject(f"{what} is not valid JSON")
     if not isinstance(value, dict):
         _reject(f"{what} is not a JSON object")

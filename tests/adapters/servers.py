@@ -54,9 +54,14 @@ def serve_wsgi(app: Any) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{server.effective_port}"
     finally:
-        server.close()
+        # First the worker threads: a finishing task pulls the trigger to wake the loop.
         server.task_dispatcher.shutdown()
-        # Closing the listener and the trigger empties the loop's map once clients are gone.
-        for channel in list(server._map.values()):
-            channel.close()
+        # Then empty the loop's map, so that it ends at its next turn, wake it, and close the
+        # listener, the clients and the trigger only once it has ended. Closing them while
+        # the loop runs raced its select(), which then failed on a closed descriptor (EBADF).
+        channels = list(server._map.values())
+        server._map.clear()
+        server.trigger.pull_trigger()
         thread.join(_START_TIMEOUT)
+        for channel in channels:
+            channel.close()

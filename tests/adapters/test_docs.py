@@ -40,6 +40,17 @@ async def test_guide_samples_build_working_apps() -> None:
             assert allowed.status_code == 200, app
             assert "ws_docs" in allowed.text
 
+    transport = httpx.ASGITransport(app=ns["fastapi_app"])
+    async with httpx.AsyncClient(transport=transport, base_url="http://docs") as client:
+        schema = (await client.get("/openapi.json")).json()
+        assert (await client.get("/docs")).status_code == 200
+    keys, profile = schema["paths"]["/keys"]["get"], schema["paths"]["/portal/profile"]["get"]
+    assert keys["security"] == [{"RootKeyOrJWT": []}]
+    assert profile["security"] == [{"PortalToken": []}, {"PortalCookie": []}]
+    assert schema["components"]["securitySchemes"]["PortalCookie"]["name"] == "authcore_portal"
+    for operation in (keys, profile):
+        assert {"401", "403", "429"} <= set(operation["responses"])
+
     for wsgi in (ns["wsgi_app"], ns["flask_app"]):
         test_client = Client(wsgi)
         assert test_client.get("/keys").status_code == 401

@@ -34,6 +34,19 @@ async def test_fastapi_example_serves_health_publicly_and_keys_to_keys_read() ->
     assert 'error="insufficient_scope"' in denied.headers["www-authenticate"]
 
 
+async def test_fastapi_example_documents_the_bearer_scheme_and_refusals() -> None:
+    transport = httpx.ASGITransport(app=fastapi_app.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://example") as client:
+        docs = await client.get("/docs")
+        schema = (await client.get("/openapi.json")).json()
+    assert docs.status_code == 200
+    assert schema["components"]["securitySchemes"]["RootKeyOrJWT"]["scheme"] == "bearer"
+    keys = schema["paths"]["/keys"]["get"]
+    assert keys["security"] == [{"RootKeyOrJWT": []}]
+    assert {"401", "403", "429"} <= set(keys["responses"])
+    assert "security" not in schema["paths"]["/health"]["get"]
+
+
 def test_flask_example_serves_health_publicly_and_keys_to_keys_read() -> None:
     make_workspace(flask_app.store, "ws_flask")
     _, reader = issue_root_key(flask_app.store, "ws_flask", ["keys.read"], now=time.time())

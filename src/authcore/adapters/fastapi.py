@@ -1,0 +1,338 @@
+"""FastAPI: authcore's credentials and refusals in the OpenAPI schema, the checks unchanged.
+
+FastAPI builds ``/openapi.json`` (and the Authorize button of ``/docs``) from the dependencies
+that are security schemes: instances of ``fastapi.security.base.SecurityBase`` carrying an
+OpenAPI ``model`` and a ``scheme_name``, as its own ``HTTPBearer`` and ``APIKeyCookie`` are.
+This module declares authcore's credentials that way:
+
+- :func:`require` is :func:`authcore.adapters.starlette.require` (the same check, the same
+  403) plus the schemes of the route group's :class:`~authcore.credentials.CredentialPolicy`:
+  ``Authorization: Bearer`` on API routes (root keys, dashboard JWTs); on portal routes the
+  portal cookie, named by the policy, or the portal token as Bearer (either one).
+- :func:`authenticated` declares the same schemes and returns the principal, with no
+  permission of its own.
+- :func:`problem_responses` documents the refusals (400, 401, 403, 429, 503) with their
+  ``application/problem+json`` body and headers; :func:`secured` bundles a dependency and those
+  responses as keyword arguments for a route decorator, an ``APIRouter`` or ``include_router``.
+
+Authentication stays with the ASGI middleware (:func:`~authcore.adapters.starlette.install_auth`).
+The schemes read nothing from the request: they only describe it. The dependency reads the
+principal the middleware attached and checks the permission; on a route the middleware does
+not cover it fails closed (500), exactly like the Starlette dependency.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Final, TypedDict
+
+try:
+    from fastapi import Depends, params
+    from fastapi.openapi.models import APIKey, APIKeyIn
+    from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+    from fastapi.security.base import SecurityBase
+except ImportError as error:
+    raise ImportError(
+        "authcore.adapters.fastapi needs FastAPI: pip install 'authcore-auth[fastapi]'",
+        name=error.name,
+    ) from error
+
+from starlette.requests import HTTPConnection
+
+from authcore.adapters import starlette as _starlette
+from authcore.credentials import DEFAULT_PORTAL_COOKIE, CredentialKind, CredentialPolicy
+from authcore.errors import (
+    AuthcoreError,
+    CredentialTooLargeError,
+    CrossSiteRequestError,
+    DuplicateCredentialError,
+    InvalidCredentialError,
+    MalformedCredentialError,
+    MissingCredentialError,
+    PermissionDeniedError,
+    RateLimitedError,
+    UnavailableError,
+    UnsupportedSchemeError,
+    WorkspaceDisabledError,
+)
+from authcore.permissions import Query
+from authcore.principal import Principal
+from authcore.ratelimit import RateLimitDecision
+from authcore.responses import PROBLEM_CONTENT_TYPE, problem_body
+
+__all__ = [
+    "RouteOptions",
+    "authenticated",
+    "problem_responses",
+    "require",
+    "secured",
+]
+
+_Dependency = Callable[..., Awaitable[Principal]]
+
+_API: Final = CredentialPolicy.api()
+
+# --- security schemes ---------------------------------------------------------------------------
+
+
+class _BearerScheme(SecurityBase):
+    """``Authorization: Bearer`` (OpenAPI ``http`` scheme ``bearer``). Reads nothing."""
+
+    def __init__(self, *, scheme_name: str, description: str) -> None:
+        self.model = HTTPBearerModel(description=description)
+        self.scheme_name = scheme_name
+
+    async def __call__(self) -> None:
+        # The middleware found and verified the credential before FastAPI ran: a second
+        # reading here could only disagree with it.
+        return None
+
+
+class _CookieScheme(SecurityBase):
+    """A cookie credential (OpenAPI ``apiKey`` in ``cookie``). Reads nothing."""
+
+    def __init__(self, *, cookie: str, scheme_name: str, description: str) -> None:
+        # "in" is a keyword in Python, so the model takes it by its alias only.
+        fields: dict[str, Any] = {"in": APIKeyIn.cookie, "name": cookie, "description": description}
+        self.model = APIKey(**fields)
+        self.scheme_name = scheme_name
+
+    async def __call__(self) -> None:
+        return None
+
+
+# Scheme names are derived from what the route accepts (FastAPI keeps one definition per name):
+# the credential kinds for Bearer, the cookie's name for a cookie other than the default.
+_BEARER_KINDS: Final = (
+    (CredentialKind.ROOT_KEY, "RootKey", "a root key ({root}...)"),
+    (CredentialKind.PORTAL_TOKEN, "PortalToken", "a portal session token ({portal}...)"),
+    (CredentialKind.JWT, "JWT", "a JWT minted by the dashboard proxy"),
+)
+
+
+def _cookie_scheme_name(cookie: str) -> str:
+    if cookie == DEFAULT_PORTAL_COOKIE:
+        return "PortalCookie"
+    # OpenAPI 3.1 §4.8.7.1: component names match ^[a-zA-Z0-9.\-_]+$.
+    return "PortalCookie." + re.sub(r"[^A-Za-z0-9_-]", "-", cookie)
+
+
+def _schemes(policy: CredentialPolicy) -> tuple[_BearerScheme | _CookieScheme, ...]:
+    """The schemes a route with ``policy`` accepts; alternatives, any one is enough."""
+    accepted = [(name, what) for kind, name, what in _BEARER_KINDS if kind in policy.accepts]
+    prefixes = {"root": policy.root_key_prefix, "portal": policy.portal_token_prefix}
+    described = " or ".join(what.format(**prefixes) for _, what in accepted)
+    schemes: list[_BearerScheme | _CookieScheme] = [
+        _BearerScheme(
+            scheme_name="Or".join(name for name, _ in accepted),
+            description=f"`Authorization: Bearer <credential>`: {described}.",
+        )
+    ]
+    if policy.portal_cookie is not None and CredentialKind.PORTAL_TOKEN in policy.accepts:
+        schemes.append(
+            _CookieScheme(
+                cookie=policy.portal_cookie,
+                scheme_name=_cookie_scheme_name(policy.portal_cookie),
+                description=(
+                    "The portal session cookie (HttpOnly), set by the portal's code exchange. "
+                    "State-changing requests must be same-origin."
+                ),
+            )
+        )
+    return tuple(schemes)
+
+
+# --- dependencies -------------------------------------------------------------------------------
+
+
+def _declaring_schemes(
+    check: Callable[[HTTPConnection], Awaitable[Principal]], policy: CredentialPolicy
+) -> _Dependency:
+    # FastAPI finds security schemes among a dependency's sub-dependencies and lists each as
+    # one alternative of the operation's `security`; the result is ``check``'s.
+    schemes = _schemes(policy)
+    if len(schemes) == 1:
+        (bearer,) = schemes
+
+        async def dependency(
+            connection: HTTPConnection,
+            _bearer: None = Depends(bearer),
+        ) -> Principal:
+            return await check(connection)
+
+        return dependency
+
+    bearer, cookie = schemes
+
+    async def dependency_with_cookie(
+        connection: HTTPConnection,
+        _bearer: None = Depends(bearer),
+        _cookie: None = Depends(cookie),
+    ) -> Principal:
+        return await check(connection)
+
+    return dependency_with_cookie
+
+
+def require(query: Query | str, *, credentials: CredentialPolicy | None = None) -> _Dependency:
+    """Return a FastAPI dependency that yields the principal if it satisfies ``query``, and
+    declares the security schemes of ``credentials`` (default: the API policy) in OpenAPI.
+
+    Use as ``principal: Annotated[Principal, Depends(require("keys.read"))]``. The check is
+    :func:`authcore.adapters.starlette.require`'s; the query is parsed now, so a typo fails at
+    import time.
+
+    Raises:
+        InvalidPermissionError: ``query`` breaks the grammar (at once).
+    """
+    return _declaring_schemes(_starlette.require(query), credentials or _API)
+
+
+async def _principal(connection: HTTPConnection) -> Principal:
+    return _starlette.principal_from(connection)
+
+
+def authenticated(*, credentials: CredentialPolicy | None = None) -> _Dependency:
+    """Return a FastAPI dependency that yields the principal the middleware attached, and
+    declares the security schemes of ``credentials`` (default: the API policy) in OpenAPI.
+
+    It checks no permission: for a router whose routes each :func:`require` their own, or whose
+    handlers call ``principal.authorize``. Without the middleware it raises
+    :class:`~authcore.errors.PrincipalMissingError` (500).
+    """
+    return _declaring_schemes(_principal, credentials or _API)
+
+
+# --- responses ----------------------------------------------------------------------------------
+
+_DECISION: Final = RateLimitDecision(allowed=False, limit=600, remaining=0, reset=60, retry_after=1)
+
+# Every refusal the middleware and the permission check can answer, by status (the table in
+# DESIGN.md). Examples are the very documents the server sends (responses.problem_body), and a
+# test checks that every error class with one of these statuses is listed.
+_REFUSALS: Final[dict[int, tuple[str, tuple[AuthcoreError, ...]]]] = {
+    400: (
+        "Malformed credential, two credentials, or one over the size bound.",
+        (MalformedCredentialError(), DuplicateCredentialError(), CredentialTooLargeError()),
+    ),
+    401: (
+        "No credential, or one that is unknown, wrong, expired or revoked.",
+        (MissingCredentialError(), UnsupportedSchemeError(), InvalidCredentialError()),
+    ),
+    403: (
+        "The principal lacks the permission, its workspace is disabled, or a cookie request "
+        "came from another site.",
+        (PermissionDeniedError(), WorkspaceDisabledError(), CrossSiteRequestError()),
+    ),
+    429: ("The workspace is over its rate limit.", (RateLimitedError(_DECISION),)),
+    503: ("A key store, session store or rate limiter is unavailable.", (UnavailableError(),)),
+}
+
+_STRING: Final = {"schema": {"type": "string"}}
+_SECONDS: Final = {"schema": {"type": "integer", "minimum": 0}}
+_CHALLENGE: Final = {
+    "WWW-Authenticate": {"description": 'RFC 6750 §3: `Bearer realm="..."`', **_STRING}
+}
+_RATE_LIMIT: Final = {
+    "RateLimit-Limit": {"description": "Requests per window.", **_SECONDS},
+    "RateLimit-Remaining": {"description": "Requests left now.", **_SECONDS},
+    "RateLimit-Reset": {"description": "Seconds until the window is full again.", **_SECONDS},
+}
+_RETRY_AFTER: Final = {"Retry-After": {"description": "Seconds to wait.", **_SECONDS}}
+_HEADERS: Final[dict[int, dict[str, Any]]] = {
+    400: _CHALLENGE,
+    401: _CHALLENGE,
+    403: {
+        "WWW-Authenticate": {
+            "description": 'With `error="insufficient_scope"` when a permission is missing.',
+            **_STRING,
+        }
+    },
+    429: {**_RETRY_AFTER, **_RATE_LIMIT},
+    503: _RETRY_AFTER,
+}
+
+
+def _problem_schema(status: int, errors: tuple[AuthcoreError, ...]) -> dict[str, Any]:
+    # RFC 9457 §3.1 members, plus authcore's stable `code`; see authcore.responses.problem_body.
+    return {
+        "title": f"Problem{status}",
+        "type": "object",
+        "required": ["type", "title", "status", "code"],
+        "properties": {
+            "type": {
+                "type": "string",
+                "format": "uri",
+                "description": "`urn:authcore:problem:` followed by the code.",
+            },
+            "title": {"type": "string", "description": "A fixed, safe message for the code."},
+            "status": {"type": "integer", "enum": [status]},
+            "code": {
+                "type": "string",
+                "enum": [error.code for error in errors],
+                "description": "Stable and machine-readable.",
+            },
+        },
+    }
+
+
+def problem_responses(
+    statuses: Iterable[int] = (400, 401, 403, 429, 503),
+) -> dict[int | str, dict[str, Any]]:
+    """Return FastAPI ``responses`` for authcore's refusals: each status with its description,
+    headers and ``application/problem+json`` body (schema and one example per code).
+
+    Raises:
+        ValueError: a status authcore never answers with.
+    """
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        if status not in _REFUSALS:
+            raise ValueError(f"authcore answers no refusal with status {status}")
+        description, errors = _REFUSALS[status]
+        examples = {
+            error.code: {"summary": error.message, "value": json.loads(problem_body(error))}
+            for error in errors
+        }
+        responses[status] = {
+            "description": description,
+            # Copies: the caller (or FastAPI) may edit what it gets.
+            "headers": copy.deepcopy(_HEADERS[status]),
+            "content": {
+                PROBLEM_CONTENT_TYPE: {
+                    "schema": _problem_schema(status, errors),
+                    "examples": examples,
+                }
+            },
+        }
+    return responses
+
+
+class RouteOptions(TypedDict):
+    """Keyword arguments for a FastAPI route decorator, ``APIRouter`` or ``include_router``."""
+
+    dependencies: list[params.Depends]
+    responses: dict[int | str, dict[str, Any]]
+
+
+def secured(
+    query: Query | str | None = None, *, credentials: CredentialPolicy | None = None
+) -> RouteOptions:
+    """Return the options that put authcore on every route they are given to: the security
+    schemes (and, with ``query``, the permission check of :func:`require`) as a dependency, and
+    :func:`problem_responses`.
+
+    ``APIRouter(prefix="/keys", **secured("keys.read"))``, or
+    ``app.include_router(router, **secured())``.
+
+    Raises:
+        InvalidPermissionError: ``query`` breaks the grammar (at once).
+    """
+    if query is None:
+        dependency = authenticated(credentials=credentials)
+    else:
+        dependency = require(query, credentials=credentials)
+    return {"dependencies": [Depends(dependency)], "responses": problem_responses()}

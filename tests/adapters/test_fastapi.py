@@ -1,0 +1,310 @@
+"""authcore.adapters.fastapi: the OpenAPI schema FastAPI builds, and behaviour unchanged.
+
+Every app here is a real FastAPI app behind the real middleware (install_auth) on the memory
+backends of tests/adapters/world.py; ``/openapi.json`` is read through it like any client would.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Annotated, Any
+
+import httpx
+import pytest
+from fastapi import APIRouter, Depends, FastAPI
+
+from authcore import errors
+from authcore.adapters import fastapi as fastapi_adapter
+from authcore.adapters.fastapi import authenticated, problem_responses, require, secured
+from authcore.adapters.starlette import install_auth, public
+from authcore.credentials import CredentialPolicy
+from authcore.errors import InvalidPermissionError
+from authcore.principal import Principal
+from tests.adapters.drivers import asgi_sender, run_case
+from tests.adapters.world import CASES, Answer, Headers, World, check, groups, make_world
+
+Send = Callable[[str, str, Headers], Awaitable[Answer]]
+
+API_BEARER = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "`Authorization: Bearer <credential>`: a root key (ak_...) or a JWT minted by "
+    "the dashboard proxy.",
+}
+PORTAL_BEARER = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "`Authorization: Bearer <credential>`: a portal session token (pt_...).",
+}
+
+
+def matrix_app(world: World) -> FastAPI:
+    """The behaviour matrix's routes (tests/adapters/world.py) written with this module."""
+    app = FastAPI()
+    portal_policy = world.portal.settings.credentials
+
+    @app.get("/health")
+    @public
+    async def health() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.get("/unguarded")
+    async def unguarded(
+        principal: Annotated[Principal, Depends(authenticated())],
+    ) -> dict[str, str]:
+        return {"workspace_id": principal.workspace_id}
+
+    @app.get("/keys", responses=problem_responses())
+    @app.get("/down/keys", responses=problem_responses())
+    async def keys(
+        principal: Annotated[Principal, Depends(require("keys.read"))],
+    ) -> dict[str, str]:
+        return {"workspace_id": principal.workspace_id}
+
+    portal = APIRouter(prefix="/portal", **secured(credentials=portal_policy))
+    # A default, not an annotation: FastAPI resolves string annotations (this module uses
+    # `from __future__ import annotations`) in module globals, where portal_policy is not.
+    portal_principal = Depends(authenticated(credentials=portal_policy))
+
+    @portal.get("/profile")
+    @portal.post("/profile")
+    async def profile(principal: Principal = portal_principal) -> dict[str, str]:
+        return {"workspace_id": principal.workspace_id}
+
+    app.include_router(portal)
+    install_auth(app, world.api, groups=groups(world), public_paths=["/unguarded", "/openapi.json"])
+    return app
+
+
+@asynccontextmanager
+async def fastapi_sender(app: FastAPI) -> AsyncIterator[Send]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+
+        async def send(method: str, path: str, headers: Headers) -> Answer:
+            raw = [(name.encode(), value.encode("latin-1")) for name, value in headers]
+            response = await client.request(method, path, headers=raw)
+            return Answer.of(response.status_code, response.headers.multi_items(), response.content)
+
+        yield send
+
+
+async def openapi(app: FastAPI) -> dict[str, Any]:
+    async with fastapi_sender(app) as send:
+        answer = await send("GET", "/openapi.json", [])
+    assert answer.status == 200
+    schema: dict[str, Any] = json.loads(answer.body)
+    return schema
+
+
+# --- the schema ---------------------------------------------------------------------------------
+
+
+async def test_openapi_lists_the_api_bearer_and_the_portal_cookie_or_bearer() -> None:
+    schema = await openapi(matrix_app(make_world()))
+    assert schema["components"]["securitySchemes"] == {
+        "RootKeyOrJWT": API_BEARER,
+        "PortalToken": PORTAL_BEARER,
+        "PortalCookie": {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": "authcore_portal",
+            "description": "The portal session cookie (HttpOnly), set by the portal's code "
+            "exchange. State-changing requests must be same-origin.",
+        },
+    }
+
+
+async def test_each_operation_names_the_schemes_its_route_group_accepts() -> None:
+    paths = (await openapi(matrix_app(make_world())))["paths"]
+    assert paths["/keys"]["get"]["security"] == [{"RootKeyOrJWT": []}]
+    assert paths["/down/keys"]["get"]["security"] == [{"RootKeyOrJWT": []}]
+    # Alternatives: the portal token as Bearer, or the portal cookie.
+    portal: list[dict[str, list[str]]] = [{"PortalToken": []}, {"PortalCookie": []}]
+    assert paths["/portal/profile"]["get"]["security"] == portal
+    assert paths["/portal/profile"]["post"]["security"] == portal
+    assert "security" not in paths["/health"]["get"]
+
+
+async def test_the_cookie_name_comes_from_the_credential_policy() -> None:
+    world = make_world()
+    policy = CredentialPolicy.portal("acme_session")
+    app = FastAPI()
+
+    portal_principal = Depends(authenticated(credentials=policy))  # see matrix_app
+
+    @app.get("/portal/me")
+    async def me(principal: Principal = portal_principal) -> dict[str, str]:
+        return {"workspace_id": principal.workspace_id}
+
+    install_auth(app, world.api, public_paths=["/openapi.json"])
+    schema = await openapi(app)
+    cookie = schema["components"]["securitySchemes"]["PortalCookie.acme_session"]
+    assert (cookie["in"], cookie["name"]) == ("cookie", "acme_session")
+    operation = schema["paths"]["/portal/me"]["get"]
+    assert operation["security"] == [{"PortalToken": []}, {"PortalCookie.acme_session": []}]
+
+
+async def test_operations_document_401_403_and_429_as_problem_documents() -> None:
+    paths = (await openapi(matrix_app(make_world())))["paths"]
+    for operation in (paths["/keys"]["get"], paths["/portal/profile"]["post"]):
+        responses = operation["responses"]
+        assert {"400", "401", "403", "429", "503"} <= set(responses)
+        for status in ("401", "403", "429"):
+            content = responses[status]["content"]
+            assert list(content) == ["application/problem+json"]
+            schema = content["application/problem+json"]["schema"]
+            assert schema["required"] == ["type", "title", "status", "code"]
+            assert schema["properties"]["status"]["enum"] == [int(status)]
+        assert set(responses["401"]["content"]["application/problem+json"]["examples"]) == {
+            "credential_missing",
+            "unsupported_scheme",
+            "credential_invalid",
+        }
+        assert "WWW-Authenticate" in responses["401"]["headers"]
+        assert {"Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} == set(
+            responses["429"]["headers"]
+        )
+    assert "401" not in paths["/health"]["get"]["responses"]
+
+
+async def test_every_refusal_the_server_sends_fits_the_documented_schema() -> None:
+    world = make_world()
+    app = matrix_app(world)
+    paths = (await openapi(app))["paths"]
+    refusals = 0
+    async with fastapi_sender(app) as send:
+        for case in CASES:
+            answer = await run_case(send, world, case)
+            if answer.status < 400 or answer.status == 500:
+                continue
+            refusals += 1
+            documented = paths[case.path][case.method.lower()]["responses"].get(str(answer.status))
+            assert documented is not None, case.name
+            assert answer.header("content-type") == "application/problem+json", case.name
+            media = documented["content"]["application/problem+json"]
+            schema, problem = media["schema"], answer.problem()
+            assert set(problem) == set(schema["required"]), case.name
+            assert problem["status"] in schema["properties"]["status"]["enum"], case.name
+            assert problem["code"] in schema["properties"]["code"]["enum"], case.name
+            # The example for the code is the very document the server sent.
+            assert media["examples"][problem["code"]]["value"] == problem, case.name
+    assert refusals >= 15
+
+
+def test_every_refusal_class_is_documented_under_its_status() -> None:
+    documented = problem_responses()
+    examples = {
+        int(status): set(response["content"]["application/problem+json"]["examples"])
+        for status, response in documented.items()
+    }
+    # Raised by code that parses permissions and by the store, never by the middleware or
+    # the dependency: not a refusal of a protected operation.
+    not_refusals = {errors.InvalidPermissionError, errors.ConflictError}
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        if cls.status in examples and cls not in not_refusals and cls.code != "bad_request":
+            assert cls.code in examples[cls.status], name
+
+
+def test_problem_responses_are_fresh_copies() -> None:
+    first = problem_responses([401])
+    first[401]["headers"]["WWW-Authenticate"]["description"] = "changed"
+    assert problem_responses([401])[401]["headers"]["WWW-Authenticate"]["description"] != "changed"
+
+
+def test_all_names_exactly_the_public_api() -> None:
+    public = {
+        name
+        for name, value in vars(fastapi_adapter).items()
+        if not name.startswith("_")
+        and getattr(value, "__module__", None) == fastapi_adapter.__name__
+    }
+    assert set(fastapi_adapter.__all__) == public
+    assert fastapi_adapter.__all__ == sorted(fastapi_adapter.__all__)
+
+
+def test_problem_responses_refuse_a_status_authcore_never_answers() -> None:
+    with pytest.raises(ValueError, match="418"):
+        problem_responses([401, 418])
+    assert set(problem_responses([401, 429])) == {401, 429}
+
+
+# --- behaviour ----------------------------------------------------------------------------------
+
+
+async def test_the_fastapi_app_answers_every_case_as_the_starlette_app_does() -> None:
+    answers: dict[str, list[tuple[str, object]]] = {}
+
+    def matrix_sender(world: World) -> AbstractAsyncContextManager[Send]:
+        return fastapi_sender(matrix_app(world))
+
+    senders = {"starlette": asgi_sender, "fastapi": matrix_sender}
+    for name, sender in senders.items():
+        world = make_world()
+        async with sender(world) as send:
+            answers[name] = []
+            for case in CASES:
+                answer = await run_case(send, world, case)
+                check(case, answer)
+                answers[name].append((case.name, answer.comparable()))
+    assert answers["fastapi"] == answers["starlette"]
+
+
+async def test_the_dependency_never_authenticates_on_its_own() -> None:
+    # /unguarded is a public path: the middleware does not run there. A valid key on the
+    # request must not make the dependency accept it; it fails closed instead.
+    world = make_world()
+    key = world.key("valid", "keys.read")
+    async with fastapi_sender(matrix_app(world)) as send:
+        answer = await send("GET", "/unguarded", [("Authorization", f"Bearer {key}")])
+    assert answer.status == 500
+    assert answer.problem()["code"] == "principal_missing"
+
+
+async def test_a_secured_router_checks_its_query_on_every_route() -> None:
+    world = make_world()
+    app = FastAPI()
+    router = APIRouter(prefix="/v1", **secured("keys.read AND keys.create"))
+
+    @router.get("/a")
+    async def a() -> dict[str, str]:
+        return {"route": "a"}
+
+    @router.post("/b")
+    async def b() -> dict[str, str]:
+        return {"route": "b"}
+
+    app.include_router(router)
+    install_auth(app, world.api, public_paths=["/openapi.json"])
+    both = [("Authorization", f"Bearer {world.key('both', 'keys.read', 'keys.create')}")]
+    one = [("Authorization", f"Bearer {world.key('one', 'keys.read')}")]
+    async with fastapi_sender(app) as send:
+        assert (await send("GET", "/v1/a", both)).status == 200
+        assert (await send("POST", "/v1/b", both)).status == 200
+        denied = await send("POST", "/v1/b", one)
+        assert denied.status == 403
+        assert denied.header("www-authenticate") == 'Bearer realm="api", error="insufficient_scope"'
+        assert (await send("GET", "/v1/a", [])).status == 401
+    paths = (await openapi(app))["paths"]
+    for operation in (paths["/v1/a"]["get"], paths["/v1/b"]["post"]):
+        assert operation["security"] == [{"RootKeyOrJWT": []}]
+        assert {"401", "403", "429"} <= set(operation["responses"])
+
+
+def test_require_parses_the_query_at_once() -> None:
+    with pytest.raises(InvalidPermissionError):
+        require("keys.read AND")
+    with pytest.raises(InvalidPermissionError):
+        secured("Keys.*")
+
+
+def test_importing_without_fastapi_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "authcore.adapters.fastapi")
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # what an absent package looks like
+    with pytest.raises(ImportError, match=r"pip install 'authcore-auth\[fastapi\]'"):
+        importlib.import_module("authcore.adapters.fastapi")
