@@ -7,7 +7,9 @@ Outside CI a test that needs a server skips with a clear reason when it is unrea
 from __future__ import annotations
 
 import os
+import secrets
 import socket
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -48,3 +50,23 @@ def postgres_url() -> str:
 def redis_url() -> str:
     """The Redis test database (``AUTHCORE_TEST_REDIS`` overrides)."""
     return require_server("Redis", REDIS_URL, 6379)
+
+
+@pytest.fixture
+def fresh_postgres_database(postgres_url: str) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database of this test's own, dropped afterwards.
+
+    For what uses the default schema ("authcore"), as the command line and ``connect()`` do:
+    the shared test database's "authcore" schema belongs to nobody in particular.
+    """
+    import psycopg
+
+    name = f"authcore_t_{secrets.token_hex(6)}"
+    with psycopg.connect(postgres_url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    base = postgres_url.rpartition("/")[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from authcore.backends import Auth
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```python(?P<info>[^\n]*)\n(?P<code>.*?)^```", re.DOTALL | re.MULTILINE)
@@ -34,6 +36,7 @@ def test_readme_has_a_python_sample() -> None:
 def test_python_samples_run(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {"__name__": f"docs_{path.stem}"}
+    opened: list[Auth] = []
     for info, code in blocks(path):
         title = TITLE.search(info)
         if title:
@@ -43,6 +46,11 @@ def test_python_samples_run(path: Path, tmp_path: Path, monkeypatch: pytest.Monk
             )
             continue
         exec(compile(code, f"{path.name}:sample", "exec"), namespace)  # noqa: S102 - our own docs
+        # not isinstance: a LocalProxy (Flask's current_principal) would resolve itself
+        opened.extend(value for value in namespace.values() if type(value) is Auth)
+    # What a sample opened with connect() is closed, as the app's lifecycle would.
+    for auth in opened:
+        auth.close()
 
 
 TEST_REFERENCE = re.compile(r"`(tests/[\w/]+\.py)(?:::(\w+))?`")

@@ -130,9 +130,24 @@ def open_store(url: str) -> Store:
 
 @contextlib.contextmanager
 def _store(args: argparse.Namespace) -> Iterator[Store]:
+    """The store named by ``--db``; with ``--redis``, changes are published to the servers
+    (their verification caches drop a revoked key at once, not after their TTL)."""
     store = open_store(args.db)
     try:
-        yield store
+        if not args.redis:
+            yield store
+            return
+        try:
+            publisher = backends.invalidation_publisher(args.redis)
+        except ConfigurationError as exc:
+            raise UsageError(f"--redis: {exc.detail or exc.message}") from None
+        except UnavailableError as exc:
+            raise CommandError(exc.detail or "Redis is unavailable") from None
+        cached = backends.CachedStore(store, publisher=publisher)
+        try:
+            yield cached
+        finally:
+            publisher.close()
     finally:
         close = getattr(store, "close", None)
         if callable(close):
@@ -459,7 +474,7 @@ def cmd_audit_list(args: argparse.Namespace) -> int:
 def _connected(args: argparse.Namespace) -> Iterator[backends.Auth]:
     """The servers' wiring: :func:`authcore.backends.connect`, as a user's own app gets it."""
     try:
-        auth = backends.connect(args.db, config=args.config, note=_note)
+        auth = backends.connect(args.db, redis=args.redis, config=args.config, note=_note)
     except ConfigurationError as exc:
         raise UsageError(exc.detail or exc.message) from None
     except UnavailableError as exc:
@@ -703,6 +718,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env_default("AUTHCORE_CONFIG", None),
         metavar="PATH",
         help="TOML configuration file (env AUTHCORE_CONFIG)",
+    )
+    parser.add_argument(
+        "--redis",
+        default=_env_default("AUTHCORE_REDIS", None),
+        metavar="URL",
+        help="redis://... shared by every process: the servers' rate limits and cache "
+        "invalidations; changes made here are published to them (env AUTHCORE_REDIS)",
     )
     builder = _Builder(parser)
     _add_store_commands(builder)

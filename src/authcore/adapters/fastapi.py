@@ -43,6 +43,7 @@ except ImportError as error:
 from starlette.requests import HTTPConnection
 
 from authcore.adapters import starlette as _starlette
+from authcore.adapters.starlette import install_auth
 from authcore.credentials import DEFAULT_PORTAL_COOKIE, CredentialKind, CredentialPolicy
 from authcore.errors import (
     AuthcoreError,
@@ -66,6 +67,7 @@ from authcore.responses import PROBLEM_CONTENT_TYPE, problem_body
 __all__ = [
     "RouteOptions",
     "authenticated",
+    "install_auth",
     "problem_responses",
     "require",
     "secured",

@@ -52,7 +52,9 @@ __all__ = [
     "DEFAULT_RATE_LIMIT",
     "DEV_SECRETS_FILE",
     "Auth",
+    "CachedStore",
     "connect",
+    "invalidation_publisher",
     "open_store",
     "redact_database_url",
     "resolve_config",
@@ -146,6 +148,18 @@ def open_store(url: str) -> Store:
         raise UnavailableError(
             f"the backend for {redact_database_url(url)} is not installed ({exc.name})"
         ) from None
+    _check_database_url(url)
+    raise AssertionError("unreachable: the URL was checked above")  # pragma: no cover
+
+
+def _check_database_url(url: str) -> None:
+    """Refuse a URL that names no supported store.
+
+    Raises:
+        ConfigurationError: neither ``sqlite:///PATH`` nor ``postgresql://...``.
+    """
+    if sqlite_path(url) is not None or url.startswith(("postgresql://", "postgres://")):
+        return
     scheme, colon, _ = url.partition(":")
     shown = f" {scheme!r}" if colon and _SCHEME.fullmatch(scheme) else ""
     # Only a scheme is ever echoed: the rest may be a keyword string with a password in it.
@@ -480,6 +494,7 @@ def connect(
     """
     env = os.environ if environ is None else environ
     db_url = db or env.get("AUTHCORE_DB") or DEFAULT_DB
+    _check_database_url(db_url)  # before the configuration: a bad URL writes no file
     loaded = resolve_config(config or env.get("AUTHCORE_CONFIG"), db_url, environ=env, note=note)
     store = open_store(db_url)
     try:
@@ -515,6 +530,21 @@ def _redis(url: str, closers: list[Callable[[], Any]]) -> tuple[Any, Any, RedisI
     invalidator = RedisInvalidator.from_url(url)
     closers.append(invalidator.close)
     return limiter, alimiter, invalidator
+
+
+def invalidation_publisher(url: str) -> RedisInvalidator:
+    """A Redis publisher of cache invalidations, for a process that changes things but serves
+    nothing (the command line): attach it as a ``CachedStore``'s ``publisher``.
+
+    Raises:
+        ConfigurationError: the URL is invalid.
+        UnavailableError: the Redis backend is not installed.
+    """
+    try:
+        from authcore.backends.redis import RedisInvalidator  # noqa: PLC0415 - optional extra
+    except ImportError as exc:
+        raise UnavailableError(f"the Redis backend is not installed ({exc.name})") from None
+    return RedisInvalidator.from_url(url)
 
 
 def _run_to_end(awaitable: Any) -> None:

@@ -18,9 +18,13 @@ in the background, so calls succeed again once the server is back.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import re
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar
 
 import psycopg
@@ -28,8 +32,9 @@ import psycopg.errors
 import psycopg_pool
 from psycopg import sql as pgsql
 
-from authcore.backends import _sql
+from authcore.backends import _sql, base
 from authcore.errors import ClientError, ConfigurationError, ConflictError, UnavailableError
+from authcore.store import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
 from authcore.tokens import DEFAULT_PORTAL_TOKEN_PREFIX, DEFAULT_ROOT_KEY_PREFIX, validate_prefix
 
 __all__ = ["AsyncPostgresStore", "PostgresStore"]
@@ -114,8 +119,12 @@ def _is_connection_loss(exc: psycopg.Error) -> bool:
     )
 
 
-class PostgresStore(_sql.SQLStore):
+class PostgresStore(_sql.SQLStore, base.AsyncTwinsMixin):
     """A :class:`~authcore.store.Store` on PostgreSQL (synchronous, pooled).
+
+    It answers the async protocols too, each call run on a thread pool as large as the
+    connection pool (what :func:`authcore.backends.connect` serves both WSGI and ASGI apps
+    with); :class:`AsyncPostgresStore` is the asyncio-native store.
 
     Raises:
         ConfigurationError: a bad option, or a schema newer than this code.
@@ -159,6 +168,8 @@ class PostgresStore(_sql.SQLStore):
             )
         )
         self._pool.open(wait=False)
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
         if migrate:
             try:
                 self.migrate()
@@ -226,9 +237,39 @@ class PostgresStore(_sql.SQLStore):
                 raise
             raise ConflictError(statement.conflict) from None
 
+    async def _offload(self, call: Callable[[], _T]) -> _T:
+        if self._executor is None:
+            with self._executor_lock:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(
+                        max_workers=self._settings.max_size, thread_name_prefix="authcore-pg"
+                    )
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    # AsyncCredentialStore (the other twins come from AsyncTwinsMixin).
+    async def afind_root_key(self, digest: bytes, /) -> RootKeyRecord | None:
+        """Async twin of :meth:`find_root_key` (runs on the store's thread pool)."""
+        return await self._offload(lambda: self.find_root_key(digest))
+
+    async def afind_portal_session(self, digest: bytes, /) -> PortalSessionRecord | None:
+        """Async twin of :meth:`find_portal_session` (runs on the store's thread pool)."""
+        return await self._offload(lambda: self.find_portal_session(digest))
+
+    async def afind_workspace(self, workspace_id: str, /) -> WorkspaceRecord | None:
+        """Async twin of :meth:`find_workspace` (runs on the store's thread pool)."""
+        return await self._offload(lambda: self.find_workspace(workspace_id))
+
     def close(self) -> None:
-        """Close the pool and its connections."""
+        """Close the thread pool, then the connection pool and its connections."""
+        with self._executor_lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
         self._pool.close()
+
+    async def aclose(self) -> None:
+        """Async twin of :meth:`close`."""
+        await asyncio.to_thread(self.close)
 
     def __enter__(self) -> PostgresStore:
         return self

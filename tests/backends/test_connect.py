@@ -1,0 +1,251 @@
+"""``authcore.backends.connect()``: one call wires a service; its lifecycle leaves no trace."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from authcore.adapters.flask import AuthCore
+from authcore.adapters.starlette import install_auth, principal_from
+from authcore.backends import Auth, CachedStore, connect
+from authcore.errors import ConfigurationError, InvalidCredentialError, UnavailableError
+from authcore.flow import Authenticated
+from authcore.gate import Gate
+from authcore.store import OPERATOR_ACTOR
+from authcore.testing import call_asgi
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without a config file and a SQLite path, the development secrets go to the working
+    # directory: keep them in the test's own.
+    monkeypatch.chdir(tmp_path)
+
+
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'app.db'}"
+
+
+def key_for(auth: Auth, permissions: list[str]) -> tuple[str, str]:
+    """Create a workspace and a key through the Auth's store; return (raw key, key id)."""
+    workspace = auth.store.create_workspace("shop", now=1.8e9, actor=OPERATOR_ACTOR)
+    created = auth.store.create_root_key(
+        workspace.id, permissions=permissions, now=1.8e9, actor=OPERATOR_ACTOR
+    )
+    assert created is not None
+    return created.key.reveal(), created.record.id
+
+
+def tcp_connections(port: int) -> int:
+    """Open TCP connections of this process to ``port`` on any host (from /proc)."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        with open(table, encoding="ascii") as handle:
+            for line in handle.readlines()[1:]:
+                fields = line.split()
+                remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+                if remote_port == port and fields[9] in inodes and fields[3] == "01":
+                    count += 1
+    return count
+
+
+async def with_lifespan(app: Any, during: Callable[[], Awaitable[None]]) -> list[str]:
+    """Run ``app``'s lifespan around ``during``; return the lifespan messages it sent."""
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    sent: list[str] = []
+    started = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        return await inbox.get()
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message["type"])
+        if message["type"] == "lifespan.startup.complete":
+            started.set()
+
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    task = asyncio.create_task(app(scope, receive, send))
+    await inbox.put({"type": "lifespan.startup"})
+    await asyncio.wait_for(started.wait(), 10)
+    await during()
+    await inbox.put({"type": "lifespan.shutdown"})
+    await asyncio.wait_for(task, 10)
+    return sent
+
+
+def starlette_app(auth: Auth) -> Starlette:
+    async def whoami(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(principal_from(request).workspace_id)
+
+    app = Starlette(routes=[Route("/whoami", whoami)])
+    install_auth(app, auth)
+    return app
+
+
+def test_connect_reads_the_database_from_the_environment(tmp_path: Path) -> None:
+    notes: list[str] = []
+    with connect(environ={"AUTHCORE_DB": sqlite_url(tmp_path)}, note=notes.append) as auth:
+        key, _ = key_for(auth, ["orders.read"])
+        result = Gate.build(auth.api).admit(auth.api, "GET", [f"Bearer {key}"])
+        assert isinstance(result, Authenticated)
+    assert (tmp_path / "app.db").exists()
+    # Without a config file: the development secrets next to the database, said once.
+    assert (tmp_path / "authcore-dev-secrets.toml").exists()
+    assert notes == [
+        "no --config given: created development JWT secrets in "
+        f"{tmp_path / 'authcore-dev-secrets.toml'} (do not deploy)"
+    ]
+
+
+def test_the_api_and_the_portal_are_two_route_groups(tmp_path: Path) -> None:
+    with connect(sqlite_url(tmp_path), environ={}) as auth:
+        assert auth.authenticator is auth.api
+        assert auth.groups == {"/portal/": auth.portal}
+        assert auth.api.settings.keyring is not None  # dashboard JWTs verify
+        assert auth.portal.reads_cookie
+        assert isinstance(auth.store, CachedStore)
+
+
+def test_an_app_serves_the_key_and_refuses_it_once_revoked(tmp_path: Path) -> None:
+    auth = connect(sqlite_url(tmp_path), environ={})
+    app = starlette_app(auth)
+    key, key_id = key_for(auth, ["orders.read"])
+
+    async def requests() -> None:
+        ok = await asyncio.to_thread(
+            call_asgi, app, "GET", "/whoami", headers=[("authorization", f"Bearer {key}")]
+        )
+        assert ok.status == 200
+        auth.store.revoke_root_key(key_id, now=1.8e9, actor=OPERATOR_ACTOR)
+        refused = await asyncio.to_thread(
+            call_asgi, app, "GET", "/whoami", headers=[("authorization", f"Bearer {key}")]
+        )
+        assert refused.status == 401
+
+    sent = asyncio.run(with_lifespan(app, requests))
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+def test_the_lifespan_leaves_no_thread_behind_on_sqlite(tmp_path: Path) -> None:
+    before = threading.active_count()
+    auth = connect(sqlite_url(tmp_path), environ={})
+    app = starlette_app(auth)
+    key, _ = key_for(auth, ["orders.read"])
+
+    async def requests() -> None:
+        # A miss runs the flow on the store's thread pool: threads exist while serving.
+        await auth.api.aauthenticate([f"Bearer {key}"])
+
+    asyncio.run(with_lifespan(app, requests))
+    assert threading.active_count() == before
+    with pytest.raises(ConfigurationError):
+        auth.start()  # closed for good
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_the_lifespan_leaves_no_thread_or_connection_behind_on_postgres_and_redis(
+    tmp_path: Path, fresh_postgres_database: str, redis_url: str
+) -> None:
+    threads = threading.active_count()
+    postgres, redis = tcp_connections(5432), tcp_connections(6379)
+    auth = connect(fresh_postgres_database, redis=redis_url, environ={}, config=None)
+    app = starlette_app(auth)
+    key, _ = key_for(auth, ["orders.read"])
+    seen: dict[str, int] = {}
+
+    async def requests() -> None:
+        assert auth.invalidator is not None
+        assert await asyncio.to_thread(auth.invalidator.wait_ready, 10)
+        result = await auth.api.aauthenticate([f"Bearer {key}"])  # the Redis limiter decides
+        assert result.rate_limit is not None
+        seen["threads"] = threading.active_count()
+        seen["postgres"] = tcp_connections(5432)
+        seen["redis"] = tcp_connections(6379)
+
+    asyncio.run(with_lifespan(app, requests))
+    # While serving: the subscriber thread, the store's pool, Redis connections ...
+    assert seen["threads"] > threads
+    assert seen["postgres"] > postgres
+    assert seen["redis"] > redis
+    # ... and after the shutdown, none of them.
+    assert threading.active_count() == threads
+    assert tcp_connections(5432) == postgres
+    assert tcp_connections(6379) == redis
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_a_revocation_published_by_one_auth_reaches_another(
+    tmp_path: Path, fresh_postgres_database: str, redis_url: str
+) -> None:
+    first = connect(fresh_postgres_database, redis=redis_url, environ={}, config=None)
+    second = connect(fresh_postgres_database, redis=redis_url, environ={}, config=None)
+    with first, second:
+        assert first.invalidator is not None
+        assert second.invalidator is not None
+        assert first.invalidator.wait_ready(10)
+        assert second.invalidator.wait_ready(10)
+        key, key_id = key_for(first, ["orders.read"])
+        second.api.authenticate([f"Bearer {key}"])  # cached (and replayed) in the second
+        first.store.revoke_root_key(key_id, now=1.8e9, actor=OPERATOR_ACTOR)
+        # The second process hears of it through Redis (its cache TTL is 30 s; this waits at
+        # most 10 s, so only the published message can end the replay in time).
+        refused = threading.Event()
+        for _ in range(200):
+            try:
+                second.api.authenticate([f"Bearer {key}"])
+            except InvalidCredentialError:
+                refused.set()
+                break
+            refused.wait(0.05)
+        assert refused.is_set()
+
+
+def test_flask_starts_the_auth_with_the_extension(tmp_path: Path) -> None:
+    before = threading.active_count()
+    auth = connect(sqlite_url(tmp_path), environ={})
+    key, _ = key_for(auth, ["orders.read"])
+    app = Flask(__name__)
+    AuthCore(app, auth)
+
+    @app.get("/whoami")
+    def whoami() -> str:
+        return "ok"
+
+    client = app.test_client()
+    assert client.get("/whoami", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    assert client.get("/whoami").status_code == 401
+    auth.close()  # what the atexit hook does when the process ends
+    assert threading.active_count() == before
+
+
+def test_bad_urls_are_configuration_errors_without_secrets(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError) as bad_db:
+        connect("mysql://root:hunter2@db/app", environ={}, config=None)
+    assert "hunter2" not in str(bad_db.value.detail)
+    assert "unsupported database URL scheme 'mysql'" in str(bad_db.value.detail)
+    with pytest.raises(ConfigurationError):
+        connect(sqlite_url(tmp_path), redis="not a url", environ={})
+    with pytest.raises(UnavailableError) as down:
+        connect("postgresql://u:hunter2@127.0.0.1:1/x?connect_timeout=1", environ={})
+    assert "hunter2" not in str(down.value.detail)
