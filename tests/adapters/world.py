@@ -8,6 +8,9 @@ Every adapter serves the same routes:
 - ``GET|POST /portal/profile``: the portal route group (portal sessions only).
 - ``GET /down/keys``: a route group whose store is down.
 
+The Django app is the same routes (:mod:`tests.adapters.django_urls`) with the world's gate in
+``settings.AUTHCORE``, for as long as :func:`django_settings` is entered.
+
 Each case uses its own workspace, so a world can serve every case once in any order, in
 process or over real HTTP, and the answers (rate-limit counters included) are the same.
 """
@@ -15,10 +18,14 @@ process or over real HTTP, and the answers (rate-limit counters included) are th
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import attrs
+import django
+from django.conf import settings
+from django.test import override_settings
 from flask import Flask, jsonify
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -241,6 +248,47 @@ def flask_app(world: World) -> Flask:
 
     flask_adapter.AuthCore(app, world.api, groups=groups(world), public_paths=["/unguarded"])
     return app
+
+
+# Django is configured once per test process, by the first test that builds a Django app (the
+# matrix runs from tests/adapters and tests/security alike), and never for a run without one.
+# Each app then overrides only AUTHCORE, for as long as it serves: nothing leaks between tests.
+DJANGO_SETTINGS: dict[str, Any] = {
+    "DEBUG": False,
+    "SECRET_KEY": "tests-only, signs nothing",
+    "ALLOWED_HOSTS": ["testserver", "127.0.0.1", "localhost"],
+    "ROOT_URLCONF": "tests.adapters.django_urls",
+    "MIDDLEWARE": ["authcore.adapters.django.AuthcoreMiddleware"],
+    "INSTALLED_APPS": [],
+    "DATABASES": {},
+    # Leave the logging configuration to pytest: Django's would be process-wide.
+    "LOGGING_CONFIG": None,
+    "REST_FRAMEWORK": {
+        "DEFAULT_AUTHENTICATION_CLASSES": ["authcore.adapters.drf.AuthcoreAuthentication"],
+        "DEFAULT_PERMISSION_CLASSES": [],
+        "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+        "UNAUTHENTICATED_USER": None,
+    },
+}
+
+
+def configure_django() -> None:
+    """Configure Django for this test process, once."""
+    if not settings.configured:
+        settings.configure(**DJANGO_SETTINGS)
+        django.setup()
+
+
+@contextmanager
+def django_settings(world: World) -> Iterator[None]:
+    """The matrix app on Django: the world's gate in ``settings.AUTHCORE`` while entered."""
+    configure_django()
+    authcore = {
+        "GATE": world.api,
+        "OPTIONS": {"groups": groups(world), "public_paths": ["/unguarded"]},
+    }
+    with override_settings(AUTHCORE=authcore):
+        yield
 
 
 # --- the cases ------------------------------------------------------------------------------
@@ -569,6 +617,8 @@ __all__ = [
     "Case",
     "World",
     "check",
+    "configure_django",
+    "django_settings",
     "flask_app",
     "make_world",
     "starlette_app",
