@@ -36,7 +36,7 @@ from __future__ import annotations
 
 try:
     import django  # noqa: F401 - the import guard: the clear error comes from here
-except ImportError as exc:  # pragma: no cover - exercised in a subprocess-free test by sys.modules
+except ImportError as exc:
     raise ImportError(
         "authcore.adapters.django needs Django: pip install 'authcore-auth[django]'"
     ) from exc
