@@ -440,6 +440,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from authcore.demo.runner import run_servers  # noqa: PLC0415 - see above
 
     config = _config(args)
+    metrics = None if args.metrics_port is None else (args.metrics_host, args.metrics_port)
+    ready = f"example API on http://{args.host}:{args.port} (Ctrl-C stops)"
+    if metrics is not None:
+        ready += f"; metrics on http://{args.metrics_host}:{args.metrics_port}/metrics"
     with _store(args) as store:
         run_servers(
             store,
@@ -447,7 +451,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             api=(args.host, args.port),
             dashboard=None,
             api_url=None,
-            on_ready=lambda: _note(f"example API on http://{args.host}:{args.port} (Ctrl-C stops)"),
+            on_ready=lambda: _note(ready),
+            metrics=metrics,
         )
     return 0
 
@@ -598,6 +603,14 @@ def _add_server_commands(b: _Builder) -> None:
     sub = b.command(b.root, "serve", cmd_serve, "run the example API")
     sub.add_argument("--host", default="127.0.0.1")
     sub.add_argument("--port", type=_port, default=8000)
+    sub.add_argument(
+        "--metrics-port",
+        type=_port,
+        default=_env_default("AUTHCORE_METRICS_PORT", None),
+        metavar="PORT",
+        help="also serve Prometheus metrics at /metrics on this port (env AUTHCORE_METRICS_PORT)",
+    )
+    sub.add_argument("--metrics-host", default="127.0.0.1", help="where --metrics-port listens")
     sub = b.command(b.root, "dashboard", cmd_dashboard, "run the dashboard and its proxy")
     sub.add_argument("--host", default="127.0.0.1")
     sub.add_argument("--port", type=_port, default=8001)

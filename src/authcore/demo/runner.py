@@ -27,6 +27,7 @@ from authcore.cli import CommandError
 from authcore.config import Config
 from authcore.demo.dashboard import DashboardSessions, StoreWorkspaceResolver, create_dashboard
 from authcore.demo.service import create_app
+from authcore.gate import AuthObserver, RequestMetrics
 from authcore.passwords import hash_password
 from authcore.proxy import ProxyConfig
 from authcore.ratelimit import RateLimitPolicy
@@ -51,7 +52,14 @@ API_PERMISSIONS: tuple[str, ...] = (
 )
 
 
-def build_api(store: Any, config: Config, *, clock: Callable[[], float] = time.time) -> Starlette:
+def build_api(
+    store: Any,
+    config: Config,
+    *,
+    clock: Callable[[], float] = time.time,
+    observer: AuthObserver | None = None,
+    metrics: RequestMetrics | None = None,
+) -> Starlette:
     """Return the example API for ``store`` (sync+async store) and ``config``'s keyring."""
     cached: Any = CachedStore(store)
     return create_app(
@@ -60,7 +68,37 @@ def build_api(store: Any, config: Config, *, clock: Callable[[], float] = time.t
         limiter=MemoryRateLimiter(),
         token_cache=VerifiedTokenCache(),
         clock=clock,
+        observer=observer,
+        metrics=metrics,
     )
+
+
+def _metrics_exporter() -> tuple[Any, Any]:
+    """Return a Prometheus exporter on a registry of its own, and the app serving it.
+
+    Raises:
+        CommandError: prometheus_client is not installed.
+    """
+    try:
+        # The adapter first: its import guard says which extra to install.
+        from authcore.adapters.prometheus import (  # noqa: PLC0415 - only with --metrics-port
+            PrometheusMetrics,
+            metrics_app,
+        )
+    except ImportError as exc:
+        raise CommandError(str(exc)) from None
+    from prometheus_client import (  # noqa: PLC0415 - as above
+        GC_COLLECTOR,
+        PLATFORM_COLLECTOR,
+        PROCESS_COLLECTOR,
+        CollectorRegistry,
+    )
+
+    registry = CollectorRegistry()
+    # What the default registry has: the process's CPU, memory, file descriptors and GC.
+    for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        registry.register(collector)
+    return PrometheusMetrics(registry), metrics_app(registry)
 
 
 def build_dashboard(
@@ -225,17 +263,25 @@ def run_servers(
     dashboard: tuple[str, int] | None,
     api_url: str | None,
     on_ready: Callable[[], None] | None = None,
+    metrics: tuple[str, int] | None = None,
 ) -> None:
     """Run the API and/or the dashboard under uvicorn until interrupted (SIGINT, SIGTERM).
 
-    ``on_ready`` is called once all of them accept connections.
+    ``on_ready`` is called once all of them accept connections. With ``metrics``, the API's
+    Prometheus metrics are served on that address at ``/metrics``.
 
     Raises:
-        CommandError: an address cannot be bound (for example, the port is taken).
+        CommandError: an address cannot be bound (for example, the port is taken), or
+            ``metrics`` without prometheus_client.
     """
-    apps: list[tuple[Starlette, tuple[str, int]]] = []
+    apps: list[tuple[Any, tuple[str, int]]] = []
+    exporter, metrics_server = _metrics_exporter() if metrics is not None else (None, None)
     if api is not None:
-        apps.append((build_api(store, config), api))
+        observer = None if exporter is None else exporter.observer
+        request_metrics = None if exporter is None else exporter.metrics
+        apps.append((build_api(store, config, observer=observer, metrics=request_metrics), api))
+    if metrics is not None:
+        apps.append((metrics_server, metrics))
     if dashboard is not None:
         if api_url is None:
             raise ValueError("the dashboard needs the API's URL")
@@ -250,6 +296,6 @@ def run_servers(
             sock.close()
 
 
-def _server(app: Starlette) -> _Server:
+def _server(app: Any) -> _Server:
     # The socket comes from _listen(); host and port here are only what uvicorn logs.
     return _Server(uvicorn.Config(app, log_level="warning", lifespan="on"))

@@ -44,6 +44,7 @@ from authcore.demo._http import (
 )
 from authcore.errors import PermissionDeniedError
 from authcore.flow import AsyncBackends, Authenticator, Settings
+from authcore.gate import AuthObserver, RequestMetrics
 from authcore.keyring import Keyring
 from authcore.permissions import MAX_GRANTS, PermissionSet
 from authcore.principal import Principal
@@ -277,13 +278,16 @@ def create_app(
     token_cache: Any = None,
     default_rate_limit: RateLimitPolicy | None = DEFAULT_RATE_LIMIT,
     clock: Callable[[], float] = time.time,
+    observer: AuthObserver | None = None,
+    metrics: RequestMetrics | None = None,
 ) -> Starlette:
     """Return the example API as an ASGI app.
 
     ``store`` serves lookups and management (wrap it in
     :class:`authcore.backends.cache.CachedStore` to keep lookups off the database);
     ``keyring`` verifies dashboard JWTs (None: JWTs are refused); ``limiter`` is shared by
-    both route groups, keyed by workspace.
+    both route groups, keyed by workspace. ``observer`` and ``metrics`` are the gate's hooks
+    (a metrics exporter's).
 
     Raises:
         ConfigurationError: an invalid setting.
@@ -331,5 +335,12 @@ def create_app(
     )
     # Steps 1-4 for every route but the public one; the portal group accepts only portal
     # sessions, the rest only root keys and JWTs. Also answers AuthcoreErrors from handlers.
-    install_auth(app, api, groups={PORTAL_PREFIX: portal}, public_paths=["/healthz"])
+    install_auth(
+        app,
+        api,
+        groups={PORTAL_PREFIX: portal},
+        public_paths=["/healthz"],
+        observer=observer,
+        metrics=metrics,
+    )
     return app
