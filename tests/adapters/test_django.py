@@ -1,7 +1,7 @@
 """Django and DRF specifics beyond the matrix: settings, markers, modes, logs, DRF's 401.
 
 Each test overrides only the settings it needs (``override_settings``) on top of the once-only
-configuration in ``tests/adapters/conftest.py``.
+configuration of ``tests/django_settings.py``.
 """
 
 from __future__ import annotations

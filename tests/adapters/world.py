@@ -23,8 +23,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import attrs
-import django
-from django.conf import settings
 from django.test import override_settings
 from flask import Flask, jsonify
 from starlette.applications import Starlette
@@ -250,39 +248,13 @@ def flask_app(world: World) -> Flask:
     return app
 
 
-# Django is configured once per test process, by the first test that builds a Django app (the
-# matrix runs from tests/adapters and tests/security alike), and never for a run without one.
-# Each app then overrides only AUTHCORE, for as long as it serves: nothing leaks between tests.
-DJANGO_SETTINGS: dict[str, Any] = {
-    "DEBUG": False,
-    "SECRET_KEY": "tests-only, signs nothing",
-    "ALLOWED_HOSTS": ["testserver", "127.0.0.1", "localhost"],
-    "ROOT_URLCONF": "tests.adapters.django_urls",
-    "MIDDLEWARE": ["authcore.adapters.django.AuthcoreMiddleware"],
-    "INSTALLED_APPS": [],
-    "DATABASES": {},
-    # Leave the logging configuration to pytest: Django's would be process-wide.
-    "LOGGING_CONFIG": None,
-    "REST_FRAMEWORK": {
-        "DEFAULT_AUTHENTICATION_CLASSES": ["authcore.adapters.drf.AuthcoreAuthentication"],
-        "DEFAULT_PERMISSION_CLASSES": [],
-        "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-        "UNAUTHENTICATED_USER": None,
-    },
-}
-
-
-def configure_django() -> None:
-    """Configure Django for this test process, once."""
-    if not settings.configured:
-        settings.configure(**DJANGO_SETTINGS)
-        django.setup()
-
-
 @contextmanager
 def django_settings(world: World) -> Iterator[None]:
-    """The matrix app on Django: the world's gate in ``settings.AUTHCORE`` while entered."""
-    configure_django()
+    """The matrix app on Django: the world's gate in ``settings.AUTHCORE`` while entered.
+
+    Only AUTHCORE is overridden, on top of tests/django_settings.py (configured once by
+    tests/conftest.py), and only while the app serves: nothing leaks into the next test.
+    """
     authcore = {
         "GATE": world.api,
         "OPTIONS": {"groups": groups(world), "public_paths": ["/unguarded"]},
@@ -617,7 +589,6 @@ __all__ = [
     "Case",
     "World",
     "check",
-    "configure_django",
     "django_settings",
     "flask_app",
     "make_world",
