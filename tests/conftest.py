@@ -14,6 +14,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.django_settings import configure_django
+
+# Django, once, before any test module is imported (see tests/django_settings.py).
+configure_django()
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_URL = os.environ.get("AUTHCORE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("AUTHCORE_TEST_REDIS", "redis://127.0.0.1:6379/15")

@@ -363,7 +363,9 @@ def test_retry_after_is_when_the_next_request_fits(
         earlier = now + (decision.retry_after - 1) * SECOND
         if later <= MAX_TIME_US:
             assert decide(stored, later, policy)[0].allowed
-        assert not decide(stored, earlier, policy)[0].allowed
+        # Near the end of representable time even a second less can be past it.
+        if earlier <= MAX_TIME_US:
+            assert not decide(stored, earlier, policy)[0].allowed
 
 
 @given(policy_and_state())

@@ -497,6 +497,10 @@ def _run_servers(auth: backends.Auth, **options: Any) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     trusted = _trusted_proxies(args)  # before connecting: a bad value creates no secrets file
+    metrics = None if args.metrics_port is None else (args.metrics_host, args.metrics_port)
+    ready = f"example API on http://{args.host}:{args.port} (Ctrl-C stops)"
+    if metrics is not None:
+        ready += f"; metrics on http://{args.metrics_host}:{args.metrics_port}/metrics"
     with _connected(args) as auth:
         _run_servers(
             auth,
@@ -504,7 +508,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             dashboard=None,
             api_url=None,
             trusted_proxies=trusted,
-            on_ready=lambda: _note(f"example API on http://{args.host}:{args.port} (Ctrl-C stops)"),
+            on_ready=lambda: _note(ready),
+            metrics=metrics,
         )
     return 0
 
@@ -689,6 +694,14 @@ def _add_server_commands(b: _Builder) -> None:
     sub.add_argument("--host", default="127.0.0.1")
     sub.add_argument("--port", type=_port, default=8000)
     _add_trusted_proxy(sub)
+    sub.add_argument(
+        "--metrics-port",
+        type=_port,
+        default=_env_default("AUTHCORE_METRICS_PORT", None),
+        metavar="PORT",
+        help="also serve Prometheus metrics at /metrics on this port (env AUTHCORE_METRICS_PORT)",
+    )
+    sub.add_argument("--metrics-host", default="127.0.0.1", help="where --metrics-port listens")
     sub = b.command(b.root, "dashboard", cmd_dashboard, "run the dashboard and its proxy")
     sub.add_argument("--host", default="127.0.0.1")
     sub.add_argument("--port", type=_port, default=8001)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+import types
 from pathlib import Path
 from typing import Any
 
 import httpx
+from django.test import Client as DjangoClient
+from django.test import override_settings
 from werkzeug.test import Client
 
-from authcore.testing import issue_root_key, make_workspace
+from authcore.testing import call_asgi, issue_root_key, make_workspace
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "frameworks.md"
 _BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
@@ -58,3 +61,33 @@ async def test_guide_samples_build_working_apps() -> None:
         assert response.status_code == 200
         assert b"ws_docs" in response.get_data()
     assert Client(ns["flask_app"]).get("/health").status_code == 200
+
+
+def test_guide_django_and_prometheus_samples_work() -> None:
+    ns = _run_samples()
+    make_workspace(ns["store"], "ws_docs")
+    _, key = issue_root_key(
+        ns["store"], "ws_docs", ["keys.read", "keys.create"], now=ns["time"].time()
+    )
+    auth = {"Authorization": f"Bearer {key.reveal()}"}
+
+    urls = types.ModuleType("frameworks_guide_urls")
+    urls.urlpatterns = ns["urlpatterns"]  # type: ignore[attr-defined]  # the guide's urls.py
+    with override_settings(
+        MIDDLEWARE=ns["MIDDLEWARE"],
+        AUTHCORE=ns["AUTHCORE"],
+        REST_FRAMEWORK=ns["REST_FRAMEWORK"],
+        ROOT_URLCONF=urls,
+    ):
+        client = DjangoClient()
+        assert client.get("/health").status_code == 200
+        assert client.get("/keys").status_code == 401
+        for path in ("/keys", "/api/keys"):
+            response = client.get(path, headers=auth)
+            assert response.status_code == 200, response.content
+            assert response.json() == {"workspace_id": "ws_docs"}
+
+    call_asgi(ns["metered_app"], "GET", "/keys", list(auth.items()))
+    scraped = call_asgi(ns["scrape_app"], "GET", "/metrics")
+    assert scraped.status == 200
+    assert b'authcore_auth_outcomes_total{code="admitted",source="root_key"} 1.0' in scraped.body

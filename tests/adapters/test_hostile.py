@@ -6,10 +6,19 @@ import contextlib
 import socket
 
 import pytest
+from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.wsgi import WSGIHandler
 
 from tests.adapters.drivers import SENDERS
 from tests.adapters.servers import serve_asgi, serve_wsgi
-from tests.adapters.world import Headers, flask_app, make_world, starlette_app, wsgi_app
+from tests.adapters.world import (
+    Headers,
+    django_settings,
+    flask_app,
+    make_world,
+    starlette_app,
+    wsgi_app,
+)
 
 ONE_MIB = 1 << 20
 
@@ -73,14 +82,19 @@ RAW: dict[str, bytes] = {
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("adapter", ["asgi", "wsgi", "flask"])
+@pytest.mark.parametrize("adapter", ["asgi", "wsgi", "flask", "django_uvicorn", "django_waitress"])
 def test_hostile_bytes_over_real_http_never_get_a_500(adapter: str) -> None:
     world = make_world()
-    if adapter == "asgi":
-        server = serve_asgi(starlette_app(world))
-    else:
-        server = serve_wsgi(wsgi_app(world) if adapter == "wsgi" else flask_app(world))
-    with server as base_url:
+    with contextlib.ExitStack() as stack:
+        if adapter == "asgi":
+            server = serve_asgi(starlette_app(world))
+        elif adapter.startswith("django"):
+            stack.enter_context(django_settings(world))
+            uvicorn = adapter == "django_uvicorn"
+            server = serve_asgi(ASGIHandler()) if uvicorn else serve_wsgi(WSGIHandler())
+        else:
+            server = serve_wsgi(wsgi_app(world) if adapter == "wsgi" else flask_app(world))
+        base_url = stack.enter_context(server)
         for name, line in RAW.items():
             reply = _raw_request(base_url, line)
             status_line = reply.split(b"\r\n", 1)[0]

@@ -1,4 +1,4 @@
-"""The behaviour matrix, run in process against the ASGI, WSGI and Flask adapters."""
+"""The behaviour matrix, run in process against the ASGI, WSGI, Flask and Django adapters."""
 
 from __future__ import annotations
 
@@ -24,7 +24,14 @@ async def test_every_adapter_answers_every_case_identically() -> None:
             answers[adapter] = [
                 (case.name, (await run_case(send, world, case)).comparable()) for case in CASES
             ]
-    assert answers["asgi"] == answers["wsgi"] == answers["flask"]
+    assert set(answers) == {"asgi", "wsgi", "flask", "django", "django_asgi"}
+    assert (
+        answers["asgi"]
+        == answers["wsgi"]
+        == answers["flask"]
+        == answers["django"]
+        == answers["django_asgi"]
+    )
 
 
 @pytest.mark.parametrize("adapter", sorted(SENDERS))

@@ -8,6 +8,9 @@ Every adapter serves the same routes:
 - ``GET|POST /portal/profile``: the portal route group (portal sessions only).
 - ``GET /down/keys``: a route group whose store is down.
 
+The Django app is the same routes (:mod:`tests.adapters.django_urls`) with the world's gate in
+``settings.AUTHCORE``, for as long as :func:`django_settings` is entered.
+
 Each case uses its own workspace, so a world can serve every case once in any order, in
 process or over real HTTP, and the answers (rate-limit counters included) are the same.
 """
@@ -15,10 +18,12 @@ process or over real HTTP, and the answers (rate-limit counters included) are th
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import attrs
+from django.test import override_settings
 from flask import Flask, jsonify
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -241,6 +246,21 @@ def flask_app(world: World) -> Flask:
 
     flask_adapter.AuthCore(app, world.api, groups=groups(world), public_paths=["/unguarded"])
     return app
+
+
+@contextmanager
+def django_settings(world: World) -> Iterator[None]:
+    """The matrix app on Django: the world's gate in ``settings.AUTHCORE`` while entered.
+
+    Only AUTHCORE is overridden, on top of tests/django_settings.py (configured once by
+    tests/conftest.py), and only while the app serves: nothing leaks into the next test.
+    """
+    authcore = {
+        "GATE": world.api,
+        "OPTIONS": {"groups": groups(world), "public_paths": ["/unguarded"]},
+    }
+    with override_settings(AUTHCORE=authcore):
+        yield
 
 
 # --- the cases ------------------------------------------------------------------------------
@@ -569,6 +589,7 @@ __all__ = [
     "Case",
     "World",
     "check",
+    "django_settings",
     "flask_app",
     "make_world",
     "starlette_app",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import secrets
 from typing import Any
 
 import pytest
@@ -77,7 +78,7 @@ def _principal_of(workspace_id: str) -> Principal:
 
 
 async def test_created_workspace_is_found_by_id_and_org(backend: StoreUnderTest) -> None:
-    org = f"org_{id(backend)}_{NOW}"
+    org = f"org_{secrets.token_hex(6)}_{NOW}"
     ws = await _workspace(backend, org_id=org, rate_limit=RateLimitPolicy(100, 60))
     assert await backend.call("find_workspace", ws.id) == ws
     assert await backend.call("find_workspace_by_org", org) == ws
@@ -141,7 +142,7 @@ async def test_rate_limit_is_set_and_cleared(backend: StoreUnderTest) -> None:
 
 
 async def test_org_link_is_unique(backend: StoreUnderTest) -> None:
-    org = f"org_{NOW}_{backend.kind}_{backend.is_async}_{id(backend)}"
+    org = f"org_{NOW}_{backend.kind}_{backend.is_async}_{secrets.token_hex(6)}"
     first = await _workspace(backend, "First")
     second = await _workspace(backend, "Second")
     linked = await backend.call("link_org", first.id, org, now=NOW, actor=OPERATOR_ACTOR)
@@ -757,7 +758,7 @@ async def test_no_raw_secret_is_stored(backend: StoreUnderTest) -> None:
 
 
 async def test_dashboard_users(backend: StoreUnderTest) -> None:
-    user_id = f"user_{backend.kind}_{backend.is_async}_{id(backend)}"
+    user_id = f"user_{backend.kind}_{backend.is_async}_{secrets.token_hex(6)}"
     hashed = hash_password("correct horse")
     user = await backend.call("add_dashboard_user", user_id, "org_1", hashed, ["keys.read"])
     found = await backend.call("find_dashboard_user", user_id)

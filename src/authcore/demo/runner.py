@@ -19,6 +19,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import attrs
 import uvicorn
@@ -29,6 +30,7 @@ from authcore.backends import Auth
 from authcore.demo._http import MAX_BODY_BYTES
 from authcore.demo.dashboard import DashboardSessions, StoreWorkspaceResolver, create_dashboard
 from authcore.demo.service import app_for
+from authcore.gate import AuthObserver, RequestMetrics
 from authcore.passwords import hash_password
 from authcore.proxy import ProxyConfig
 from authcore.ratelimit import RateLimitPolicy
@@ -60,11 +62,45 @@ class ServeError(Exception):
     """A server cannot start (its address cannot be bound); the message is one line."""
 
 
-def build_api(auth: Auth, *, own_lifecycle: bool = True) -> Starlette:
+def build_api(
+    auth: Auth,
+    *,
+    own_lifecycle: bool = True,
+    observer: AuthObserver | None = None,
+    metrics: RequestMetrics | None = None,
+) -> Starlette:
     """Return the example API over ``auth`` (:func:`authcore.backends.connect`, or
     :meth:`Auth.wire <authcore.backends.Auth.wire>` for a store already open); see
-    :func:`authcore.demo.service.app_for` for ``own_lifecycle``."""
-    return app_for(auth, own_lifecycle=own_lifecycle)
+    :func:`authcore.demo.service.app_for` for the options."""
+    return app_for(auth, own_lifecycle=own_lifecycle, observer=observer, metrics=metrics)
+
+
+def _metrics_exporter() -> tuple[Any, Any]:
+    """Return a Prometheus exporter on a registry of its own, and the app serving it.
+
+    Raises:
+        ServeError: prometheus_client is not installed.
+    """
+    try:
+        # The adapter first: its import guard says which extra to install.
+        from authcore.adapters.prometheus import (  # noqa: PLC0415 - only with --metrics-port
+            PrometheusMetrics,
+            metrics_app,
+        )
+    except ImportError as exc:
+        raise ServeError(str(exc)) from None
+    from prometheus_client import (  # noqa: PLC0415 - as above
+        GC_COLLECTOR,
+        PLATFORM_COLLECTOR,
+        PROCESS_COLLECTOR,
+        CollectorRegistry,
+    )
+
+    registry = CollectorRegistry()
+    # What the default registry has: the process's CPU, memory, file descriptors and GC.
+    for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        registry.register(collector)
+    return PrometheusMetrics(registry), metrics_app(registry)
 
 
 def build_dashboard(
@@ -233,21 +269,30 @@ def run_servers(
     api_url: str | None,
     trusted_proxies: Sequence[str] = (),
     on_ready: Callable[[], None] | None = None,
+    metrics: tuple[str, int] | None = None,
 ) -> None:
     """Run the API and/or the dashboard over ``auth`` under uvicorn until interrupted.
 
     ``trusted_proxies`` (IP addresses or networks) are the reverse proxies whose
     ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are believed; with none (the default) the
     client is the connection's peer, whatever the headers say. ``on_ready`` is called once all
-    servers accept connections. SIGINT and SIGTERM stop them gracefully.
+    servers accept connections. SIGINT and SIGTERM stop them gracefully. With ``metrics``,
+    the API's Prometheus metrics are served on that address at ``/metrics``.
 
     Raises:
-        ServeError: an address cannot be bound (for example, the port is taken).
+        ServeError: an address cannot be bound (for example, the port is taken), or
+            ``metrics`` without prometheus_client.
     """
-    apps: list[tuple[Starlette, tuple[str, int]]] = []
+    apps: list[tuple[Any, tuple[str, int]]] = []
+    exporter, metrics_server = _metrics_exporter() if metrics is not None else (None, None)
     if api is not None:
+        observer = None if exporter is None else exporter.observer
+        request_metrics = None if exporter is None else exporter.metrics
         # One Auth behind both servers: started here, closed by the caller, not by one app.
-        apps.append((build_api(auth, own_lifecycle=False), api))
+        app = build_api(auth, own_lifecycle=False, observer=observer, metrics=request_metrics)
+        apps.append((app, api))
+    if metrics is not None:
+        apps.append((metrics_server, metrics))
     if dashboard is not None:
         if api_url is None:
             raise ValueError("the dashboard needs the API's URL")
@@ -263,7 +308,7 @@ def run_servers(
             sock.close()
 
 
-def server_config(app: Starlette, trusted_proxies: Sequence[str] = ()) -> uvicorn.Config:
+def server_config(app: Any, trusted_proxies: Sequence[str] = ()) -> uvicorn.Config:
     """Return the uvicorn configuration the command line serves ``app`` with.
 
     Proxy headers are off unless ``trusted_proxies`` names who may send them: uvicorn's own
@@ -281,5 +326,5 @@ def server_config(app: Starlette, trusted_proxies: Sequence[str] = ()) -> uvicor
     )
 
 
-def _server(app: Starlette, trusted_proxies: Sequence[str]) -> _Server:
+def _server(app: Any, trusted_proxies: Sequence[str]) -> _Server:
     return _Server(server_config(app, trusted_proxies))

@@ -76,7 +76,7 @@ from authcore.demo._http import (
 )
 from authcore.errors import ClientError, CrossSiteRequestError, PermissionDeniedError
 from authcore.flow import AsyncBackends, Authenticator, Settings
-from authcore.gate import RouteGroups
+from authcore.gate import AuthObserver, RequestMetrics, RouteGroups
 from authcore.keyring import Keyring
 from authcore.names import check_name
 from authcore.permissions import MAX_GRANTS, PermissionSet
@@ -447,6 +447,8 @@ def create_app(
     portal_origins: Sequence[str] = (),
     secure_cookies: bool | None = None,
     body_timeout: float = BODY_TIMEOUT,
+    observer: AuthObserver | None = None,
+    metrics: RequestMetrics | None = None,
 ) -> Starlette:
     """Return the example API as an ASGI app.
 
@@ -457,6 +459,7 @@ def create_app(
     site's own) whose portal writes are accepted from browsers that send no
     ``Sec-Fetch-Site``; ``secure_cookies=None`` marks the portal cookie ``Secure`` exactly
     when the request came over TLS. ``body_timeout`` bounds the time a request body may take.
+    ``observer`` and ``metrics`` are the gate's hooks (a metrics exporter's).
 
     Raises:
         ConfigurationError: an invalid setting.
@@ -489,6 +492,7 @@ def create_app(
         gate_source=None,
         secure_cookies=secure_cookies,
         body_timeout=body_timeout,
+        hooks=_Hooks(observer, metrics),
     )
 
 
@@ -498,10 +502,13 @@ def app_for(
     secure_cookies: bool | None = None,
     body_timeout: float = BODY_TIMEOUT,
     own_lifecycle: bool = True,
+    observer: AuthObserver | None = None,
+    metrics: RequestMetrics | None = None,
 ) -> Starlette:
     """Return the example API wired by :func:`authcore.backends.connect` (what ``authcore
     serve`` runs): its store, route groups and limiter. With ``own_lifecycle`` the app starts
     and closes ``auth`` with its lifespan; without, the caller does (several apps, one Auth).
+    ``observer`` and ``metrics`` are the gate's hooks (a metrics exporter's).
 
     Raises:
         ConfigurationError: an invalid setting.
@@ -513,7 +520,16 @@ def app_for(
         gate_source=auth if own_lifecycle else _Groups(auth.api, auth.groups),
         secure_cookies=secure_cookies,
         body_timeout=body_timeout,
+        hooks=_Hooks(observer, metrics),
     )
+
+
+@attrs.frozen
+class _Hooks:
+    """The gate's metrics hooks, passed through (None: none)."""
+
+    observer: AuthObserver | None = None
+    metrics: RequestMetrics | None = None
 
 
 @attrs.frozen
@@ -532,6 +548,7 @@ def _build(
     gate_source: RouteGroups | None,
     secure_cookies: bool | None,
     body_timeout: float,
+    hooks: _Hooks,
 ) -> Starlette:
     service = _Service(
         store,
@@ -572,8 +589,16 @@ def _build(
     # Steps 1-4 for every route but the public ones; the portal group accepts only portal
     # sessions, the rest only root keys and JWTs. Also answers AuthcoreErrors from handlers.
     public = ["/healthz", "/portal/exchange"]
+    observer, metrics = hooks.observer, hooks.metrics
     if gate_source is None:
-        install_auth(app, api, groups={PORTAL_PREFIX: portal}, public_paths=public)
+        install_auth(
+            app,
+            api,
+            groups={PORTAL_PREFIX: portal},
+            public_paths=public,
+            observer=observer,
+            metrics=metrics,
+        )
     else:
-        install_auth(app, gate_source, public_paths=public)
+        install_auth(app, gate_source, public_paths=public, observer=observer, metrics=metrics)
     return app
