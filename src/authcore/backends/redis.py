@@ -33,9 +33,15 @@ import contextlib
 import logging
 import threading
 from typing import Any, Final
+from urllib.parse import unquote
 
+import attrs
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
+import redis.asyncio.sentinel
+import redis.cluster
+import redis.sentinel
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -51,13 +57,19 @@ from authcore.ratelimit import (
 )
 
 __all__ = [
+    "CLUSTER_SCHEME",
     "DEFAULT_CHANNEL",
     "DEFAULT_NAMESPACE",
     "DEFAULT_TIMEOUT",
+    "SENTINEL_SCHEME",
     "AsyncRedisInvalidator",
     "AsyncRedisRateLimiter",
     "RedisInvalidator",
     "RedisRateLimiter",
+    "aclose_client",
+    "async_client_from_url",
+    "client_from_url",
+    "close_client",
 ]
 
 _log = logging.getLogger("authcore.redis")
@@ -75,6 +87,188 @@ def _no_retry() -> Retry:
     # from_url's clients fail fast: a retry would double the wait on a stalled server, and a
     # dead pooled connection is already detected (and replaced) when it is checked out.
     return Retry(NoBackoff(), 0)
+
+
+# --- clients from URLs: one server, Sentinel, Cluster -----------------------------------------
+
+#: URL schemes beyond redis-py's own (redis://, rediss://, unix://).
+SENTINEL_SCHEME: Final = "redis+sentinel://"
+CLUSTER_SCHEME: Final = "redis+cluster://"
+_DEFAULT_PORT: Final = 6379
+_DEFAULT_SENTINEL_PORT: Final = 26379
+_ASYNC_CLUSTER_CONNECTIONS: Final = 1000
+_SENTINEL_TIMEOUT: Final = 1.0
+
+
+@attrs.frozen
+class _Target:
+    """What a ``redis+sentinel://`` or ``redis+cluster://`` URL names (never printed)."""
+
+    nodes: tuple[tuple[str, int], ...]
+    password: str | None = attrs.field(repr=False)
+    username: str | None
+    service: str  # the Sentinel service name ("" for Cluster)
+    db: int
+
+
+def _parse_multi(url: str, scheme: str, default_port: int) -> _Target:
+    """Parse ``SCHEME[user:password@]host[:port][,host[:port]...][/service][/db]``.
+
+    Raises:
+        ConfigurationError: a malformed URL (the message never quotes it).
+    """
+    rest = url[len(scheme) :]
+    userinfo, at, rest = rest.rpartition("@")
+    username = password = None
+    if at:
+        user, colon, secret = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon else None
+    hosts, _, path = rest.partition("/")
+    nodes = []
+    for part in hosts.split(","):
+        host, colon, port = part.rpartition(":") if part.count(":") == 1 else (part, "", "")
+        host = host if colon else part
+        if not host or (colon and not port.isascii()) or (colon and not port.isdigit()):
+            raise ConfigurationError(f"invalid Redis URL: bad host list in {scheme}...")
+        nodes.append((host, int(port) if colon else default_port))
+    segments = [segment for segment in path.split("/") if segment]
+    service = segments.pop(0) if scheme == SENTINEL_SCHEME and segments else None
+    if scheme == SENTINEL_SCHEME and service is None:
+        raise ConfigurationError("invalid Redis URL: redis+sentinel:// names no service (/NAME)")
+    db = 0
+    if segments:
+        if len(segments) > 1 or not segments[0].isascii() or not segments[0].isdigit():
+            raise ConfigurationError(f"invalid Redis URL: bad database in {scheme}...")
+        db = int(segments[0])
+    if scheme == CLUSTER_SCHEME and db:
+        raise ConfigurationError("invalid Redis URL: Redis Cluster has only database 0")
+    return _Target(tuple(nodes), password, username, service or "", db)
+
+
+def client_from_url(
+    url: str, *, timeout: float = DEFAULT_TIMEOUT, connect_timeout: float | None = None
+) -> Any:
+    """A synchronous client for ``url``, with bounded timeouts and no retries.
+
+    ``redis://`` / ``rediss://`` / ``unix://`` (one server), ``redis+sentinel://h1:26379,h2/NAME
+    [/DB]`` (the master of service NAME, found through the sentinels) or ``redis+cluster://h1:
+    7000,h2:7001`` (Redis Cluster from any of its nodes). A password goes in the user-info part.
+
+    Raises:
+        ConfigurationError: the URL or a timeout is invalid (the message never quotes the URL).
+    """
+    options: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout if connect_timeout is None else connect_timeout,
+    }
+    try:
+        if url.startswith(SENTINEL_SCHEME):
+            target = _parse_multi(url, SENTINEL_SCHEME, _DEFAULT_SENTINEL_PORT)
+            sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]  # untyped upstream
+                list(target.nodes), sentinel_kwargs=_sentinel_options(options), **options
+            )
+            master = sentinel.master_for(  # type: ignore[no-untyped-call]  # untyped upstream
+                target.service,
+                db=target.db,
+                username=target.username,
+                password=target.password,
+                retry=_no_retry(),
+            )
+            master.authcore_sentinels = sentinel.sentinels  # closed with the client
+            return master
+        if url.startswith(CLUSTER_SCHEME):
+            target = _parse_multi(url, CLUSTER_SCHEME, _DEFAULT_PORT)
+            return redis.cluster.RedisCluster(
+                startup_nodes=[
+                    redis.cluster.ClusterNode(h, p)  # type: ignore[no-untyped-call]  # as above
+                    for h, p in target.nodes
+                ],
+                username=target.username,
+                password=target.password,
+                retry=_no_retry(),
+                **options,
+            )
+        return redis.Redis.from_url(url, retry=_no_retry(), **options)
+    except (ValueError, TypeError, redis.RedisError) as exc:
+        # Not str(exc): it may quote the URL, password included.
+        raise ConfigurationError(f"invalid Redis URL ({type(exc).__name__})") from None
+
+
+def async_client_from_url(
+    url: str, *, timeout: float = DEFAULT_TIMEOUT, connect_timeout: float | None = None
+) -> Any:
+    """The asyncio twin of :func:`client_from_url` (connects lazily).
+
+    Raises:
+        ConfigurationError: the URL or a timeout is invalid.
+    """
+    options: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout if connect_timeout is None else connect_timeout,
+    }
+    try:
+        if url.startswith(SENTINEL_SCHEME):
+            target = _parse_multi(url, SENTINEL_SCHEME, _DEFAULT_SENTINEL_PORT)
+            sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]  # untyped
+                list(target.nodes), sentinel_kwargs=_sentinel_options(options), **options
+            )
+            master = sentinel.master_for(
+                target.service,
+                db=target.db,
+                username=target.username,
+                password=target.password,
+                retry=_async_no_retry(),
+                max_connections=_ASYNC_CLUSTER_CONNECTIONS,  # as for Cluster, below
+            )
+            master.authcore_sentinels = sentinel.sentinels  # closed with the client
+            return master
+        if url.startswith(CLUSTER_SCHEME):
+            target = _parse_multi(url, CLUSTER_SCHEME, _DEFAULT_PORT)
+            return redis.asyncio.cluster.RedisCluster(
+                startup_nodes=[redis.asyncio.cluster.ClusterNode(h, p) for h, p in target.nodes],
+                username=target.username,
+                password=target.password,
+                retry=_async_no_retry(),
+                # redis-py's asyncio cluster client refuses (rather than waits) past this many
+                # connections per node; its default of 100 is below a busy server's concurrency.
+                max_connections=_ASYNC_CLUSTER_CONNECTIONS,
+                **options,
+            )
+        return redis.asyncio.Redis.from_url(url, retry=_async_no_retry(), **options)
+    except (ValueError, TypeError, redis.RedisError) as exc:
+        raise ConfigurationError(f"invalid Redis URL ({type(exc).__name__})") from None
+
+
+def close_client(client: Any) -> None:
+    """Close a client of :func:`client_from_url`, the sentinels it found the master by too."""
+    client.close()
+    for sentinel in getattr(client, "authcore_sentinels", ()):
+        sentinel.close()
+
+
+async def aclose_client(client: Any) -> None:
+    """Close a client of :func:`async_client_from_url`, its sentinels too."""
+    await client.aclose()
+    for sentinel in getattr(client, "authcore_sentinels", ()):
+        await sentinel.aclose()
+
+
+def _sentinel_options(options: dict[str, Any]) -> dict[str, Any]:
+    # Asking a sentinel where the master is happens once per new connection; a burst of them
+    # on a busy host needs more than one reply's timeout. Still bounded.
+    return {name: max(float(value), _SENTINEL_TIMEOUT) for name, value in options.items()}
+
+
+def _connection_kwargs(client: Any) -> dict[str, Any]:
+    """The settings every connection of ``client`` is made with (one server, Sentinel or
+    Cluster)."""
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        kwargs: dict[str, Any] = pool.connection_kwargs
+        return kwargs
+    get = getattr(client, "get_connection_kwargs", None)
+    return dict(get()) if callable(get) else {}
 
 
 def _check_timeouts(connection_kwargs: dict[str, Any]) -> float:
@@ -123,7 +317,7 @@ class RedisRateLimiter:
 
     def __init__(self, client: redis.Redis, *, namespace: str = DEFAULT_NAMESPACE) -> None:
         #: Worst-case seconds of one attempt (connect + reply), from the client's settings.
-        self.timeout = _check_timeouts(client.connection_pool.connection_kwargs)
+        self.timeout = _check_timeouts(_connection_kwargs(client))
         self._client = client
         self._namespace = _check_namespace(namespace)
         self._script = client.register_script(GCRA_LUA)
@@ -144,16 +338,7 @@ class RedisRateLimiter:
         Raises:
             ConfigurationError: the URL or a timeout is invalid.
         """
-        try:
-            client = redis.Redis.from_url(
-                url,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout if connect_timeout is None else connect_timeout,
-                retry=_no_retry(),
-            )
-        except (ValueError, TypeError) as exc:
-            # Not str(exc): it may quote the URL, password included.
-            raise ConfigurationError(f"invalid Redis URL ({type(exc).__name__})") from None
+        client = client_from_url(url, timeout=timeout, connect_timeout=connect_timeout)
         return cls(client, namespace=namespace)
 
     def hit(self, workspace_id: str, policy: RateLimitPolicy) -> RateLimitDecision:
@@ -172,7 +357,7 @@ class RedisRateLimiter:
 
     def close(self) -> None:
         """Close the client's connections."""
-        self._client.close()
+        close_client(self._client)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(namespace={self._namespace!r})"
@@ -190,10 +375,22 @@ class AsyncRedisRateLimiter:
 
     def __init__(self, client: redis.asyncio.Redis, *, namespace: str = DEFAULT_NAMESPACE) -> None:
         #: Worst-case seconds of one decision (connect + reply), from the client's settings.
-        self.timeout = _check_timeouts(client.connection_pool.connection_kwargs)
+        self.timeout = _check_timeouts(_connection_kwargs(client))
         self._client = client
         self._namespace = _check_namespace(namespace)
         self._script = client.register_script(GCRA_LUA)
+        # redis-py's asyncio cluster client learns the slot map on first use, and concurrent
+        # first uses race each other: the first decision initializes it alone.
+        self._uninitialized = isinstance(client, redis.asyncio.cluster.RedisCluster)
+        self._init_lock: asyncio.Lock | None = None
+
+    async def _initialize(self) -> None:
+        if self._init_lock is None:
+            self._init_lock = asyncio.Lock()
+        async with self._init_lock:
+            if self._uninitialized:
+                await self._client.initialize()
+                self._uninitialized = False
 
     @classmethod
     def from_url(
@@ -209,15 +406,7 @@ class AsyncRedisRateLimiter:
         Raises:
             ConfigurationError: the URL or a timeout is invalid.
         """
-        try:
-            client = redis.asyncio.Redis.from_url(
-                url,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout if connect_timeout is None else connect_timeout,
-                retry=_async_no_retry(),
-            )
-        except (ValueError, TypeError) as exc:
-            raise ConfigurationError(f"invalid Redis URL ({type(exc).__name__})") from None
+        client = async_client_from_url(url, timeout=timeout, connect_timeout=connect_timeout)
         return cls(client, namespace=namespace)
 
     async def ahit(self, workspace_id: str, policy: RateLimitPolicy) -> RateLimitDecision:
@@ -229,6 +418,9 @@ class AsyncRedisRateLimiter:
         """
         key = rate_limit_key(workspace_id, self._namespace)
         try:
+            if self._uninitialized:
+                async with asyncio.timeout(self.timeout):
+                    await self._initialize()
             async with asyncio.timeout(self.timeout):
                 reply = await self._script(keys=[key], args=_script_args(policy))
         except (redis.RedisError, OSError, TimeoutError) as exc:
@@ -237,7 +429,7 @@ class AsyncRedisRateLimiter:
 
     async def aclose(self) -> None:
         """Close the client's connections."""
-        await self._client.aclose()
+        await aclose_client(self._client)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(namespace={self._namespace!r})"
@@ -305,7 +497,7 @@ class RedisInvalidator:
     """
 
     def __init__(self, client: redis.Redis, *, channel: str = DEFAULT_CHANNEL) -> None:
-        _check_timeouts(client.connection_pool.connection_kwargs)
+        _check_timeouts(_connection_kwargs(client))
         if not isinstance(channel, str) or not channel:
             raise ConfigurationError("an invalidation channel is a non-empty string")
         self._client = client
@@ -323,13 +515,7 @@ class RedisInvalidator:
         Raises:
             ConfigurationError: the URL or the timeout is invalid.
         """
-        try:
-            client = redis.Redis.from_url(
-                url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=_no_retry()
-            )
-        except (ValueError, TypeError) as exc:
-            raise ConfigurationError(f"invalid Redis URL ({type(exc).__name__})") from None
-        return cls(client, channel=channel)
+        return cls(client_from_url(url, timeout=timeout), channel=channel)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(channel={self._channel!r})"
@@ -375,7 +561,7 @@ class RedisInvalidator:
     def close(self) -> None:
         """Stop the subscriber and close the client's connections."""
         self.stop()
-        self._client.close()
+        close_client(self._client)
 
     def _run(self, subscription: _Subscription) -> None:
         backoff = 0.05
@@ -405,7 +591,7 @@ class AsyncRedisInvalidator:
     """
 
     def __init__(self, client: redis.asyncio.Redis, *, channel: str = DEFAULT_CHANNEL) -> None:
-        self._timeout = _check_timeouts(client.connection_pool.connection_kwargs)
+        self._timeout = _check_timeouts(_connection_kwargs(client))
         if not isinstance(channel, str) or not channel:
             raise ConfigurationError("an invalidation channel is a non-empty string")
         self._client = client
@@ -424,16 +610,10 @@ class AsyncRedisInvalidator:
         Raises:
             ConfigurationError: the URL or the timeout is invalid.
         """
-        try:
-            client = redis.asyncio.Redis.from_url(
-                url,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-                retry=_async_no_retry(),
-            )
-        except (ValueError, TypeError) as exc:
-            raise ConfigurationError(f"invalid Redis URL ({type(exc).__name__})") from None
-        return cls(client, channel=channel)
+        if url.startswith(CLUSTER_SCHEME):
+            # redis-py's asyncio cluster client has no pub/sub: use RedisInvalidator there.
+            raise ConfigurationError("AsyncRedisInvalidator cannot subscribe on Redis Cluster")
+        return cls(async_client_from_url(url, timeout=timeout), channel=channel)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(channel={self._channel!r})"
@@ -493,7 +673,7 @@ class AsyncRedisInvalidator:
     async def aclose(self) -> None:
         """Stop the subscriber and close the client's connections."""
         await self.stop()
-        await self._client.aclose()
+        await aclose_client(self._client)
 
     async def _run(self, subscription: _Subscription) -> None:
         backoff = 0.05
