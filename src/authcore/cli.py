@@ -43,7 +43,7 @@ from authcore.keyring import check_rotation
 from authcore.names import check_name, printable
 from authcore.passwords import hash_password
 from authcore.permissions import PermissionSet
-from authcore.ratelimit import RateLimitPolicy
+from authcore.ratelimit import LimiterFailurePolicy, RateLimitPolicy
 from authcore.store import OPERATOR_ACTOR, Store
 
 if TYPE_CHECKING:
@@ -474,7 +474,13 @@ def cmd_audit_list(args: argparse.Namespace) -> int:
 def _connected(args: argparse.Namespace) -> Iterator[backends.Auth]:
     """The servers' wiring: :func:`authcore.backends.connect`, as a user's own app gets it."""
     try:
-        auth = backends.connect(args.db, redis=args.redis, config=args.config, note=_note)
+        auth = backends.connect(
+            args.db,
+            redis=args.redis,
+            config=args.config,
+            note=_note,
+            limiter_failure=_REDIS_DOWN[getattr(args, "redis_down", "refuse")],
+        )
     except ConfigurationError as exc:
         raise UsageError(exc.detail or exc.message) from None
     except UnavailableError as exc:
@@ -495,8 +501,46 @@ def _run_servers(auth: backends.Auth, **options: Any) -> None:
         raise CommandError(str(exc)) from None
 
 
+def _serve_workers(args: argparse.Namespace, trusted: list[str]) -> int:
+    """``serve --workers N``: N processes on one port, sharing state through PostgreSQL/SQLite
+    and Redis (each worker wires itself with connect(), as one process does)."""
+    from authcore.demo.runner import ServeError, run_workers  # noqa: PLC0415 - as in serve
+
+    if not args.redis:
+        raise UsageError(
+            "--workers above 1 needs --redis (env AUTHCORE_REDIS): without it every worker "
+            "would keep its own rate limit and its own cache"
+        )
+    if args.metrics_port is not None:
+        raise UsageError("--metrics-port serves one process's metrics: use it with --workers 1")
+    # Checked here, once, for one-line errors: the URLs, the configuration, the database.
+    with _connected(args):
+        pass
+    environ = {
+        "AUTHCORE_DB": args.db,
+        "AUTHCORE_REDIS": args.redis,
+        "AUTHCORE_REDIS_DOWN": args.redis_down,
+    }
+    if args.config:
+        environ["AUTHCORE_CONFIG"] = os.path.abspath(args.config)
+    url = f"http://{args.host}:{args.port}"
+    try:
+        run_workers(
+            workers=args.workers,
+            address=(args.host, args.port),
+            environ=environ,
+            trusted_proxies=trusted,
+            on_ready=lambda: _note(f"example API on {url}, {args.workers} workers (Ctrl-C stops)"),
+        )
+    except ServeError as exc:
+        raise CommandError(str(exc)) from None
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     trusted = _trusted_proxies(args)  # before connecting: a bad value creates no secrets file
+    if args.workers > 1:
+        return _serve_workers(args, trusted)
     metrics = None if args.metrics_port is None else (args.metrics_host, args.metrics_port)
     ready = f"example API on http://{args.host}:{args.port} (Ctrl-C stops)"
     if metrics is not None:
@@ -568,6 +612,11 @@ def _trusted_proxies(args: argparse.Namespace) -> list[str]:
 # --- the parser -------------------------------------------------------------------------------
 
 _TRUSTED_PROXIES_ENV: Final = "AUTHCORE_TRUSTED_PROXIES"
+#: What a request gets while Redis is down (--redis-down).
+_REDIS_DOWN: Final = {
+    "refuse": LimiterFailurePolicy.FAIL_CLOSED,
+    "local": LimiterFailurePolicy.LOCAL_FALLBACK,
+}
 
 _Handler = Callable[[argparse.Namespace], int]
 
@@ -702,6 +751,20 @@ def _add_server_commands(b: _Builder) -> None:
         help="also serve Prometheus metrics at /metrics on this port (env AUTHCORE_METRICS_PORT)",
     )
     sub.add_argument("--metrics-host", default="127.0.0.1", help="where --metrics-port listens")
+    sub.add_argument(
+        "--redis-down",
+        choices=sorted(_REDIS_DOWN),
+        default=_env_default("AUTHCORE_REDIS_DOWN", "refuse"),
+        help="while Redis is unreachable: refuse with 503 (default) or decide with a bounded "
+        "limiter in each process; recovery is automatic (env AUTHCORE_REDIS_DOWN)",
+    )
+    sub.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=_env_default("AUTHCORE_WORKERS", "1"),
+        metavar="N",
+        help="worker processes on the one port; above 1 needs --redis (env AUTHCORE_WORKERS)",
+    )
     sub = b.command(b.root, "dashboard", cmd_dashboard, "run the dashboard and its proxy")
     sub.add_argument("--host", default="127.0.0.1")
     sub.add_argument("--port", type=_port, default=8001)

@@ -39,7 +39,7 @@ from authcore.config import Config, load_config, parse_config, render_dev_config
 from authcore.credentials import DEFAULT_PORTAL_COOKIE, CredentialPolicy
 from authcore.errors import ConfigurationError, UnavailableError
 from authcore.flow import AsyncBackends, Authenticator, Backends, Settings
-from authcore.ratelimit import RateLimitPolicy
+from authcore.ratelimit import LimiterFailurePolicy, RateLimitPolicy
 from authcore.tokens import Secret
 
 if TYPE_CHECKING:
@@ -326,13 +326,16 @@ class Auth:
         portal_origins: tuple[str, ...] = (),
         portal_prefix: str = PORTAL_PREFIX,
         owns_store: bool = False,
+        limiter_failure: LimiterFailurePolicy = LimiterFailurePolicy.FAIL_CLOSED,
     ) -> Auth:
         """Wire an already open ``store`` (sync and async) with ``config``: what
         :func:`connect` does once it has opened the store and read the configuration.
 
         ``portal_origins`` are origins, besides the serving site's own, whose cookie-borne
         portal writes pass the cross-site rule. With ``owns_store`` closing the Auth closes the
-        store too.
+        store too. ``limiter_failure`` says what a request gets while Redis is down: 503
+        (``FAIL_CLOSED``, the default) or a decision of a bounded limiter in this process
+        (``LOCAL_FALLBACK``); either way the service recovers by itself when Redis returns.
 
         Raises:
             ConfigurationError: an invalid setting or Redis URL.
@@ -349,14 +352,16 @@ class Auth:
                 alimiter: Any = limiter
             else:
                 limiter, alimiter, invalidator = _redis(redis, closers)
-            backends = Backends(store=cached, limiter=limiter)
-            abackends = AsyncBackends(store=cached, limiter=alimiter)
+            fallback = MemoryRateLimiter() if redis is not None else None
+            backends = Backends(store=cached, limiter=limiter, fallback_limiter=fallback)
+            abackends = AsyncBackends(store=cached, limiter=alimiter, fallback_limiter=fallback)
             api = Authenticator(
                 Settings(
                     credentials=CredentialPolicy.api(),
                     keyring=config.jwt.verifying_keyring(),
                     token_cache=VerifiedTokenCache(),
                     default_rate_limit=default_rate_limit,
+                    limiter_failure=limiter_failure,
                     realm="api",
                 ),
                 clock=time.time,
@@ -369,6 +374,7 @@ class Auth:
                         portal_cookie, allowed_origins=portal_origins
                     ),
                     default_rate_limit=default_rate_limit,
+                    limiter_failure=limiter_failure,
                     realm="portal",
                 ),
                 clock=time.time,
@@ -477,6 +483,7 @@ def connect(
     portal_cookie: str = DEFAULT_PORTAL_COOKIE,
     portal_prefix: str = PORTAL_PREFIX,
     note: Callable[[str], None] | None = None,
+    limiter_failure: LimiterFailurePolicy = LimiterFailurePolicy.FAIL_CLOSED,
 ) -> Auth:
     """Open and wire everything a service needs to authenticate requests (see the module doc).
 
@@ -485,8 +492,8 @@ def connect(
     and ``AUTHCORE_CONFIG`` (else the development secrets next to the SQLite database, about
     which ``note`` hears). ``default_rate_limit`` applies to workspaces without a policy of
     their own; ``cache_ttl`` bounds how long a change made in another process that could not
-    tell this one (no Redis) goes unseen. The :class:`Auth` owns the store: closing it closes
-    the store.
+    tell this one (no Redis) goes unseen; ``limiter_failure`` is the policy while Redis is down
+    (see :meth:`Auth.wire`). The :class:`Auth` owns the store: closing it closes the store.
 
     Raises:
         ConfigurationError: a URL or the configuration is invalid.
@@ -507,6 +514,7 @@ def connect(
             portal_cookie=portal_cookie,
             portal_prefix=portal_prefix,
             owns_store=True,
+            limiter_failure=limiter_failure,
         )
     except BaseException:
         with contextlib.suppress(Exception):

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -24,6 +26,7 @@ from typing import Any
 import attrs
 import uvicorn
 from starlette.applications import Starlette
+from uvicorn.supervisors import Multiprocess
 
 from authcore.adapters.proxy import DashboardProxy
 from authcore.backends import Auth
@@ -44,6 +47,7 @@ __all__ = [
     "build_dashboard",
     "prepare_demo",
     "run_servers",
+    "run_workers",
     "server_config",
 ]
 
@@ -306,6 +310,62 @@ def run_servers(
     finally:
         for _, sock in servers:
             sock.close()
+
+
+def run_workers(
+    *,
+    workers: int,
+    address: tuple[str, int],
+    environ: dict[str, str],
+    trusted_proxies: Sequence[str] = (),
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """Run ``workers`` processes of the example API on one listening socket until SIGINT or
+    SIGTERM, then stop them gracefully (each finishes its requests and closes its Auth).
+
+    ``environ`` is what each worker wires itself from (``AUTHCORE_DB``, ``AUTHCORE_REDIS``,
+    ``AUTHCORE_CONFIG``; see :mod:`authcore.demo.worker`). ``on_ready`` is called once the
+    port answers.
+
+    Raises:
+        ServeError: the address cannot be bound.
+    """
+    # The workers are spawned processes: they read the environment they start with.
+    os.environ.update(environ)
+    host, port = address
+    config = server_config("authcore.demo.worker:app", trusted_proxies)
+    config.factory = True
+    config.workers = workers
+    sock = _listen(host, port)
+    try:
+        supervisor = Multiprocess(config, sockets=[sock])
+        if on_ready is not None:
+            threading.Thread(
+                target=_announce_when_up, args=(host, port, on_ready), daemon=True
+            ).start()
+        supervisor.run()
+    finally:
+        sock.close()
+
+
+_HEALTH_CHECK = b"GET /healthz HTTP/1.1\r\nHost: authcore\r\nConnection: close\r\n\r\n"
+
+
+def _announce_when_up(host: str, port: int, on_ready: Callable[[], None]) -> None:
+    # The supervisor has no "ready" hook: ask the port, as a load balancer would.
+    target = host if host not in ("0.0.0.0", "::") else "127.0.0.1"  # noqa: S104 - a comparison
+    for _ in range(600):
+        try:
+            with socket.create_connection((target, port), timeout=1) as conn:
+                conn.sendall(
+                    b"GET /healthz HTTP/1.1\r\nHost: authcore\r\nConnection: close\r\n\r\n"
+                )
+                if conn.recv(12).startswith(b"HTTP/1.1 200"):
+                    on_ready()
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
 
 
 def server_config(app: Any, trusted_proxies: Sequence[str] = ()) -> uvicorn.Config:

@@ -1,0 +1,206 @@
+"""``authcore serve --workers N --redis``: many processes behind one port, one rate limit.
+
+Real worker processes (uvicorn's supervisor) on a loopback port, a database of their own on
+PostgreSQL, and Redis: a single server and a real 3-node Cluster. 400 concurrent requests on
+fresh connections against a limit of 100 get exactly 100 admitted, whichever worker took
+each; a key revoked with the command line is refused by every worker at once; SIGTERM stops
+them all gracefully.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.backends.redis_topologies import redis_cluster
+from tests.backends.test_redis import Relay
+from tests.demo.ports import free_ports
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
+
+WORKERS = 4
+
+
+def authcore(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "authcore", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def environment(tmp_path: Path, db: str, redis: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHCORE_")}
+    env.update(AUTHCORE_DB=db, AUTHCORE_REDIS=redis, HOME=str(tmp_path))
+    return env
+
+
+def key_with_limit(env: dict[str, str], limit: str) -> tuple[str, str]:
+    workspace = authcore(env, "workspace", "create", "--name", "w", "--rate-limit", limit, "--json")
+    assert workspace.returncode == 0, workspace.stderr
+    created = authcore(
+        env,
+        "keys",
+        "create",
+        "--workspace",
+        json.loads(workspace.stdout)["workspace_id"],
+        "--permission",
+        "keys.read",
+        "--json",
+    )
+    assert created.returncode == 0, created.stderr
+    data = json.loads(created.stdout)
+    return data["key"], data["key_id"]
+
+
+class Service:
+    def __init__(self, process: subprocess.Popen[str], url: str) -> None:
+        self.process = process
+        self.url = url
+
+
+def start(tmp_path: Path, env: dict[str, str]) -> Iterator[Service]:
+    (port,) = free_ports(1)
+    workers = env.get("AUTHCORE_WORKERS", str(WORKERS))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "authcore", "serve", "--port", str(port), "--workers", workers],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"serve exited: {process.stderr.read() if process.stderr else ''}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield Service(process, url)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        # Read what is left and close the pipes (a test may have read them already).
+        with contextlib.suppress(ValueError):
+            process.communicate()
+
+
+async def statuses(url: str, key: str, count: int, concurrency: int = 50) -> list[int]:
+    """``count`` requests, each on a fresh connection (so they spread over the workers)."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one() -> int:
+        async with gate, httpx.AsyncClient(timeout=30) as client:
+            response = await client.get(
+                f"{url}/v1/principal", headers={"Authorization": f"Bearer {key}"}
+            )
+            return response.status_code
+
+    return list(await asyncio.gather(*(one() for _ in range(count))))
+
+
+@pytest.fixture
+def single_redis(redis_url: str) -> str:
+    return redis_url
+
+
+@pytest.fixture
+def cluster_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with redis_cluster(tmp_path_factory.mktemp("cluster")) as ports:
+        yield "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in ports)
+
+
+@pytest.mark.parametrize("redis", ["single_redis", "cluster_redis"])
+def test_four_workers_admit_exactly_the_limit_and_refuse_a_revoked_key_at_once(
+    redis: str, request: pytest.FixtureRequest, tmp_path: Path, fresh_postgres_database: str
+) -> None:
+    env = environment(tmp_path, fresh_postgres_database, request.getfixturevalue(redis))
+    assert authcore(env, "init").returncode == 0
+    limited, _ = key_with_limit(env, "100/3600")
+    hot, hot_id = key_with_limit(env, "1000000/1")
+    for service in start(tmp_path, env):
+        codes = asyncio.run(statuses(service.url, limited, 400))
+        assert codes.count(200) == 100
+        assert codes.count(429) == 300
+        # Hot on every worker, then revoked by another process (the command line publishes).
+        assert set(asyncio.run(statuses(service.url, hot, 80))) == {200}
+        revoked = authcore(env, "keys", "revoke", hot_id)
+        assert revoked.returncode == 0, revoked.stderr
+        refused = False
+        for _ in range(50):  # at most ~10 s; each worker's cache would keep the key 30 s
+            if set(asyncio.run(statuses(service.url, hot, 40))) == {401}:
+                refused = True
+                break
+            time.sleep(0.2)
+        assert refused
+        service.process.send_signal(signal.SIGTERM)
+        _, stderr = service.process.communicate(timeout=30)
+        assert service.process.returncode == 0
+        assert "Traceback" not in stderr
+
+
+def test_more_than_one_worker_needs_redis(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHCORE_")}
+    env["AUTHCORE_DB"] = f"sqlite:///{tmp_path / 'a.db'}"
+    result = authcore(env, "serve", "--workers", "2")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "--workers above 1 needs --redis" in result.stderr
+
+
+@pytest.mark.parametrize(("policy", "while_down"), [("refuse", 503), ("local", 200)])
+def test_redis_going_away_gets_the_policy_and_the_service_recovers_by_itself(
+    policy: str, while_down: int, tmp_path: Path, fresh_postgres_database: str, redis_url: str
+) -> None:
+    parts = urlsplit(redis_url)
+    relay = Relay((parts.hostname or "127.0.0.1", parts.port or 6379))
+    relay.start()
+    try:
+        relayed = parts._replace(netloc=f"127.0.0.1:{relay.port}").geturl()
+        env = environment(tmp_path, fresh_postgres_database, relayed)
+        env["AUTHCORE_REDIS_DOWN"] = policy
+        assert authcore(env, "init").returncode == 0
+        key, _ = key_with_limit(env, "1000000/1")
+        env["AUTHCORE_WORKERS"] = "2"
+        for service in start(tmp_path, env):
+            assert set(asyncio.run(statuses(service.url, key, 10))) == {200}
+            relay.stop()  # Redis gone, as far as the service can tell
+            down = asyncio.run(statuses(service.url, key, 10))
+            assert set(down) == {while_down}
+            relay.start()  # the same port again: no restart of the service
+            recovered = False
+            for _ in range(50):
+                if set(asyncio.run(statuses(service.url, key, 10))) == {200}:
+                    recovered = True
+                    break
+                time.sleep(0.2)
+            assert recovered
+    finally:
+        relay.stop()
