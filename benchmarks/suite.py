@@ -62,6 +62,7 @@ BENCHES: list[tuple[str, tuple[str, ...], Runner]] = [
     ("redis", ("redis.",), _module_rows("bench_redis")),
     ("e2e", ("e2e.",), _module_rows("bench_e2e")),
     ("serve", ("serve.",), _module_rows("bench_serve")),
+    ("scale", ("scale.",), _module_rows("bench_scale")),
     ("flood", ("flood.",), _module_rows("bench_flood")),
 ]
 
