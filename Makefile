@@ -51,9 +51,11 @@ pytest-python%:
 		$(MAKE) --no-print-directory pytest-subset PYTHON="$$interpreter" VENV=.venv-$*; \
 	fi
 
+# The end-to-end tests (real servers on loopback) run once, on $(PYTHON): what differs between
+# interpreters is covered by the unit and backend tests, and the budget is 10 minutes.
 pytest-subset: $(STAMP)
 	$(BIN)/python scripts/prepare_test_env.py
-	$(BIN)/pytest -q -p no:cacheprovider $(OTHER_PYTHON_TESTS)
+	$(BIN)/pytest -q -p no:cacheprovider -m "not e2e" $(OTHER_PYTHON_TESTS)
 
 test: lint typecheck pytest pytest-other-pythons
 

@@ -1,8 +1,8 @@
 """Headless chromium for browser tests: Debian's ``/usr/bin/chromium``, driven by Playwright.
 
-Launched the way tests/demo/test_dashboard_browser.py launches it (same flags, same rule):
-outside CI a missing chromium skips with the reason; with ``CI=true`` it fails. Playwright only
-drives the system browser; nothing is downloaded.
+Every browser test launches it from here (same flags, same rule): outside CI a missing
+chromium skips with the reason; with ``CI=true`` it fails. Playwright only drives the system
+browser; nothing is downloaded.
 """
 
 from __future__ import annotations

@@ -282,20 +282,14 @@ class Gate:
         """
         started = self._started()
         try:
-            portal_cookie = (
-                _portal_cookie(
-                    authenticator, method, authorization, cookie, sec_fetch_site, origin,
-                    scheme, host, websocket,
-                )
-                if cookie
-                else None
+            portal_cookie = _portal_cookie(
+                authenticator, method, authorization, cookie, sec_fetch_site, origin,
+                scheme, host, websocket,
             )  # fmt: skip
             result = authenticator.authenticate(authorization, portal_cookie)
         except Exception as exc:  # noqa: BLE001 - every outcome is an answer, a bug a safe 500
             return self._refuse(exc, authenticator, authorization, cookie, started)
-        if self.observer is not None:
-            self._observe_admitted(result, started)
-        return result
+        return self._admitted(result, started)
 
     async def aadmit(  # noqa: PLR0917 - as admit
         self,
@@ -313,20 +307,14 @@ class Gate:
         """Asynchronous twin of :meth:`admit`."""
         started = self._started()
         try:
-            portal_cookie = (
-                _portal_cookie(
-                    authenticator, method, authorization, cookie, sec_fetch_site, origin,
-                    scheme, host, websocket,
-                )
-                if cookie
-                else None
+            portal_cookie = _portal_cookie(
+                authenticator, method, authorization, cookie, sec_fetch_site, origin,
+                scheme, host, websocket,
             )  # fmt: skip
             result = await authenticator.aauthenticate(authorization, portal_cookie)
         except Exception as exc:  # noqa: BLE001 - every outcome is an answer, a bug a safe 500
             return self._refuse(exc, authenticator, authorization, cookie, started)
-        if self.observer is not None:
-            self._observe_admitted(result, started)
-        return result
+        return self._admitted(result, started)
 
     def admit_inline(
         self, authenticator: Authenticator, authorization: Sequence[str]
@@ -342,9 +330,7 @@ class Gate:
             result = authenticator.replay_inline(authorization)
         except Exception as exc:  # noqa: BLE001 - every outcome is an answer, a bug a safe 500
             return self._refuse(exc, authenticator, authorization, (), started)
-        if result is not None and self.observer is not None:
-            self._observe_admitted(result, started)
-        return result
+        return None if result is None else self._admitted(result, started)
 
     def _refuse(
         self,
@@ -372,6 +358,11 @@ class Gate:
     def _started(self) -> float:
         timer = self.timer
         return timer() if self.observer is not None and timer is not None else 0.0
+
+    def _admitted(self, result: Authenticated, started: float) -> Authenticated:
+        if self.observer is not None:
+            self._observe_admitted(result, started)
+        return result
 
     def _observe_admitted(self, result: Authenticated, started: float) -> None:
         principal = result.principal
@@ -456,7 +447,7 @@ def _portal_cookie(  # noqa: PLR0917 - the request's facts, in admit's order
 ) -> str | None:
     """Read the portal cookie and apply the cross-site rule to a cookie-borne write."""
     policy = authenticator.settings.credentials
-    if policy.portal_cookie is None:
+    if not cookie or policy.portal_cookie is None:
         return None
     value = parse_cookie_header(cookie, policy.portal_cookie)
     if value is not None and not authorization and (websocket or method not in SAFE_METHODS):

@@ -22,34 +22,13 @@ from authcore.config import Config
 from authcore.demo.runner import API_PERMISSIONS, build_api, build_dashboard
 from authcore.passwords import hash_password
 from authcore.store import OPERATOR_ACTOR
+from tests.browser import CHROMIUM_ARGS, chromium_or_skip
 from tests.demo.servers import serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
-CHROMIUM = os.environ.get("AUTHCORE_TEST_CHROMIUM", "/usr/bin/chromium")
-IN_CI = os.environ.get("CI", "").lower() == "true"
 USER_ID = "dana"
 PASSWORD = "a long dashboard password"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def _chromium() -> str:
-    path = shutil.which(CHROMIUM) or (CHROMIUM if os.access(CHROMIUM, os.X_OK) else None)
-    if path is None:
-        reason = f"chromium not found at {CHROMIUM} (apt install chromium)"
-        if IN_CI:
-            pytest.fail(f"{reason}; with CI=true this is a failure, not a skip")
-        pytest.skip(reason)
-    return path
 
 
 @pytest.fixture
@@ -66,7 +45,7 @@ def servers(store: SQLiteStore, config: Config) -> Iterator[tuple[str, str]]:
 def test_login_create_list_audit_revoke(
     servers: tuple[str, str], tmp_path: Path, store: SQLiteStore
 ) -> None:
-    chromium = _chromium()
+    chromium = chromium_or_skip()
     sync_api = pytest.importorskip("playwright.sync_api")
     _, dashboard_url = servers
     with sync_api.sync_playwright() as playwright:
