@@ -549,12 +549,14 @@ class Authenticator:
         conclusion = table.get(key)
         if conclusion is None or now >= conclusion.valid_until:
             return None
-        if conclusion.key_id is not None:
-            # A JWT verified by a secret that has since left the keyring is not trusted.
-            keyring = self._settings.keyring
-            if keyring is None or conclusion.key_id not in keyring.kids:
-                return None
+        if conclusion.key_id is not None and not self._trusts(conclusion.key_id):
+            return None
         return conclusion
+
+    def _trusts(self, key_id: str) -> bool:
+        # A JWT verified by a secret that has since left the keyring is not trusted.
+        keyring = self._settings.keyring
+        return keyring is not None and key_id in keyring.kids
 
     def _start(self, authorization: Sequence[str], portal_cookie: str | None, now: float) -> Flow:
         credential = extract_credential(authorization, portal_cookie, self._settings.credentials)
@@ -645,8 +647,15 @@ class Authenticator:
             key: bytes | None = _sha256(authorization[0][7:].encode()).digest()
         else:
             key = self._replay_key(authorization, portal_cookie)
-        conclusion = None if key is None else self._conclusion(table, key, self.clock())
-        if conclusion is None:
+        if key is None:
+            return None
+        # _conclusion(), written out for the hot path.
+        conclusion = table.get(key)
+        if (
+            conclusion is None
+            or self.clock() >= conclusion.valid_until
+            or (conclusion.key_id is not None and not self._trusts(conclusion.key_id))
+        ):
             return None
         policy = conclusion.policy
         if policy is not None:

@@ -325,6 +325,17 @@ class Gate:
         (:meth:`~authcore.flow.Authenticator.replay_inline`). None means "await
         :meth:`aadmit`", which gives the same answer for everything else.
         """
+        if self.observer is not None:
+            return self._observed_inline(authenticator, authorization)
+        try:
+            return authenticator.replay_inline(authorization)
+        except Exception as exc:  # noqa: BLE001 - every outcome is an answer, a bug a safe 500
+            return self._refuse(exc, authenticator, authorization, (), 0.0)
+
+    def _observed_inline(
+        self, authenticator: Authenticator, authorization: Sequence[str]
+    ) -> Authenticated | HTTPResponse | None:
+        # admit_inline with an observer: timed, and every answer reported.
         started = self._started()
         try:
             result = authenticator.replay_inline(authorization)
