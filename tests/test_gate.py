@@ -203,3 +203,13 @@ class _Exploding(MemoryStore):
 
 def _raising_clock() -> float:
     raise ZeroDivisionError
+
+
+def test_the_observer_hears_the_inline_path_too(world: World) -> None:
+    header = [f"Bearer {world.key}"]
+    asyncio.run(world.gate.aadmit(world.api, "GET", header))
+    assert isinstance(world.gate.admit_inline(world.api, header), Authenticated)
+    refused = world.gate.admit_inline(world.api, header)
+    assert isinstance(refused, HTTPResponse)
+    assert [o.code for o in world.outcomes] == ["admitted", "admitted", "rate_limited"]
+    assert [o.replayed for o in world.outcomes[:2]] == [False, True]

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from authcore.backends.cache import CachedStore
 from authcore.credentials import CredentialPolicy
 from authcore.errors import (
+    DuplicateCredentialError,
     InvalidCredentialError,
     RateLimitedError,
     UnavailableError,
@@ -523,3 +524,96 @@ def test_the_property_sees_replays_not_only_misses() -> None:
     for _ in range(3):
         present(side, SEED, ("key", 0))
     assert len(side.gate.routes.default._replay) == 1  # type: ignore[arg-type]
+
+
+# --- the less usual replays ---------------------------------------------------------------------
+
+
+class AwaitedLimiter:
+    """A limiter with only the async twin (as Redis is): the replay must await it."""
+
+    def __init__(self, inner: MemoryRateLimiter) -> None:
+        self.inner = inner
+        self.failure: Exception | None = None
+
+    async def ahit(self, workspace_id: str, policy: RateLimitPolicy) -> RateLimitDecision:
+        if self.failure is not None:
+            raise self.failure
+        return self.inner.hit(workspace_id, policy)
+
+
+def awaited_world(**settings: Any) -> tuple[World, Authenticator, AwaitedLimiter]:
+    world = make_world(limit=RateLimitPolicy(2, 60), **settings)
+    limiter = AwaitedLimiter(MemoryRateLimiter(clock_us=world.clock.us))
+    fallback = MemoryRateLimiter(clock_us=world.clock.us)
+    authenticator = Authenticator(
+        world.authenticator.settings,
+        clock=world.clock,
+        abackends=AsyncBackends(store=world.cache, limiter=limiter, fallback_limiter=fallback),
+    )
+    return world, authenticator, limiter
+
+
+def test_an_awaited_limiter_decides_every_replay() -> None:
+    world, authenticator, _ = awaited_world()
+
+    async def run() -> list[Authenticated]:
+        first = await authenticator.aauthenticate(bearer(world.key))
+        second = await authenticator.aauthenticate(bearer(world.key))
+        with pytest.raises(RateLimitedError):
+            await authenticator.aauthenticate(bearer(world.key))
+        return [first, second]
+
+    first, second = asyncio.run(run())
+    assert (first.replayed, second.replayed) == (False, True)
+    assert authenticator.replay_inline(bearer(world.key)) is None  # no in-process limiter
+
+
+def test_an_awaited_limiter_failing_is_503_or_the_fallback() -> None:
+    for policy, fails in (
+        (LimiterFailurePolicy.FAIL_CLOSED, True),
+        (LimiterFailurePolicy.LOCAL_FALLBACK, False),
+    ):
+        world, authenticator, limiter = awaited_world(limiter_failure=policy)
+
+        async def run(authenticator: Authenticator = authenticator, world: World = world) -> None:
+            await authenticator.aauthenticate(bearer(world.key))
+            await authenticator.aauthenticate(bearer(world.key))
+
+        asyncio.run(run())
+        limiter.failure = UnavailableError("down")
+        replay = authenticator.aauthenticate(bearer(world.key))
+        if fails:
+            with pytest.raises(UnavailableError):
+                asyncio.run(replay)
+        else:
+            assert asyncio.run(replay).replayed
+
+
+def test_an_in_process_limiter_failing_inline_leaves_the_answer_to_the_awaited_path() -> None:
+    world = make_world()
+    asyncio.run(world.authenticator.aauthenticate(bearer(world.key)))
+    world.limiter.failure = UnavailableError("down")
+    assert world.authenticator.replay_inline(bearer(world.key)) is None
+    with pytest.raises(UnavailableError):
+        asyncio.run(world.authenticator.aauthenticate(bearer(world.key)))
+
+
+def test_an_unlimited_workspace_replays_without_a_decision() -> None:
+    world = make_world(default_rate_limit=None)
+    world.cache.set_rate_limit(WS, None, now=world.clock(), actor=OPERATOR_ACTOR)
+    world.authenticator.authenticate(bearer(world.key))
+    again = world.authenticator.authenticate(bearer(world.key))
+    assert (again.rate_limit, again.replayed) == (None, True)
+    asyncio.run(world.authenticator.aauthenticate(bearer(world.key)))  # the async side's own table
+    inline = asyncio.run(world.authenticator.aauthenticate(bearer(world.key)))
+    assert (inline.rate_limit, inline.replayed) == (None, True)
+    assert world.limiter.decisions == 0
+
+
+def test_two_credentials_never_replay() -> None:
+    world = make_world()
+    world.authenticator.authenticate(bearer(world.key))
+    with pytest.raises(DuplicateCredentialError):
+        world.authenticator.authenticate([*bearer(world.key), *bearer(world.key)])
+    assert world.authenticator.replay_inline([*bearer(world.key), *bearer(world.key)]) is None
