@@ -280,16 +280,16 @@ class Gate:
         Header values are as sent (latin-1 text, repeated fields kept apart). ``cookie`` and
         the values after it matter only on a route group that takes the portal cookie.
         """
-        started = self._started()
+        started = 0.0 if self.observer is None else self._started()
         try:
-            portal_cookie = _portal_cookie(
+            portal_cookie = None if not cookie else _portal_cookie(
                 authenticator, method, authorization, cookie, sec_fetch_site, origin,
                 scheme, host, websocket,
             )  # fmt: skip
             result = authenticator.authenticate(authorization, portal_cookie)
         except Exception as exc:  # noqa: BLE001 - every outcome is an answer, a bug a safe 500
             return self._refuse(exc, authenticator, authorization, cookie, started)
-        return self._admitted(result, started)
+        return result if self.observer is None else self._admitted(result, started)
 
     async def aadmit(  # noqa: PLR0917 - as admit
         self,
@@ -305,16 +305,16 @@ class Gate:
         websocket: bool = False,
     ) -> Authenticated | HTTPResponse:
         """Asynchronous twin of :meth:`admit`."""
-        started = self._started()
+        started = 0.0 if self.observer is None else self._started()
         try:
-            portal_cookie = _portal_cookie(
+            portal_cookie = None if not cookie else _portal_cookie(
                 authenticator, method, authorization, cookie, sec_fetch_site, origin,
                 scheme, host, websocket,
             )  # fmt: skip
             result = await authenticator.aauthenticate(authorization, portal_cookie)
         except Exception as exc:  # noqa: BLE001 - every outcome is an answer, a bug a safe 500
             return self._refuse(exc, authenticator, authorization, cookie, started)
-        return self._admitted(result, started)
+        return result if self.observer is None else self._admitted(result, started)
 
     def admit_inline(
         self, authenticator: Authenticator, authorization: Sequence[str]
