@@ -14,6 +14,7 @@ import sys
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,9 +33,11 @@ from rest_framework.views import APIView
 from authcore.adapters import django as django_adapter
 from authcore.adapters import drf
 from authcore.adapters.logging import WorkspaceLogFilter
+from authcore.backends import Auth, connect
 from authcore.errors import ConfigurationError, InvalidPermissionError
 from authcore.gate import AuthOutcome, Gate
 from authcore.session import current_principal
+from authcore.store import OPERATOR_ACTOR
 from tests.adapters.world import World, make_world
 
 log = logging.getLogger("tests.django")
@@ -149,6 +152,40 @@ def test_the_gate_comes_from_a_dotted_path_an_object_or_a_factory(target: object
         response = client.get("/sync-keys", headers=bearer(key))
     assert response.status_code == 200
     assert response.json() == {"workspace_id": "ws_factory"}
+
+
+def test_the_gate_comes_from_connect_and_the_auth_starts_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The setting a service of its own uses: everything from AUTHCORE_DB, started at once
+    # (Django has no lifespan) and closed when the process exits.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AUTHCORE_DB", f"sqlite:///{tmp_path / 'django.db'}")
+    monkeypatch.delenv("AUTHCORE_REDIS", raising=False)
+    monkeypatch.delenv("AUTHCORE_CONFIG", raising=False)
+    opened: list[Auth] = []
+
+    def connected() -> Auth:
+        opened.append(connect())
+        return opened[-1]
+
+    try:
+        with override_settings(AUTHCORE={"GATE": connected}, ROOT_URLCONF=URLS):
+            client = Client()
+            assert client.get("/sync-keys").status_code == 401
+            auth = opened[0]
+            workspace = auth.store.create_workspace("w", now=1.8e9, actor=OPERATOR_ACTOR)
+            created = auth.store.create_root_key(
+                workspace.id, permissions=["keys.read"], now=1.8e9, actor=OPERATOR_ACTOR
+            )
+            assert created is not None
+            response = client.get("/sync-keys", headers=bearer(created.key.reveal()))
+        assert response.status_code == 200
+        assert auth.running  # started by the middleware's settings, not by this test
+    finally:
+        for auth in opened:
+            auth.close()
+    assert not opened[0].running
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,10 @@ Add :class:`AuthcoreMiddleware` to ``MIDDLEWARE`` and say which gate it runs in
 ``settings.AUTHCORE``::
 
     AUTHCORE = {
-        # A Gate or an Authenticator, a callable returning one, or the dotted path of either.
+        # A Gate, an Authenticator or an Auth, a callable returning one, or the dotted path of
+        # either: "authcore.backends.connect" wires everything from AUTHCORE_DB and friends.
         "GATE": "myproject.auth.build_gate",
-        # Only beside an Authenticator: the keyword options every adapter takes (GateOptions).
+        # Beside an Authenticator or an Auth: the keyword options every adapter takes.
         "OPTIONS": {"public_paths": ["/health"]},
     }
 
@@ -55,10 +56,17 @@ from django.urls import get_resolver
 from django.utils.module_loading import import_string
 
 from authcore import session
-from authcore.adapters._common import GateOptions, is_marked_public, make_gate, public
+from authcore.adapters._common import (
+    GateOptions,
+    is_marked_public,
+    lifecycle_of,
+    make_gate,
+    public,
+    start_with_process,
+)
 from authcore.errors import AuthcoreError, ConfigurationError
 from authcore.flow import Authenticated, Authenticator
-from authcore.gate import Gate
+from authcore.gate import Gate, RouteGroups
 from authcore.permissions import Query, as_query
 from authcore.principal import Principal
 from authcore.ratelimit import RateLimitDecision
@@ -154,7 +162,7 @@ def gate_from_settings(config: object) -> Gate:
             target = import_string(target)
         except ImportError:
             raise ConfigurationError(f"AUTHCORE['GATE'] {target!r} does not import") from None
-    if not isinstance(target, Gate | Authenticator) and callable(target):
+    if not isinstance(target, Gate | Authenticator | RouteGroups) and callable(target):
         target = target()
     options = config.get("OPTIONS") or {}
     if not isinstance(options, Mapping):
@@ -162,7 +170,10 @@ def gate_from_settings(config: object) -> Gate:
     unknown = sorted(set(options) - GateOptions.__optional_keys__)
     if unknown:
         raise ConfigurationError(f"unknown settings.AUTHCORE['OPTIONS'] keys: {unknown}")
-    return make_gate(target, cast("GateOptions", dict(options)))
+    gate = make_gate(target, cast("GateOptions", dict(options)))
+    # An Auth from connect(): Django has no lifespan, so start it now, close it at exit.
+    start_with_process(lifecycle_of(target))
+    return gate
 
 
 # One gate per settings.AUTHCORE: the middleware and the DRF classes share it, and a factory

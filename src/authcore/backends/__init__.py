@@ -397,6 +397,11 @@ class Auth:
         )
 
     @property
+    def running(self) -> bool:
+        """Whether :meth:`start` ran and :meth:`close` did not."""
+        return self._started and not self._closed
+
+    @property
     def authenticator(self) -> Authenticator:
         """The default route group's authenticator (the API's)."""
         return self.api
