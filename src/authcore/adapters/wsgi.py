@@ -224,4 +224,9 @@ class AuthMiddleware:
         except BaseException:
             exchange.finish()
             raise
+        if type(body) is list:
+            # A body already in memory runs no code of the app's while the server sends it:
+            # nothing can log under the principal any more, so unbind now and skip the wrapper.
+            exchange.finish()
+            return body
         return _ClosingBody(body, exchange)
