@@ -25,6 +25,7 @@ __all__ = [
     "ACTION_PORTAL_SESSION_REVOKE",
     "ACTION_WORKSPACE_CREATE",
     "ACTION_WORKSPACE_DISABLE",
+    "ACTION_WORKSPACE_ENABLE",
     "ACTION_WORKSPACE_UPDATE",
     "OPERATOR",
     "AsyncAuditSink",
@@ -42,6 +43,7 @@ ACTION_PORTAL_SESSION_EXCHANGE: Final = "portal_session.exchange"
 ACTION_PORTAL_SESSION_REVOKE: Final = "portal_session.revoke"
 ACTION_WORKSPACE_CREATE: Final = "workspace.create"
 ACTION_WORKSPACE_DISABLE: Final = "workspace.disable"
+ACTION_WORKSPACE_ENABLE: Final = "workspace.enable"
 ACTION_WORKSPACE_UPDATE: Final = "workspace.update"
 
 #: The actor for changes made by an operator on the command line, outside any request.

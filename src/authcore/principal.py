@@ -25,7 +25,7 @@ from authcore.errors import (
 )
 from authcore.keyring import VerifiedClaims
 from authcore.permissions import PermissionSet, Query
-from authcore.store import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
+from authcore.records import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
 from authcore.tokens import digests_equal
 
 __all__ = [

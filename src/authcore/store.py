@@ -1,27 +1,68 @@
-"""What the core needs from storage: records, and the protocols that find them.
+"""What the core needs from storage, and the management API every store shares.
 
-Backends (``authcore.backends``) implement these protocols in sync/async twins. A record is
-what a store found for a digest or id; the core decides what it means (see
-:mod:`authcore.principal`). Stores keep only digests, never a raw key or token. All times are
-whole seconds since the epoch.
+Verification needs three lookups (:class:`CredentialStore`, :class:`AsyncCredentialStore`):
+the flow calls nothing else, and a cache (:class:`authcore.backends.cache.CachedStore`) can
+sit in front of any store that answers them.
+
+Management (create a workspace, revoke a key, ...) is written once, in
+:mod:`authcore.changes`, as changes over a small transaction protocol. :class:`Store` and
+:class:`AsyncStore` turn each operation into a change and hand it to the backend's
+:meth:`Store.run`: a backend implements the three lookups and ``run`` (and their async twins),
+nothing more. The records live in :mod:`authcore.records` (re-exported here).
+
+Conventions for every backend:
+
+- ``now`` is seconds since the epoch (stored as whole seconds); stores never read a clock.
+- An operation on an unknown id returns ``None`` and changes nothing.
+- Every mutation writes its audit event atomically with the change: both are stored or
+  neither is.
+- Only digests of keys and tokens are stored; the raw value is returned once.
+- A portal exchange code works once: of any number of concurrent ``exchange_portal_code``
+  calls with its digest, in any number of processes, exactly one returns the new session
+  (with its token); every other call, and every later one, returns ``None``, as for an
+  expired or unknown code, or one whose session was revoked.
+
+Raises (any management method):
+    UnavailableError: the backing system failed or timed out (503).
+    PermissionDeniedError: ``actor`` has a principal of another workspace.
+    InvalidPermissionError: a grant in ``permissions`` breaks the grammar.
+    ConflictError: an org id or dashboard user id is already taken (409).
+    ClientError: another argument is out of range or of the wrong type (empty name, ttl,
+        grace, limit), or a text argument that is not valid Unicode (SQL backends).
 """
 
 from __future__ import annotations
 
-import re
+import abc
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
-import attrs
-
-from authcore.errors import ClientError
-from authcore.passwords import PasswordHash
-from authcore.ratelimit import RateLimitPolicy
-from authcore.tokens import Digest, Secret
+from authcore import changes
+from authcore.records import (
+    MAX_AUDIT_PAGE,
+    MAX_GRACE_SECONDS,
+    MAX_PORTAL_TTL,
+    OPERATOR_ACTOR,
+    PORTAL_EXCHANGE_CODE_PREFIX,
+    PORTAL_EXCHANGE_TTL,
+    Actor,
+    AuditCursor,
+    AuditPage,
+    DashboardUserRecord,
+    NewPortalExchange,
+    NewPortalSession,
+    NewRootKey,
+    PortalExchangeRecord,
+    PortalSessionRecord,
+    RootKeyRecord,
+    WorkspaceRecord,
+)
+from authcore.tokens import DEFAULT_PORTAL_TOKEN_PREFIX, DEFAULT_ROOT_KEY_PREFIX
 
 if TYPE_CHECKING:
     from authcore.audit import AuditEvent
-    from authcore.principal import Principal
+    from authcore.changes import Change
+    from authcore.ratelimit import RateLimitPolicy
 
 __all__ = [
     "MAX_AUDIT_PAGE",
@@ -47,94 +88,7 @@ __all__ = [
     "WorkspaceRecord",
 ]
 
-#: Longest rotation grace period: 30 days.
-MAX_GRACE_SECONDS: Final = 30 * 86_400
-#: Longest portal-session lifetime: 30 days.
-MAX_PORTAL_TTL: Final = 30 * 86_400
-#: Most audit events one :meth:`Store.list_audit` call returns.
-MAX_AUDIT_PAGE: Final = 500
-#: How long a portal exchange code works (seconds): long enough for one redirect, no more.
-PORTAL_EXCHANGE_TTL: Final = 60
-#: Prefix of portal exchange codes (never accepted as a credential by any route).
-PORTAL_EXCHANGE_CODE_PREFIX: Final = "pc_"
-
-
-def _tuple_of_str(value: object) -> tuple[str, ...]:
-    if isinstance(value, str) or not hasattr(value, "__iter__"):
-        raise TypeError("expected a sequence of str")
-    items = tuple(value)
-    if not all(isinstance(item, str) for item in items):
-        raise TypeError("expected a sequence of str")
-    return items
-
-
-@attrs.frozen
-class WorkspaceRecord:
-    """A workspace: the scope for data, rate limits and audit."""
-
-    id: str
-    name: str
-    disabled: bool = False
-    rate_limit: RateLimitPolicy | None = None
-    org_id: str | None = None
-    created_at: int = 0
-
-
-@attrs.frozen(cache_hash=True)
-class RootKeyRecord:
-    """A stored root key: its digest and metadata, never the key."""
-
-    id: str
-    workspace_id: str
-    digest: Digest = attrs.field(repr=False, converter=Digest)
-    start: str
-    name: str | None
-    permissions: tuple[str, ...] = attrs.field(converter=_tuple_of_str)
-    created_at: int
-    expires_at: int | None = None
-    revoked_at: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return what may be shown of a key (JSON-ready): never the key, never its digest."""
-        return {
-            "key_id": self.id,
-            "workspace_id": self.workspace_id,
-            "name": self.name,
-            "start": self.start,
-            "permissions": list(self.permissions),
-            "created_at": self.created_at,
-            "expires_at": self.expires_at,
-            "revoked_at": self.revoked_at,
-        }
-
-
-@attrs.frozen(cache_hash=True)
-class PortalSessionRecord:
-    """A stored portal session for an end user, by digest of its token."""
-
-    id: str
-    workspace_id: str
-    end_user_id: str
-    digest: Digest = attrs.field(repr=False, converter=Digest)
-    permissions: tuple[str, ...] = attrs.field(converter=_tuple_of_str)
-    created_at: int
-    expires_at: int
-    revoked_at: int | None = None
-
-
-@attrs.frozen(cache_hash=True)
-class PortalExchangeRecord:
-    """A one-time code that turns into a portal session's token, stored by the code's digest.
-
-    ``session_id`` names the session it starts. ``used_at`` is set by the one exchange that
-    succeeds; a used or expired code never works again.
-    """
-
-    digest: Digest = attrs.field(repr=False, converter=Digest)
-    session_id: str
-    created_at: int
-    expires_at: int
-    used_at: int | None = None
+_R = TypeVar("_R")
 
 
 class CredentialStore(Protocol):
@@ -157,129 +111,34 @@ class AsyncCredentialStore(Protocol):
     async def afind_workspace(self, workspace_id: str, /) -> WorkspaceRecord | None: ...
 
 
-@attrs.frozen
-class DashboardUserRecord:
-    """A dashboard user: an organization member who signs in with a password.
+class Store(abc.ABC):
+    """A synchronous store: the three lookups, :meth:`run`, and the management API over it.
 
-    ``password_hash`` is what :func:`authcore.passwords.hash_password` produced; it is kept out
-    of ``repr``.
+    A backend subclasses this and implements ``find_root_key``, ``find_portal_session``,
+    ``find_workspace`` and ``run``; every management method below is one change from
+    :mod:`authcore.changes`. See the module docstring for the conventions and errors.
     """
 
-    user_id: str
-    org_id: str
-    password_hash: PasswordHash = attrs.field(repr=False, converter=PasswordHash)
-    permissions: tuple[str, ...] = attrs.field(converter=_tuple_of_str)
+    #: Prefix of the root keys this store issues (a backend option).
+    root_key_prefix: str = DEFAULT_ROOT_KEY_PREFIX
+    #: Prefix of the portal tokens this store issues (a backend option).
+    portal_token_prefix: str = DEFAULT_PORTAL_TOKEN_PREFIX
 
+    @abc.abstractmethod
+    def find_root_key(self, digest: bytes, /) -> RootKeyRecord | None:
+        """Return the root key stored under ``digest``."""
 
-@attrs.frozen
-class Actor:
-    """Who makes a change, for its audit event: a principal, or the operator (``None``).
+    @abc.abstractmethod
+    def find_portal_session(self, digest: bytes, /) -> PortalSessionRecord | None:
+        """Return the portal session stored under ``digest``."""
 
-    With ``principal=None`` the change is made by an operator on the command line and the
-    event's actor is :data:`authcore.audit.OPERATOR`. A principal may only change its own
-    workspace (stores raise :class:`~authcore.errors.PermissionDeniedError` otherwise).
-    """
+    @abc.abstractmethod
+    def find_workspace(self, workspace_id: str, /) -> WorkspaceRecord | None:
+        """Return the workspace ``workspace_id``."""
 
-    principal: Principal | None = None
-    request_id: str | None = None
-
-
-#: The operator on the command line, outside any request.
-OPERATOR_ACTOR: Final = Actor()
-
-
-@attrs.frozen
-class NewRootKey:
-    """A freshly created root key: its record and the raw key, shown once."""
-
-    record: RootKeyRecord
-    key: Secret = attrs.field(repr=False)
-
-
-@attrs.frozen
-class NewPortalSession:
-    """A freshly created portal session: its record and the raw token, shown once."""
-
-    record: PortalSessionRecord
-    token: Secret = attrs.field(repr=False)
-
-
-@attrs.frozen
-class NewPortalExchange:
-    """A portal session waiting for its exchange, and the one-time code, shown once.
-
-    The session exists (it can be revoked, and its lifetime runs from creation) but no token
-    does yet: its stored digest has no preimage anyone holds. The exchange mints the token and
-    replaces the digest; the code works once, until ``code_expires_at``.
-    """
-
-    record: PortalSessionRecord
-    code: Secret = attrs.field(repr=False)
-    code_expires_at: int
-
-
-_CURSOR_TEXT = re.compile(r"([0-9]{1,12})\.([0-9]{1,18})", re.ASCII)
-
-
-@attrs.frozen
-class AuditCursor:
-    """Where the next audit page starts: strictly older than ``(time, seq)``.
-
-    Events are listed by ``(time, seq)`` descending, where ``seq`` is the store's insertion
-    order. A cursor is only meaningful for the store that produced it. ``str(cursor)`` is
-    ``"<time>.<seq>"`` and :meth:`parse` reads it back (for query strings).
-    """
-
-    time: int
-    seq: int
-
-    @classmethod
-    def parse(cls, text: str) -> AuditCursor:
-        """Read the ``"<time>.<seq>"`` form.
-
-        Raises:
-            ClientError: the text is not a cursor (400).
-        """
-        match = _CURSOR_TEXT.fullmatch(text) if isinstance(text, str) else None
-        if match is None:
-            raise ClientError("invalid audit cursor")
-        return cls(int(match.group(1)), int(match.group(2)))
-
-    def __str__(self) -> str:
-        return f"{self.time}.{self.seq}"
-
-
-@attrs.frozen
-class AuditPage:
-    """One page of audit events, newest first; ``next_cursor`` is None on the last page."""
-
-    events: tuple[AuditEvent, ...]
-    next_cursor: AuditCursor | None
-
-
-class Store(CredentialStore, Protocol):
-    """Management operations and lookups (synchronous). What the CLI and services call.
-
-    Conventions for every backend:
-
-    - ``now`` is seconds since the epoch (stored as whole seconds); stores never read a clock.
-    - An operation on an unknown id returns ``None`` and changes nothing.
-    - Every mutation writes its audit event (built with :func:`authcore.audit.audit_event` from
-      ``actor``) atomically with the change: both are stored or neither is.
-    - Only digests of keys and tokens are stored; the raw value is returned once.
-    - A portal exchange code works once: of any number of concurrent
-      :meth:`exchange_portal_code` calls with its digest, in any number of processes, exactly
-      one returns the new session (with its token); every other call, and every later one,
-      returns ``None``, as for an expired or unknown code, or one whose session was revoked.
-
-    Raises (any method):
-        UnavailableError: the backing system failed or timed out (503).
-        PermissionDeniedError: ``actor`` has a principal of another workspace.
-        InvalidPermissionError: a grant in ``permissions`` breaks the grammar.
-        ConflictError: an org id or dashboard user id is already taken (409).
-        ClientError: another argument is out of range (empty name, ttl, grace, limit), or a
-            text argument that is not valid Unicode (SQL backends).
-    """
+    @abc.abstractmethod
+    def run(self, change: Change[_R], /) -> _R:
+        """Run ``change`` in one transaction (a write transaction when it writes)."""
 
     def create_workspace(
         self,
@@ -289,21 +148,41 @@ class Store(CredentialStore, Protocol):
         rate_limit: RateLimitPolicy | None = None,
         now: float,
         actor: Actor,
-    ) -> WorkspaceRecord: ...
+    ) -> WorkspaceRecord:
+        """Create a workspace."""
+        return self.run(
+            changes.create_workspace(
+                name, org_id=org_id, rate_limit=rate_limit, now=now, actor=actor
+            )
+        )
 
     def disable_workspace(
         self, workspace_id: str, *, now: float, actor: Actor
-    ) -> WorkspaceRecord | None: ...
+    ) -> WorkspaceRecord | None:
+        """Disable a workspace (credentials of it get 403); None when unknown."""
+        return self.run(changes.disable_workspace(workspace_id, now=now, actor=actor))
+
+    def enable_workspace(
+        self, workspace_id: str, *, now: float, actor: Actor
+    ) -> WorkspaceRecord | None:
+        """Enable a disabled workspace again; None when unknown."""
+        return self.run(changes.enable_workspace(workspace_id, now=now, actor=actor))
 
     def set_rate_limit(
         self, workspace_id: str, policy: RateLimitPolicy | None, *, now: float, actor: Actor
-    ) -> WorkspaceRecord | None: ...
+    ) -> WorkspaceRecord | None:
+        """Set or clear (None) the workspace's rate-limit policy; None when unknown."""
+        return self.run(changes.set_rate_limit(workspace_id, policy, now=now, actor=actor))
 
     def link_org(
         self, workspace_id: str, org_id: str, *, now: float, actor: Actor
-    ) -> WorkspaceRecord | None: ...
+    ) -> WorkspaceRecord | None:
+        """Link an organization id to the workspace; None when unknown (409 if taken)."""
+        return self.run(changes.link_org(workspace_id, org_id, now=now, actor=actor))
 
-    def find_workspace_by_org(self, org_id: str, /) -> WorkspaceRecord | None: ...
+    def find_workspace_by_org(self, org_id: str, /) -> WorkspaceRecord | None:
+        """Return the workspace linked to ``org_id``."""
+        return self.run(changes.find_workspace_by_org(org_id))
 
     def create_root_key(
         self,
@@ -314,17 +193,45 @@ class Store(CredentialStore, Protocol):
         expires_at: int | None = None,
         now: float,
         actor: Actor,
-    ) -> NewRootKey | None: ...
+    ) -> NewRootKey | None:
+        """Create a root key; the raw key is in the result, once. None: unknown workspace."""
+        return self.run(
+            changes.create_root_key(
+                workspace_id,
+                permissions=permissions,
+                name=name,
+                expires_at=expires_at,
+                now=now,
+                actor=actor,
+                prefix=self.root_key_prefix,
+            )
+        )
 
-    def list_root_keys(self, workspace_id: str, /) -> list[RootKeyRecord]: ...
+    def list_root_keys(self, workspace_id: str, /) -> list[RootKeyRecord]:
+        """Return the workspace's root keys (records only), oldest first."""
+        return self.run(changes.list_root_keys(workspace_id))
 
-    def get_root_key(self, key_id: str, /) -> RootKeyRecord | None: ...
+    def get_root_key(self, key_id: str, /) -> RootKeyRecord | None:
+        """Return the root key with id ``key_id``."""
+        return self.run(changes.get_root_key(key_id))
 
-    def revoke_root_key(self, key_id: str, *, now: float, actor: Actor) -> RootKeyRecord | None: ...
+    def revoke_root_key(self, key_id: str, *, now: float, actor: Actor) -> RootKeyRecord | None:
+        """Revoke a root key and return it; None when unknown. Revoking twice keeps the first."""
+        return self.run(changes.revoke_root_key(key_id, now=now, actor=actor))
 
     def rotate_root_key(
         self, key_id: str, *, grace_seconds: int, now: float, actor: Actor
-    ) -> NewRootKey | None: ...
+    ) -> NewRootKey | None:
+        """Replace a key; the old one lives on for the grace period. None: not rotatable."""
+        return self.run(
+            changes.rotate_root_key(
+                key_id,
+                grace_seconds=grace_seconds,
+                now=now,
+                actor=actor,
+                prefix=self.root_key_prefix,
+            )
+        )
 
     def create_portal_session(
         self,
@@ -335,13 +242,29 @@ class Store(CredentialStore, Protocol):
         ttl: int,
         now: float,
         actor: Actor,
-    ) -> NewPortalSession | None: ...
+    ) -> NewPortalSession | None:
+        """Create a portal session; the raw token is in the result, once. None: no workspace."""
+        return self.run(
+            changes.create_portal_session(
+                workspace_id,
+                end_user_id,
+                permissions=permissions,
+                ttl=ttl,
+                now=now,
+                actor=actor,
+                prefix=self.portal_token_prefix,
+            )
+        )
 
     def revoke_portal_session(
         self, session_id: str, *, now: float, actor: Actor
-    ) -> PortalSessionRecord | None: ...
+    ) -> PortalSessionRecord | None:
+        """Revoke (log out) a portal session and return it; None when unknown."""
+        return self.run(changes.revoke_portal_session(session_id, now=now, actor=actor))
 
-    def get_portal_session(self, session_id: str, /) -> PortalSessionRecord | None: ...
+    def get_portal_session(self, session_id: str, /) -> PortalSessionRecord | None:
+        """Return the portal session with id ``session_id``."""
+        return self.run(changes.get_portal_session(session_id))
 
     def create_portal_exchange(
         self,
@@ -352,27 +275,69 @@ class Store(CredentialStore, Protocol):
         ttl: int,
         now: float,
         actor: Actor,
-    ) -> NewPortalExchange | None: ...
+    ) -> NewPortalExchange | None:
+        """Create a portal session that starts with a one-time exchange code (shown once)."""
+        return self.run(
+            changes.create_portal_exchange(
+                workspace_id,
+                end_user_id,
+                permissions=permissions,
+                ttl=ttl,
+                now=now,
+                actor=actor,
+            )
+        )
 
-    def exchange_portal_code(
-        self, code_digest: bytes, /, *, now: float
-    ) -> NewPortalSession | None: ...
+    def exchange_portal_code(self, code_digest: bytes, /, *, now: float) -> NewPortalSession | None:
+        """Spend a code once: the session's token (shown once), or None for any unusable code."""
+        return self.run(
+            changes.exchange_portal_code(code_digest, now=now, prefix=self.portal_token_prefix)
+        )
 
-    def append_audit(self, event: AuditEvent, /) -> None: ...
+    def append_audit(self, event: AuditEvent, /) -> None:
+        """Append an event made elsewhere (e.g. by a handler with ``audit_event``)."""
+        return self.run(changes.append_audit(event))
 
     def list_audit(
         self, workspace_id: str, *, limit: int = 50, before: AuditCursor | None = None
-    ) -> AuditPage: ...
+    ) -> AuditPage:
+        """Return up to ``limit`` events of the workspace older than ``before``, newest first."""
+        return self.run(changes.list_audit(workspace_id, limit=limit, before=before))
 
     def add_dashboard_user(
         self, user_id: str, org_id: str, password_hash: str, permissions: Sequence[str]
-    ) -> DashboardUserRecord: ...
+    ) -> DashboardUserRecord:
+        """Add a dashboard user (409 if the user id is taken)."""
+        return self.run(changes.add_dashboard_user(user_id, org_id, password_hash, permissions))
 
-    def find_dashboard_user(self, user_id: str, /) -> DashboardUserRecord | None: ...
+    def find_dashboard_user(self, user_id: str, /) -> DashboardUserRecord | None:
+        """Return the dashboard user ``user_id``."""
+        return self.run(changes.find_dashboard_user(user_id))
 
 
-class AsyncStore(AsyncCredentialStore, Protocol):
+class AsyncStore(abc.ABC):
     """Asynchronous twin of :class:`Store`: same arguments, results and errors."""
+
+    #: Prefix of the root keys this store issues (a backend option).
+    root_key_prefix: str = DEFAULT_ROOT_KEY_PREFIX
+    #: Prefix of the portal tokens this store issues (a backend option).
+    portal_token_prefix: str = DEFAULT_PORTAL_TOKEN_PREFIX
+
+    @abc.abstractmethod
+    async def afind_root_key(self, digest: bytes, /) -> RootKeyRecord | None:
+        """Async twin of :meth:`Store.find_root_key`."""
+
+    @abc.abstractmethod
+    async def afind_portal_session(self, digest: bytes, /) -> PortalSessionRecord | None:
+        """Async twin of :meth:`Store.find_portal_session`."""
+
+    @abc.abstractmethod
+    async def afind_workspace(self, workspace_id: str, /) -> WorkspaceRecord | None:
+        """Async twin of :meth:`Store.find_workspace`."""
+
+    @abc.abstractmethod
+    async def arun(self, change: Change[_R], /) -> _R:
+        """Async twin of :meth:`Store.run`."""
 
     async def acreate_workspace(
         self,
@@ -382,21 +347,41 @@ class AsyncStore(AsyncCredentialStore, Protocol):
         rate_limit: RateLimitPolicy | None = None,
         now: float,
         actor: Actor,
-    ) -> WorkspaceRecord: ...
+    ) -> WorkspaceRecord:
+        """Async twin of :meth:`Store.create_workspace`."""
+        return await self.arun(
+            changes.create_workspace(
+                name, org_id=org_id, rate_limit=rate_limit, now=now, actor=actor
+            )
+        )
 
     async def adisable_workspace(
         self, workspace_id: str, *, now: float, actor: Actor
-    ) -> WorkspaceRecord | None: ...
+    ) -> WorkspaceRecord | None:
+        """Async twin of :meth:`Store.disable_workspace`."""
+        return await self.arun(changes.disable_workspace(workspace_id, now=now, actor=actor))
+
+    async def aenable_workspace(
+        self, workspace_id: str, *, now: float, actor: Actor
+    ) -> WorkspaceRecord | None:
+        """Async twin of :meth:`Store.enable_workspace`."""
+        return await self.arun(changes.enable_workspace(workspace_id, now=now, actor=actor))
 
     async def aset_rate_limit(
         self, workspace_id: str, policy: RateLimitPolicy | None, *, now: float, actor: Actor
-    ) -> WorkspaceRecord | None: ...
+    ) -> WorkspaceRecord | None:
+        """Async twin of :meth:`Store.set_rate_limit`."""
+        return await self.arun(changes.set_rate_limit(workspace_id, policy, now=now, actor=actor))
 
     async def alink_org(
         self, workspace_id: str, org_id: str, *, now: float, actor: Actor
-    ) -> WorkspaceRecord | None: ...
+    ) -> WorkspaceRecord | None:
+        """Async twin of :meth:`Store.link_org`."""
+        return await self.arun(changes.link_org(workspace_id, org_id, now=now, actor=actor))
 
-    async def afind_workspace_by_org(self, org_id: str, /) -> WorkspaceRecord | None: ...
+    async def afind_workspace_by_org(self, org_id: str, /) -> WorkspaceRecord | None:
+        """Async twin of :meth:`Store.find_workspace_by_org`."""
+        return await self.arun(changes.find_workspace_by_org(org_id))
 
     async def acreate_root_key(
         self,
@@ -407,19 +392,47 @@ class AsyncStore(AsyncCredentialStore, Protocol):
         expires_at: int | None = None,
         now: float,
         actor: Actor,
-    ) -> NewRootKey | None: ...
+    ) -> NewRootKey | None:
+        """Async twin of :meth:`Store.create_root_key`."""
+        return await self.arun(
+            changes.create_root_key(
+                workspace_id,
+                permissions=permissions,
+                name=name,
+                expires_at=expires_at,
+                now=now,
+                actor=actor,
+                prefix=self.root_key_prefix,
+            )
+        )
 
-    async def alist_root_keys(self, workspace_id: str, /) -> list[RootKeyRecord]: ...
+    async def alist_root_keys(self, workspace_id: str, /) -> list[RootKeyRecord]:
+        """Async twin of :meth:`Store.list_root_keys`."""
+        return await self.arun(changes.list_root_keys(workspace_id))
 
-    async def aget_root_key(self, key_id: str, /) -> RootKeyRecord | None: ...
+    async def aget_root_key(self, key_id: str, /) -> RootKeyRecord | None:
+        """Async twin of :meth:`Store.get_root_key`."""
+        return await self.arun(changes.get_root_key(key_id))
 
     async def arevoke_root_key(
         self, key_id: str, *, now: float, actor: Actor
-    ) -> RootKeyRecord | None: ...
+    ) -> RootKeyRecord | None:
+        """Async twin of :meth:`Store.revoke_root_key`."""
+        return await self.arun(changes.revoke_root_key(key_id, now=now, actor=actor))
 
     async def arotate_root_key(
         self, key_id: str, *, grace_seconds: int, now: float, actor: Actor
-    ) -> NewRootKey | None: ...
+    ) -> NewRootKey | None:
+        """Async twin of :meth:`Store.rotate_root_key`."""
+        return await self.arun(
+            changes.rotate_root_key(
+                key_id,
+                grace_seconds=grace_seconds,
+                now=now,
+                actor=actor,
+                prefix=self.root_key_prefix,
+            )
+        )
 
     async def acreate_portal_session(
         self,
@@ -430,13 +443,29 @@ class AsyncStore(AsyncCredentialStore, Protocol):
         ttl: int,
         now: float,
         actor: Actor,
-    ) -> NewPortalSession | None: ...
+    ) -> NewPortalSession | None:
+        """Async twin of :meth:`Store.create_portal_session`."""
+        return await self.arun(
+            changes.create_portal_session(
+                workspace_id,
+                end_user_id,
+                permissions=permissions,
+                ttl=ttl,
+                now=now,
+                actor=actor,
+                prefix=self.portal_token_prefix,
+            )
+        )
 
     async def arevoke_portal_session(
         self, session_id: str, *, now: float, actor: Actor
-    ) -> PortalSessionRecord | None: ...
+    ) -> PortalSessionRecord | None:
+        """Async twin of :meth:`Store.revoke_portal_session`."""
+        return await self.arun(changes.revoke_portal_session(session_id, now=now, actor=actor))
 
-    async def aget_portal_session(self, session_id: str, /) -> PortalSessionRecord | None: ...
+    async def aget_portal_session(self, session_id: str, /) -> PortalSessionRecord | None:
+        """Async twin of :meth:`Store.get_portal_session`."""
+        return await self.arun(changes.get_portal_session(session_id))
 
     async def acreate_portal_exchange(
         self,
@@ -447,20 +476,45 @@ class AsyncStore(AsyncCredentialStore, Protocol):
         ttl: int,
         now: float,
         actor: Actor,
-    ) -> NewPortalExchange | None: ...
+    ) -> NewPortalExchange | None:
+        """Async twin of :meth:`Store.create_portal_exchange`."""
+        return await self.arun(
+            changes.create_portal_exchange(
+                workspace_id,
+                end_user_id,
+                permissions=permissions,
+                ttl=ttl,
+                now=now,
+                actor=actor,
+            )
+        )
 
     async def aexchange_portal_code(
         self, code_digest: bytes, /, *, now: float
-    ) -> NewPortalSession | None: ...
+    ) -> NewPortalSession | None:
+        """Async twin of :meth:`Store.exchange_portal_code`."""
+        return await self.arun(
+            changes.exchange_portal_code(code_digest, now=now, prefix=self.portal_token_prefix)
+        )
 
-    async def aappend_audit(self, event: AuditEvent, /) -> None: ...
+    async def aappend_audit(self, event: AuditEvent, /) -> None:
+        """Async twin of :meth:`Store.append_audit`."""
+        return await self.arun(changes.append_audit(event))
 
     async def alist_audit(
         self, workspace_id: str, *, limit: int = 50, before: AuditCursor | None = None
-    ) -> AuditPage: ...
+    ) -> AuditPage:
+        """Async twin of :meth:`Store.list_audit`."""
+        return await self.arun(changes.list_audit(workspace_id, limit=limit, before=before))
 
     async def aadd_dashboard_user(
         self, user_id: str, org_id: str, password_hash: str, permissions: Sequence[str]
-    ) -> DashboardUserRecord: ...
+    ) -> DashboardUserRecord:
+        """Async twin of :meth:`Store.add_dashboard_user`."""
+        return await self.arun(
+            changes.add_dashboard_user(user_id, org_id, password_hash, permissions)
+        )
 
-    async def afind_dashboard_user(self, user_id: str, /) -> DashboardUserRecord | None: ...
+    async def afind_dashboard_user(self, user_id: str, /) -> DashboardUserRecord | None:
+        """Async twin of :meth:`Store.find_dashboard_user`."""
+        return await self.arun(changes.find_dashboard_user(user_id))

@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import attrs
 import pytest
 
+from authcore import plans, tokens
 from authcore.backends.cache import CachedStore, Invalidation, VerifiedTokenCache
 from authcore.errors import ConfigurationError, InvalidCredentialError, UnavailableError
 from authcore.flow import Authenticator, Backends, Settings
 from authcore.keyring import VerifiedClaims
 from authcore.store import (
     OPERATOR_ACTOR,
-    NewRootKey,
     PortalSessionRecord,
     RootKeyRecord,
     WorkspaceRecord,
 )
 from authcore.testing import MemoryStore, SettableClock
-from authcore.tokens import digest
+from authcore.tokens import DEFAULT_ROOT_KEY_PREFIX, digest
 
 NOW = 1_800_000_000.0
 
@@ -171,25 +170,20 @@ def test_negative_entry_hides_a_key_stored_behind_the_library_for_at_most_negati
 
 
 def test_creating_through_the_cache_drops_a_negative_entry_for_the_new_digest(
-    clock: Clock,
+    clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    planted = os.urandom(32)
+    # The next key is one the test has already seen, so it can be tried before it exists.
+    issued = tokens.issue_token(DEFAULT_ROOT_KEY_PREFIX, "key")
+    monkeypatch.setattr(plans, "issue_token", lambda prefix, kind: issued)
+    planted = issued.digest
 
-    class PlantedStore(MemoryStore):
-        """Issues its next key under a digest the test knows in advance."""
-
-        def create_root_key(self, workspace_id: str, **options: Any) -> NewRootKey | None:
-            created = super().create_root_key(workspace_id, **options)
-            assert created is not None
-            record = attrs.evolve(created.record, digest=planted)
-            self.put_root_key(record)
-            return attrs.evolve(created, record=record)
-
-    cache = CachedStore(PlantedStore(), clock=clock)
+    cache = CachedStore(MemoryStore(), clock=clock)
     workspace = cache.create_workspace("acme", now=NOW, actor=OPERATOR_ACTOR)
     assert cache.find_root_key(planted) is None  # tried before it existed: cached negative
+    assert cache.negative_size == 1
     created = cache.create_root_key(workspace.id, permissions=[], now=NOW, actor=OPERATOR_ACTOR)
     assert created is not None
+    assert created.record.digest == planted
     assert cache.find_root_key(planted) == created.record
 
 

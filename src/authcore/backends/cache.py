@@ -31,41 +31,27 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeVar
+from collections.abc import Callable, Generator, Hashable, Sequence
+from typing import Any, Final, TypeVar
 
 import attrs
 
+from authcore.backends.invalidation import Invalidation, InvalidationKind, InvalidationPublisher
+from authcore.changes import Change, Insert, Load, Step, Update
 from authcore.errors import AuthcoreError, ConfigurationError, UnavailableError
 from authcore.flow import Conclusion, VerifiedResults
 from authcore.keyring import VerifiedClaims
 from authcore.principal import Source
-from authcore.store import (
-    AsyncCredentialStore,
-    CredentialStore,
-    NewPortalSession,
-    NewRootKey,
-    PortalSessionRecord,
-    RootKeyRecord,
-    WorkspaceRecord,
-)
-
-if TYPE_CHECKING:
-    from authcore.audit import AuditEvent
-    from authcore.ratelimit import RateLimitPolicy
-    from authcore.store import (
-        Actor,
-        AuditCursor,
-        AuditPage,
-        DashboardUserRecord,
-        NewPortalExchange,
-    )
+from authcore.records import PortalSessionRecord, Record, RootKeyRecord, WorkspaceRecord
+from authcore.store import AsyncCredentialStore, AsyncStore, CredentialStore, Store
+from authcore.tokens import DEFAULT_PORTAL_TOKEN_PREFIX, DEFAULT_ROOT_KEY_PREFIX
 
 __all__ = [
     "CachedStore",
     "Invalidation",
     "InvalidationPublisher",
     "VerifiedTokenCache",
+    "invalidations_for",
 ]
 
 _T = TypeVar("_T")
@@ -80,66 +66,6 @@ _ASYNC_LOOKUPS: Final = ("afind_root_key", "afind_portal_session", "afind_worksp
 _KEY: Final = "k"
 _SESSION: Final = "s"
 _WORKSPACE: Final = "w"
-
-
-# --- invalidation messages ----------------------------------------------------------------
-
-InvalidationKind = Literal["digest", "workspace", "root_key", "portal_session", "all"]
-_WIRE_PREFIX: Final[dict[str, InvalidationKind]] = {
-    "d": "digest",
-    "w": "workspace",
-    "k": "root_key",
-    "s": "portal_session",
-    "*": "all",
-}
-_WIRE_KIND: Final = {kind: prefix for prefix, kind in _WIRE_PREFIX.items()}
-# A message names one digest (64 hex) or one id; anything longer is not ours.
-_MAX_MESSAGE: Final = 512
-
-
-@attrs.frozen
-class Invalidation:
-    """One thing to drop from every cache: a digest (hex), a workspace, a key or session id."""
-
-    kind: InvalidationKind
-    value: str = ""
-
-    def encode(self) -> str:
-        """Return the wire form, ``"<letter>:<value>"`` (``"*:"`` for everything)."""
-        return f"{_WIRE_KIND[self.kind]}:{self.value}"
-
-    @classmethod
-    def decode(cls, data: bytes | str) -> Invalidation | None:
-        """Read the wire form; None when it is not an invalidation message."""
-        if isinstance(data, bytes):
-            try:
-                data = data.decode("utf-8")
-            except UnicodeDecodeError:
-                return None
-        if not isinstance(data, str) or len(data) > _MAX_MESSAGE or data[1:2] != ":":
-            return None
-        kind = _WIRE_PREFIX.get(data[0])
-        value = data[2:]
-        if kind is None or (kind != "all" and not value):
-            return None
-        if kind == "digest":
-            try:
-                bytes.fromhex(value)
-            except ValueError:
-                return None
-        return cls(kind, value)
-
-
-class InvalidationPublisher(Protocol):
-    """Tells the other processes' caches to drop something (see ``RedisInvalidator``).
-
-    Publishing is best effort: the change is already committed when it is published, so a
-    publisher logs a failure and returns; those processes then fall back to the TTL bound.
-    """
-
-    def publish(self, invalidation: Invalidation, /) -> None: ...
-
-    async def apublish(self, invalidation: Invalidation, /) -> None: ...
 
 
 # --- the bounded table ----------------------------------------------------------------------
@@ -267,13 +193,14 @@ class _VerifiedTable:
 # --- the cached store -----------------------------------------------------------------------
 
 
-class CachedStore:
+class CachedStore(Store, AsyncStore):
     """A verification cache in front of ``inner``, with the same lookup and management API.
 
     ``inner`` may be sync (``CredentialStore``/``Store``), async (``AsyncCredentialStore``/
     ``AsyncStore``) or both; each method needs the matching twin on ``inner``. Async cache hits
-    return without awaiting anything, so they never leave the event loop. Management calls are
-    forwarded and invalidate what they change here at once, then tell ``publisher``.
+    return without awaiting anything, so they never leave the event loop. Management methods
+    are the :class:`~authcore.store.Store` ones: each change runs on ``inner`` and, once it
+    commits, what it wrote is invalidated here at once, then told to ``publisher``.
 
     Raises:
         ConfigurationError: ``inner`` has neither lookup twin, or a size or TTL is out of range.
@@ -589,401 +516,86 @@ class CachedStore:
             for invalidation in invalidations:
                 await self._publisher.apublish(invalidation)
 
-    # --- management (Store / AsyncStore), forwarded with invalidation ---------------------------
+    # --- management: the inner store's changes, invalidating what they wrote -------------------
 
-    def create_workspace(
-        self,
-        name: str,
-        *,
-        org_id: str | None = None,
-        rate_limit: RateLimitPolicy | None = None,
-        now: float,
-        actor: Actor,
-    ) -> WorkspaceRecord:
-        """Forward to the store; drop a negative entry for the new id."""
-        record: WorkspaceRecord = self._method("create_workspace")(
-            name, org_id=org_id, rate_limit=rate_limit, now=now, actor=actor
-        )
-        self._changed(_workspace_changed(record))
-        return record
+    @property
+    def root_key_prefix(self) -> str:  # type: ignore[override]  # the inner store's option
+        """The prefix of the root keys the inner store issues."""
+        return str(getattr(self._inner, "root_key_prefix", DEFAULT_ROOT_KEY_PREFIX))
 
-    def disable_workspace(
-        self, workspace_id: str, *, now: float, actor: Actor
-    ) -> WorkspaceRecord | None:
-        """Forward to the store; the workspace is seen disabled here at once."""
-        record: WorkspaceRecord | None = self._method("disable_workspace")(
-            workspace_id, now=now, actor=actor
-        )
-        self._changed(_workspace_changed(record))
-        return record
+    @property
+    def portal_token_prefix(self) -> str:  # type: ignore[override]  # the inner store's option
+        """The prefix of the portal tokens the inner store issues."""
+        return str(getattr(self._inner, "portal_token_prefix", DEFAULT_PORTAL_TOKEN_PREFIX))
 
-    def set_rate_limit(
-        self, workspace_id: str, policy: RateLimitPolicy | None, *, now: float, actor: Actor
-    ) -> WorkspaceRecord | None:
-        """Forward to the store; the new policy applies here at once."""
-        record: WorkspaceRecord | None = self._method("set_rate_limit")(
-            workspace_id, policy, now=now, actor=actor
-        )
-        self._changed(_workspace_changed(record))
-        return record
+    def run(self, change: Change[_T], /) -> _T:
+        """Run ``change`` on the inner store; once it commits, drop what it touched.
 
-    def link_org(
-        self, workspace_id: str, org_id: str, *, now: float, actor: Actor
-    ) -> WorkspaceRecord | None:
-        """Forward to the store."""
-        record: WorkspaceRecord | None = self._method("link_org")(
-            workspace_id, org_id, now=now, actor=actor
-        )
-        self._changed(_workspace_changed(record))
-        return record
+        What it touched is derived from the change itself: every record it inserted, updated
+        or locked for update (:func:`invalidations_for`). The invalidations apply here at
+        once and go to ``publisher`` for the other processes.
 
-    def find_workspace_by_org(self, org_id: str, /) -> WorkspaceRecord | None:
-        """Forward to the store (not cached)."""
-        record: WorkspaceRecord | None = self._method("find_workspace_by_org")(org_id)
-        return record
+        Raises:
+            ConfigurationError: the inner store cannot run changes (a lookup-only store).
+        """
+        touched: list[tuple[Record, bool]] = []
+        result: _T = self._method("run")(_observed(change, touched))
+        if touched:
+            self._changed(invalidations_for(touched))
+        return result
 
-    def create_root_key(
-        self,
-        workspace_id: str,
-        *,
-        permissions: Sequence[str],
-        name: str | None = None,
-        expires_at: int | None = None,
-        now: float,
-        actor: Actor,
-    ) -> NewRootKey | None:
-        """Forward to the store; a negative entry can never hide the new key."""
-        created: NewRootKey | None = self._method("create_root_key")(
-            workspace_id,
-            permissions=permissions,
-            name=name,
-            expires_at=expires_at,
-            now=now,
-            actor=actor,
-        )
-        self._changed(_created(created))
-        return created
-
-    def list_root_keys(self, workspace_id: str, /) -> list[RootKeyRecord]:
-        """Forward to the store (not cached)."""
-        records: list[RootKeyRecord] = self._method("list_root_keys")(workspace_id)
-        return records
-
-    def get_root_key(self, key_id: str, /) -> RootKeyRecord | None:
-        """Forward to the store (not cached)."""
-        record: RootKeyRecord | None = self._method("get_root_key")(key_id)
-        return record
-
-    def revoke_root_key(self, key_id: str, *, now: float, actor: Actor) -> RootKeyRecord | None:
-        """Forward to the store; the key is rejected here at once."""
-        record: RootKeyRecord | None = self._method("revoke_root_key")(key_id, now=now, actor=actor)
-        self._changed(_revoked(record, "root_key", key_id))
-        return record
-
-    def rotate_root_key(
-        self, key_id: str, *, grace_seconds: int, now: float, actor: Actor
-    ) -> NewRootKey | None:
-        """Forward to the store; the old key's new expiry applies here at once."""
-        created: NewRootKey | None = self._method("rotate_root_key")(
-            key_id, grace_seconds=grace_seconds, now=now, actor=actor
-        )
-        if created is not None:
-            self._changed([Invalidation("root_key", key_id), *_created(created)])
-        return created
-
-    def create_portal_session(
-        self,
-        workspace_id: str,
-        end_user_id: str,
-        *,
-        permissions: Sequence[str],
-        ttl: int,
-        now: float,
-        actor: Actor,
-    ) -> NewPortalSession | None:
-        """Forward to the store; a negative entry can never hide the new session."""
-        created: NewPortalSession | None = self._method("create_portal_session")(
-            workspace_id, end_user_id, permissions=permissions, ttl=ttl, now=now, actor=actor
-        )
-        self._changed(_created(created))
-        return created
-
-    def revoke_portal_session(
-        self, session_id: str, *, now: float, actor: Actor
-    ) -> PortalSessionRecord | None:
-        """Forward to the store; the session is rejected here at once."""
-        record: PortalSessionRecord | None = self._method("revoke_portal_session")(
-            session_id, now=now, actor=actor
-        )
-        self._changed(_revoked(record, "portal_session", session_id))
-        return record
-
-    def append_audit(self, event: AuditEvent, /) -> None:
-        """Forward to the store."""
-        self._method("append_audit")(event)
-
-    def list_audit(
-        self, workspace_id: str, *, limit: int = 50, before: AuditCursor | None = None
-    ) -> AuditPage:
-        """Forward to the store."""
-        page: AuditPage = self._method("list_audit")(workspace_id, limit=limit, before=before)
-        return page
-
-    def add_dashboard_user(
-        self, user_id: str, org_id: str, password_hash: str, permissions: Sequence[str]
-    ) -> DashboardUserRecord:
-        """Forward to the store."""
-        record: DashboardUserRecord = self._method("add_dashboard_user")(
-            user_id, org_id, password_hash, permissions
-        )
-        return record
-
-    def find_dashboard_user(self, user_id: str, /) -> DashboardUserRecord | None:
-        """Forward to the store (not cached)."""
-        record: DashboardUserRecord | None = self._method("find_dashboard_user")(user_id)
-        return record
-
-    # --- async management twins -----------------------------------------------------------------
-
-    async def acreate_workspace(
-        self,
-        name: str,
-        *,
-        org_id: str | None = None,
-        rate_limit: RateLimitPolicy | None = None,
-        now: float,
-        actor: Actor,
-    ) -> WorkspaceRecord:
-        """Async twin of :meth:`create_workspace`."""
-        record: WorkspaceRecord = await self._method("acreate_workspace")(
-            name, org_id=org_id, rate_limit=rate_limit, now=now, actor=actor
-        )
-        await self._achanged(_workspace_changed(record))
-        return record
-
-    async def adisable_workspace(
-        self, workspace_id: str, *, now: float, actor: Actor
-    ) -> WorkspaceRecord | None:
-        """Async twin of :meth:`disable_workspace`."""
-        record: WorkspaceRecord | None = await self._method("adisable_workspace")(
-            workspace_id, now=now, actor=actor
-        )
-        await self._achanged(_workspace_changed(record))
-        return record
-
-    async def aset_rate_limit(
-        self, workspace_id: str, policy: RateLimitPolicy | None, *, now: float, actor: Actor
-    ) -> WorkspaceRecord | None:
-        """Async twin of :meth:`set_rate_limit`."""
-        record: WorkspaceRecord | None = await self._method("aset_rate_limit")(
-            workspace_id, policy, now=now, actor=actor
-        )
-        await self._achanged(_workspace_changed(record))
-        return record
-
-    async def alink_org(
-        self, workspace_id: str, org_id: str, *, now: float, actor: Actor
-    ) -> WorkspaceRecord | None:
-        """Async twin of :meth:`link_org`."""
-        record: WorkspaceRecord | None = await self._method("alink_org")(
-            workspace_id, org_id, now=now, actor=actor
-        )
-        await self._achanged(_workspace_changed(record))
-        return record
-
-    async def afind_workspace_by_org(self, org_id: str, /) -> WorkspaceRecord | None:
-        """Async twin of :meth:`find_workspace_by_org`."""
-        record: WorkspaceRecord | None = await self._method("afind_workspace_by_org")(org_id)
-        return record
-
-    async def acreate_root_key(
-        self,
-        workspace_id: str,
-        *,
-        permissions: Sequence[str],
-        name: str | None = None,
-        expires_at: int | None = None,
-        now: float,
-        actor: Actor,
-    ) -> NewRootKey | None:
-        """Async twin of :meth:`create_root_key`."""
-        created: NewRootKey | None = await self._method("acreate_root_key")(
-            workspace_id,
-            permissions=permissions,
-            name=name,
-            expires_at=expires_at,
-            now=now,
-            actor=actor,
-        )
-        await self._achanged(_created(created))
-        return created
-
-    async def alist_root_keys(self, workspace_id: str, /) -> list[RootKeyRecord]:
-        """Async twin of :meth:`list_root_keys`."""
-        records: list[RootKeyRecord] = await self._method("alist_root_keys")(workspace_id)
-        return records
-
-    async def aget_root_key(self, key_id: str, /) -> RootKeyRecord | None:
-        """Async twin of :meth:`get_root_key`."""
-        record: RootKeyRecord | None = await self._method("aget_root_key")(key_id)
-        return record
-
-    async def arevoke_root_key(
-        self, key_id: str, *, now: float, actor: Actor
-    ) -> RootKeyRecord | None:
-        """Async twin of :meth:`revoke_root_key`."""
-        record: RootKeyRecord | None = await self._method("arevoke_root_key")(
-            key_id, now=now, actor=actor
-        )
-        await self._achanged(_revoked(record, "root_key", key_id))
-        return record
-
-    async def arotate_root_key(
-        self, key_id: str, *, grace_seconds: int, now: float, actor: Actor
-    ) -> NewRootKey | None:
-        """Async twin of :meth:`rotate_root_key`."""
-        created: NewRootKey | None = await self._method("arotate_root_key")(
-            key_id, grace_seconds=grace_seconds, now=now, actor=actor
-        )
-        if created is not None:
-            await self._achanged([Invalidation("root_key", key_id), *_created(created)])
-        return created
-
-    async def acreate_portal_session(
-        self,
-        workspace_id: str,
-        end_user_id: str,
-        *,
-        permissions: Sequence[str],
-        ttl: int,
-        now: float,
-        actor: Actor,
-    ) -> NewPortalSession | None:
-        """Async twin of :meth:`create_portal_session`."""
-        created: NewPortalSession | None = await self._method("acreate_portal_session")(
-            workspace_id, end_user_id, permissions=permissions, ttl=ttl, now=now, actor=actor
-        )
-        await self._achanged(_created(created))
-        return created
-
-    async def arevoke_portal_session(
-        self, session_id: str, *, now: float, actor: Actor
-    ) -> PortalSessionRecord | None:
-        """Async twin of :meth:`revoke_portal_session`."""
-        record: PortalSessionRecord | None = await self._method("arevoke_portal_session")(
-            session_id, now=now, actor=actor
-        )
-        await self._achanged(_revoked(record, "portal_session", session_id))
-        return record
-
-    async def aappend_audit(self, event: AuditEvent, /) -> None:
-        """Async twin of :meth:`append_audit`."""
-        await self._method("aappend_audit")(event)
-
-    async def alist_audit(
-        self, workspace_id: str, *, limit: int = 50, before: AuditCursor | None = None
-    ) -> AuditPage:
-        """Async twin of :meth:`list_audit`."""
-        page: AuditPage = await self._method("alist_audit")(
-            workspace_id, limit=limit, before=before
-        )
-        return page
-
-    async def aadd_dashboard_user(
-        self, user_id: str, org_id: str, password_hash: str, permissions: Sequence[str]
-    ) -> DashboardUserRecord:
-        """Async twin of :meth:`add_dashboard_user`."""
-        record: DashboardUserRecord = await self._method("aadd_dashboard_user")(
-            user_id, org_id, password_hash, permissions
-        )
-        return record
-
-    async def afind_dashboard_user(self, user_id: str, /) -> DashboardUserRecord | None:
-        """Async twin of :meth:`find_dashboard_user`."""
-        record: DashboardUserRecord | None = await self._method("afind_dashboard_user")(user_id)
-        return record
-
-    # --- portal exchange codes and session lookup by id (forwarded) -----------------------------
-
-    def get_portal_session(self, session_id: str, /) -> PortalSessionRecord | None:
-        """Forward to the store (not cached: revocation reads the current record)."""
-        record: PortalSessionRecord | None = self._method("get_portal_session")(session_id)
-        return record
-
-    def create_portal_exchange(
-        self,
-        workspace_id: str,
-        end_user_id: str,
-        *,
-        permissions: Sequence[str],
-        ttl: int,
-        now: float,
-        actor: Actor,
-    ) -> NewPortalExchange | None:
-        """Forward to the store: a pending session has no token, so nothing here changes."""
-        created: NewPortalExchange | None = self._method("create_portal_exchange")(
-            workspace_id, end_user_id, permissions=permissions, ttl=ttl, now=now, actor=actor
-        )
-        return created
-
-    def exchange_portal_code(self, code_digest: bytes, /, *, now: float) -> NewPortalSession | None:
-        """Forward to the store; a negative entry can never hide the session's new token."""
-        created: NewPortalSession | None = self._method("exchange_portal_code")(
-            code_digest, now=now
-        )
-        self._changed(_created(created))
-        return created
-
-    async def aget_portal_session(self, session_id: str, /) -> PortalSessionRecord | None:
-        """Async twin of :meth:`get_portal_session`."""
-        record: PortalSessionRecord | None = await self._method("aget_portal_session")(session_id)
-        return record
-
-    async def acreate_portal_exchange(
-        self,
-        workspace_id: str,
-        end_user_id: str,
-        *,
-        permissions: Sequence[str],
-        ttl: int,
-        now: float,
-        actor: Actor,
-    ) -> NewPortalExchange | None:
-        """Async twin of :meth:`create_portal_exchange`."""
-        created: NewPortalExchange | None = await self._method("acreate_portal_exchange")(
-            workspace_id, end_user_id, permissions=permissions, ttl=ttl, now=now, actor=actor
-        )
-        return created
-
-    async def aexchange_portal_code(
-        self, code_digest: bytes, /, *, now: float
-    ) -> NewPortalSession | None:
-        """Async twin of :meth:`exchange_portal_code`."""
-        created: NewPortalSession | None = await self._method("aexchange_portal_code")(
-            code_digest, now=now
-        )
-        await self._achanged(_created(created))
-        return created
+    async def arun(self, change: Change[_T], /) -> _T:
+        """Async twin of :meth:`run`."""
+        touched: list[tuple[Record, bool]] = []
+        result: _T = await self._method("arun")(_observed(change, touched))
+        if touched:
+            await self._achanged(invalidations_for(touched))
+        return result
 
 
-def _workspace_changed(record: WorkspaceRecord | None) -> list[Invalidation]:
-    return [] if record is None else [Invalidation("workspace", record.id)]
+def _observed(change: Change[_T], touched: list[tuple[Record, bool]]) -> Change[_T]:
+    """``change``, noting each record it writes or locks: ``(record, it existed before)``."""
+
+    def steps() -> Generator[Step, Any, _T]:
+        inner = change.steps
+        try:
+            step = next(inner)
+            while True:
+                if isinstance(step, Insert | Update):
+                    touched.append((step.record, isinstance(step, Update)))
+                result = yield step
+                if isinstance(step, Load) and step.lock and result is not None:
+                    touched.append((result, True))
+                step = inner.send(result)
+        except StopIteration as stop:
+            value: _T = stop.value
+            return value
+        finally:
+            inner.close()
+
+    return Change(change.name, steps(), change.writes)
 
 
-def _created(created: NewRootKey | NewPortalSession | None) -> list[Invalidation]:
-    # Only a negative entry can exist for a brand-new digest; dropping it means a token that
-    # was tried before it existed is accepted the moment it does.
-    return [] if created is None else [Invalidation("digest", created.record.digest.hex())]
+def invalidations_for(touched: Sequence[tuple[Record, bool]]) -> list[Invalidation]:
+    """What every cache must drop once a change that touched these records has committed.
 
-
-def _revoked(
-    record: RootKeyRecord | PortalSessionRecord | None,
-    kind: Literal["root_key", "portal_session"],
-    record_id: str,
-) -> list[Invalidation]:
-    if record is None:
-        return []
-    return [Invalidation("digest", record.digest.hex()), Invalidation(kind, record_id)]
+    A workspace: itself and everything cached of it. A key or session: its digest (a new one
+    may sit in a negative entry: dropping it means a token tried before it existed works the
+    moment it does) and, when it existed before, its id (a rotation changes the *old* key).
+    Exchange codes and dashboard users are never cached.
+    """
+    found: dict[Invalidation, None] = {}
+    for record, existed in touched:
+        if isinstance(record, WorkspaceRecord):
+            found[Invalidation("workspace", record.id)] = None
+        elif isinstance(record, RootKeyRecord | PortalSessionRecord):
+            found[Invalidation("digest", record.digest.hex())] = None
+            if existed:
+                kind: InvalidationKind = (
+                    "root_key" if isinstance(record, RootKeyRecord) else "portal_session"
+                )
+                found[Invalidation(kind, record.id)] = None
+    return list(found)
 
 
 # --- verified JWTs --------------------------------------------------------------------------

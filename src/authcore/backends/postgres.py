@@ -23,23 +23,27 @@ import contextlib
 import hashlib
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeAlias, TypeVar
 
 import psycopg
 import psycopg.errors
 import psycopg_pool
 from psycopg import sql as pgsql
 
-from authcore.backends import _sql, base
+from authcore.backends import _sql
+from authcore.changes import Change
 from authcore.errors import ClientError, ConfigurationError, ConflictError, UnavailableError
-from authcore.store import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
+from authcore.records import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
+from authcore.store import AsyncStore, Store
 from authcore.tokens import DEFAULT_PORTAL_TOKEN_PREFIX, DEFAULT_ROOT_KEY_PREFIX, validate_prefix
 
 __all__ = ["AsyncPostgresStore", "PostgresStore"]
 
 _T = TypeVar("_T")
+_Execute: TypeAlias = Callable[[_sql.Statement], _sql.Rows]
+_AExecute: TypeAlias = Callable[[_sql.Statement], Awaitable[_sql.Rows]]
 _SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}", re.ASCII)
 _MAX_TIMEOUT: Final = 60.0
 
@@ -61,6 +65,23 @@ def _not_text() -> ClientError:
 def _rows(cursor: psycopg.Cursor[Any]) -> _sql.Rows:
     # Statements without a result (INSERT, UPDATE, DDL) have no description.
     return [] if cursor.description is None else list(cursor.fetchall())
+
+
+def _migration(prelude: list[pgsql.Composable]) -> _sql.Op[int]:
+    # The advisory lock and the schema first, then the shared migrations, in one transaction.
+    for statement in prelude:
+        yield _sql.Statement(statement.as_string(None))
+    return (yield from _sql.migrate())
+
+
+async def _adrive(op: Generator[_sql.Statement, _sql.Rows, _T], execute: _AExecute) -> _T:
+    try:
+        statement = next(op)
+        while True:
+            statement = op.send(await execute(statement))
+    except StopIteration as stop:
+        result: _T = stop.value
+        return result
 
 
 class _Settings:
@@ -119,7 +140,7 @@ def _is_connection_loss(exc: psycopg.Error) -> bool:
     )
 
 
-class PostgresStore(_sql.SQLStore, base.AsyncTwinsMixin):
+class PostgresStore(_sql.SQLLookups, Store, AsyncStore):
     """A :class:`~authcore.store.Store` on PostgreSQL (synchronous, pooled).
 
     It answers the async protocols too, each call run on a thread pool as large as the
@@ -153,8 +174,8 @@ class PostgresStore(_sql.SQLStore, base.AsyncTwinsMixin):
             root_key_prefix=root_key_prefix,
             portal_token_prefix=portal_token_prefix,
         )
-        self._root_key_prefix = self._settings.root_key_prefix
-        self._portal_token_prefix = self._settings.portal_token_prefix
+        self.root_key_prefix = self._settings.root_key_prefix
+        self.portal_token_prefix = self._settings.portal_token_prefix
         self._timeout = self._settings.timeout
         self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = (
             psycopg_pool.ConnectionPool(
@@ -186,12 +207,7 @@ class PostgresStore(_sql.SQLStore, base.AsyncTwinsMixin):
         """
         prelude = self._settings.migration_prelude()
 
-        def op() -> _sql.Op[int]:
-            for statement in prelude:
-                yield _sql.Statement(statement.as_string(None))
-            return (yield from _sql.migrate())
-
-        self._write(op())
+        self._write(lambda execute: _sql.drive(_migration(prelude), execute))
 
     def schema_version(self) -> int:
         """Return the schema version recorded in the database.
@@ -219,10 +235,10 @@ class PostgresStore(_sql.SQLStore, base.AsyncTwinsMixin):
         except psycopg.Error as exc:
             raise self._failed(exc) from None
 
-    def _write(self, op: _sql.Op[_T]) -> _T:
+    def _write(self, work: Callable[[_Execute], _T]) -> _T:
         try:
             with self._pool.connection(timeout=self._timeout) as conn, conn.transaction():
-                return _sql.drive(op, lambda statement: self._execute(conn, statement))
+                return work(lambda statement: self._execute(conn, statement))
         except (UnicodeEncodeError, psycopg.DataError):
             raise _not_text() from None
         except psycopg.Error as exc:
@@ -246,7 +262,22 @@ class PostgresStore(_sql.SQLStore, base.AsyncTwinsMixin):
                     )
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
-    # AsyncCredentialStore (the other twins come from AsyncTwinsMixin).
+    def run(self, change: Change[_T], /) -> _T:
+        """Run ``change`` in one transaction (reads, autocommit, on one connection)."""
+        if change.writes:
+            return self._write(lambda execute: _sql.run_change(change, execute))
+        try:
+            with self._pool.connection(timeout=self._timeout) as conn:
+                return _sql.run_change(change, lambda statement: self._execute(conn, statement))
+        except (UnicodeEncodeError, psycopg.DataError):
+            raise _not_text() from None
+        except psycopg.Error as exc:
+            raise self._failed(exc) from None
+
+    async def arun(self, change: Change[_T], /) -> _T:
+        """Async twin of :meth:`run` (runs on the store's thread pool)."""
+        return await self._offload(lambda: self.run(change))
+
     async def afind_root_key(self, digest: bytes, /) -> RootKeyRecord | None:
         """Async twin of :meth:`find_root_key` (runs on the store's thread pool)."""
         return await self._offload(lambda: self.find_root_key(digest))
@@ -281,7 +312,7 @@ class PostgresStore(_sql.SQLStore, base.AsyncTwinsMixin):
         return f"PostgresStore(schema={self._settings.schema!r})"
 
 
-class AsyncPostgresStore(_sql.AsyncSQLStore):
+class AsyncPostgresStore(AsyncStore):
     """An :class:`~authcore.store.AsyncStore` on PostgreSQL (asyncio, pooled).
 
     Create it, then ``await store.open()`` (or ``async with AsyncPostgresStore(...)``): an
@@ -313,8 +344,8 @@ class AsyncPostgresStore(_sql.AsyncSQLStore):
             root_key_prefix=root_key_prefix,
             portal_token_prefix=portal_token_prefix,
         )
-        self._root_key_prefix = self._settings.root_key_prefix
-        self._portal_token_prefix = self._settings.portal_token_prefix
+        self.root_key_prefix = self._settings.root_key_prefix
+        self.portal_token_prefix = self._settings.portal_token_prefix
         self._timeout = self._settings.timeout
         self._migrate_on_open = migrate
         self._pool: psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]] = (
@@ -349,12 +380,7 @@ class AsyncPostgresStore(_sql.AsyncSQLStore):
         """Async twin of :meth:`PostgresStore.migrate`."""
         prelude = self._settings.migration_prelude()
 
-        def op() -> _sql.Op[int]:
-            for statement in prelude:
-                yield _sql.Statement(statement.as_string(None))
-            return (yield from _sql.migrate())
-
-        await self._awrite(op())
+        await self._awrite(lambda execute: _adrive(_migration(prelude), execute))
 
     async def aschema_version(self) -> int:
         """Async twin of :meth:`PostgresStore.schema_version`."""
@@ -377,13 +403,45 @@ class AsyncPostgresStore(_sql.AsyncSQLStore):
         except psycopg.Error as exc:
             raise await self._failed(exc) from None
 
-    async def _awrite(self, op: _sql.Op[_T]) -> _T:
+    async def _awrite(self, work: Callable[[_AExecute], Awaitable[_T]]) -> _T:
         try:
             async with (
                 self._pool.connection(timeout=self._timeout) as conn,
                 conn.transaction(),
             ):
-                return await _sql.adrive(op, lambda statement: self._aexecute(conn, statement))
+                return await work(lambda statement: self._aexecute(conn, statement))
+        except (UnicodeEncodeError, psycopg.DataError):
+            raise _not_text() from None
+        except psycopg.Error as exc:
+            raise await self._failed(exc) from None
+
+    async def _aone(
+        self, sql: str, params: tuple[object, ...], convert: Callable[[Sequence[Any]], _T]
+    ) -> _T | None:
+        rows = await self._aread(sql, params)
+        return convert(rows[0]) if rows else None
+
+    async def afind_root_key(self, digest: bytes, /) -> RootKeyRecord | None:
+        """Return the root key stored under ``digest``."""
+        return await self._aone(_sql.FIND_ROOT_KEY, (digest,), _sql.key_from_row)
+
+    async def afind_portal_session(self, digest: bytes, /) -> PortalSessionRecord | None:
+        """Return the portal session stored under ``digest``."""
+        return await self._aone(_sql.FIND_PORTAL_SESSION, (digest,), _sql.session_from_row)
+
+    async def afind_workspace(self, workspace_id: str, /) -> WorkspaceRecord | None:
+        """Return the workspace ``workspace_id``."""
+        return await self._aone(_sql.FIND_WORKSPACE, (workspace_id,), _sql.workspace_from_row)
+
+    async def arun(self, change: Change[_T], /) -> _T:
+        """Run ``change`` in one transaction (reads, autocommit, on one connection)."""
+        if change.writes:
+            return await self._awrite(lambda execute: _sql.arun_change(change, execute))
+        try:
+            async with self._pool.connection(timeout=self._timeout) as conn:
+                return await _sql.arun_change(
+                    change, lambda statement: self._aexecute(conn, statement)
+                )
         except (UnicodeEncodeError, psycopg.DataError):
             raise _not_text() from None
         except psycopg.Error as exc:

@@ -25,16 +25,19 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Final, TypeVar
+from typing import Final, TypeAlias, TypeVar
 
-from authcore.backends import _sql, base
+from authcore.backends import _sql
+from authcore.changes import Change
 from authcore.errors import ClientError, ConfigurationError, ConflictError, UnavailableError
-from authcore.store import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
+from authcore.records import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
+from authcore.store import AsyncStore, Store
 from authcore.tokens import DEFAULT_PORTAL_TOKEN_PREFIX, DEFAULT_ROOT_KEY_PREFIX, validate_prefix
 
 __all__ = ["SQLiteStore"]
 
 _T = TypeVar("_T")
+_Execute: TypeAlias = Callable[[_sql.Statement], _sql.Rows]
 _MAX_TIMEOUT: Final = 60.0
 
 
@@ -55,8 +58,11 @@ def _unavailable(exc: sqlite3.Error) -> UnavailableError:
     return UnavailableError(f"sqlite: {name}")
 
 
-class SQLiteStore(_sql.SQLStore, base.AsyncTwinsMixin):
+class SQLiteStore(_sql.SQLLookups, Store, AsyncStore):
     """A :class:`~authcore.store.Store` and :class:`~authcore.store.AsyncStore` in one file.
+
+    Changes that write run in one ``BEGIN IMMEDIATE`` transaction on the writer; changes that
+    only read run on a reader.
 
     ``timeout`` (seconds, 0 < timeout <= 60) bounds every wait: SQLite's busy handler, the
     writer lock and a free reader. ``readers`` is the size of the reader pool (and of the
@@ -83,8 +89,8 @@ class SQLiteStore(_sql.SQLStore, base.AsyncTwinsMixin):
             raise ConfigurationError(f"timeout must be in (0, {_MAX_TIMEOUT}] seconds")
         if isinstance(readers, bool) or not isinstance(readers, int) or not 1 <= readers <= 64:
             raise ConfigurationError("readers must be an int in 1..64")
-        self._root_key_prefix = validate_prefix(root_key_prefix)
-        self._portal_token_prefix = validate_prefix(portal_token_prefix)
+        self.root_key_prefix = validate_prefix(root_key_prefix)
+        self.portal_token_prefix = validate_prefix(portal_token_prefix)
         self._path = os.fspath(path)
         self._timeout = float(timeout)
         self._max_readers = readers
@@ -97,7 +103,7 @@ class SQLiteStore(_sql.SQLStore, base.AsyncTwinsMixin):
         self._create_file()
         self._writer = self._connect(readonly=False)
         try:
-            self._write(_sql.migrate())
+            self._write(lambda execute: _sql.drive(_sql.migrate(), execute))
         except BaseException:
             self._writer.close()
             raise
@@ -168,6 +174,7 @@ class SQLiteStore(_sql.SQLStore, base.AsyncTwinsMixin):
     # ------------------------------------------------------------------ drivers
 
     def _read(self, sql: str, params: tuple[object, ...]) -> _sql.Rows:
+        # The lookups' path: one statement on a reader, nothing else.
         self._check_open()
         conn = self._acquire_reader()
         try:
@@ -179,7 +186,15 @@ class SQLiteStore(_sql.SQLStore, base.AsyncTwinsMixin):
         finally:
             self._idle.put(conn)
 
-    def _write(self, op: _sql.Op[_T]) -> _T:
+    def _reading(self, work: Callable[[_Execute], _T]) -> _T:
+        self._check_open()
+        conn = self._acquire_reader()
+        try:
+            return work(lambda statement: self._execute(conn, statement))
+        finally:
+            self._idle.put(conn)
+
+    def _write(self, work: Callable[[_Execute], _T]) -> _T:
         self._check_open()
         if not self._write_lock.acquire(timeout=self._timeout):
             raise UnavailableError("sqlite: writer busy")
@@ -190,7 +205,7 @@ class SQLiteStore(_sql.SQLStore, base.AsyncTwinsMixin):
             except sqlite3.Error as exc:
                 raise _unavailable(exc) from None
             try:
-                result = _sql.drive(op, lambda statement: self._execute(conn, statement))
+                result = work(lambda statement: self._execute(conn, statement))
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -228,7 +243,16 @@ class SQLiteStore(_sql.SQLStore, base.AsyncTwinsMixin):
                     )
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
-    # AsyncCredentialStore (the other twins come from AsyncTwinsMixin).
+    def run(self, change: Change[_T], /) -> _T:
+        """Run ``change``: a write in one ``BEGIN IMMEDIATE`` transaction, a read on a reader."""
+        if change.writes:
+            return self._write(lambda execute: _sql.run_change(change, execute))
+        return self._reading(lambda execute: _sql.run_change(change, execute))
+
+    async def arun(self, change: Change[_T], /) -> _T:
+        """Async twin of :meth:`run` (runs on the store's thread pool)."""
+        return await self._offload(lambda: self.run(change))
+
     async def afind_root_key(self, digest: bytes, /) -> RootKeyRecord | None:
         """Async twin of :meth:`find_root_key` (runs on the store's thread pool)."""
         return await self._offload(lambda: self.find_root_key(digest))

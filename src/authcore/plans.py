@@ -1,17 +1,16 @@
-"""What every store does the same way, without I/O: validation and change plans.
+"""The decisions of every management operation, without I/O: validation and the audit event.
 
-Each management operation is split in two. A *plan* function here takes the records the store
-found (or nothing) and returns the new records plus the audit event that records the change;
-the backend then writes them, atomically. Memory, SQLite and PostgreSQL all call the same plan
-functions, so they validate, decide and audit identically.
+Each ``plan_*`` function takes the records a change loaded (or nothing) and returns what to
+write: the new records and the audit event that records the change, or None when there is
+nothing to do. :mod:`authcore.changes` runs them inside its changes; they are pure, and
+tested as such (``tests/test_plans.py``).
 """
 
 from __future__ import annotations
 
-import functools
 import secrets
-from collections.abc import Callable, Sequence
-from typing import Final, Protocol, TypeVar
+from collections.abc import Sequence
+from typing import Final
 
 import attrs
 
@@ -24,6 +23,7 @@ from authcore.audit import (
     ACTION_PORTAL_SESSION_REVOKE,
     ACTION_WORKSPACE_CREATE,
     ACTION_WORKSPACE_DISABLE,
+    ACTION_WORKSPACE_ENABLE,
     ACTION_WORKSPACE_UPDATE,
     AuditEvent,
     AuditTarget,
@@ -34,15 +34,13 @@ from authcore.names import MAX_NAME_LENGTH, check_name
 from authcore.permissions import MAX_GRANTS, validate_grant
 from authcore.principal import SUBJECT_PORTAL_END_USER, Source, Subject
 from authcore.ratelimit import RateLimitPolicy
-from authcore.store import (
+from authcore.records import (
     MAX_AUDIT_PAGE,
     MAX_GRACE_SECONDS,
     MAX_PORTAL_TTL,
     PORTAL_EXCHANGE_CODE_PREFIX,
     PORTAL_EXCHANGE_TTL,
     Actor,
-    AuditCursor,
-    AuditPage,
     DashboardUserRecord,
     NewPortalExchange,
     NewPortalSession,
@@ -50,14 +48,12 @@ from authcore.store import (
     PortalExchangeRecord,
     PortalSessionRecord,
     RootKeyRecord,
-    Store,
     WorkspaceRecord,
 )
 from authcore.tokens import Digest, generate_id, issue_token
 
 __all__ = [
     "MAX_NAME_LENGTH",
-    "AsyncTwinsMixin",
     "check_audit_limit",
     "check_id",
     "make_dashboard_user",
@@ -66,6 +62,7 @@ __all__ = [
     "plan_create_root_key",
     "plan_create_workspace",
     "plan_disable_workspace",
+    "plan_enable_workspace",
     "plan_exchange_portal_code",
     "plan_link_org",
     "plan_revoke_portal_session",
@@ -132,7 +129,7 @@ def validate_grants(permissions: Sequence[str]) -> tuple[str, ...]:
 
 def _check_actor(actor: Actor, workspace_id: str) -> None:
     if not isinstance(actor, Actor):
-        raise TypeError("actor must be an authcore.store.Actor")
+        raise ClientError("actor must be an authcore.records.Actor")
     if actor.principal is not None and actor.principal.workspace_id != workspace_id:
         # Stores are the last line: a principal never changes another workspace, even if a
         # handler forgot its check.
@@ -183,7 +180,7 @@ def plan_create_workspace(
         ClientError: a blank or over-long name or org id.
     """
     if not isinstance(actor, Actor):
-        raise TypeError("actor must be an authcore.store.Actor")
+        raise ClientError("actor must be an authcore.records.Actor")
     if rate_limit is not None and not isinstance(rate_limit, RateLimitPolicy):
         raise ClientError("rate_limit must be a RateLimitPolicy or None")
     record = WorkspaceRecord(
@@ -213,6 +210,24 @@ def plan_disable_workspace(
     updated = attrs.evolve(record, disabled=True)
     return updated, _event(
         actor, ACTION_WORKSPACE_DISABLE, [_workspace_target(record)], seconds, record.id
+    )
+
+
+def plan_enable_workspace(
+    record: WorkspaceRecord, *, now: float, actor: Actor
+) -> tuple[WorkspaceRecord, AuditEvent] | None:
+    """Enable ``record`` again; None when it is not disabled (nothing to write or audit).
+
+    Raises:
+        PermissionDeniedError: the actor belongs to another workspace.
+    """
+    _check_actor(actor, record.id)
+    seconds = _seconds(now)
+    if not record.disabled:
+        return None
+    updated = attrs.evolve(record, disabled=False)
+    return updated, _event(
+        actor, ACTION_WORKSPACE_ENABLE, [_workspace_target(record)], seconds, record.id
     )
 
 
@@ -520,224 +535,3 @@ def make_dashboard_user(
         password_hash=password_hash,
         permissions=validate_grants(permissions),
     )
-
-
-_T = TypeVar("_T")
-
-
-class _Offloading(Store, Protocol):
-    async def _offload(self, call: Callable[[], _T]) -> _T: ...
-
-
-class AsyncTwinsMixin:
-    """The ``a``-prefixed twins of :class:`~authcore.store.Store`, written once.
-
-    Each twin hands the sync method to ``self._offload``: the memory store calls it inline
-    (no I/O), the SQLite store runs it on its own bounded thread pool so the event loop never
-    blocks. Same arguments, results and errors as the sync methods.
-    """
-
-    async def acreate_workspace(
-        self: _Offloading,
-        name: str,
-        *,
-        org_id: str | None = None,
-        rate_limit: RateLimitPolicy | None = None,
-        now: float,
-        actor: Actor,
-    ) -> WorkspaceRecord:
-        """Async twin of ``create_workspace``."""
-        return await self._offload(
-            functools.partial(
-                self.create_workspace,
-                name,
-                org_id=org_id,
-                rate_limit=rate_limit,
-                now=now,
-                actor=actor,
-            )
-        )
-
-    async def adisable_workspace(
-        self: _Offloading, workspace_id: str, *, now: float, actor: Actor
-    ) -> WorkspaceRecord | None:
-        """Async twin of ``disable_workspace``."""
-        return await self._offload(
-            functools.partial(self.disable_workspace, workspace_id, now=now, actor=actor)
-        )
-
-    async def aset_rate_limit(
-        self: _Offloading,
-        workspace_id: str,
-        policy: RateLimitPolicy | None,
-        *,
-        now: float,
-        actor: Actor,
-    ) -> WorkspaceRecord | None:
-        """Async twin of ``set_rate_limit``."""
-        return await self._offload(
-            functools.partial(self.set_rate_limit, workspace_id, policy, now=now, actor=actor)
-        )
-
-    async def alink_org(
-        self: _Offloading, workspace_id: str, org_id: str, *, now: float, actor: Actor
-    ) -> WorkspaceRecord | None:
-        """Async twin of ``link_org``."""
-        return await self._offload(
-            functools.partial(self.link_org, workspace_id, org_id, now=now, actor=actor)
-        )
-
-    async def afind_workspace_by_org(self: _Offloading, org_id: str, /) -> WorkspaceRecord | None:
-        """Async twin of ``find_workspace_by_org``."""
-        return await self._offload(functools.partial(self.find_workspace_by_org, org_id))
-
-    async def acreate_root_key(
-        self: _Offloading,
-        workspace_id: str,
-        *,
-        permissions: Sequence[str],
-        name: str | None = None,
-        expires_at: int | None = None,
-        now: float,
-        actor: Actor,
-    ) -> NewRootKey | None:
-        """Async twin of ``create_root_key``."""
-        return await self._offload(
-            functools.partial(
-                self.create_root_key,
-                workspace_id,
-                permissions=permissions,
-                name=name,
-                expires_at=expires_at,
-                now=now,
-                actor=actor,
-            )
-        )
-
-    async def alist_root_keys(self: _Offloading, workspace_id: str, /) -> list[RootKeyRecord]:
-        """Async twin of ``list_root_keys``."""
-        return await self._offload(functools.partial(self.list_root_keys, workspace_id))
-
-    async def aget_root_key(self: _Offloading, key_id: str, /) -> RootKeyRecord | None:
-        """Async twin of ``get_root_key``."""
-        return await self._offload(functools.partial(self.get_root_key, key_id))
-
-    async def arevoke_root_key(
-        self: _Offloading, key_id: str, *, now: float, actor: Actor
-    ) -> RootKeyRecord | None:
-        """Async twin of ``revoke_root_key``."""
-        return await self._offload(
-            functools.partial(self.revoke_root_key, key_id, now=now, actor=actor)
-        )
-
-    async def arotate_root_key(
-        self: _Offloading, key_id: str, *, grace_seconds: int, now: float, actor: Actor
-    ) -> NewRootKey | None:
-        """Async twin of ``rotate_root_key``."""
-        return await self._offload(
-            functools.partial(
-                self.rotate_root_key, key_id, grace_seconds=grace_seconds, now=now, actor=actor
-            )
-        )
-
-    async def acreate_portal_session(
-        self: _Offloading,
-        workspace_id: str,
-        end_user_id: str,
-        *,
-        permissions: Sequence[str],
-        ttl: int,
-        now: float,
-        actor: Actor,
-    ) -> NewPortalSession | None:
-        """Async twin of ``create_portal_session``."""
-        return await self._offload(
-            functools.partial(
-                self.create_portal_session,
-                workspace_id,
-                end_user_id,
-                permissions=permissions,
-                ttl=ttl,
-                now=now,
-                actor=actor,
-            )
-        )
-
-    async def arevoke_portal_session(
-        self: _Offloading, session_id: str, *, now: float, actor: Actor
-    ) -> PortalSessionRecord | None:
-        """Async twin of ``revoke_portal_session``."""
-        return await self._offload(
-            functools.partial(self.revoke_portal_session, session_id, now=now, actor=actor)
-        )
-
-    async def aget_portal_session(
-        self: _Offloading, session_id: str, /
-    ) -> PortalSessionRecord | None:
-        """Async twin of ``get_portal_session``."""
-        return await self._offload(functools.partial(self.get_portal_session, session_id))
-
-    async def acreate_portal_exchange(
-        self: _Offloading,
-        workspace_id: str,
-        end_user_id: str,
-        *,
-        permissions: Sequence[str],
-        ttl: int,
-        now: float,
-        actor: Actor,
-    ) -> NewPortalExchange | None:
-        """Async twin of ``create_portal_exchange``."""
-        return await self._offload(
-            functools.partial(
-                self.create_portal_exchange,
-                workspace_id,
-                end_user_id,
-                permissions=permissions,
-                ttl=ttl,
-                now=now,
-                actor=actor,
-            )
-        )
-
-    async def aexchange_portal_code(
-        self: _Offloading, code_digest: bytes, /, *, now: float
-    ) -> NewPortalSession | None:
-        """Async twin of ``exchange_portal_code``."""
-        return await self._offload(
-            functools.partial(self.exchange_portal_code, code_digest, now=now)
-        )
-
-    async def aappend_audit(self: _Offloading, event: AuditEvent, /) -> None:
-        """Async twin of ``append_audit``."""
-        await self._offload(functools.partial(self.append_audit, event))
-
-    async def alist_audit(
-        self: _Offloading,
-        workspace_id: str,
-        *,
-        limit: int = 50,
-        before: AuditCursor | None = None,
-    ) -> AuditPage:
-        """Async twin of ``list_audit``."""
-        return await self._offload(
-            functools.partial(self.list_audit, workspace_id, limit=limit, before=before)
-        )
-
-    async def aadd_dashboard_user(
-        self: _Offloading,
-        user_id: str,
-        org_id: str,
-        password_hash: str,
-        permissions: Sequence[str],
-    ) -> DashboardUserRecord:
-        """Async twin of ``add_dashboard_user``."""
-        return await self._offload(
-            functools.partial(self.add_dashboard_user, user_id, org_id, password_hash, permissions)
-        )
-
-    async def afind_dashboard_user(
-        self: _Offloading, user_id: str, /
-    ) -> DashboardUserRecord | None:
-        """Async twin of ``find_dashboard_user``."""
-        return await self._offload(functools.partial(self.find_dashboard_user, user_id))

@@ -1,0 +1,73 @@
+"""Cache invalidations: what every verification cache must drop, and how it travels.
+
+An :class:`Invalidation` names one thing (a digest, a workspace, a key or session id, or
+everything). :class:`authcore.backends.cache.CachedStore` applies it and derives the ones a
+change needs from what the change wrote; an :class:`InvalidationPublisher` (the Redis one,
+:class:`authcore.backends.redis.RedisInvalidator`) carries the same messages to the other
+processes, in the wire form of :meth:`Invalidation.encode`.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal, Protocol
+
+import attrs
+
+__all__ = ["Invalidation", "InvalidationKind", "InvalidationPublisher"]
+
+InvalidationKind = Literal["digest", "workspace", "root_key", "portal_session", "all"]
+_WIRE_PREFIX: Final[dict[str, InvalidationKind]] = {
+    "d": "digest",
+    "w": "workspace",
+    "k": "root_key",
+    "s": "portal_session",
+    "*": "all",
+}
+_WIRE_KIND: Final = {kind: prefix for prefix, kind in _WIRE_PREFIX.items()}
+# A message names one digest (64 hex) or one id; anything longer is not ours.
+_MAX_MESSAGE: Final = 512
+
+
+@attrs.frozen
+class Invalidation:
+    """One thing to drop from every cache: a digest (hex), a workspace, a key or session id."""
+
+    kind: InvalidationKind
+    value: str = ""
+
+    def encode(self) -> str:
+        """Return the wire form, ``"<letter>:<value>"`` (``"*:"`` for everything)."""
+        return f"{_WIRE_KIND[self.kind]}:{self.value}"
+
+    @classmethod
+    def decode(cls, data: bytes | str) -> Invalidation | None:
+        """Read the wire form; None when it is not an invalidation message."""
+        if isinstance(data, bytes):
+            try:
+                data = data.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+        if not isinstance(data, str) or len(data) > _MAX_MESSAGE or data[1:2] != ":":
+            return None
+        kind = _WIRE_PREFIX.get(data[0])
+        value = data[2:]
+        if kind is None or (kind != "all" and not value):
+            return None
+        if kind == "digest":
+            try:
+                bytes.fromhex(value)
+            except ValueError:
+                return None
+        return cls(kind, value)
+
+
+class InvalidationPublisher(Protocol):
+    """Tells the other processes' caches to drop something (see ``RedisInvalidator``).
+
+    Publishing is best effort: the change is already committed when it is published, so a
+    publisher logs a failure and returns; those processes then fall back to the TTL bound.
+    """
+
+    def publish(self, invalidation: Invalidation, /) -> None: ...
+
+    async def apublish(self, invalidation: Invalidation, /) -> None: ...

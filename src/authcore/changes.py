@@ -1,0 +1,592 @@
+"""Management operations, written once: each a pure plan over a small transaction protocol.
+
+An operation (create a workspace, revoke a key, exchange a portal code, ...) validates its
+arguments, decides what to write and names the audit event that records it. It does no I/O.
+It is a :class:`Change`: a generator that yields *steps* and receives each step's result,
+the way :mod:`authcore.flow` yields its needs. The steps are the whole transaction protocol a
+backend implements:
+
+=========================  =================================================================
+step                       what the backend does, inside the change's one transaction
+=========================  =================================================================
+:class:`Load`              read one record by id (or digest); with ``lock``, hold it (row
+                           lock or write lock) until the change commits
+:class:`ListRootKeys`      read a workspace's keys, oldest first
+:class:`ListAudit`         read one page of a workspace's audit events, newest first
+:class:`Insert`            add a record (``conflict``: a taken unique value raises
+                           :class:`~authcore.errors.ConflictError` with that message)
+:class:`Update`            replace the stored record that has this record's id
+:class:`Append`            add an audit event
+:class:`PruneExchanges`    forget portal exchange codes that expired by then
+=========================  =================================================================
+
+A backend runs a change with :func:`drive` (or :func:`adrive`) in one transaction: every
+write and the audit event commit together or not at all. Memory, SQLite and PostgreSQL run
+the same changes, so they validate, decide and audit identically by construction; a new
+management action is one plan and one operation here, and no backend code.
+
+The decisions themselves (validation, what to write, the audit event) are the ``plan_*``
+functions of :mod:`authcore.plans`, over records already loaded: pure, and tested as such. A
+change never reads what it wrote itself (a backend may apply its writes at the end).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar
+
+import attrs
+
+from authcore.audit import AuditEvent
+from authcore.errors import ClientError
+from authcore.plans import (
+    check_audit_limit,
+    make_dashboard_user,
+    plan_create_portal_exchange,
+    plan_create_portal_session,
+    plan_create_root_key,
+    plan_create_workspace,
+    plan_disable_workspace,
+    plan_enable_workspace,
+    plan_exchange_portal_code,
+    plan_link_org,
+    plan_revoke_portal_session,
+    plan_revoke_root_key,
+    plan_rotate_root_key,
+    plan_set_rate_limit,
+)
+from authcore.ratelimit import RateLimitPolicy
+from authcore.records import (
+    Actor,
+    AuditCursor,
+    AuditPage,
+    DashboardUserRecord,
+    NewPortalExchange,
+    NewPortalSession,
+    NewRootKey,
+    PortalExchangeRecord,
+    PortalSessionRecord,
+    Record,
+    RootKeyRecord,
+    WorkspaceRecord,
+)
+
+__all__ = [
+    "ORG_TAKEN",
+    "USER_TAKEN",
+    "Append",
+    "Change",
+    "Insert",
+    "ListAudit",
+    "ListRootKeys",
+    "Load",
+    "PruneExchanges",
+    "Step",
+    "Update",
+    "add_dashboard_user",
+    "adrive",
+    "append_audit",
+    "create_portal_exchange",
+    "create_portal_session",
+    "create_root_key",
+    "create_workspace",
+    "disable_workspace",
+    "drive",
+    "enable_workspace",
+    "exchange_portal_code",
+    "find_dashboard_user",
+    "find_workspace_by_org",
+    "get_portal_session",
+    "get_root_key",
+    "link_org",
+    "list_audit",
+    "list_root_keys",
+    "revoke_portal_session",
+    "revoke_root_key",
+    "rotate_root_key",
+    "set_rate_limit",
+]
+
+_R = TypeVar("_R")
+
+#: The conflict messages (409) a taken unique value answers with.
+ORG_TAKEN: Final = "org id already linked"
+USER_TAKEN: Final = "user id taken"
+
+
+# --------------------------------------------------------------------------- the steps
+
+#: What :class:`Load` can read: a table, and for ``workspace_by_org`` the index it reads by.
+Table: TypeAlias = Literal[
+    "workspace",
+    "workspace_by_org",
+    "root_key",
+    "portal_session",
+    "portal_exchange",
+    "dashboard_user",
+]
+
+
+@attrs.frozen
+class Load:
+    """Read one record (or None) by id; a portal exchange by its code's digest.
+
+    With ``lock``, the record is held for the rest of the change: a concurrent change that
+    locks it waits until this one commits, then reads what it wrote.
+    """
+
+    table: Table
+    key: str | bytes = attrs.field(repr=False)
+    lock: bool = False
+
+
+@attrs.frozen
+class ListRootKeys:
+    """Read the workspace's root keys (records only), oldest first: a ``list``."""
+
+    workspace_id: str
+
+
+@attrs.frozen
+class ListAudit:
+    """Read up to ``limit`` events of the workspace older than ``before``: an ``AuditPage``."""
+
+    workspace_id: str
+    limit: int
+    before: AuditCursor | None
+
+
+@attrs.frozen
+class Insert:
+    """Add ``record``; a taken unique value raises ``ConflictError(conflict)`` when set."""
+
+    record: Record
+    conflict: str | None = None
+
+
+@attrs.frozen
+class Update:
+    """Replace the stored record with ``record``'s id (and table) by ``record``."""
+
+    record: Record
+    conflict: str | None = None
+
+
+@attrs.frozen
+class Append:
+    """Add an audit event, in the same transaction as the change it records."""
+
+    event: AuditEvent
+
+
+@attrs.frozen
+class PruneExchanges:
+    """Forget the portal exchange codes that expired at or before ``now`` (they never work)."""
+
+    now: int
+
+
+#: One step of a change.
+Step: TypeAlias = Load | ListRootKeys | ListAudit | Insert | Update | Append | PruneExchanges
+
+_Steps: TypeAlias = Generator[Step, Any, _R]
+
+
+@attrs.frozen
+class Change(Generic[_R]):
+    """One management operation ready to run: its steps, and whether it writes.
+
+    A backend runs ``steps`` with :func:`drive` in one transaction (a write transaction
+    when ``writes``). A change runs once.
+    """
+
+    name: str
+    steps: _Steps[_R] = attrs.field(repr=False)
+    writes: bool = True
+
+
+def drive(change: Change[_R], perform: Callable[[Step], object]) -> _R:
+    """Run ``change``, feeding it what ``perform`` returns for each step."""
+    steps = change.steps
+    try:
+        step = next(steps)
+        while True:
+            step = steps.send(perform(step))
+    except StopIteration as stop:
+        result: _R = stop.value
+        return result
+    finally:
+        steps.close()
+
+
+async def adrive(change: Change[_R], perform: Callable[[Step], Awaitable[object]]) -> _R:
+    """Async twin of :func:`drive`: the same changes, an awaiting ``perform``."""
+    steps = change.steps
+    try:
+        step = next(steps)
+        while True:
+            result = await perform(step)
+            step = steps.send(result)
+    except StopIteration as stop:
+        value: _R = stop.value
+        return value
+    finally:
+        steps.close()
+
+
+# --------------------------------------------------------------------------- the operations
+
+
+def _load(table: Table, key: str | bytes) -> _Steps[Any]:
+    return (yield Load(table, key))
+
+
+def _write_all(steps: Sequence[Step], result: _R) -> _Steps[_R]:
+    # Not ``yield from steps``: that would send each step's result into a list iterator.
+    for step in steps:  # noqa: UP028
+        yield step
+    return result
+
+
+def _into_workspace(workspace_id: str, steps: Sequence[Step], result: _R) -> _Steps[_R | None]:
+    # Reads the workspace without a lock: its row must exist (the foreign key holds it), but
+    # adding a key or session changes nothing of it.
+    workspace: WorkspaceRecord | None = yield Load("workspace", workspace_id)
+    if workspace is None:
+        return None
+    return (yield from _write_all(steps, result))
+
+
+def _update_workspace(
+    workspace_id: str,
+    plan: Callable[[WorkspaceRecord], tuple[WorkspaceRecord, AuditEvent] | None],
+) -> _Steps[WorkspaceRecord | None]:
+    record: WorkspaceRecord | None = yield Load("workspace", workspace_id, lock=True)
+    if record is None:
+        return None
+    change = plan(record)
+    if change is None:
+        return record
+    updated, event = change
+    yield Update(updated, conflict=ORG_TAKEN)
+    yield Append(event)
+    return updated
+
+
+def create_workspace(
+    name: str,
+    *,
+    org_id: str | None = None,
+    rate_limit: RateLimitPolicy | None = None,
+    now: float,
+    actor: Actor,
+) -> Change[WorkspaceRecord]:
+    """Create a workspace.
+
+    Raises:
+        ClientError: a blank or over-long name or org id (before anything runs).
+        ConflictError: the org id is linked to another workspace (when it runs).
+    """
+    record, event = plan_create_workspace(
+        name, org_id=org_id, rate_limit=rate_limit, now=now, actor=actor
+    )
+    return Change(
+        "create_workspace", _write_all([Insert(record, conflict=ORG_TAKEN), Append(event)], record)
+    )
+
+
+def disable_workspace(
+    workspace_id: str, *, now: float, actor: Actor
+) -> Change[WorkspaceRecord | None]:
+    """Disable a workspace (credentials of it get 403); None when unknown."""
+    return Change(
+        "disable_workspace",
+        _update_workspace(
+            workspace_id, lambda record: plan_disable_workspace(record, now=now, actor=actor)
+        ),
+    )
+
+
+def enable_workspace(
+    workspace_id: str, *, now: float, actor: Actor
+) -> Change[WorkspaceRecord | None]:
+    """Enable a disabled workspace again; None when unknown."""
+    return Change(
+        "enable_workspace",
+        _update_workspace(
+            workspace_id, lambda record: plan_enable_workspace(record, now=now, actor=actor)
+        ),
+    )
+
+
+def set_rate_limit(
+    workspace_id: str, policy: RateLimitPolicy | None, *, now: float, actor: Actor
+) -> Change[WorkspaceRecord | None]:
+    """Set or clear (None) the workspace's rate-limit policy; None when unknown."""
+    return Change(
+        "set_rate_limit",
+        _update_workspace(
+            workspace_id, lambda record: plan_set_rate_limit(record, policy, now=now, actor=actor)
+        ),
+    )
+
+
+def link_org(
+    workspace_id: str, org_id: str, *, now: float, actor: Actor
+) -> Change[WorkspaceRecord | None]:
+    """Link an organization id to the workspace; None when unknown.
+
+    Raises:
+        ConflictError: the org id is linked to another workspace (when it runs).
+    """
+    return Change(
+        "link_org",
+        _update_workspace(
+            workspace_id, lambda record: plan_link_org(record, org_id, now=now, actor=actor)
+        ),
+    )
+
+
+def find_workspace_by_org(org_id: str) -> Change[WorkspaceRecord | None]:
+    """Read the workspace linked to ``org_id``."""
+    return Change("find_workspace_by_org", _load("workspace_by_org", org_id), writes=False)
+
+
+def create_root_key(
+    workspace_id: str,
+    *,
+    permissions: Sequence[str],
+    name: str | None = None,
+    expires_at: int | None = None,
+    now: float,
+    actor: Actor,
+    prefix: str,
+) -> Change[NewRootKey | None]:
+    """Create a root key (the raw key is in the result, once); None: unknown workspace."""
+    new, event = plan_create_root_key(
+        workspace_id,
+        permissions=permissions,
+        name=name,
+        expires_at=expires_at,
+        now=now,
+        actor=actor,
+        prefix=prefix,
+    )
+    return Change(
+        "create_root_key", _into_workspace(workspace_id, [Insert(new.record), Append(event)], new)
+    )
+
+
+def list_root_keys(workspace_id: str) -> Change[list[RootKeyRecord]]:
+    """Read the workspace's root keys (records only), oldest first."""
+    return Change("list_root_keys", _list_keys(workspace_id), writes=False)
+
+
+def _list_keys(workspace_id: str) -> _Steps[list[RootKeyRecord]]:
+    keys: list[RootKeyRecord] = yield ListRootKeys(workspace_id)
+    return keys
+
+
+def get_root_key(key_id: str) -> Change[RootKeyRecord | None]:
+    """Read the root key with id ``key_id``."""
+    return Change("get_root_key", _load("root_key", key_id), writes=False)
+
+
+def _revoke_root_key(key_id: str, now: float, actor: Actor) -> _Steps[RootKeyRecord | None]:
+    record: RootKeyRecord | None = yield Load("root_key", key_id, lock=True)
+    if record is None:
+        return None
+    change = plan_revoke_root_key(record, now=now, actor=actor)
+    if change is None:
+        return record
+    updated, event = change
+    yield Update(updated)
+    yield Append(event)
+    return updated
+
+
+def revoke_root_key(key_id: str, *, now: float, actor: Actor) -> Change[RootKeyRecord | None]:
+    """Revoke a root key and return it; None when unknown. Revoking twice keeps the first."""
+    return Change("revoke_root_key", _revoke_root_key(key_id, now, actor))
+
+
+def _rotate_root_key(
+    key_id: str, grace_seconds: int, now: float, actor: Actor, prefix: str
+) -> _Steps[NewRootKey | None]:
+    record: RootKeyRecord | None = yield Load("root_key", key_id, lock=True)
+    if record is None:
+        return None
+    change = plan_rotate_root_key(
+        record, grace_seconds=grace_seconds, now=now, actor=actor, prefix=prefix
+    )
+    if change is None:
+        return None
+    old, new, event = change
+    yield Update(old)
+    yield Insert(new.record)
+    yield Append(event)
+    return new
+
+
+def rotate_root_key(
+    key_id: str, *, grace_seconds: int, now: float, actor: Actor, prefix: str
+) -> Change[NewRootKey | None]:
+    """Replace a key; the old one expires after the grace period (never later than before).
+
+    None when the key is unknown, revoked or expired.
+    """
+    return Change("rotate_root_key", _rotate_root_key(key_id, grace_seconds, now, actor, prefix))
+
+
+def create_portal_session(
+    workspace_id: str,
+    end_user_id: str,
+    *,
+    permissions: Sequence[str],
+    ttl: int,
+    now: float,
+    actor: Actor,
+    prefix: str,
+) -> Change[NewPortalSession | None]:
+    """Create a portal session (the raw token in the result, once); None: unknown workspace."""
+    new, event = plan_create_portal_session(
+        workspace_id,
+        end_user_id,
+        permissions=permissions,
+        ttl=ttl,
+        now=now,
+        actor=actor,
+        prefix=prefix,
+    )
+    return Change(
+        "create_portal_session",
+        _into_workspace(workspace_id, [Insert(new.record), Append(event)], new),
+    )
+
+
+def _revoke_portal_session(
+    session_id: str, now: float, actor: Actor
+) -> _Steps[PortalSessionRecord | None]:
+    record: PortalSessionRecord | None = yield Load("portal_session", session_id, lock=True)
+    if record is None:
+        return None
+    change = plan_revoke_portal_session(record, now=now, actor=actor)
+    if change is None:
+        return record
+    updated, event = change
+    yield Update(updated)
+    yield Append(event)
+    return updated
+
+
+def revoke_portal_session(
+    session_id: str, *, now: float, actor: Actor
+) -> Change[PortalSessionRecord | None]:
+    """Revoke (log out) a portal session and return it; None when unknown."""
+    return Change("revoke_portal_session", _revoke_portal_session(session_id, now, actor))
+
+
+def get_portal_session(session_id: str) -> Change[PortalSessionRecord | None]:
+    """Read the portal session with id ``session_id``."""
+    return Change("get_portal_session", _load("portal_session", session_id), writes=False)
+
+
+def create_portal_exchange(
+    workspace_id: str,
+    end_user_id: str,
+    *,
+    permissions: Sequence[str],
+    ttl: int,
+    now: float,
+    actor: Actor,
+) -> Change[NewPortalExchange | None]:
+    """Create a portal session that starts with a one-time exchange code (shown once).
+
+    None: unknown workspace. Codes past their expiry are forgotten on the way (they can never
+    work again), which keeps their table small.
+    """
+    new, exchange, event = plan_create_portal_exchange(
+        workspace_id, end_user_id, permissions=permissions, ttl=ttl, now=now, actor=actor
+    )
+    steps: list[Step] = [
+        PruneExchanges(exchange.created_at),
+        Insert(new.record),
+        Insert(exchange),
+        Append(event),
+    ]
+    return Change("create_portal_exchange", _into_workspace(workspace_id, steps, new))
+
+
+def _exchange_portal_code(
+    code_digest: bytes, now: float, prefix: str
+) -> _Steps[NewPortalSession | None]:
+    exchange: PortalExchangeRecord | None = yield Load("portal_exchange", code_digest, lock=True)
+    if exchange is None:
+        return None
+    session: PortalSessionRecord | None = yield Load(
+        "portal_session", exchange.session_id, lock=True
+    )
+    change = plan_exchange_portal_code(exchange, session, now=now, prefix=prefix)
+    if change is None:
+        return None
+    used, started, event = change
+    yield Update(used)
+    yield Update(started.record)
+    yield Append(event)
+    return started
+
+
+def exchange_portal_code(
+    code_digest: bytes, *, now: float, prefix: str
+) -> Change[NewPortalSession | None]:
+    """Spend a code once: the session's token (shown once), or None for any unusable code.
+
+    The lock on the code makes a concurrent second exchange wait, then read ``used_at`` and
+    get None: a code works once, across processes.
+    """
+    if not isinstance(code_digest, bytes | bytearray):
+        raise ClientError("code_digest must be bytes")
+    return Change("exchange_portal_code", _exchange_portal_code(bytes(code_digest), now, prefix))
+
+
+def append_audit(event: AuditEvent) -> Change[None]:
+    """Store an event made elsewhere (e.g. by a handler with ``audit_event``)."""
+    if not isinstance(event, AuditEvent):
+        raise ClientError("append_audit takes an AuditEvent")
+    return Change("append_audit", _write_all([Append(event)], None))
+
+
+def _list_audit(workspace_id: str, limit: int, before: AuditCursor | None) -> _Steps[AuditPage]:
+    page: AuditPage = yield ListAudit(workspace_id, limit, before)
+    return page
+
+
+def list_audit(
+    workspace_id: str, *, limit: int = 50, before: AuditCursor | None = None
+) -> Change[AuditPage]:
+    """Read up to ``limit`` events of the workspace older than ``before``, newest first.
+
+    Raises:
+        ClientError: ``limit`` not in 1..500, or ``before`` not an :class:`AuditCursor`.
+    """
+    size = check_audit_limit(limit)
+    if before is not None and not isinstance(before, AuditCursor):
+        raise ClientError("before must be an AuditCursor")
+    return Change("list_audit", _list_audit(workspace_id, size, before), writes=False)
+
+
+def add_dashboard_user(
+    user_id: str, org_id: str, password_hash: str, permissions: Sequence[str]
+) -> Change[DashboardUserRecord]:
+    """Add a dashboard user (the hash as :func:`authcore.passwords.hash_password` made it).
+
+    Raises:
+        ConflictError: the user id is taken (when it runs).
+    """
+    record = make_dashboard_user(user_id, org_id, password_hash, permissions)
+    return Change("add_dashboard_user", _write_all([Insert(record, conflict=USER_TAKEN)], record))
+
+
+def find_dashboard_user(user_id: str) -> Change[DashboardUserRecord | None]:
+    """Read the dashboard user ``user_id``."""
+    return Change("find_dashboard_user", _load("dashboard_user", user_id), writes=False)

@@ -1,0 +1,245 @@
+"""The records stores keep, and the values management operations return.
+
+A record is what a store found for a digest or id; the core decides what it means (see
+:mod:`authcore.principal`). Stores keep only digests, never a raw key or token: a raw key or
+token exists once, in the ``New*`` value its creation returns. All times are whole seconds
+since the epoch.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+
+from authcore.errors import ClientError
+from authcore.passwords import PasswordHash
+from authcore.ratelimit import RateLimitPolicy
+from authcore.tokens import Digest, Secret
+
+if TYPE_CHECKING:
+    from authcore.audit import AuditEvent
+    from authcore.principal import Principal
+
+__all__ = [
+    "MAX_AUDIT_PAGE",
+    "MAX_GRACE_SECONDS",
+    "MAX_PORTAL_TTL",
+    "OPERATOR_ACTOR",
+    "PORTAL_EXCHANGE_CODE_PREFIX",
+    "PORTAL_EXCHANGE_TTL",
+    "Actor",
+    "AuditCursor",
+    "AuditPage",
+    "DashboardUserRecord",
+    "NewPortalExchange",
+    "NewPortalSession",
+    "NewRootKey",
+    "PortalExchangeRecord",
+    "PortalSessionRecord",
+    "Record",
+    "RootKeyRecord",
+    "WorkspaceRecord",
+]
+
+#: Longest rotation grace period: 30 days.
+MAX_GRACE_SECONDS: Final = 30 * 86_400
+#: Longest portal-session lifetime: 30 days.
+MAX_PORTAL_TTL: Final = 30 * 86_400
+#: Most audit events one ``list_audit`` call returns.
+MAX_AUDIT_PAGE: Final = 500
+#: How long a portal exchange code works (seconds): long enough for one redirect, no more.
+PORTAL_EXCHANGE_TTL: Final = 60
+#: Prefix of portal exchange codes (never accepted as a credential by any route).
+PORTAL_EXCHANGE_CODE_PREFIX: Final = "pc_"
+
+
+def _tuple_of_str(value: object) -> tuple[str, ...]:
+    # A record's own invariant (a programming error, not input): management paths validate
+    # grants first (authcore.plans.validate_grants) and answer InvalidPermissionError.
+    if isinstance(value, str) or not hasattr(value, "__iter__"):
+        raise TypeError("expected a sequence of str")
+    items = tuple(value)
+    if not all(isinstance(item, str) for item in items):
+        raise TypeError("expected a sequence of str")
+    return items
+
+
+@attrs.frozen
+class WorkspaceRecord:
+    """A workspace: the scope for data, rate limits and audit."""
+
+    id: str
+    name: str
+    disabled: bool = False
+    rate_limit: RateLimitPolicy | None = None
+    org_id: str | None = None
+    created_at: int = 0
+
+
+@attrs.frozen(cache_hash=True)
+class RootKeyRecord:
+    """A stored root key: its digest and metadata, never the key."""
+
+    id: str
+    workspace_id: str
+    digest: Digest = attrs.field(repr=False, converter=Digest)
+    start: str
+    name: str | None
+    permissions: tuple[str, ...] = attrs.field(converter=_tuple_of_str)
+    created_at: int
+    expires_at: int | None = None
+    revoked_at: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return what may be shown of a key (JSON-ready): never the key, never its digest."""
+        return {
+            "key_id": self.id,
+            "workspace_id": self.workspace_id,
+            "name": self.name,
+            "start": self.start,
+            "permissions": list(self.permissions),
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "revoked_at": self.revoked_at,
+        }
+
+
+@attrs.frozen(cache_hash=True)
+class PortalSessionRecord:
+    """A stored portal session for an end user, by digest of its token."""
+
+    id: str
+    workspace_id: str
+    end_user_id: str
+    digest: Digest = attrs.field(repr=False, converter=Digest)
+    permissions: tuple[str, ...] = attrs.field(converter=_tuple_of_str)
+    created_at: int
+    expires_at: int
+    revoked_at: int | None = None
+
+
+@attrs.frozen(cache_hash=True)
+class PortalExchangeRecord:
+    """A one-time code that turns into a portal session's token, stored by the code's digest.
+
+    ``session_id`` names the session it starts. ``used_at`` is set by the one exchange that
+    succeeds; a used or expired code never works again.
+    """
+
+    digest: Digest = attrs.field(repr=False, converter=Digest)
+    session_id: str
+    created_at: int
+    expires_at: int
+    used_at: int | None = None
+
+
+@attrs.frozen
+class DashboardUserRecord:
+    """A dashboard user: an organization member who signs in with a password.
+
+    ``password_hash`` is what :func:`authcore.passwords.hash_password` produced; it is kept out
+    of ``repr``.
+    """
+
+    user_id: str
+    org_id: str
+    password_hash: PasswordHash = attrs.field(repr=False, converter=PasswordHash)
+    permissions: tuple[str, ...] = attrs.field(converter=_tuple_of_str)
+
+
+@attrs.frozen
+class Actor:
+    """Who makes a change, for its audit event: a principal, or the operator (``None``).
+
+    With ``principal=None`` the change is made by an operator on the command line and the
+    event's actor is :data:`authcore.audit.OPERATOR`. A principal may only change its own
+    workspace (a change by it elsewhere raises :class:`~authcore.errors.PermissionDeniedError`).
+    """
+
+    principal: Principal | None = None
+    request_id: str | None = None
+
+
+#: The operator on the command line, outside any request.
+OPERATOR_ACTOR: Final = Actor()
+
+
+@attrs.frozen
+class NewRootKey:
+    """A freshly created root key: its record and the raw key, shown once."""
+
+    record: RootKeyRecord
+    key: Secret = attrs.field(repr=False)
+
+
+@attrs.frozen
+class NewPortalSession:
+    """A freshly created portal session: its record and the raw token, shown once."""
+
+    record: PortalSessionRecord
+    token: Secret = attrs.field(repr=False)
+
+
+@attrs.frozen
+class NewPortalExchange:
+    """A portal session waiting for its exchange, and the one-time code, shown once.
+
+    The session exists (it can be revoked, and its lifetime runs from creation) but no token
+    does yet: its stored digest has no preimage anyone holds. The exchange mints the token and
+    replaces the digest; the code works once, until ``code_expires_at``.
+    """
+
+    record: PortalSessionRecord
+    code: Secret = attrs.field(repr=False)
+    code_expires_at: int
+
+
+_CURSOR_TEXT = re.compile(r"([0-9]{1,12})\.([0-9]{1,18})", re.ASCII)
+
+
+@attrs.frozen
+class AuditCursor:
+    """Where the next audit page starts: strictly older than ``(time, seq)``.
+
+    Events are listed by ``(time, seq)`` descending, where ``seq`` is the store's insertion
+    order. A cursor is only meaningful for the store that produced it. ``str(cursor)`` is
+    ``"<time>.<seq>"`` and :meth:`parse` reads it back (for query strings).
+    """
+
+    time: int
+    seq: int
+
+    @classmethod
+    def parse(cls, text: str) -> AuditCursor:
+        """Read the ``"<time>.<seq>"`` form.
+
+        Raises:
+            ClientError: the text is not a cursor (400).
+        """
+        match = _CURSOR_TEXT.fullmatch(text) if isinstance(text, str) else None
+        if match is None:
+            raise ClientError("invalid audit cursor")
+        return cls(int(match.group(1)), int(match.group(2)))
+
+    def __str__(self) -> str:
+        return f"{self.time}.{self.seq}"
+
+
+@attrs.frozen
+class AuditPage:
+    """One page of audit events, newest first; ``next_cursor`` is None on the last page."""
+
+    events: tuple[AuditEvent, ...]
+    next_cursor: AuditCursor | None
+
+
+#: Every record a store keeps, as management changes write them (:mod:`authcore.changes`).
+Record = (
+    WorkspaceRecord
+    | RootKeyRecord
+    | PortalSessionRecord
+    | PortalExchangeRecord
+    | DashboardUserRecord
+)
