@@ -93,6 +93,23 @@ def test_workspace_disable(run: Run, workspace: str) -> None:
     assert "not found" in run.fails("workspace", "disable", "ws_nope", code=1)
 
 
+def test_workspace_enable_undoes_disable_and_is_audited(run: Run, workspace: str) -> None:
+    assert run.json("workspace", "disable", workspace) == {
+        "workspace_id": workspace,
+        "disabled": True,
+    }
+    code, out, _ = run("workspace", "enable", workspace)
+    assert code == 0
+    assert out == f"enabled {workspace}\n"
+    events = run.json("audit", "list", "--workspace", workspace)["events"]
+    assert [(e["action"], e["actor"]["id"]) for e in events] == [
+        ("workspace.enable", "cli"),
+        ("workspace.disable", "cli"),
+        ("workspace.create", "cli"),
+    ]
+    assert "not found" in run.fails("workspace", "enable", "ws_nope", code=1)
+
+
 def test_keys_create_json_has_exactly_key_id_and_key(run: Run, workspace: str) -> None:
     result = run.json(
         "keys", "create", "--workspace", workspace,

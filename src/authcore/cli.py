@@ -263,6 +263,15 @@ def cmd_workspace_disable(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_workspace_enable(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        record = store.enable_workspace(args.workspace_id, now=_now(), actor=OPERATOR_ACTOR)
+    if record is None:
+        raise CommandError(f"workspace {args.workspace_id!r} not found")
+    _emit(args, {"workspace_id": record.id, "disabled": False}, [f"enabled {record.id}"])
+    return 0
+
+
 def cmd_keys_create(args: argparse.Namespace) -> int:
     grants = _grants(args.permission)
     now = _now()
@@ -662,6 +671,8 @@ def _add_store_commands(b: _Builder) -> None:
     sub.add_argument("--org", metavar="ORG_ID", type=_identifier, help="link an organization")
     sub.add_argument("--rate-limit", type=_rate_limit, metavar="N/SECONDS")
     sub = b.command(workspace, "disable", cmd_workspace_disable, "disable a workspace")
+    sub.add_argument("workspace_id", type=_identifier)
+    sub = b.command(workspace, "enable", cmd_workspace_enable, "enable a disabled workspace")
     sub.add_argument("workspace_id", type=_identifier)
 
     keys = b.group("keys", "create, list and revoke root keys")

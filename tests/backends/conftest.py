@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 import pytest
 
+from authcore.backends.cache import CachedStore
 from authcore.backends.memory import MemoryStore
 from authcore.backends.sqlite import SQLiteStore
 
@@ -127,6 +128,10 @@ BACKENDS = [
     "memory-async",
     "sqlite-sync",
     "sqlite-async",
+    # CachedStore in front of SQLite: its management methods are the changes of the store
+    # behind it, and what it caches must never make it answer differently.
+    "cached-sync",
+    "cached-async",
     pytest.param("postgres-sync", marks=pytest.mark.postgres),
     pytest.param("postgres-async", marks=pytest.mark.postgres),
 ]
@@ -141,12 +146,13 @@ async def _backend(
     if kind == "memory":
         memory = MemoryStore()
         yield StoreUnderTest(kind, is_async, memory, lambda: repr(vars(memory)).encode())
-    elif kind == "sqlite":
+    elif kind in ("sqlite", "cached"):
         path = tmp_path / "authcore.db"
         sqlite_store = SQLiteStore(path, timeout=2.0)
+        store = sqlite_store if kind == "sqlite" else CachedStore(sqlite_store)
         try:
             yield StoreUnderTest(
-                kind, is_async, sqlite_store, _sqlite_dump(path), _sqlite_break_audit(path)
+                kind, is_async, store, _sqlite_dump(path), _sqlite_break_audit(path)
             )
         finally:
             await sqlite_store.aclose()
@@ -157,8 +163,8 @@ async def _backend(
 
         hooks = (_pg_dump(url, schema), _pg_break_audit(url, schema))
         if is_async:
-            async with AsyncPostgresStore(url, schema=schema, timeout=5.0, max_size=4) as store:
-                yield StoreUnderTest(kind, True, store, *hooks)
+            async with AsyncPostgresStore(url, schema=schema, timeout=5.0, max_size=4) as pg:
+                yield StoreUnderTest(kind, True, pg, *hooks)
         else:
             with PostgresStore(url, schema=schema, timeout=5.0, max_size=4) as sync_store:
                 yield StoreUnderTest(kind, False, sync_store, *hooks)

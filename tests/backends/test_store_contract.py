@@ -17,6 +17,7 @@ from authcore.audit import (
     ACTION_PORTAL_SESSION_REVOKE,
     ACTION_WORKSPACE_CREATE,
     ACTION_WORKSPACE_DISABLE,
+    ACTION_WORKSPACE_ENABLE,
     ACTION_WORKSPACE_UPDATE,
     OPERATOR,
     audit_event,
@@ -126,6 +127,35 @@ async def test_disabled_workspace_is_refused_by_check_workspace(backend: StoreUn
         ACTION_WORKSPACE_DISABLE,
         ACTION_WORKSPACE_CREATE,
     ]
+
+
+async def test_enabling_undoes_a_disable_once(backend: StoreUnderTest) -> None:
+    ws = await _workspace(backend)
+    await backend.call("find_workspace", ws.id)  # cached where a cache sits in front
+    await backend.call("disable_workspace", ws.id, now=NOW + 1, actor=OPERATOR_ACTOR)
+    assert (await backend.call("find_workspace", ws.id)).disabled
+    enabled = await backend.call("enable_workspace", ws.id, now=NOW + 2, actor=OPERATOR_ACTOR)
+    assert not enabled.disabled
+    found = await backend.call("find_workspace", ws.id)
+    assert not found.disabled
+    check_workspace(found, ws.id)
+    # Enabling an enabled workspace changes nothing and audits nothing.
+    again = await backend.call("enable_workspace", ws.id, now=NOW + 3, actor=OPERATOR_ACTOR)
+    assert again == enabled
+    page = await backend.call("list_audit", ws.id)
+    assert [(event.action, event.time) for event in page.events] == [
+        (ACTION_WORKSPACE_ENABLE, NOW + 2),
+        (ACTION_WORKSPACE_DISABLE, NOW + 1),
+        (ACTION_WORKSPACE_CREATE, NOW),
+    ]
+    assert await backend.call("enable_workspace", "ws_nope", now=NOW, actor=OPERATOR_ACTOR) is None
+    other = await _workspace(backend, "Other")
+    await backend.call("disable_workspace", ws.id, now=NOW + 4, actor=OPERATOR_ACTOR)
+    with pytest.raises(PermissionDeniedError):
+        await backend.call(
+            "enable_workspace", ws.id, now=NOW + 5, actor=Actor(_principal_of(other.id))
+        )
+    assert (await backend.call("find_workspace", ws.id)).disabled
 
 
 async def test_rate_limit_is_set_and_cleared(backend: StoreUnderTest) -> None:
@@ -730,6 +760,28 @@ async def test_mutation_and_audit_commit_together(
     # The failed exchange left its code unspent.
     started = await backend.call("exchange_portal_code", digest(pending.code.reveal()), now=NOW)
     assert started is not None
+
+
+async def test_management_refuses_wrong_types_with_a_client_error(
+    backend: StoreUnderTest,
+) -> None:
+    # Never a TypeError or ValueError out of a management path: the library's own 400.
+    ws = await _workspace(backend)
+    not_an_actor: Any = "operator"
+    with pytest.raises(ClientError):
+        await backend.call("create_root_key", ws.id, permissions=[], now=NOW, actor=not_an_actor)
+    with pytest.raises(ClientError):
+        await backend.call("create_workspace", "Acme", now=NOW, actor=not_an_actor)
+    with pytest.raises(ClientError):
+        await backend.call("append_audit", "workspace.create")
+    with pytest.raises(ClientError):
+        await backend.call("list_audit", ws.id, before="1.2")
+    with pytest.raises(ClientError):
+        await backend.call("exchange_portal_code", "pc_not_a_digest", now=NOW)
+    with pytest.raises(ClientError):
+        await backend.call("disable_workspace", ws.id, now="now", actor=OPERATOR_ACTOR)
+    assert await backend.call("list_root_keys", ws.id) == []
+    assert not (await backend.call("find_workspace", ws.id)).disabled
 
 
 # --------------------------------------------------------------------------- storage hygiene
