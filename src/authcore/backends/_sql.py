@@ -15,14 +15,13 @@ SQL is written once with ``?`` placeholders and a few ``{name}`` slots that a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any, Final, TypeAlias, TypeVar
 
 import attrs
 
 from authcore import changes
-from authcore.audit import AuditEvent, AuditTarget
+from authcore.backends import _rows
 from authcore.changes import (
     Append,
     Change,
@@ -33,13 +32,10 @@ from authcore.changes import (
     Step,
     Update,
 )
-from authcore.errors import ConfigurationError, UnavailableError
-from authcore.principal import Subject
-from authcore.ratelimit import RateLimitPolicy
+from authcore.errors import ConfigurationError
 from authcore.records import (
     AuditCursor,
     AuditPage,
-    DashboardUserRecord,
     PortalExchangeRecord,
     PortalSessionRecord,
     RootKeyRecord,
@@ -229,195 +225,6 @@ def drive(op: Op[_R], execute: Callable[[Statement], Rows]) -> _R:
         return result
 
 
-# --------------------------------------------------------------------------- rows <-> records
-
-
-def _garbage() -> UnavailableError:
-    # A row we cannot read is a broken backing system, never a reason to admit a request.
-    return UnavailableError("store returned a malformed row")
-
-
-def _grants(text: object) -> tuple[str, ...]:
-    value = json.loads(text) if isinstance(text, str) else None
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise _garbage()
-    return tuple(value)
-
-
-def _workspace_params(record: WorkspaceRecord) -> tuple[object, ...]:
-    policy = record.rate_limit
-    return (
-        record.id,
-        record.name,
-        int(record.disabled),
-        None if policy is None else policy.limit,
-        None if policy is None else policy.period,
-        record.org_id,
-        record.created_at,
-    )
-
-
-def workspace_from_row(row: Sequence[Any]) -> WorkspaceRecord:
-    """Read a ``workspaces`` row.
-
-    Raises:
-        UnavailableError: the row is malformed.
-    """
-    try:
-        limit, period = row[3], row[4]
-        return WorkspaceRecord(
-            id=row[0],
-            name=row[1],
-            disabled=bool(row[2]),
-            rate_limit=None if limit is None else RateLimitPolicy(int(limit), int(period)),
-            org_id=row[5],
-            created_at=int(row[6]),
-        )
-    except (TypeError, ValueError, IndexError, ConfigurationError):
-        raise _garbage() from None
-
-
-def _key_params(record: RootKeyRecord) -> tuple[object, ...]:
-    return (
-        record.id,
-        record.workspace_id,
-        record.digest,
-        record.start,
-        record.name,
-        json.dumps(list(record.permissions)),
-        record.created_at,
-        record.expires_at,
-        record.revoked_at,
-    )
-
-
-def key_from_row(row: Sequence[Any]) -> RootKeyRecord:
-    """Read a ``root_keys`` row.
-
-    Raises:
-        UnavailableError: the row is malformed.
-    """
-    try:
-        return RootKeyRecord(
-            id=row[0],
-            workspace_id=row[1],
-            digest=bytes(row[2]),
-            start=row[3],
-            name=row[4],
-            permissions=_grants(row[5]),
-            created_at=int(row[6]),
-            expires_at=None if row[7] is None else int(row[7]),
-            revoked_at=None if row[8] is None else int(row[8]),
-        )
-    except (TypeError, ValueError, IndexError):
-        raise _garbage() from None
-
-
-def _session_params(record: PortalSessionRecord) -> tuple[object, ...]:
-    return (
-        record.id,
-        record.workspace_id,
-        record.end_user_id,
-        record.digest,
-        json.dumps(list(record.permissions)),
-        record.created_at,
-        record.expires_at,
-        record.revoked_at,
-    )
-
-
-def session_from_row(row: Sequence[Any]) -> PortalSessionRecord:
-    """Read a ``portal_sessions`` row.
-
-    Raises:
-        UnavailableError: the row is malformed.
-    """
-    try:
-        return PortalSessionRecord(
-            id=row[0],
-            workspace_id=row[1],
-            end_user_id=row[2],
-            digest=bytes(row[3]),
-            permissions=_grants(row[4]),
-            created_at=int(row[5]),
-            expires_at=int(row[6]),
-            revoked_at=None if row[7] is None else int(row[7]),
-        )
-    except (TypeError, ValueError, IndexError):
-        raise _garbage() from None
-
-
-def exchange_from_row(row: Sequence[Any]) -> PortalExchangeRecord:
-    """Read a ``portal_exchanges`` row.
-
-    Raises:
-        UnavailableError: the row is malformed.
-    """
-    try:
-        return PortalExchangeRecord(
-            digest=bytes(row[0]),
-            session_id=row[1],
-            created_at=int(row[2]),
-            expires_at=int(row[3]),
-            used_at=None if row[4] is None else int(row[4]),
-        )
-    except (TypeError, ValueError, IndexError):
-        raise _garbage() from None
-
-
-def _audit_params(event: AuditEvent) -> tuple[object, ...]:
-    return (
-        event.id,
-        event.workspace_id,
-        event.time,
-        event.action,
-        json.dumps(event.actor.to_dict()),
-        json.dumps([target.to_dict() for target in event.targets]),
-        event.request_id,
-        event.source,
-        json.dumps(dict(event.context)),
-    )
-
-
-def event_from_row(row: Sequence[Any]) -> AuditEvent:
-    """Read an ``audit_events`` row (without its ``seq``, column 0).
-
-    Raises:
-        UnavailableError: the row is malformed.
-    """
-    try:
-        actor = json.loads(row[5])
-        targets = json.loads(row[6])
-        context = json.loads(row[9])
-        return AuditEvent(
-            id=row[1],
-            workspace_id=row[2],
-            actor=Subject(actor["type"], actor["id"], actor.get("name")),
-            action=row[4],
-            targets=tuple(AuditTarget(t["type"], t["id"], t.get("name")) for t in targets),
-            time=int(row[3]),
-            request_id=row[7],
-            source=row[8],
-            context={str(k): str(v) for k, v in context.items()},
-        )
-    except (TypeError, ValueError, IndexError, KeyError, AttributeError):
-        raise _garbage() from None
-
-
-def user_from_row(row: Sequence[Any]) -> DashboardUserRecord:
-    """Read a ``dashboard_users`` row.
-
-    Raises:
-        UnavailableError: the row is malformed.
-    """
-    try:
-        return DashboardUserRecord(
-            user_id=row[0], org_id=row[1], password_hash=row[2], permissions=_grants(row[3])
-        )
-    except (TypeError, ValueError, IndexError):
-        raise _garbage() from None
-
-
 # --------------------------------------------------------------------------- lookups
 
 FIND_WORKSPACE: Final = (
@@ -468,7 +275,7 @@ def audit_page(rows: Rows, limit: int) -> AuditPage:
     """Turn the rows of :func:`list_audit_statement` into a page."""
     page = rows[:limit]
     cursor = AuditCursor(int(page[-1][3]), int(page[-1][0])) if len(rows) > limit else None
-    return AuditPage(tuple(event_from_row(row) for row in page), cursor)
+    return AuditPage(tuple(_rows.event_from_row(row) for row in page), cursor)
 
 
 # --------------------------------------------------------------------------- steps -> SQL
@@ -526,12 +333,12 @@ _UPDATE_USER: Final = (
 )
 
 _LOADS: Final[dict[str, tuple[str, Callable[[Sequence[Any]], object]]]] = {
-    "workspace": (_LOCK_WORKSPACE, workspace_from_row),
-    "workspace_by_org": (FIND_WORKSPACE_BY_ORG, workspace_from_row),
-    "root_key": (_LOCK_KEY, key_from_row),
-    "portal_session": (_LOCK_SESSION, session_from_row),
-    "portal_exchange": (_LOCK_EXCHANGE, exchange_from_row),
-    "dashboard_user": (FIND_DASHBOARD_USER, user_from_row),
+    "workspace": (_LOCK_WORKSPACE, _rows.workspace_from_row),
+    "workspace_by_org": (FIND_WORKSPACE_BY_ORG, _rows.workspace_from_row),
+    "root_key": (_LOCK_KEY, _rows.key_from_row),
+    "portal_session": (_LOCK_SESSION, _rows.session_from_row),
+    "portal_exchange": (_LOCK_EXCHANGE, _rows.exchange_from_row),
+    "dashboard_user": (FIND_DASHBOARD_USER, _rows.user_from_row),
 }
 
 
@@ -544,28 +351,23 @@ def _first(convert: Callable[[Sequence[Any]], object]) -> Callable[[Rows], objec
 
 
 def _keys(rows: Rows) -> list[RootKeyRecord]:
-    return [key_from_row(row) for row in rows]
-
-
-def _user_params(record: DashboardUserRecord) -> tuple[object, ...]:
-    permissions = json.dumps(list(record.permissions))
-    return (record.user_id, record.org_id, record.password_hash, permissions)
+    return [_rows.key_from_row(row) for row in rows]
 
 
 def _write(step: Insert | Update) -> Statement:
     record, insert = step.record, isinstance(step, Insert)
     if isinstance(record, WorkspaceRecord):
-        params = _workspace_params(record)
+        params = _rows.workspace_params(record)
         if insert:
             return Statement(_INSERT_WORKSPACE, params, conflict=step.conflict)
         return Statement(_UPDATE_WORKSPACE, (*params[1:], params[0]), conflict=step.conflict)
     if isinstance(record, RootKeyRecord):
         if insert:
-            return Statement(_INSERT_KEY, _key_params(record))
+            return Statement(_INSERT_KEY, _rows.key_params(record))
         return Statement(_UPDATE_KEY, (record.expires_at, record.revoked_at, record.id))
     if isinstance(record, PortalSessionRecord):
         if insert:
-            return Statement(_INSERT_SESSION, _session_params(record))
+            return Statement(_INSERT_SESSION, _rows.session_params(record))
         return Statement(_UPDATE_SESSION, (record.digest, record.revoked_at, record.id))
     if isinstance(record, PortalExchangeRecord):
         if insert:
@@ -578,7 +380,7 @@ def _write(step: Insert | Update) -> Statement:
             )
             return Statement(_INSERT_EXCHANGE, params)
         return Statement(_UPDATE_EXCHANGE, (record.used_at, record.digest))
-    params = _user_params(record)
+    params = _rows.user_params(record)
     if insert:
         return Statement(_INSERT_USER, params, conflict=step.conflict)
     return Statement(_UPDATE_USER, (*params[1:], params[0]), conflict=step.conflict)
@@ -603,7 +405,7 @@ def translate(step: Step) -> tuple[Statement, Callable[[Rows], object]]:
     if isinstance(step, Insert | Update):
         return _write(step), _nothing
     if isinstance(step, Append):
-        return Statement(_INSERT_AUDIT, _audit_params(step.event)), _nothing
+        return Statement(_INSERT_AUDIT, _rows.audit_params(step.event)), _nothing
     return Statement(_DELETE_STALE_EXCHANGES, (step.now,)), _nothing
 
 
@@ -645,12 +447,12 @@ class SQLLookups:
 
     def find_root_key(self, digest: bytes, /) -> RootKeyRecord | None:
         """Return the root key stored under ``digest``."""
-        return self._one(FIND_ROOT_KEY, (digest,), key_from_row)
+        return self._one(FIND_ROOT_KEY, (digest,), _rows.key_from_row)
 
     def find_portal_session(self, digest: bytes, /) -> PortalSessionRecord | None:
         """Return the portal session stored under ``digest``."""
-        return self._one(FIND_PORTAL_SESSION, (digest,), session_from_row)
+        return self._one(FIND_PORTAL_SESSION, (digest,), _rows.session_from_row)
 
     def find_workspace(self, workspace_id: str, /) -> WorkspaceRecord | None:
         """Return the workspace ``workspace_id``."""
-        return self._one(FIND_WORKSPACE, (workspace_id,), workspace_from_row)
+        return self._one(FIND_WORKSPACE, (workspace_id,), _rows.workspace_from_row)

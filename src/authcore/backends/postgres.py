@@ -32,7 +32,7 @@ import psycopg.errors
 import psycopg_pool
 from psycopg import sql as pgsql
 
-from authcore.backends import _sql
+from authcore.backends import _rows, _sql
 from authcore.changes import Change
 from authcore.errors import ClientError, ConfigurationError, ConflictError, UnavailableError
 from authcore.records import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
@@ -62,7 +62,7 @@ def _not_text() -> ClientError:
     return ClientError("postgres: a text argument cannot be stored")
 
 
-def _rows(cursor: psycopg.Cursor[Any]) -> _sql.Rows:
+def _fetched(cursor: psycopg.Cursor[Any]) -> _sql.Rows:
     # Statements without a result (INSERT, UPDATE, DDL) have no description.
     return [] if cursor.description is None else list(cursor.fetchall())
 
@@ -229,7 +229,7 @@ class PostgresStore(_sql.SQLLookups, Store, AsyncStore):
     def _read(self, sql: str, params: tuple[object, ...]) -> _sql.Rows:
         try:
             with self._pool.connection(timeout=self._timeout) as conn:
-                return _rows(conn.execute(_sql.POSTGRES.render(sql), params))
+                return _fetched(conn.execute(_sql.POSTGRES.render(sql), params))
         except (UnicodeEncodeError, psycopg.DataError):
             raise _not_text() from None
         except psycopg.Error as exc:
@@ -247,7 +247,7 @@ class PostgresStore(_sql.SQLLookups, Store, AsyncStore):
     @staticmethod
     def _execute(conn: psycopg.Connection[Any], statement: _sql.Statement) -> _sql.Rows:
         try:
-            return _rows(conn.execute(_sql.POSTGRES.render(statement.sql), statement.params))
+            return _fetched(conn.execute(_sql.POSTGRES.render(statement.sql), statement.params))
         except psycopg.errors.UniqueViolation:
             if statement.conflict is None:
                 raise
@@ -423,15 +423,15 @@ class AsyncPostgresStore(AsyncStore):
 
     async def afind_root_key(self, digest: bytes, /) -> RootKeyRecord | None:
         """Return the root key stored under ``digest``."""
-        return await self._aone(_sql.FIND_ROOT_KEY, (digest,), _sql.key_from_row)
+        return await self._aone(_sql.FIND_ROOT_KEY, (digest,), _rows.key_from_row)
 
     async def afind_portal_session(self, digest: bytes, /) -> PortalSessionRecord | None:
         """Return the portal session stored under ``digest``."""
-        return await self._aone(_sql.FIND_PORTAL_SESSION, (digest,), _sql.session_from_row)
+        return await self._aone(_sql.FIND_PORTAL_SESSION, (digest,), _rows.session_from_row)
 
     async def afind_workspace(self, workspace_id: str, /) -> WorkspaceRecord | None:
         """Return the workspace ``workspace_id``."""
-        return await self._aone(_sql.FIND_WORKSPACE, (workspace_id,), _sql.workspace_from_row)
+        return await self._aone(_sql.FIND_WORKSPACE, (workspace_id,), _rows.workspace_from_row)
 
     async def arun(self, change: Change[_T], /) -> _T:
         """Run ``change`` in one transaction (reads, autocommit, on one connection)."""

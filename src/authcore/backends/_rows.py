@@ -1,0 +1,228 @@
+"""Rows <-> records for the SQL stores: what a column holds, and reading it back safely.
+
+A row that cannot be read is a broken backing system: every reader raises
+:class:`~authcore.errors.UnavailableError` (503), never a reason to admit a request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from authcore.audit import AuditEvent, AuditTarget
+from authcore.errors import ConfigurationError, UnavailableError
+from authcore.principal import Subject
+from authcore.ratelimit import RateLimitPolicy
+from authcore.records import (
+    DashboardUserRecord,
+    PortalExchangeRecord,
+    PortalSessionRecord,
+    RootKeyRecord,
+    WorkspaceRecord,
+)
+
+__all__ = [
+    "audit_params",
+    "event_from_row",
+    "exchange_from_row",
+    "key_from_row",
+    "key_params",
+    "session_from_row",
+    "session_params",
+    "user_from_row",
+    "user_params",
+    "workspace_from_row",
+    "workspace_params",
+]
+
+
+def _garbage() -> UnavailableError:
+    # A row we cannot read is a broken backing system, never a reason to admit a request.
+    return UnavailableError("store returned a malformed row")
+
+
+def _grants(text: object) -> tuple[str, ...]:
+    value = json.loads(text) if isinstance(text, str) else None
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise _garbage()
+    return tuple(value)
+
+
+def workspace_params(record: WorkspaceRecord) -> tuple[object, ...]:
+    policy = record.rate_limit
+    return (
+        record.id,
+        record.name,
+        int(record.disabled),
+        None if policy is None else policy.limit,
+        None if policy is None else policy.period,
+        record.org_id,
+        record.created_at,
+    )
+
+
+def workspace_from_row(row: Sequence[Any]) -> WorkspaceRecord:
+    """Read a ``workspaces`` row.
+
+    Raises:
+        UnavailableError: the row is malformed.
+    """
+    try:
+        limit, period = row[3], row[4]
+        return WorkspaceRecord(
+            id=row[0],
+            name=row[1],
+            disabled=bool(row[2]),
+            rate_limit=None if limit is None else RateLimitPolicy(int(limit), int(period)),
+            org_id=row[5],
+            created_at=int(row[6]),
+        )
+    except (TypeError, ValueError, IndexError, ConfigurationError):
+        raise _garbage() from None
+
+
+def key_params(record: RootKeyRecord) -> tuple[object, ...]:
+    return (
+        record.id,
+        record.workspace_id,
+        record.digest,
+        record.start,
+        record.name,
+        json.dumps(list(record.permissions)),
+        record.created_at,
+        record.expires_at,
+        record.revoked_at,
+    )
+
+
+def key_from_row(row: Sequence[Any]) -> RootKeyRecord:
+    """Read a ``root_keys`` row.
+
+    Raises:
+        UnavailableError: the row is malformed.
+    """
+    try:
+        return RootKeyRecord(
+            id=row[0],
+            workspace_id=row[1],
+            digest=bytes(row[2]),
+            start=row[3],
+            name=row[4],
+            permissions=_grants(row[5]),
+            created_at=int(row[6]),
+            expires_at=None if row[7] is None else int(row[7]),
+            revoked_at=None if row[8] is None else int(row[8]),
+        )
+    except (TypeError, ValueError, IndexError):
+        raise _garbage() from None
+
+
+def session_params(record: PortalSessionRecord) -> tuple[object, ...]:
+    return (
+        record.id,
+        record.workspace_id,
+        record.end_user_id,
+        record.digest,
+        json.dumps(list(record.permissions)),
+        record.created_at,
+        record.expires_at,
+        record.revoked_at,
+    )
+
+
+def session_from_row(row: Sequence[Any]) -> PortalSessionRecord:
+    """Read a ``portal_sessions`` row.
+
+    Raises:
+        UnavailableError: the row is malformed.
+    """
+    try:
+        return PortalSessionRecord(
+            id=row[0],
+            workspace_id=row[1],
+            end_user_id=row[2],
+            digest=bytes(row[3]),
+            permissions=_grants(row[4]),
+            created_at=int(row[5]),
+            expires_at=int(row[6]),
+            revoked_at=None if row[7] is None else int(row[7]),
+        )
+    except (TypeError, ValueError, IndexError):
+        raise _garbage() from None
+
+
+def exchange_from_row(row: Sequence[Any]) -> PortalExchangeRecord:
+    """Read a ``portal_exchanges`` row.
+
+    Raises:
+        UnavailableError: the row is malformed.
+    """
+    try:
+        return PortalExchangeRecord(
+            digest=bytes(row[0]),
+            session_id=row[1],
+            created_at=int(row[2]),
+            expires_at=int(row[3]),
+            used_at=None if row[4] is None else int(row[4]),
+        )
+    except (TypeError, ValueError, IndexError):
+        raise _garbage() from None
+
+
+def audit_params(event: AuditEvent) -> tuple[object, ...]:
+    return (
+        event.id,
+        event.workspace_id,
+        event.time,
+        event.action,
+        json.dumps(event.actor.to_dict()),
+        json.dumps([target.to_dict() for target in event.targets]),
+        event.request_id,
+        event.source,
+        json.dumps(dict(event.context)),
+    )
+
+
+def event_from_row(row: Sequence[Any]) -> AuditEvent:
+    """Read an ``audit_events`` row (without its ``seq``, column 0).
+
+    Raises:
+        UnavailableError: the row is malformed.
+    """
+    try:
+        actor = json.loads(row[5])
+        targets = json.loads(row[6])
+        context = json.loads(row[9])
+        return AuditEvent(
+            id=row[1],
+            workspace_id=row[2],
+            actor=Subject(actor["type"], actor["id"], actor.get("name")),
+            action=row[4],
+            targets=tuple(AuditTarget(t["type"], t["id"], t.get("name")) for t in targets),
+            time=int(row[3]),
+            request_id=row[7],
+            source=row[8],
+            context={str(k): str(v) for k, v in context.items()},
+        )
+    except (TypeError, ValueError, IndexError, KeyError, AttributeError):
+        raise _garbage() from None
+
+
+def user_from_row(row: Sequence[Any]) -> DashboardUserRecord:
+    """Read a ``dashboard_users`` row.
+
+    Raises:
+        UnavailableError: the row is malformed.
+    """
+    try:
+        return DashboardUserRecord(
+            user_id=row[0], org_id=row[1], password_hash=row[2], permissions=_grants(row[3])
+        )
+    except (TypeError, ValueError, IndexError):
+        raise _garbage() from None
+
+
+def user_params(record: DashboardUserRecord) -> tuple[object, ...]:
+    permissions = json.dumps(list(record.permissions))
+    return (record.user_id, record.org_id, record.password_hash, permissions)
