@@ -18,6 +18,9 @@ step                       what the backend does, inside the change's one transa
 :class:`Update`            replace the stored record that has this record's id
 :class:`Append`            add an audit event
 :class:`PruneExchanges`    forget portal exchange codes that expired by then
+:class:`AddUsage`,         usage counts (:mod:`authcore.usage`): add to a bucket, note a
+:class:`MarkUsed`,         credential's last use, read, roll minutes up into hours, delete
+:class:`ReadUsage`, ...    old buckets
 =========================  =================================================================
 
 A backend runs a change with :func:`drive` (or :func:`adrive`) in one transaction: every
@@ -68,20 +71,28 @@ from authcore.records import (
     PortalSessionRecord,
     Record,
     RootKeyRecord,
+    UsageCount,
     WorkspaceRecord,
 )
 
 __all__ = [
     "ORG_TAKEN",
     "USER_TAKEN",
+    "AddUsage",
     "Append",
     "Change",
+    "DeleteUsage",
     "Insert",
     "ListAudit",
     "ListRootKeys",
     "Load",
+    "MarkUsed",
     "PruneExchanges",
+    "ReadLastUsed",
+    "ReadUsage",
+    "RollUpUsage",
     "Step",
+    "Steps",
     "Update",
     "add_dashboard_user",
     "adrive",
@@ -186,10 +197,78 @@ class PruneExchanges:
     now: int
 
 
-#: One step of a change.
-Step: TypeAlias = Load | ListRootKeys | ListAudit | Insert | Update | Append | PruneExchanges
+@attrs.frozen
+class AddUsage:
+    """Add ``usage.count`` to its bucket (created at zero when absent)."""
 
-_Steps: TypeAlias = Generator[Step, Any, _R]
+    usage: UsageCount
+
+
+@attrs.frozen
+class MarkUsed:
+    """Record that a credential was allowed at ``at``; an earlier time never replaces a later."""
+
+    workspace_id: str
+    credential_id: str
+    at: int
+
+
+@attrs.frozen
+class ReadUsage:
+    """Read a workspace's counts (one credential's, when set) in ``[since, until)``.
+
+    The result is a ``list`` of :class:`~authcore.records.UsageCount` summed per ``span``-wide
+    bucket and outcome, oldest first.
+    """
+
+    workspace_id: str
+    credential_id: str | None
+    since: int
+    until: int
+    span: int
+
+
+@attrs.frozen
+class ReadLastUsed:
+    """Read when each credential of the workspace was last allowed: ``dict[id, time]``."""
+
+    workspace_id: str
+
+
+@attrs.frozen
+class RollUpUsage:
+    """Add the minute buckets that start before ``before`` into their hour buckets."""
+
+    before: int
+
+
+@attrs.frozen
+class DeleteUsage:
+    """Delete the ``span``-wide buckets that start before ``before``."""
+
+    span: int
+    before: int
+
+
+#: One step of a change.
+Step: TypeAlias = (
+    Load
+    | ListRootKeys
+    | ListAudit
+    | Insert
+    | Update
+    | Append
+    | PruneExchanges
+    | AddUsage
+    | MarkUsed
+    | ReadUsage
+    | ReadLastUsed
+    | RollUpUsage
+    | DeleteUsage
+)
+
+#: What a change is made of: a generator of steps, fed each step's result.
+Steps: TypeAlias = Generator[Step, Any, _R]
 
 
 @attrs.frozen
@@ -201,7 +280,7 @@ class Change(Generic[_R]):
     """
 
     name: str
-    steps: _Steps[_R] = attrs.field(repr=False)
+    steps: Steps[_R] = attrs.field(repr=False)
     writes: bool = True
 
 
@@ -237,18 +316,18 @@ async def adrive(change: Change[_R], perform: Callable[[Step], Awaitable[object]
 # --------------------------------------------------------------------------- the operations
 
 
-def _load(table: Table, key: str | bytes) -> _Steps[Any]:
+def _load(table: Table, key: str | bytes) -> Steps[Any]:
     return (yield Load(table, key))
 
 
-def _write_all(steps: Sequence[Step], result: _R) -> _Steps[_R]:
+def _write_all(steps: Sequence[Step], result: _R) -> Steps[_R]:
     # Not ``yield from steps``: that would send each step's result into a list iterator.
     for step in steps:  # noqa: UP028
         yield step
     return result
 
 
-def _into_workspace(workspace_id: str, steps: Sequence[Step], result: _R) -> _Steps[_R | None]:
+def _into_workspace(workspace_id: str, steps: Sequence[Step], result: _R) -> Steps[_R | None]:
     # Reads the workspace without a lock: its row must exist (the foreign key holds it), but
     # adding a key or session changes nothing of it.
     workspace: WorkspaceRecord | None = yield Load("workspace", workspace_id)
@@ -260,7 +339,7 @@ def _into_workspace(workspace_id: str, steps: Sequence[Step], result: _R) -> _St
 def _update_workspace(
     workspace_id: str,
     plan: Callable[[WorkspaceRecord], tuple[WorkspaceRecord, AuditEvent] | None],
-) -> _Steps[WorkspaceRecord | None]:
+) -> Steps[WorkspaceRecord | None]:
     record: WorkspaceRecord | None = yield Load("workspace", workspace_id, lock=True)
     if record is None:
         return None
@@ -382,7 +461,7 @@ def list_root_keys(workspace_id: str) -> Change[list[RootKeyRecord]]:
     return Change("list_root_keys", _list_keys(workspace_id), writes=False)
 
 
-def _list_keys(workspace_id: str) -> _Steps[list[RootKeyRecord]]:
+def _list_keys(workspace_id: str) -> Steps[list[RootKeyRecord]]:
     keys: list[RootKeyRecord] = yield ListRootKeys(workspace_id)
     return keys
 
@@ -392,7 +471,7 @@ def get_root_key(key_id: str) -> Change[RootKeyRecord | None]:
     return Change("get_root_key", _load("root_key", key_id), writes=False)
 
 
-def _revoke_root_key(key_id: str, now: float, actor: Actor) -> _Steps[RootKeyRecord | None]:
+def _revoke_root_key(key_id: str, now: float, actor: Actor) -> Steps[RootKeyRecord | None]:
     record: RootKeyRecord | None = yield Load("root_key", key_id, lock=True)
     if record is None:
         return None
@@ -412,7 +491,7 @@ def revoke_root_key(key_id: str, *, now: float, actor: Actor) -> Change[RootKeyR
 
 def _rotate_root_key(
     key_id: str, grace_seconds: int, now: float, actor: Actor, prefix: str
-) -> _Steps[NewRootKey | None]:
+) -> Steps[NewRootKey | None]:
     record: RootKeyRecord | None = yield Load("root_key", key_id, lock=True)
     if record is None:
         return None
@@ -466,7 +545,7 @@ def create_portal_session(
 
 def _revoke_portal_session(
     session_id: str, now: float, actor: Actor
-) -> _Steps[PortalSessionRecord | None]:
+) -> Steps[PortalSessionRecord | None]:
     record: PortalSessionRecord | None = yield Load("portal_session", session_id, lock=True)
     if record is None:
         return None
@@ -519,7 +598,7 @@ def create_portal_exchange(
 
 def _exchange_portal_code(
     code_digest: bytes, now: float, prefix: str
-) -> _Steps[NewPortalSession | None]:
+) -> Steps[NewPortalSession | None]:
     exchange: PortalExchangeRecord | None = yield Load("portal_exchange", code_digest, lock=True)
     if exchange is None:
         return None
@@ -556,7 +635,7 @@ def append_audit(event: AuditEvent) -> Change[None]:
     return Change("append_audit", _write_all([Append(event)], None))
 
 
-def _list_audit(workspace_id: str, limit: int, before: AuditCursor | None) -> _Steps[AuditPage]:
+def _list_audit(workspace_id: str, limit: int, before: AuditCursor | None) -> Steps[AuditPage]:
     page: AuditPage = yield ListAudit(workspace_id, limit, before)
     return page
 

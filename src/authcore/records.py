@@ -40,6 +40,7 @@ __all__ = [
     "PortalSessionRecord",
     "Record",
     "RootKeyRecord",
+    "UsageCount",
     "WorkspaceRecord",
 ]
 
@@ -233,6 +234,38 @@ class AuditPage:
 
     events: tuple[AuditEvent, ...]
     next_cursor: AuditCursor | None
+
+
+@attrs.frozen
+class UsageCount:
+    """How many authentication outcomes of one kind a credential had in one time bucket.
+
+    ``outcome`` is ``"allowed"`` or the refusal's stable error code (``credential_invalid``,
+    ``workspace_disabled``, ``rate_limited``, ``service_unavailable``, ...). A credential that
+    was never verified (unknown, malformed, missing) counts with ``workspace_id`` and
+    ``credential_id`` empty: never one row per bogus token. A JWT has no stored credential: it
+    counts in its workspace with ``credential_id`` empty. ``bucket`` is the bucket's first
+    second and ``span`` its width in seconds (60 or 3600). Nothing of a credential beyond its
+    id is kept.
+    """
+
+    workspace_id: str
+    credential_id: str
+    outcome: str
+    bucket: int
+    count: int
+    span: int = 60
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready mapping."""
+        return {
+            "workspace_id": self.workspace_id,
+            "credential_id": self.credential_id,
+            "outcome": self.outcome,
+            "bucket": self.bucket,
+            "span": self.span,
+            "count": self.count,
+        }
 
 
 #: Every record a store keeps, as management changes write them (:mod:`authcore.changes`).

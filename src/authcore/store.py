@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from authcore import changes
+from authcore import usage as usage_changes
 from authcore.records import (
     MAX_AUDIT_PAGE,
     MAX_GRACE_SECONDS,
@@ -55,6 +56,7 @@ from authcore.records import (
     PortalExchangeRecord,
     PortalSessionRecord,
     RootKeyRecord,
+    UsageCount,
     WorkspaceRecord,
 )
 from authcore.tokens import DEFAULT_PORTAL_TOKEN_PREFIX, DEFAULT_ROOT_KEY_PREFIX
@@ -314,6 +316,46 @@ class Store(abc.ABC):
         """Return the dashboard user ``user_id``."""
         return self.run(changes.find_dashboard_user(user_id))
 
+    def record_usage(self, counts: Sequence[UsageCount], /, *, used_at: int) -> None:
+        """Add usage counts to their buckets (see :mod:`authcore.usage`); one transaction."""
+        return self.run(usage_changes.record_usage(counts, used_at=used_at))
+
+    def usage(
+        self,
+        workspace_id: str,
+        *,
+        credential_id: str | None = None,
+        since: float,
+        until: float,
+        granularity: str = "hour",
+    ) -> list[UsageCount]:
+        """Return the workspace's (or one credential's) counts per bucket and outcome."""
+        return self.run(
+            usage_changes.read_usage(
+                workspace_id,
+                credential_id=credential_id,
+                since=since,
+                until=until,
+                granularity=granularity,
+            )
+        )
+
+    def last_used(self, workspace_id: str, /) -> dict[str, int]:
+        """Return when each credential of the workspace was last allowed, by id."""
+        return self.run(usage_changes.last_used(workspace_id))
+
+    def prune_usage(
+        self,
+        *,
+        now: float,
+        rollup_after: int = usage_changes.DEFAULT_ROLLUP_AFTER,
+        retention: int = usage_changes.DEFAULT_RETENTION,
+    ) -> None:
+        """Roll old minute buckets into hours and delete buckets past the retention."""
+        return self.run(
+            usage_changes.prune_usage(now=now, rollup_after=rollup_after, retention=retention)
+        )
+
 
 class AsyncStore(abc.ABC):
     """Asynchronous twin of :class:`Store`: same arguments, results and errors."""
@@ -518,3 +560,43 @@ class AsyncStore(abc.ABC):
     async def afind_dashboard_user(self, user_id: str, /) -> DashboardUserRecord | None:
         """Async twin of :meth:`Store.find_dashboard_user`."""
         return await self.arun(changes.find_dashboard_user(user_id))
+
+    async def arecord_usage(self, counts: Sequence[UsageCount], /, *, used_at: int) -> None:
+        """Async twin of :meth:`Store.record_usage`."""
+        return await self.arun(usage_changes.record_usage(counts, used_at=used_at))
+
+    async def ausage(
+        self,
+        workspace_id: str,
+        *,
+        credential_id: str | None = None,
+        since: float,
+        until: float,
+        granularity: str = "hour",
+    ) -> list[UsageCount]:
+        """Async twin of :meth:`Store.usage`."""
+        return await self.arun(
+            usage_changes.read_usage(
+                workspace_id,
+                credential_id=credential_id,
+                since=since,
+                until=until,
+                granularity=granularity,
+            )
+        )
+
+    async def alast_used(self, workspace_id: str, /) -> dict[str, int]:
+        """Async twin of :meth:`Store.last_used`."""
+        return await self.arun(usage_changes.last_used(workspace_id))
+
+    async def aprune_usage(
+        self,
+        *,
+        now: float,
+        rollup_after: int = usage_changes.DEFAULT_ROLLUP_AFTER,
+        retention: int = usage_changes.DEFAULT_RETENTION,
+    ) -> None:
+        """Async twin of :meth:`Store.prune_usage`."""
+        return await self.arun(
+            usage_changes.prune_usage(now=now, rollup_after=rollup_after, retention=retention)
+        )

@@ -19,6 +19,7 @@ from authcore.records import (
     PortalExchangeRecord,
     PortalSessionRecord,
     RootKeyRecord,
+    UsageCount,
     WorkspaceRecord,
 )
 
@@ -28,8 +29,10 @@ __all__ = [
     "exchange_from_row",
     "key_from_row",
     "key_params",
+    "last_used_from_rows",
     "session_from_row",
     "session_params",
+    "usage_from_rows",
     "user_from_row",
     "user_params",
     "workspace_from_row",
@@ -226,3 +229,34 @@ def user_from_row(row: Sequence[Any]) -> DashboardUserRecord:
 def user_params(record: DashboardUserRecord) -> tuple[object, ...]:
     permissions = json.dumps(list(record.permissions))
     return (record.user_id, record.org_id, record.password_hash, permissions)
+
+
+def usage_from_rows(
+    rows: Sequence[Sequence[Any]], workspace_id: str, credential_id: str | None, span: int
+) -> list[UsageCount]:
+    """Read ``(bucket, outcome, sum)`` rows into counts (PostgreSQL sums are Decimals).
+
+    Raises:
+        UnavailableError: a row is malformed.
+    """
+    try:
+        return [
+            UsageCount(
+                workspace_id, credential_id or "", str(row[1]), int(row[0]), int(row[2]), span
+            )
+            for row in rows
+        ]
+    except (TypeError, ValueError, IndexError):
+        raise _garbage() from None
+
+
+def last_used_from_rows(rows: Sequence[Sequence[Any]]) -> dict[str, int]:
+    """Read ``(credential_id, last_used_at)`` rows.
+
+    Raises:
+        UnavailableError: a row is malformed.
+    """
+    try:
+        return {str(row[0]): int(row[1]) for row in rows}
+    except (TypeError, ValueError, IndexError):
+        raise _garbage() from None

@@ -23,12 +23,19 @@ import attrs
 from authcore import changes
 from authcore.backends import _rows
 from authcore.changes import (
+    AddUsage,
     Append,
     Change,
+    DeleteUsage,
     Insert,
     ListAudit,
     ListRootKeys,
     Load,
+    MarkUsed,
+    PruneExchanges,
+    ReadLastUsed,
+    ReadUsage,
+    RollUpUsage,
     Step,
     Update,
 )
@@ -93,7 +100,8 @@ class Dialect:
         if rendered is None:
             rendered = sql.format(**self.slots)
             if self.placeholder != "?":
-                rendered = rendered.replace("?", self.placeholder)
+                # A literal % (the modulo operator) must not read as a placeholder.
+                rendered = rendered.replace("%", "%%").replace("?", self.placeholder)
             self._cache[sql] = rendered
         return rendered
 
@@ -105,6 +113,7 @@ SQLITE: Final = Dialect(
         "seq": "INTEGER PRIMARY KEY",
         # SQLite has no row locks; its writers take the database lock (BEGIN IMMEDIATE).
         "for_update": "",
+        "greatest": "MAX",
     },
     "?",
 )
@@ -114,6 +123,7 @@ POSTGRES: Final = Dialect(
         "bytes": "BYTEA",
         "seq": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
         "for_update": " FOR UPDATE",
+        "greatest": "GREATEST",
     },
     "%s",
 )
@@ -185,6 +195,28 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             used_at BIGINT
         )""",
         "CREATE INDEX portal_exchanges_expiry ON portal_exchanges (expires_at)",
+    ),
+    # 3: usage counts per workspace, credential and outcome, in minute (span 60) and hour
+    # (span 3600) buckets; the last time each credential was allowed; a key's own rate limit.
+    (
+        """CREATE TABLE usage_counts (
+            workspace_id TEXT NOT NULL,
+            credential_id TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            span INTEGER NOT NULL,
+            bucket BIGINT NOT NULL,
+            count BIGINT NOT NULL,
+            PRIMARY KEY (workspace_id, span, bucket, credential_id, outcome)
+        )""",
+        "CREATE INDEX usage_counts_credential ON usage_counts (credential_id, bucket)",
+        """CREATE TABLE credential_last_used (
+            workspace_id TEXT NOT NULL,
+            credential_id TEXT NOT NULL,
+            last_used_at BIGINT NOT NULL,
+            PRIMARY KEY (workspace_id, credential_id)
+        )""",
+        "ALTER TABLE root_keys ADD COLUMN rate_limit INTEGER",
+        "ALTER TABLE root_keys ADD COLUMN rate_period INTEGER",
     ),
 )
 
@@ -332,6 +364,41 @@ _UPDATE_USER: Final = (
     "UPDATE dashboard_users SET org_id = ?, password_hash = ?, permissions = ? WHERE user_id = ?"
 )
 
+_ADD_USAGE: Final = (
+    "INSERT INTO usage_counts (workspace_id, credential_id, outcome, span, bucket, count)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (workspace_id, span, bucket, credential_id, outcome)"
+    " DO UPDATE SET count = usage_counts.count + excluded.count"
+)
+_MARK_USED: Final = (
+    "INSERT INTO credential_last_used (credential_id, workspace_id, last_used_at)"
+    " VALUES (?, ?, ?) ON CONFLICT (workspace_id, credential_id) DO UPDATE SET"
+    " last_used_at = {greatest}(credential_last_used.last_used_at, excluded.last_used_at)"
+)
+# Minute and hour rows both: a range that reaches past the roll-up age reads the hours there.
+_READ_USAGE: Final = (
+    "SELECT bucket - bucket % ? AS start, outcome, SUM(count) FROM usage_counts"
+    " WHERE workspace_id = ? AND bucket >= ? AND bucket < ?"
+    " GROUP BY start, outcome ORDER BY start, outcome"
+)
+_READ_KEY_USAGE: Final = (
+    "SELECT bucket - bucket % ? AS start, outcome, SUM(count) FROM usage_counts"
+    " WHERE workspace_id = ? AND credential_id = ? AND bucket >= ? AND bucket < ?"
+    " GROUP BY start, outcome ORDER BY start, outcome"
+)
+_READ_LAST_USED: Final = (
+    "SELECT credential_id, last_used_at FROM credential_last_used WHERE workspace_id = ?"
+)
+_ROLL_UP_USAGE: Final = (
+    "INSERT INTO usage_counts (workspace_id, credential_id, outcome, span, bucket, count)"
+    " SELECT workspace_id, credential_id, outcome, 3600, bucket - bucket % 3600, SUM(count)"
+    " FROM usage_counts WHERE span = 60 AND bucket < ?"
+    " GROUP BY workspace_id, credential_id, outcome, bucket - bucket % 3600"
+    " ON CONFLICT (workspace_id, span, bucket, credential_id, outcome)"
+    " DO UPDATE SET count = usage_counts.count + excluded.count"
+)
+_DELETE_USAGE: Final = "DELETE FROM usage_counts WHERE span = ? AND bucket < ?"
+
 _LOADS: Final[dict[str, tuple[str, Callable[[Sequence[Any]], object]]]] = {
     "workspace": (_LOCK_WORKSPACE, _rows.workspace_from_row),
     "workspace_by_org": (FIND_WORKSPACE_BY_ORG, _rows.workspace_from_row),
@@ -406,7 +473,43 @@ def translate(step: Step) -> tuple[Statement, Callable[[Rows], object]]:
         return _write(step), _nothing
     if isinstance(step, Append):
         return Statement(_INSERT_AUDIT, _rows.audit_params(step.event)), _nothing
-    return Statement(_DELETE_STALE_EXCHANGES, (step.now,)), _nothing
+    if isinstance(step, PruneExchanges):
+        return Statement(_DELETE_STALE_EXCHANGES, (step.now,)), _nothing
+    return _usage(step)
+
+
+def _usage(
+    step: AddUsage | MarkUsed | ReadUsage | ReadLastUsed | RollUpUsage | DeleteUsage,
+) -> tuple[Statement, Callable[[Rows], object]]:
+    if isinstance(step, AddUsage):
+        usage = step.usage
+        added = (
+            usage.workspace_id,
+            usage.credential_id,
+            usage.outcome,
+            usage.span,
+            usage.bucket,
+            usage.count,
+        )
+        return Statement(_ADD_USAGE, added), _nothing
+    if isinstance(step, MarkUsed):
+        return Statement(_MARK_USED, (step.credential_id, step.workspace_id, step.at)), _nothing
+    if isinstance(step, ReadUsage):
+        span = step.span
+        params: tuple[object, ...]
+        if step.credential_id is None:
+            sql, params = _READ_USAGE, (span, step.workspace_id, step.since, step.until)
+        else:
+            sql = _READ_KEY_USAGE
+            params = (span, step.workspace_id, step.credential_id, step.since, step.until)
+        return Statement(sql, params), lambda rows: _rows.usage_from_rows(
+            rows, step.workspace_id, step.credential_id, span
+        )
+    if isinstance(step, ReadLastUsed):
+        return Statement(_READ_LAST_USED, (step.workspace_id,)), _rows.last_used_from_rows
+    if isinstance(step, RollUpUsage):
+        return Statement(_ROLL_UP_USAGE, (step.before,)), _nothing
+    return Statement(_DELETE_USAGE, (step.span, step.before)), _nothing
 
 
 def run_change(change: Change[_R], execute: Callable[[Statement], Rows]) -> _R:

@@ -22,7 +22,23 @@ from typing import Final, TypeVar
 
 from authcore import changes
 from authcore.audit import AuditEvent
-from authcore.changes import Append, Change, Insert, ListAudit, ListRootKeys, Load, Step, Update
+from authcore.changes import (
+    AddUsage,
+    Append,
+    Change,
+    DeleteUsage,
+    Insert,
+    ListAudit,
+    ListRootKeys,
+    Load,
+    MarkUsed,
+    PruneExchanges,
+    ReadLastUsed,
+    ReadUsage,
+    RollUpUsage,
+    Step,
+    Update,
+)
 from authcore.errors import ConflictError
 from authcore.ratelimit import RateLimitDecision, RateLimitPolicy, decide
 from authcore.records import (
@@ -32,6 +48,7 @@ from authcore.records import (
     PortalExchangeRecord,
     PortalSessionRecord,
     RootKeyRecord,
+    UsageCount,
     WorkspaceRecord,
 )
 from authcore.store import AsyncStore, Store
@@ -76,6 +93,10 @@ class MemoryStore(Store, AsyncStore):
         self._audit: dict[str, list[tuple[int, int, AuditEvent]]] = {}
         self._audit_seq = itertools.count(1)
         self._dashboard_users: dict[str, DashboardUserRecord] = {}
+        # (workspace, span, bucket, credential, outcome) -> count; (workspace, credential) ->
+        # the last time it was allowed.
+        self._usage: dict[tuple[str, int, int, str, str], int] = {}
+        self._last_used: dict[tuple[str, str], int] = {}
 
     # Seeding (tests and fixtures): no validation, no audit.
     def put_workspace(self, record: WorkspaceRecord) -> None:
@@ -159,9 +180,63 @@ class MemoryStore(Store, AsyncStore):
             pending.append(self._writer(step))
         elif isinstance(step, Append):
             pending.append(functools.partial(self._append, step.event))
-        else:
+        elif isinstance(step, PruneExchanges):
             pending.append(functools.partial(self._prune_exchanges, step.now))
+        else:
+            return self._usage_step(step, pending)
         return None
+
+    def _usage_step(
+        self,
+        step: AddUsage | MarkUsed | ReadUsage | ReadLastUsed | RollUpUsage | DeleteUsage,
+        pending: list[Callable[[], None]],
+    ) -> object:
+        if isinstance(step, ReadUsage):
+            sums: dict[tuple[int, str], int] = {}
+            for (ws, _span, bucket, cred, outcome), count in self._usage.items():
+                if ws != step.workspace_id or not step.since <= bucket < step.until:
+                    continue
+                if step.credential_id is not None and cred != step.credential_id:
+                    continue
+                start = (bucket - bucket % step.span, outcome)
+                sums[start] = sums.get(start, 0) + count
+            credential = step.credential_id or ""
+            return [
+                UsageCount(step.workspace_id, credential, outcome, start, count, step.span)
+                for (start, outcome), count in sorted(sums.items())
+            ]
+        if isinstance(step, ReadLastUsed):
+            return {
+                cred: at for (ws, cred), at in self._last_used.items() if ws == step.workspace_id
+            }
+        if isinstance(step, AddUsage):
+            pending.append(functools.partial(self._add_usage, step.usage))
+        elif isinstance(step, MarkUsed):
+            pending.append(functools.partial(self._mark_used, step))
+        elif isinstance(step, RollUpUsage):
+            pending.append(functools.partial(self._roll_up, step.before))
+        else:
+            doomed = [k for k in self._usage if k[1] == step.span and k[2] < step.before]
+            pending.append(functools.partial(self._forget_usage, doomed))
+        return None
+
+    def _add_usage(self, usage: UsageCount) -> None:
+        key = (usage.workspace_id, usage.span, usage.bucket, usage.credential_id, usage.outcome)
+        self._usage[key] = self._usage.get(key, 0) + usage.count
+
+    def _mark_used(self, step: MarkUsed) -> None:
+        key = (step.workspace_id, step.credential_id)
+        if self._last_used.get(key, -1) < step.at:
+            self._last_used[key] = step.at
+
+    def _roll_up(self, before: int) -> None:
+        for (ws, span, bucket, cred, outcome), count in list(self._usage.items()):
+            if span == 60 and bucket < before:
+                self._add_usage(UsageCount(ws, cred, outcome, bucket - bucket % 3600, count, 3600))
+
+    def _forget_usage(self, doomed: list[tuple[str, int, int, str, str]]) -> None:
+        for key in doomed:
+            self._usage.pop(key, None)
 
     def _load(self, step: Load) -> object:
         table, key = step.table, step.key

@@ -46,7 +46,8 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from authcore.backends.cache import CachedStore, Invalidation
+from authcore.backends.cache import CachedStore
+from authcore.backends.invalidation import Invalidation
 from authcore.errors import ConfigurationError, UnavailableError
 from authcore.ratelimit import (
     GCRA_LUA,
