@@ -34,7 +34,7 @@ never masked as a 401.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Self
 
 if TYPE_CHECKING:
     from authcore.ratelimit import RateLimitDecision
@@ -71,10 +71,20 @@ class AuthcoreError(Exception):
     message: ClassVar[str] = "The server could not complete the request."
     #: Higher wins when several sources each reject (see module docstring).
     rank: ClassVar[int] = 0
+    #: Whose request was refused, once the credential was verified (a disabled workspace, a
+    #: rate limit, a limiter outage): ids only, for usage counts. None before verification.
+    workspace_id: str | None = None
+    credential_id: str | None = None
 
     def __init__(self, detail: str | None = None) -> None:
         self.detail = detail
         super().__init__(self.message if detail is None else f"{self.message} ({detail})")
+
+    def refused(self, workspace_id: str, credential_id: str | None) -> Self:
+        """Name whose verified request this refuses (ids only); return the error itself."""
+        self.workspace_id = workspace_id
+        self.credential_id = credential_id
+        return self
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(detail={self.detail!r})"

@@ -28,6 +28,7 @@ from authcore.errors import (
     MissingCredentialError,
     RateLimitedError,
     UnavailableError,
+    WorkspaceDisabledError,
 )
 from authcore.keyring import Keyring, VerifiedClaims
 from authcore.principal import (
@@ -280,7 +281,10 @@ def authentication_flow(credential: Credential, settings: Settings, now: float) 
         credential_id, expires_at, key_id = None, claims.expires_at, claims.key_id
 
     found = _expect((yield LookupWorkspace(principal.workspace_id)), WorkspaceRecord)
-    workspace = check_workspace(found, principal.workspace_id)
+    try:
+        workspace = check_workspace(found, principal.workspace_id)
+    except WorkspaceDisabledError as exc:
+        raise exc.refused(principal.workspace_id, credential_id) from None
 
     conclusion = Conclusion(
         principal,
@@ -307,14 +311,15 @@ def rate_limit_step(conclusion: Conclusion, settings: Settings, *, replayed: boo
         return Authenticated(principal, None, conclusion, replayed)
     try:
         decision = yield CheckRateLimit(principal.workspace_id, policy)
-    except UnavailableError:
+    except UnavailableError as exc:
         if settings.limiter_failure is not LimiterFailurePolicy.LOCAL_FALLBACK:
-            raise
+            raise exc.refused(principal.workspace_id, conclusion.credential_id) from None
         decision = yield UseFallbackLimiter(principal.workspace_id, policy)
     if not isinstance(decision, RateLimitDecision):
         raise UnavailableError("limiter returned an unexpected value")
     if not decision.allowed:
-        raise RateLimitedError(decision)
+        error = RateLimitedError(decision)
+        raise error.refused(principal.workspace_id, conclusion.credential_id)
     return Authenticated(principal, decision, conclusion, replayed)
 
 

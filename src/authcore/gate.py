@@ -36,6 +36,7 @@ from authcore.flow import Authenticated, Authenticator
 from authcore.principal import Principal
 from authcore.ratelimit import RateLimitDecision
 from authcore.responses import HTTPResponse, error_response
+from authcore.usage import ALLOWED, UsageCounter
 
 __all__ = [
     "AuthObserver",
@@ -201,6 +202,12 @@ def rate_limit_header_bytes(decision: RateLimitDecision) -> list[tuple[bytes, by
     ]
 
 
+def _count_admitted(usage: UsageCounter, result: Authenticated) -> None:
+    conclusion = result.conclusion
+    credential_id = "" if conclusion is None else conclusion.credential_id or ""
+    usage.count(result.principal.workspace_id, credential_id, ALLOWED)
+
+
 def _with_length(response: HTTPResponse) -> HTTPResponse:
     headers = tuple((name, value) for name, value in response.headers if name != "content-length")
     return HTTPResponse(
@@ -222,6 +229,7 @@ class Gate:
     timer: Callable[[], float] | None = None
     on_bug: BugHook | None = None
     observer: AuthObserver | None = None
+    usage: UsageCounter | None = None
 
     @classmethod
     def build(
@@ -236,8 +244,12 @@ class Gate:
         timer: Callable[[], float] | None = None,
         on_bug: BugHook | None = None,
         observer: AuthObserver | None = None,
+        usage: UsageCounter | None = None,
     ) -> Gate:
         """Validate the options and return the gate.
+
+        ``usage`` counts every outcome per workspace, credential and outcome (one dictionary
+        increment per request; see :mod:`authcore.usage`).
 
         Raises:
             ConfigurationError: an invalid prefix or authenticator, or metrics or an observer
@@ -251,7 +263,7 @@ class Gate:
             public_paths=public_paths,
             public_prefixes=public_prefixes,
         )
-        return cls(routes, on_error, metrics, timer, on_bug, observer)
+        return cls(routes, on_error, metrics, timer, on_bug, observer, usage)
 
     def route(self, path: str) -> Authenticator | None:
         """Return the authenticator of ``path``'s route group, or None for a public path."""
@@ -289,6 +301,8 @@ class Gate:
             result = authenticator.authenticate(authorization, portal_cookie)
         except Exception as exc:  # noqa: BLE001 - every outcome is an answer, a bug a safe 500
             return self._refuse(exc, authenticator, authorization, cookie, started)
+        if self.usage is not None:
+            _count_admitted(self.usage, result)
         return result if self.observer is None else self._admitted(result, started)
 
     async def aadmit(  # noqa: PLR0917 - as admit
@@ -314,6 +328,8 @@ class Gate:
             result = await authenticator.aauthenticate(authorization, portal_cookie)
         except Exception as exc:  # noqa: BLE001 - every outcome is an answer, a bug a safe 500
             return self._refuse(exc, authenticator, authorization, cookie, started)
+        if self.usage is not None:
+            _count_admitted(self.usage, result)
         return result if self.observer is None else self._admitted(result, started)
 
     def admit_inline(
@@ -328,9 +344,12 @@ class Gate:
         if self.observer is not None:
             return self._observed_inline(authenticator, authorization)
         try:
-            return authenticator.replay_inline(authorization)
+            result = authenticator.replay_inline(authorization)
         except Exception as exc:  # noqa: BLE001 - every outcome is an answer, a bug a safe 500
             return self._refuse(exc, authenticator, authorization, (), 0.0)
+        if self.usage is not None and result is not None:
+            _count_admitted(self.usage, result)
+        return result
 
     def _observed_inline(
         self, authenticator: Authenticator, authorization: Sequence[str]
@@ -341,7 +360,11 @@ class Gate:
             result = authenticator.replay_inline(authorization)
         except Exception as exc:  # noqa: BLE001 - every outcome is an answer, a bug a safe 500
             return self._refuse(exc, authenticator, authorization, (), started)
-        return None if result is None else self._admitted(result, started)
+        if result is None:
+            return None
+        if self.usage is not None:
+            _count_admitted(self.usage, result)
+        return self._admitted(result, started)
 
     def _refuse(
         self,
@@ -359,6 +382,10 @@ class Gate:
             self.bug(exc, "the authentication step")
             error = ServerError("unexpected exception in the authentication step")
             response = self.answer(None, authenticator)
+        if self.usage is not None:
+            # Who was refused is known only once the credential was verified (a disabled
+            # workspace, a rate limit, a limiter outage); everything else is "unknown".
+            self.usage.count(error.workspace_id or "", error.credential_id or "", error.code)
         if self.observer is not None:
             source = _source(authenticator, authorization, cookie)
             decision = error.decision if isinstance(error, RateLimitedError) else None
