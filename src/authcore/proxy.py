@@ -13,27 +13,13 @@ such as ``cookie`` or ``x-forwarded-for``, is refused when it is built), and the
 ``host``, ``authorization`` and, for a body, ``content-length``. So a header the allow-list does
 not name, however spelled (case, underscores, Unicode look-alikes), never reaches the API.
 
-Errors the proxy adds to authcore's tree (they all also derive from :class:`ProxyError`)::
-
-    AuthcoreError
-    ├── ClientError
-    │   ├── ProxyRequestError               400 the request cannot be forwarded as it is
-    │   │   ├── CallerAuthorizationError    400 the caller sent its own Authorization header
-    │   │   ├── PathNotProxiedError         404 the path is under no allowed prefix
-    │   │   ├── BodyTimeoutError            408 the body did not arrive within body_timeout
-    │   │   ├── BodyTooLargeError           413 the body is over ProxyConfig.max_body_bytes
-    │   │   └── HeadersTooLargeError        431 too many header fields
-    │   ├── MissingCredentialError
-    │   │   └── DashboardSessionRequiredError  401 no (valid) dashboard session
-    │   └── WorkspaceDisabledError
-    │       └── WorkspaceUnavailableError   403 the organization has no active workspace
-    ├── UnavailableError
-    │   └── SigningUnavailableError         503 no usable signing secret: nothing forwarded
-    └── UpstreamError                       502 the API answered nothing usable
-        ├── UpstreamUnavailableError        502 connection refused / unreachable
-        ├── UpstreamRejectedError           502 the API refused the minted token (401)
-        ├── UpstreamRedirectError           502 the API answered with a redirect (3xx)
-        └── UpstreamTimeoutError            504 the API did not answer in time
+The errors it raises are part of authcore's one tree, drawn in :mod:`authcore.errors`: each
+derives from :class:`~authcore.errors.ProxyError` and from the branch that says who is at fault
+(:class:`~authcore.errors.ProxyRequestError` and its subclasses, 400-431, for the request;
+:class:`~authcore.errors.DashboardSessionRequiredError`, 401;
+:class:`~authcore.errors.WorkspaceUnavailableError`, 403;
+:class:`~authcore.errors.SigningUnavailableError`, 503; :class:`~authcore.errors.UpstreamError`
+and its subclasses, 502 and 504, for the API's answer).
 
 A missing or disabled workspace is a 403, never a 401: a dashboard logs its user out on 401,
 and the user's dashboard session is fine.
@@ -51,13 +37,16 @@ import attrs
 
 from authcore.credentials import SAFE_METHODS, is_same_origin, request_origin
 from authcore.errors import (
-    AuthcoreError,
-    ClientError,
+    BodyTooLargeError,
+    CallerAuthorizationError,
     ConfigurationError,
     CrossSiteRequestError,
-    MissingCredentialError,
-    UnavailableError,
-    WorkspaceDisabledError,
+    DashboardSessionRequiredError,
+    HeadersTooLargeError,
+    PathNotProxiedError,
+    ProxyRequestError,
+    SigningUnavailableError,
+    WorkspaceUnavailableError,
 )
 from authcore.store import WorkspaceRecord
 from authcore.tokens import Secret
@@ -69,158 +58,20 @@ __all__ = [
     "PROXY_OWN_HEADERS",
     "AsyncDashboardSessionVerifier",
     "AsyncWorkspaceResolver",
-    "BodyTimeoutError",
-    "BodyTooLargeError",
-    "CallerAuthorizationError",
     "DashboardSession",
-    "DashboardSessionRequiredError",
     "DashboardSessionVerifier",
-    "HeadersTooLargeError",
     "IncomingRequest",
-    "PathNotProxiedError",
     "PreparedRequest",
     "ProxyConfig",
-    "ProxyError",
-    "ProxyRequestError",
-    "SigningUnavailableError",
     "TokenMinter",
     "TokenReuseCache",
-    "UpstreamError",
-    "UpstreamRedirectError",
-    "UpstreamRejectedError",
     "UpstreamRequest",
-    "UpstreamTimeoutError",
-    "UpstreamUnavailableError",
     "WorkspaceResolver",
-    "WorkspaceUnavailableError",
     "build_upstream_request",
     "check_identity",
     "filter_response_headers",
     "prepare_request",
 ]
-
-
-# --- errors -------------------------------------------------------------------------------
-
-
-class ProxyError(AuthcoreError):
-    """Marker base of every error only the dashboard proxy raises; each carries its status."""
-
-
-class ProxyRequestError(ClientError, ProxyError):
-    """The request cannot be forwarded as it is (bad path, query, header value or method)."""
-
-    status = 400
-    code = "proxy_request_invalid"
-    message = "The request cannot be forwarded."
-    rank = 20
-
-
-class CallerAuthorizationError(ProxyRequestError):
-    """The browser sent its own ``Authorization`` header; only the proxy sets that."""
-
-    code = "authorization_not_allowed"
-    message = "Requests through the dashboard proxy must not carry an Authorization header."
-
-
-class PathNotProxiedError(ProxyRequestError):
-    """The path is under none of the allowed prefixes."""
-
-    status = 404
-    code = "path_not_proxied"
-    message = "The dashboard proxy does not forward this path."
-
-
-class BodyTimeoutError(ProxyRequestError):
-    """The request body did not arrive within ``body_timeout`` seconds."""
-
-    status = 408
-    code = "body_timeout"
-    message = "The request body did not arrive in time."
-
-
-class BodyTooLargeError(ProxyRequestError):
-    """The request body is over ``max_body_bytes``."""
-
-    status = 413
-    code = "body_too_large"
-    message = "The request body is too large."
-
-
-class HeadersTooLargeError(ProxyRequestError):
-    """The request carries more header fields than ``max_headers``."""
-
-    status = 431
-    code = "headers_too_large"
-    message = "The request has too many header fields."
-
-
-class DashboardSessionRequiredError(MissingCredentialError, ProxyError):
-    """No valid dashboard session: the user must sign in to the dashboard."""
-
-    code = "dashboard_session_required"
-    message = "Sign in to the dashboard."
-
-
-class WorkspaceUnavailableError(WorkspaceDisabledError, ProxyError):
-    """The organization has no workspace, or a disabled one (403: the session stays valid)."""
-
-    code = "workspace_unavailable"
-    message = "The organization has no active workspace."
-
-
-class SigningUnavailableError(UnavailableError, ProxyError):
-    """No usable signing secret, so nothing can be forwarded."""
-
-    code = "signing_unavailable"
-    message = "The dashboard cannot reach the API right now."
-
-
-class UpstreamError(ProxyError):
-    """The API answered nothing usable (502)."""
-
-    status = 502
-    code = "upstream_error"
-    message = "The API did not answer."
-    rank = 50
-
-
-class UpstreamUnavailableError(UpstreamError):
-    """The API is unreachable: connection refused, reset or not routable."""
-
-    code = "upstream_unavailable"
-    message = "The API is unreachable."
-
-
-class UpstreamRejectedError(UpstreamError):
-    """The API answered 401 to the token the proxy minted: the two are misconfigured.
-
-    A 401 reaching the browser would read as "your dashboard session ended" and log the user
-    out; the dashboard session is fine, the proxy/API pairing is not (keyring, issuer or
-    audience), so this is a 502.
-    """
-
-    code = "upstream_rejected_token"
-    message = "The API did not accept the dashboard's credential."
-
-
-class UpstreamRedirectError(UpstreamError):
-    """The API answered with a redirect (3xx), which is never passed to the browser.
-
-    A ``Location`` would tell the browser the API's address (or one the API built from a
-    ``Host`` header) and send it there, around the proxy.
-    """
-
-    code = "upstream_redirect"
-    message = "The API answered with a redirect, which the dashboard does not follow."
-
-
-class UpstreamTimeoutError(UpstreamError):
-    """The API did not answer within the proxy's timeout."""
-
-    status = 504
-    code = "upstream_timeout"
-    message = "The API did not answer in time."
 
 
 # --- header rules -------------------------------------------------------------------------

@@ -42,23 +42,27 @@ import anyio
 import attrs
 import httpx
 
-from authcore.errors import AuthcoreError, ConfigurationError, UnavailableError
+from authcore.errors import (
+    AuthcoreError,
+    BodyTimeoutError,
+    BodyTooLargeError,
+    ConfigurationError,
+    PathNotProxiedError,
+    UnavailableError,
+    UpstreamRedirectError,
+    UpstreamRejectedError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
 from authcore.proxy import (
     AsyncDashboardSessionVerifier,
     AsyncWorkspaceResolver,
-    BodyTimeoutError,
-    BodyTooLargeError,
     DashboardSession,
     IncomingRequest,
-    PathNotProxiedError,
     ProxyConfig,
     TokenMinter,
     TokenReuseCache,
-    UpstreamRedirectError,
-    UpstreamRejectedError,
     UpstreamRequest,
-    UpstreamTimeoutError,
-    UpstreamUnavailableError,
     build_upstream_request,
     check_identity,
     filter_response_headers,
