@@ -8,7 +8,7 @@ to the API with that JWT as the bearer. This module is the pure part: it takes p
 dashboard's own session and the HTTP client live in :mod:`authcore.adapters.proxy`.
 
 Upstream headers are *built*, never filtered: the only request headers copied are those in
-:attr:`ProxyConfig.allowed_headers` (a configuration that names a header which must never cross,
+:attr:`ProxySettings.allowed_headers` (a configuration that names a header which must never cross,
 such as ``cookie`` or ``x-forwarded-for``, is refused when it is built), and then the proxy adds
 ``host``, ``authorization`` and, for a body, ``content-length``. So a header the allow-list does
 not name, however spelled (case, underscores, Unicode look-alikes), never reaches the API.
@@ -62,7 +62,7 @@ __all__ = [
     "DashboardSessionVerifier",
     "IncomingRequest",
     "PreparedRequest",
-    "ProxyConfig",
+    "ProxySettings",
     "TokenMinter",
     "TokenReuseCache",
     "UpstreamRequest",
@@ -241,7 +241,7 @@ def _check_origins(_instance: object, _attribute: object, value: frozenset[str])
 
 
 @attrs.frozen
-class ProxyConfig:
+class ProxySettings:
     """What the proxy forwards, where to, and the bounds on every input.
 
     Raises:
@@ -530,7 +530,7 @@ def _path_problem(path: str) -> str | None:
 
 
 def _check_cross_site(
-    method: str, scheme: str, headers: Sequence[tuple[str, str]], config: ProxyConfig
+    method: str, scheme: str, headers: Sequence[tuple[str, str]], settings: ProxySettings
 ) -> None:
     """Apply the one cross-site rule of the core to a state-changing request.
 
@@ -539,7 +539,7 @@ def _check_cross_site(
 
     Raises:
         CrossSiteRequestError: not ``Sec-Fetch-Site: same-origin``, nor (without that header)
-            an ``Origin`` equal to the dashboard's own or one of ``config.trusted_origins``.
+            an ``Origin`` equal to the dashboard's own or one of ``settings.trusted_origins``.
     """
     if method in SAFE_METHODS:
         return
@@ -558,12 +558,12 @@ def _check_cross_site(
         fetch_site,
         origin,
         own_origin=request_origin(scheme, host),
-        allowed_origins=config.trusted_origins,
+        allowed_origins=settings.trusted_origins,
     ):
         raise CrossSiteRequestError("state-changing request from another site")
 
 
-def prepare_request(request: IncomingRequest, config: ProxyConfig) -> PreparedRequest:
+def prepare_request(request: IncomingRequest, settings: ProxySettings) -> PreparedRequest:
     """Apply every rule that needs only the request; return what would be forwarded.
 
     Call it before any I/O (session lookup, workspace lookup): a request it refuses costs none.
@@ -577,27 +577,27 @@ def prepare_request(request: IncomingRequest, config: ProxyConfig) -> PreparedRe
         CrossSiteRequestError: a state-changing request from another site.
     """
     headers = request.headers
-    if len(headers) > config.max_headers:
+    if len(headers) > settings.max_headers:
         raise HeadersTooLargeError
     # First, before anything else is looked at: a caller-supplied Authorization is refused in
     # any spelling (RFC 9110 §5.1: names are case-insensitive), however many times, even empty.
     if any(name.strip(" \t").lower() == "authorization" for name, _value in headers):
         raise CallerAuthorizationError
 
-    if request.method not in config.methods:
+    if request.method not in settings.methods:
         raise ProxyRequestError("method not allowed")
-    if len(request.path) > config.max_path_length:
+    if len(request.path) > settings.max_path_length:
         raise ProxyRequestError("path too long")
     problem = _path_problem(request.path)
     if problem is not None:
         raise ProxyRequestError(problem)
-    if not any(request.path.startswith(prefix) for prefix in config.path_prefixes):
+    if not any(request.path.startswith(prefix) for prefix in settings.path_prefixes):
         raise PathNotProxiedError
-    if len(request.query) > config.max_query_length:
+    if len(request.query) > settings.max_query_length:
         raise ProxyRequestError("query too long")
     if not _QUERY.fullmatch(request.query):
         raise ProxyRequestError("query has a control, space, '#' or non-ASCII character")
-    if len(request.body) > config.max_body_bytes:
+    if len(request.body) > settings.max_body_bytes:
         raise BodyTooLargeError
 
     # RFC 9110 §7.6.1: a header named in Connection is hop-by-hop too, so it is not copied.
@@ -609,17 +609,17 @@ def prepare_request(request: IncomingRequest, config: ProxyConfig) -> PreparedRe
     copied: list[tuple[str, str]] = []
     for name, value in headers:
         lowered = _ascii_lower(name)
-        if lowered is None or lowered not in config.allowed_headers or lowered in hop_by_hop:
+        if lowered is None or lowered not in settings.allowed_headers or lowered in hop_by_hop:
             continue
         # RFC 9110 §5.5: leading and trailing whitespace is not part of the value.
         value = value.strip(" \t")  # noqa: PLW2901 - the stripped value is the value
-        if len(value) > config.max_header_value_length:
+        if len(value) > settings.max_header_value_length:
             raise ProxyRequestError(f"header {lowered} too long")
         if not _HEADER_VALUE.fullmatch(value):
             raise ProxyRequestError(f"header {lowered} has a control or non-ASCII character")
         copied.append((lowered, value))
 
-    _check_cross_site(request.method, request.scheme, headers, config)
+    _check_cross_site(request.method, request.scheme, headers, settings)
     return PreparedRequest(
         method=request.method,
         path=request.path,
@@ -654,7 +654,7 @@ def build_upstream_request(
     session: DashboardSession | None,
     workspace: WorkspaceRecord | None,
     *,
-    config: ProxyConfig,
+    settings: ProxySettings,
     minter: TokenMinter,
     now: float,
     tokens: TokenReuseCache | None = None,
@@ -671,7 +671,9 @@ def build_upstream_request(
         WorkspaceUnavailableError: no workspace, or a disabled one (403).
         SigningUnavailableError: the minter cannot sign (503); nothing may be forwarded.
     """
-    prepared = request if isinstance(request, PreparedRequest) else prepare_request(request, config)
+    prepared = (
+        request if isinstance(request, PreparedRequest) else prepare_request(request, settings)
+    )
     session, workspace = check_identity(session, workspace)
 
     name = session.display_name
@@ -685,7 +687,7 @@ def build_upstream_request(
                 workspace_id=workspace.id,
                 permissions=list(session.permissions),
                 now=issued_at,
-                ttl=config.token_ttl,
+                ttl=settings.token_ttl,
                 name=name,
             )
         else:
@@ -696,19 +698,19 @@ def build_upstream_request(
                 permissions=session.permissions,
                 name=name,
                 now=issued_at,
-                ttl=config.token_ttl,
+                ttl=settings.token_ttl,
             )
     except ConfigurationError as exc:
         # No signing kid, a ttl over max_lifetime, a claim the keyring refuses: the proxy
         # cannot produce a token the API would accept, so nothing goes out.
         raise SigningUnavailableError(f"cannot mint: {type(exc).__name__}") from None
 
-    headers: list[tuple[str, str | Secret]] = [("host", config.upstream_host)]
+    headers: list[tuple[str, str | Secret]] = [("host", settings.upstream_host)]
     headers.extend(prepared.headers)
     if prepared.body or prepared.method in _BODY_METHODS:
         headers.append(("content-length", str(len(prepared.body))))
     headers.append(("authorization", Secret(f"Bearer {token.reveal()}")))
-    url = config.upstream + prepared.path
+    url = settings.upstream + prepared.path
     if prepared.query:
         url += "?" + prepared.query
     return UpstreamRequest(

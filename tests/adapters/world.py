@@ -33,8 +33,8 @@ from starlette.routing import Route
 from authcore.adapters import flask as flask_adapter
 from authcore.adapters import starlette as starlette_adapter
 from authcore.adapters.wsgi import AuthMiddleware as WSGIAuthMiddleware
-from authcore.credentials import CredentialPolicy
-from authcore.flow import AsyncBackends, Authenticator, Backends, Settings
+from authcore.credentials import CredentialSettings
+from authcore.flow import AsyncBackends, Authenticator, AuthSettings, Backends
 from authcore.keyring import JWTSettings, Keyring, SigningSecret
 from authcore.ratelimit import RateLimitPolicy
 from authcore.session import principal_from
@@ -77,7 +77,7 @@ class DownStore:
 
 
 def _authenticator(
-    store: Any, limiter: MemoryRateLimiter, clock: SettableClock, settings: Settings
+    store: Any, limiter: MemoryRateLimiter, clock: SettableClock, settings: AuthSettings
 ) -> Authenticator:
     return Authenticator(
         settings,
@@ -141,17 +141,17 @@ def make_world() -> World:
     store = MemoryStore()
     limiter = MemoryRateLimiter(clock_us=clock.us)
     keyring = Keyring([SigningSecret("k1", JWT_SECRET)], signing_kid="k1")
-    api = _authenticator(store, limiter, clock, Settings(keyring=keyring))
+    api = _authenticator(store, limiter, clock, AuthSettings(keyring=keyring))
     portal = _authenticator(
         store,
         limiter,
         clock,
-        Settings(
-            credentials=CredentialPolicy.portal(PORTAL_COOKIE, allowed_origins=[ALLOWED_ORIGIN]),
+        AuthSettings(
+            credentials=CredentialSettings.portal(PORTAL_COOKIE, allowed_origins=[ALLOWED_ORIGIN]),
             realm="portal",
         ),
     )
-    down = _authenticator(DownStore(), limiter, clock, Settings(keyring=keyring))
+    down = _authenticator(DownStore(), limiter, clock, AuthSettings(keyring=keyring))
     return World(clock, store, keyring, api, portal, down)
 
 
