@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 from django.test import override_settings
 from flask import Flask, jsonify
+from flask import request as flask_request
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -238,11 +239,11 @@ def flask_app(world: World) -> Flask:
     @app.get("/down/keys", endpoint="down_keys")
     @flask_adapter.require("keys.read")
     def keys() -> Any:
-        return jsonify(workspace_id=flask_adapter.get_principal().workspace_id)
+        return jsonify(workspace_id=flask_adapter.principal_from(flask_request).workspace_id)
 
     @app.route("/portal/profile", methods=["GET", "POST"])
     def profile() -> Any:
-        return jsonify(workspace_id=flask_adapter.get_principal().workspace_id)
+        return jsonify(workspace_id=flask_adapter.principal_from(flask_request).workspace_id)
 
     flask_adapter.AuthCore(app, world.api, groups=groups(world), public_paths=["/unguarded"])
     return app
