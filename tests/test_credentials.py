@@ -285,3 +285,23 @@ def test_well_formed_bearer_is_never_malformed(token: str) -> None:
     # A shape this route does not accept (401) is fine; a 400 would not be.
     with contextlib.suppress(InvalidCredentialError):
         extract_credential([f"Bearer {token}"], None, API)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"accepts": 5},
+        {"accepts": ["root_key"]},
+        {"accepts": "root_key"},
+        {"allowed_origins": 5},
+        {"max_length": "8192"},
+        {"max_length": 0},
+        {"max_length": True},
+        {"portal_cookie": 5},
+        {"portal_cookie": "two words"},
+        {"portal_cookie": ""},
+    ],
+)
+def test_bad_settings_are_configuration_errors_not_type_errors(options: dict[str, object]) -> None:
+    with pytest.raises(ConfigurationError):
+        CredentialSettings(**options)  # type: ignore[arg-type]  # wrong types on purpose

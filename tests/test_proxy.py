@@ -646,3 +646,31 @@ def test_any_path_or_query_is_forwarded_clean_or_refused_with_our_error(
 def test_invalid_credential_is_not_a_proxy_outcome() -> None:
     # The proxy never answers 401 invalid_token for a dashboard user: only "sign in".
     assert not issubclass(DashboardSessionRequiredError, InvalidCredentialError)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"path_prefixes": 5},
+        {"methods": 5},
+        {"trusted_origins": 5},
+        {"allowed_headers": [b"accept"]},
+        {"path_prefixes": [b"/v1/"]},
+    ],
+)
+def test_bad_proxy_settings_are_configuration_errors(options: dict[str, object]) -> None:
+    with pytest.raises(ConfigurationError):
+        ProxySettings(**options)  # type: ignore[arg-type]  # wrong types on purpose
+
+
+@pytest.mark.parametrize("headers", [5, "accept: x", [("accept", 1)], [("accept",)]])
+def test_incoming_headers_of_the_wrong_shape_are_our_error(headers: object) -> None:
+    with pytest.raises(ProxyRequestError):
+        IncomingRequest("GET", "/v1/keys", headers=headers)  # type: ignore[arg-type]
+
+
+def test_a_session_with_non_string_permissions_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError):
+        DashboardSession(user_id="u", org_id="o", permissions=5)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError):
+        DashboardSession(user_id="u", org_id="o", permissions=[5])  # type: ignore[list-item]

@@ -74,6 +74,8 @@ _HOST: Final = re.compile(r"(?:[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?", re
 
 #: RFC 9110 §9.2.1 safe methods; method names are case-sensitive (§9.1), so "post" is unsafe.
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+# RFC 9110 §5.6.2: token = 1*tchar.
+_TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", re.ASCII)
 # RFC 9110 §5.6.3: OWS = *( SP / HTAB ).
 _OWS: Final = " \t"
 
@@ -106,12 +108,34 @@ class Credential:
     transport: Transport = Transport.BEARER
 
 
-def _kinds(value: Iterable[CredentialKind]) -> frozenset[CredentialKind]:
+def _frozenset(value: object, what: str) -> frozenset[object]:
+    # Converters run before validators: a non-collection must fail as configuration here, not
+    # as frozenset()'s TypeError. One string is a collection of characters: refused too.
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise ConfigurationError(f"{what} is a collection, not {type(value).__name__}")
     return frozenset(value)
+
+
+def _kinds(value: Iterable[CredentialKind]) -> frozenset[CredentialKind]:
+    kinds = _frozenset(value, "accepts")
+    if not all(isinstance(kind, CredentialKind) for kind in kinds):
+        raise ConfigurationError("accepts holds CredentialKind members only")
+    return kinds  # type: ignore[return-value]  # every element was checked just above
 
 
 def _origins(value: Iterable[str]) -> frozenset[str]:
-    return frozenset(value)
+    return _frozenset(value, "allowed_origins")  # type: ignore[return-value]  # _check_origins
+
+
+def _check_cookie_name(instance: object, attribute: object, value: str | None) -> None:
+    # RFC 6265 §4.1.1: cookie-name = token (RFC 9110 §5.6.2).
+    if value is not None and (not isinstance(value, str) or not _TOKEN.fullmatch(value)):
+        raise ConfigurationError("portal_cookie is None or a cookie name (an RFC 9110 token)")
+
+
+def _check_max_length(instance: object, attribute: object, value: int) -> None:
+    if type(value) is not int or value < 1:
+        raise ConfigurationError("max_length is a positive integer")
 
 
 def _check_prefixes(instance: CredentialSettings, attribute: object, value: object) -> None:
@@ -143,9 +167,9 @@ class CredentialSettings:
     )
     root_key_prefix: str = attrs.field(default=DEFAULT_ROOT_KEY_PREFIX, validator=_check_prefixes)
     portal_token_prefix: str = DEFAULT_PORTAL_TOKEN_PREFIX
-    portal_cookie: str | None = None
+    portal_cookie: str | None = attrs.field(default=None, validator=_check_cookie_name)
     #: Bound on one Authorization value, checked before any other work (bytes == chars here).
-    max_length: int = 8192
+    max_length: int = attrs.field(default=8192, validator=_check_max_length)
     #: Origins (``https://host[:port]``) whose state-changing cookie requests are accepted
     #: without ``Sec-Fetch-Site: same-origin`` (see :func:`check_cross_site`).
     allowed_origins: frozenset[str] = attrs.field(

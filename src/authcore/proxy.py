@@ -167,15 +167,18 @@ def _ascii_lower(name: str) -> str | None:
 
 
 def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
-    if isinstance(value, str):
-        raise ConfigurationError("expected a collection of strings, not one string")
-    return tuple(value)
+    # Converters run before validators: anything but a collection of str fails here, as
+    # configuration, never as tuple()'s TypeError.
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise ConfigurationError(f"expected a collection of strings, not {type(value).__name__}")
+    items = tuple(value)
+    if not all(isinstance(item, str) for item in items):
+        raise ConfigurationError("expected a collection of strings")
+    return items
 
 
 def _str_frozenset(value: Iterable[str]) -> frozenset[str]:
-    if isinstance(value, str):
-        raise ConfigurationError("expected a collection of strings, not one string")
-    return frozenset(value)
+    return frozenset(_str_tuple(value))
 
 
 def _check_upstream(_instance: object, _attribute: object, value: object) -> None:
@@ -292,6 +295,8 @@ class ProxySettings:
 
 
 def _header_pairs(value: Iterable[object]) -> tuple[tuple[str, str], ...]:
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise ProxyRequestError("headers are (name, value) pairs of str")
     pairs = tuple(value)
     for pair in pairs:
         if (
@@ -300,7 +305,7 @@ def _header_pairs(value: Iterable[object]) -> tuple[tuple[str, str], ...]:
             or not isinstance(pair[0], str)
             or not isinstance(pair[1], str)
         ):
-            raise TypeError("headers are (name, value) pairs of str")
+            raise ProxyRequestError("headers are (name, value) pairs of str")
     return pairs  # type: ignore[return-value]  # every element was checked just above
 
 
@@ -313,6 +318,9 @@ class IncomingRequest:
     as sent; ASGI hands bytes over, decode them as latin-1). ``scheme`` is how the request
     reached the dashboard (``http`` or ``https``); with ``Host`` it is the dashboard's own
     origin for the cross-site rule.
+
+    Raises:
+        ProxyRequestError: ``headers`` is not a collection of (name, value) pairs of str.
     """
 
     method: str
