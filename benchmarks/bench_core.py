@@ -9,11 +9,11 @@ from collections.abc import Callable, Sequence
 import jwt
 
 from authcore.backends.cache import CachedStore
-from authcore.credentials import CredentialPolicy, extract_credential
+from authcore.credentials import CredentialSettings, extract_credential
 from authcore.flow import (
     Authenticator,
+    AuthSettings,
     Backends,
-    Settings,
     TokenCache,
     authentication_flow,
     run_flow,
@@ -65,12 +65,12 @@ def authcore_request(
 def flow_request(world: World, header: str | None = None) -> Callable[[], None]:
     """Return one request through the flow itself: extract, digest, flow, authorize."""
     settings = world.settings
-    policy = settings.credentials
+    credential_settings = settings.credentials
     backends = world.backends
     values = [header or world.header]
 
     def request() -> None:
-        credential = extract_credential(values, None, policy)
+        credential = extract_credential(values, None, credential_settings)
         assert credential is not None
         result = run_flow(authentication_flow(credential, settings, time.time()), backends)
         result.principal.authorize(PERMISSION)
@@ -187,7 +187,7 @@ def _jwt_cold_row(mode: Mode) -> Row:
 
 def _jwt_cold_request_row(mode: Mode) -> Row:
     keyring = _keyring(1)
-    world = build_world(Settings(credentials=CredentialPolicy.api(), keyring=keyring))
+    world = build_world(AuthSettings(credentials=CredentialSettings.api(), keyring=keyring))
     token = _jwt_token(keyring)
     return compare(
         "jwt.cold_request",
@@ -243,7 +243,7 @@ def _jwt_cache_row(mode: Mode) -> Row:
         )
     keyring = _keyring(1)
     world = build_world(
-        Settings(credentials=CredentialPolicy.api(), keyring=keyring, token_cache=cache)
+        AuthSettings(credentials=CredentialSettings.api(), keyring=keyring, token_cache=cache)
     )
     token = _jwt_token(keyring)
     return compare(

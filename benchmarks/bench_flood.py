@@ -43,7 +43,7 @@ def flood(count: int) -> dict[str, Any]:
     """Push ``count`` distinct bogus credentials through the pipeline; return the RSS figures."""
     from authcore.backends.cache import CachedStore, VerifiedTokenCache
     from authcore.errors import InvalidCredentialError
-    from authcore.flow import Authenticator, Backends, Settings
+    from authcore.flow import Authenticator, AuthSettings, Backends
     from authcore.keyring import Keyring, SigningSecret
     from authcore.testing import MemoryRateLimiter
     from authcore.tokens import Secret
@@ -56,7 +56,7 @@ def flood(count: int) -> dict[str, Any]:
     max_positive = store._positive.max_entries  # same
     keyring = Keyring([SigningSecret("k9", Secret("bench-flood-secret-" + "x" * 32))])
     authenticator = Authenticator(
-        Settings(keyring=keyring, token_cache=token_cache),
+        AuthSettings(keyring=keyring, token_cache=token_cache),
         clock=time.time,
         backends=Backends(store=store, limiter=MemoryRateLimiter()),
     )

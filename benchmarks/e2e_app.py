@@ -11,7 +11,7 @@ import time
 from collections.abc import MutableMapping
 from typing import Any
 
-from authcore.flow import AsyncBackends, Authenticator, Backends, Settings
+from authcore.flow import AsyncBackends, Authenticator, AuthSettings, Backends
 from authcore.ratelimit import RateLimitPolicy
 from authcore.session import principal_from
 from authcore.store import RootKeyRecord
@@ -73,7 +73,7 @@ def authed() -> Any:
         cached = store
     limiter = MemoryRateLimiter()
     authenticator = Authenticator(
-        Settings(default_rate_limit=RateLimitPolicy(limit=1_000_000, period=1)),
+        AuthSettings(default_rate_limit=RateLimitPolicy(limit=1_000_000, period=1)),
         clock=time.time,
         backends=Backends(store=cached, limiter=limiter),
         abackends=AsyncBackends(store=cached, limiter=limiter),

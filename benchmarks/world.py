@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from authcore.credentials import CredentialPolicy
-from authcore.flow import AsyncBackends, Backends, Settings
+from authcore.credentials import CredentialSettings
+from authcore.flow import AsyncBackends, AuthSettings, Backends
 from authcore.ratelimit import RateLimitPolicy
 from authcore.testing import MemoryRateLimiter, MemoryStore, issue_root_key, make_workspace
 from benchmarks.floor import floor_keys
@@ -37,7 +37,7 @@ class World:
 
     store: MemoryStore
     limiter: MemoryRateLimiter
-    settings: Settings
+    settings: AuthSettings
     backends: Backends
     abackends: AsyncBackends
     raw_key: str
@@ -48,13 +48,13 @@ class World:
     tau_us: int
 
 
-def build_world(settings: Settings | None = None) -> World:
+def build_world(settings: AuthSettings | None = None) -> World:
     """Return a fresh world: a memory store with one workspace and one root key."""
     store = MemoryStore()
     make_workspace(store, WORKSPACE, rate_limit=POLICY)
     record, secret = issue_root_key(store, WORKSPACE, GRANTS, now=time.time())
     limiter = MemoryRateLimiter()
-    settings = settings or Settings(credentials=CredentialPolicy.api())
+    settings = settings or AuthSettings(credentials=CredentialSettings.api())
     raw = secret.reveal()
     return World(
         store=store,

@@ -16,7 +16,7 @@ from fastapi import Depends, FastAPI
 from authcore.adapters.fastapi import problem_responses, require
 from authcore.adapters.starlette import install_auth, public
 from authcore.backends.memory import MemoryRateLimiter, MemoryStore
-from authcore.flow import AsyncBackends, Authenticator, Settings
+from authcore.flow import AsyncBackends, Authenticator, AuthSettings
 from authcore.principal import Principal
 
 #: The interactive documentation and the schema it reads are public; everything else is not.
@@ -25,7 +25,7 @@ DOCS_PATHS = ["/docs", "/openapi.json"]
 
 def build_authenticator(store: MemoryStore, limiter: MemoryRateLimiter) -> Authenticator:
     """Authenticate API requests against ``store``, rate-limited by ``limiter``."""
-    return Authenticator(Settings(), clock=time.time, abackends=AsyncBackends(store, limiter))
+    return Authenticator(AuthSettings(), clock=time.time, abackends=AsyncBackends(store, limiter))
 
 
 def create_app(authenticator: Authenticator) -> FastAPI:

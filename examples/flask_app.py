@@ -16,14 +16,14 @@ from flask.typing import ResponseReturnValue
 from authcore.adapters.flask import AuthCore, current_principal, public, require
 from authcore.adapters.logging import WorkspaceLogFilter
 from authcore.backends.memory import MemoryRateLimiter, MemoryStore
-from authcore.flow import Authenticator, Backends, Settings
+from authcore.flow import Authenticator, AuthSettings, Backends
 
 log = logging.getLogger("example")
 
 
 def build_authenticator(store: MemoryStore, limiter: MemoryRateLimiter) -> Authenticator:
     """Authenticate API requests against ``store``, rate-limited by ``limiter``."""
-    return Authenticator(Settings(), clock=time.time, backends=Backends(store, limiter))
+    return Authenticator(AuthSettings(), clock=time.time, backends=Backends(store, limiter))
 
 
 def create_app(authenticator: Authenticator) -> Flask:

@@ -21,14 +21,14 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports():
-    from authcore.credentials import CredentialPolicy, extract_credential
+    from authcore.credentials import CredentialSettings, extract_credential
     from authcore.errors import AuthcoreError
     from authcore.keyring import Keyring, SigningSecret
     from authcore.permissions import PermissionSet, parse_query
     from authcore.tokens import Secret
 
-API = CredentialPolicy.api()
-PORTAL = CredentialPolicy.portal()
+API = CredentialSettings.api()
+PORTAL = CredentialSettings.portal()
 KEYRING = Keyring(
     [SigningSecret("k1", Secret("f" * 40)), SigningSecret("k2", Secret("g" * 40))],
     signing_kid="k1",

@@ -10,7 +10,7 @@ from hypothesis import given
 from authcore.credentials import (
     Credential,
     CredentialKind,
-    CredentialPolicy,
+    CredentialSettings,
     Transport,
     authorization_values,
     classify_token,
@@ -29,8 +29,8 @@ from authcore.errors import (
 )
 from tests import strategies
 
-API = CredentialPolicy.api()
-PORTAL = CredentialPolicy.portal()
+API = CredentialSettings.api()
+PORTAL = CredentialSettings.portal()
 ROOT_KEY = "ak_" + "A" * 43
 PORTAL_TOKEN = "pt_" + "b" * 43
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
@@ -232,7 +232,7 @@ def test_classify_token_checks_acceptance() -> None:
 )
 def test_bad_or_overlapping_prefixes_are_configuration_errors(root: str, portal: str) -> None:
     with pytest.raises(ConfigurationError):
-        CredentialPolicy(root_key_prefix=root, portal_token_prefix=portal)
+        CredentialSettings(root_key_prefix=root, portal_token_prefix=portal)
 
 
 def test_authorization_values_from_pairs_keeps_repeats() -> None:
@@ -267,10 +267,10 @@ def test_parse_cookie_header_rejects_a_repeated_cookie() -> None:
 def test_extraction_returns_credential_none_or_our_error(
     values: list[str], cookie: str | None
 ) -> None:
-    for policy in (API, PORTAL):
+    for settings in (API, PORTAL):
         outcome: object
         try:
-            outcome = extract_credential(values, cookie, policy)
+            outcome = extract_credential(values, cookie, settings)
         except AuthcoreError as exc:
             outcome = exc
         assert (
@@ -285,3 +285,23 @@ def test_well_formed_bearer_is_never_malformed(token: str) -> None:
     # A shape this route does not accept (401) is fine; a 400 would not be.
     with contextlib.suppress(InvalidCredentialError):
         extract_credential([f"Bearer {token}"], None, API)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"accepts": 5},
+        {"accepts": ["root_key"]},
+        {"accepts": "root_key"},
+        {"allowed_origins": 5},
+        {"max_length": "8192"},
+        {"max_length": 0},
+        {"max_length": True},
+        {"portal_cookie": 5},
+        {"portal_cookie": "two words"},
+        {"portal_cookie": ""},
+    ],
+)
+def test_bad_settings_are_configuration_errors_not_type_errors(options: dict[str, object]) -> None:
+    with pytest.raises(ConfigurationError):
+        CredentialSettings(**options)  # type: ignore[arg-type]  # wrong types on purpose

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from authcore.credentials import (
-    CredentialPolicy,
+    CredentialSettings,
     check_cross_site,
     is_same_origin,
     request_origin,
 )
 from authcore.errors import CrossSiteRequestError
 
-PORTAL = CredentialPolicy.portal(allowed_origins=["https://portal.example"])
+PORTAL = CredentialSettings.portal(allowed_origins=["https://portal.example"])
 COOKIE = "pt_" + "c" * 43
 OWN = "http://api.example:8000"
 
@@ -91,7 +91,7 @@ def test_a_websocket_handshake_is_checked_even_with_get() -> None:
 
 
 def test_routes_that_read_no_cookie_are_not_checked() -> None:
-    check_cross_site("POST", [], COOKIE, CredentialPolicy.api())
+    check_cross_site("POST", [], COOKIE, CredentialSettings.api())
 
 
 @pytest.mark.parametrize(

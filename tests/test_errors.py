@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 
 import pytest
 
@@ -60,3 +61,41 @@ def test_detail_is_kept_for_developers_but_message_is_fixed() -> None:
 def test_unavailable_carries_retry_after() -> None:
     assert errors.UnavailableError(retry_after=9).retry_after == 9
     assert errors.UnavailableError().retry_after == 1
+
+
+def _drawn_tree() -> list[tuple[str, str | None]]:
+    """(class, drawn parent) for every line of the tree in the module docstring."""
+    doc = errors.__doc__ or ""
+    drawing = doc[doc.index("    AuthcoreError") :].split("\n\n", 1)[0]
+    stack: list[str] = []
+    pairs: list[tuple[str, str | None]] = []
+    for line in drawing.splitlines():
+        name = re.search(r"[A-Z]\w+Error", line)
+        assert name is not None, line
+        depth = name.start() // 4 - 1
+        del stack[depth:]
+        pairs.append((name.group(), stack[-1] if stack else None))
+        stack.append(name.group())
+    return pairs
+
+
+def test_the_docstring_draws_every_error_once_under_its_parent() -> None:
+    pairs = _drawn_tree()
+    assert sorted(name for name, _ in pairs) == sorted(errors.__all__)
+    for name, parent in pairs:
+        if parent is not None:
+            assert issubclass(getattr(errors, name), getattr(errors, parent)), name
+
+
+def test_the_drawing_stars_each_proxy_error_drawn_outside_the_proxy_branch() -> None:
+    marked = set(re.findall(r"([A-Z]\w+Error) \*", errors.__doc__ or ""))
+    # A proxy error drawn under a parent that is not one (so its ProxyError base is unseen).
+    hidden = {
+        name
+        for name, parent in _drawn_tree()
+        if parent is not None
+        and issubclass(getattr(errors, name), errors.ProxyError)
+        and not issubclass(getattr(errors, parent), errors.ProxyError)
+    }
+    assert marked == hidden - {"ProxyError"}
+    assert len(marked) == 4

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from authcore.audit import audit_event
-from authcore.credentials import CredentialPolicy
+from authcore.credentials import CredentialSettings
 from authcore.errors import (
     ConfigurationError,
     InvalidCredentialError,
@@ -23,11 +23,11 @@ from authcore.flow import (
     AsyncBackends,
     Authenticated,
     Authenticator,
+    AuthSettings,
     Backends,
     CheckRateLimit,
     LookupRootKey,
     LookupWorkspace,
-    Settings,
     authentication_flow,
 )
 from authcore.keyring import Keyring, SigningSecret, VerifiedClaims
@@ -57,7 +57,7 @@ class Harness:
         self.limiter = MemoryRateLimiter(clock_us=self.clock.us)
         self.keyring = Keyring([SigningSecret("k1", SECRET)], signing_kid="k1")
         settings.setdefault("keyring", self.keyring)
-        self.settings = Settings(**settings)
+        self.settings = AuthSettings(**settings)
         make_workspace(self.store, "ws_1")
 
     def authenticator(self, store: Any = None, limiter: Any = None) -> Authenticator:
@@ -101,7 +101,7 @@ def test_valid_root_key_gives_principal_and_decision(drive: Driver) -> None:
 
 @drivers
 def test_valid_portal_session_from_cookie(drive: Driver) -> None:
-    h = Harness(credentials=CredentialPolicy.portal())
+    h = Harness(credentials=CredentialSettings.portal())
     _, token = issue_portal_session(h.store, "ws_1", "end-user-7", ["keys.read"])
     result = drive(h.authenticator(), [], token.reveal())
     assert result.principal.subject.type == "portal_end_user"
@@ -165,7 +165,7 @@ def test_key_expiring_one_second_later_still_works(drive: Driver) -> None:
 
 @drivers
 def test_expired_portal_session_is_invalid(drive: Driver) -> None:
-    h = Harness(credentials=CredentialPolicy.portal())
+    h = Harness(credentials=CredentialSettings.portal())
     _, token = issue_portal_session(h.store, "ws_1", "u", ttl=10)
     h.clock.advance(10)
     with pytest.raises(InvalidCredentialError):
@@ -335,7 +335,7 @@ def test_flow_yields_its_needs_in_order() -> None:
 
 
 def test_flow_rejects_a_credential_kind_the_settings_do_not_accept() -> None:
-    h = Harness(credentials=CredentialPolicy.portal())
+    h = Harness(credentials=CredentialSettings.portal())
     _, key = issue_root_key(h.store, "ws_1")
     from authcore.credentials import Credential, CredentialKind
 
@@ -357,13 +357,15 @@ def test_limiter_answering_garbage_is_unavailable() -> None:
 
 def test_authenticator_needs_backends() -> None:
     with pytest.raises(ConfigurationError):
-        Authenticator(Settings(), clock=SettableClock())
+        Authenticator(AuthSettings(), clock=SettableClock())
 
 
 def test_sync_only_authenticator_refuses_async_and_vice_versa() -> None:
     store = MemoryStore()
-    sync_only = Authenticator(Settings(), clock=SettableClock(), backends=Backends(store))
-    async_only = Authenticator(Settings(), clock=SettableClock(), abackends=AsyncBackends(store))
+    sync_only = Authenticator(AuthSettings(), clock=SettableClock(), backends=Backends(store))
+    async_only = Authenticator(
+        AuthSettings(), clock=SettableClock(), abackends=AsyncBackends(store)
+    )
     with pytest.raises(ConfigurationError):
         asyncio.run(sync_only.aauthenticate([]))
     with pytest.raises(ConfigurationError):
@@ -401,7 +403,7 @@ def test_missing_fallback_limiter_is_unavailable(drive: Driver) -> None:
 
 def test_bad_realm_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError):
-        Settings(realm='api", error="x')
+        AuthSettings(realm='api", error="x')
 
 
 @drivers
@@ -413,7 +415,7 @@ def test_portal_session_record_of_the_wrong_type_is_unavailable(drive: Driver) -
         async def afind_portal_session(self, digest: bytes, /) -> PortalSessionRecord | None:
             return WorkspaceRecord(id="x", name="x")  # type: ignore[return-value]  # wrong on purpose
 
-    h = Harness(credentials=CredentialPolicy.portal())
+    h = Harness(credentials=CredentialSettings.portal())
     store = WrongType()
     make_workspace(store, "ws_1")
     with pytest.raises(UnavailableError):

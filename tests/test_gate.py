@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from authcore.backends.cache import CachedStore
-from authcore.credentials import CredentialPolicy
+from authcore.credentials import CredentialSettings
 from authcore.errors import ConfigurationError, PermissionDeniedError
-from authcore.flow import AsyncBackends, Authenticated, Authenticator, Backends, Settings
+from authcore.flow import AsyncBackends, Authenticated, Authenticator, AuthSettings, Backends
 from authcore.gate import AuthOutcome, Gate
 from authcore.keyring import Keyring, SigningSecret
 from authcore.ratelimit import RateLimitPolicy
@@ -42,10 +42,10 @@ class World:
         backends = Backends(store=cache, limiter=limiter)
         abackends = AsyncBackends(store=cache, limiter=limiter)
         self.api = Authenticator(
-            Settings(keyring=KEYRING), clock=self.clock, backends=backends, abackends=abackends
+            AuthSettings(keyring=KEYRING), clock=self.clock, backends=backends, abackends=abackends
         )
         self.portal = Authenticator(
-            Settings(credentials=CredentialPolicy.portal(), realm="portal"),
+            AuthSettings(credentials=CredentialSettings.portal(), realm="portal"),
             clock=self.clock,
             backends=backends,
             abackends=abackends,
@@ -149,12 +149,14 @@ def test_a_cookie_write_from_another_site_is_refused_403(world: World) -> None:
 
 
 def test_a_bug_in_the_step_is_a_safe_500_reported_to_on_bug(world: World) -> None:
-    broken = Authenticator(Settings(), clock=world.clock, backends=Backends(store=_Exploding()))
+    broken = Authenticator(AuthSettings(), clock=world.clock, backends=Backends(store=_Exploding()))
     result = world.gate.admit(broken, "GET", [f"Bearer {world.key}"])
     assert isinstance(result, HTTPResponse)
     assert result.status == 503  # a failing store is "unavailable", not a bug
     gate = Gate.build(world.api, on_bug=lambda exc, where: world.bugs.append(("x", where)))
-    weird = Authenticator(Settings(), clock=_raising_clock, backends=Backends(store=MemoryStore()))
+    weird = Authenticator(
+        AuthSettings(), clock=_raising_clock, backends=Backends(store=MemoryStore())
+    )
     crashed = gate.admit(weird, "GET", [f"Bearer {world.key}"])
     assert isinstance(crashed, HTTPResponse)
     assert crashed.status == 500

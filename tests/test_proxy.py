@@ -10,32 +10,32 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from authcore.errors import (
+    BodyTooLargeError,
+    CallerAuthorizationError,
     ConfigurationError,
     CrossSiteRequestError,
+    DashboardSessionRequiredError,
+    HeadersTooLargeError,
     InvalidCredentialError,
     MissingCredentialError,
+    PathNotProxiedError,
+    ProxyError,
+    ProxyRequestError,
+    SigningUnavailableError,
     UnavailableError,
     WorkspaceDisabledError,
+    WorkspaceUnavailableError,
 )
 from authcore.keyring import JWTSettings, Keyring, SigningSecret
 from authcore.proxy import (
     DEFAULT_ALLOWED_HEADERS,
     NEVER_FORWARDED_HEADERS,
     PROXY_OWN_HEADERS,
-    BodyTooLargeError,
-    CallerAuthorizationError,
     DashboardSession,
-    DashboardSessionRequiredError,
-    HeadersTooLargeError,
     IncomingRequest,
-    PathNotProxiedError,
-    ProxyConfig,
-    ProxyError,
-    ProxyRequestError,
-    SigningUnavailableError,
+    ProxySettings,
     TokenReuseCache,
     UpstreamRequest,
-    WorkspaceUnavailableError,
     build_upstream_request,
     filter_response_headers,
     prepare_request,
@@ -50,7 +50,7 @@ SECRET_K1 = "k1-test-secret-0123456789abcdefghijklmnop"
 SECRET_K2 = "k2-test-secret-0123456789abcdefghijklmnop"
 JWT = JWTSettings(max_lifetime=300, leeway=5)
 KEYRING = Keyring([SigningSecret("k1", Secret(SECRET_K1))], signing_kid="k1", settings=JWT)
-CONFIG = ProxyConfig(token_ttl=60)
+SETTINGS = ProxySettings(token_ttl=60)
 SESSION = DashboardSession(
     user_id="user_1", org_id="org_1", permissions=("keys.read", "keys.create"), display_name="Ada"
 )
@@ -68,14 +68,14 @@ def build(
     body: bytes = b"",
     session: DashboardSession | None = SESSION,
     workspace: WorkspaceRecord | None = WORKSPACE,
-    config: ProxyConfig = CONFIG,
+    settings: ProxySettings = SETTINGS,
     minter: Keyring = KEYRING,
     now: float = NOW,
     tokens: TokenReuseCache | None = None,
 ) -> UpstreamRequest:
     request = IncomingRequest(method, path, query, tuple(headers), body)
     return build_upstream_request(
-        request, session, workspace, config=config, minter=minter, now=now, tokens=tokens
+        request, session, workspace, settings=settings, minter=minter, now=now, tokens=tokens
     )
 
 
@@ -112,7 +112,7 @@ def test_a_valid_request_gets_exactly_the_allowed_headers_host_and_a_minted_bear
     assert (claims.subject, claims.workspace_id) == ("user_1", "ws_1")
     assert claims.permissions == ("keys.read", "keys.create")
     assert claims.name == "Ada"
-    assert claims.expires_at - claims.issued_at == CONFIG.token_ttl
+    assert claims.expires_at - claims.issued_at == SETTINGS.token_ttl
 
 
 def test_a_body_is_forwarded_with_its_content_length() -> None:
@@ -194,13 +194,13 @@ def test_a_dangerous_header_is_never_forwarded(name: str, value: str) -> None:
 @pytest.mark.parametrize("name", sorted(NEVER_FORWARDED_HEADERS | {"x-forwarded-port", "a_b"}))
 def test_the_allow_list_cannot_name_a_never_forwarded_header(name: str) -> None:
     with pytest.raises(ConfigurationError):
-        ProxyConfig(allowed_headers=DEFAULT_ALLOWED_HEADERS | {name})
+        ProxySettings(allowed_headers=DEFAULT_ALLOWED_HEADERS | {name})
 
 
 @pytest.mark.parametrize("name", ["Accept", "X-Request-ID", "accept\u212a"])
 def test_the_allow_list_takes_lowercase_ascii_tokens_only(name: str) -> None:
     with pytest.raises(ConfigurationError):
-        ProxyConfig(allowed_headers={name})
+        ProxySettings(allowed_headers={name})
 
 
 def test_a_header_named_in_connection_is_not_forwarded() -> None:
@@ -250,9 +250,9 @@ def test_surrounding_whitespace_is_trimmed_from_a_forwarded_value() -> None:
 
 
 def test_an_overlong_forwarded_value_is_400() -> None:
-    config = ProxyConfig(max_header_value_length=16)
+    settings = ProxySettings(max_header_value_length=16)
     with pytest.raises(ProxyRequestError):
-        build([("Accept", "a" * 17)], config=config)
+        build([("Accept", "a" * 17)], settings=settings)
 
 
 def test_too_many_header_fields_is_431() -> None:
@@ -340,10 +340,10 @@ def test_a_disallowed_method_is_400() -> None:
 
 
 def test_a_body_over_the_cap_is_413() -> None:
-    config = ProxyConfig(max_body_bytes=10)
-    assert build([SAME_ORIGIN], method="POST", body=b"x" * 10, config=config).body == b"x" * 10
+    settings = ProxySettings(max_body_bytes=10)
+    assert build([SAME_ORIGIN], method="POST", body=b"x" * 10, settings=settings).body == b"x" * 10
     with pytest.raises(BodyTooLargeError) as info:
-        build([SAME_ORIGIN], method="POST", body=b"x" * 11, config=config)
+        build([SAME_ORIGIN], method="POST", body=b"x" * 11, settings=settings)
     assert info.value.status == 413
 
 
@@ -388,7 +388,7 @@ def test_a_verify_only_keyring_is_503() -> None:
 
 def test_a_ttl_over_the_keyring_max_lifetime_is_503() -> None:
     with pytest.raises(SigningUnavailableError):
-        build(config=ProxyConfig(token_ttl=301))
+        build(settings=ProxySettings(token_ttl=301))
 
 
 def test_an_overlong_display_name_is_left_out_of_the_token() -> None:
@@ -422,7 +422,7 @@ def test_the_dashboards_own_origin_passes_without_fetch_metadata() -> None:
     build(own, method="POST")
     https = IncomingRequest("POST", "/v1/keys", "", (("Host", "dash.example"),
                             ("Origin", "https://dash.example")), scheme="https")  # fmt: skip
-    prepare_request(https, CONFIG)
+    prepare_request(https, SETTINGS)
     with pytest.raises(CrossSiteRequestError):  # the scheme is part of the origin
         build([("Host", "dash.example"), ("Origin", "https://dash.example")], method="POST")
 
@@ -440,20 +440,20 @@ def test_fetch_metadata_outranks_an_own_origin() -> None:
 
 
 def test_the_body_cap_defaults_to_what_the_api_accepts_and_is_bounded() -> None:
-    assert ProxyConfig().max_body_bytes == 16 * 1024
-    assert ProxyConfig(max_body_bytes=64 * 1024).max_body_bytes == 64 * 1024
+    assert ProxySettings().max_body_bytes == 16 * 1024
+    assert ProxySettings(max_body_bytes=64 * 1024).max_body_bytes == 64 * 1024
     with pytest.raises(ConfigurationError):
-        ProxyConfig(max_body_bytes=64 * 1024 + 1)
+        ProxySettings(max_body_bytes=64 * 1024 + 1)
     with pytest.raises(ConfigurationError):
-        ProxyConfig(body_timeout=0)
-    assert ProxyConfig().body_timeout == 10
+        ProxySettings(body_timeout=0)
+    assert ProxySettings().body_timeout == 10
 
 
 def test_an_untrusted_origin_cannot_change_state() -> None:
-    config = ProxyConfig(trusted_origins={"https://dash.example"})
-    build([("Origin", "https://dash.example")], method="DELETE", config=config)
+    settings = ProxySettings(trusted_origins={"https://dash.example"})
+    build([("Origin", "https://dash.example")], method="DELETE", settings=settings)
     with pytest.raises(CrossSiteRequestError):
-        build([("Origin", "https://evil.example")], method="DELETE", config=config)
+        build([("Origin", "https://evil.example")], method="DELETE", settings=settings)
 
 
 # --- configuration ------------------------------------------------------------------------
@@ -474,13 +474,13 @@ def test_an_untrusted_origin_cannot_change_state() -> None:
 )
 def test_the_upstream_must_be_a_bare_origin(upstream: str) -> None:
     with pytest.raises(ConfigurationError):
-        ProxyConfig(upstream=upstream)
+        ProxySettings(upstream=upstream)
 
 
 @pytest.mark.parametrize("prefix", ["/v1", "v1/", "/v1/../", "//", "/a%2f/"])
 def test_a_path_prefix_must_be_clean(prefix: str) -> None:
     with pytest.raises(ConfigurationError):
-        ProxyConfig(path_prefixes=(prefix,))
+        ProxySettings(path_prefixes=(prefix,))
 
 
 def test_the_errors_map_to_problem_documents_with_fixed_messages() -> None:
@@ -608,7 +608,7 @@ def test_upstream_headers_are_only_allowed_ones_and_the_proxys_own(
         return
     assert not any(name.strip(" \t").lower() == "authorization" for name, _ in headers)
     wire = upstream.wire_headers()
-    allowed = CONFIG.allowed_headers | PROXY_OWN_HEADERS
+    allowed = SETTINGS.allowed_headers | PROXY_OWN_HEADERS
     assert {name for name, _ in wire} <= allowed
     assert "cookie" not in {name for name, _ in wire}
     assert [name for name, _ in wire].count("authorization") == 1
@@ -629,7 +629,7 @@ def test_any_path_or_query_is_forwarded_clean_or_refused_with_our_error(
 ) -> None:
     refused: ProxyRequestError | None = None
     try:
-        prepared = prepare_request(IncomingRequest("GET", "/v1/" + path, query), CONFIG)
+        prepared = prepare_request(IncomingRequest("GET", "/v1/" + path, query), SETTINGS)
     except ProxyRequestError as exc:
         refused = exc
     if refused is not None:
@@ -646,3 +646,31 @@ def test_any_path_or_query_is_forwarded_clean_or_refused_with_our_error(
 def test_invalid_credential_is_not_a_proxy_outcome() -> None:
     # The proxy never answers 401 invalid_token for a dashboard user: only "sign in".
     assert not issubclass(DashboardSessionRequiredError, InvalidCredentialError)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"path_prefixes": 5},
+        {"methods": 5},
+        {"trusted_origins": 5},
+        {"allowed_headers": [b"accept"]},
+        {"path_prefixes": [b"/v1/"]},
+    ],
+)
+def test_bad_proxy_settings_are_configuration_errors(options: dict[str, object]) -> None:
+    with pytest.raises(ConfigurationError):
+        ProxySettings(**options)  # type: ignore[arg-type]  # wrong types on purpose
+
+
+@pytest.mark.parametrize("headers", [5, "accept: x", [("accept", 1)], [("accept",)]])
+def test_incoming_headers_of_the_wrong_shape_are_our_error(headers: object) -> None:
+    with pytest.raises(ProxyRequestError):
+        IncomingRequest("GET", "/v1/keys", headers=headers)  # type: ignore[arg-type]
+
+
+def test_a_session_with_non_string_permissions_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError):
+        DashboardSession(user_id="u", org_id="o", permissions=5)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError):
+        DashboardSession(user_id="u", org_id="o", permissions=[5])  # type: ignore[list-item]

@@ -18,12 +18,12 @@ import pytest
 
 from authcore.backends.cache import VerifiedTokenCache
 from authcore.errors import InvalidCredentialError
-from authcore.flow import Authenticator, Backends, Settings
+from authcore.flow import Authenticator, AuthSettings, Backends
 from authcore.keyring import JWTSettings, Keyring, SigningSecret, check_rotation
 from authcore.proxy import (
     DashboardSession,
     IncomingRequest,
-    ProxyConfig,
+    ProxySettings,
     TokenReuseCache,
     build_upstream_request,
 )
@@ -33,7 +33,7 @@ from authcore.tokens import Secret
 START = 1_800_000_000
 JWT = JWTSettings(max_lifetime=300, leeway=5)
 # The proxy mints for the whole max_lifetime, the worst case for the wait before removal.
-CONFIG = ProxyConfig(token_ttl=300)
+PROXY_SETTINGS = ProxySettings(token_ttl=300)
 SECRETS = {
     "k1": SigningSecret("k1", Secret("k1-drill-secret-0123456789abcdefghijklmn")),
     "k2": SigningSecret("k2", Secret("k2-drill-secret-0123456789abcdefghijklmn")),
@@ -91,7 +91,7 @@ class Drill:
                     IncomingRequest("GET", "/v1/keys"),
                     user,
                     self.store.find_workspace("ws_1"),
-                    config=CONFIG,
+                    settings=PROXY_SETTINGS,
                     minter=self.proxy_keyring,
                     now=now,
                     tokens=self.tokens,
@@ -136,7 +136,9 @@ class Drill:
 
 def _api(store: MemoryStore, clock: SettableClock, kids: Sequence[str]) -> Authenticator:
     keyring = Keyring([SECRETS[kid] for kid in kids], settings=JWT)
-    settings = Settings(keyring=keyring, default_rate_limit=None, token_cache=VerifiedTokenCache())
+    settings = AuthSettings(
+        keyring=keyring, default_rate_limit=None, token_cache=VerifiedTokenCache()
+    )
     return Authenticator(settings, clock=clock, backends=Backends(store=store))
 
 

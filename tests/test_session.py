@@ -13,7 +13,7 @@ from authcore.session import (
     PRINCIPAL_KEY,
     attach_principal,
     bind_principal,
-    current_principal,
+    bound_principal,
     principal_from,
     reset_principal,
     workspace_id_for_logs,
@@ -53,9 +53,9 @@ def test_bound_principal_is_current_until_reset() -> None:
 def _bind_and_reset() -> None:
     token = bind_principal(PRINCIPAL)
     try:
-        assert current_principal() is PRINCIPAL
+        assert bound_principal() is PRINCIPAL
         assert workspace_id_for_logs() == "ws_1"
     finally:
         reset_principal(token)
-    assert current_principal() is None
+    assert bound_principal() is None
     assert workspace_id_for_logs() == ""

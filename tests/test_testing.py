@@ -8,7 +8,7 @@ from typing import Any
 
 from authcore.adapters.asgi import AuthMiddleware as ASGIAuth
 from authcore.adapters.wsgi import AuthMiddleware as WSGIAuth
-from authcore.flow import AsyncBackends, Authenticator, Backends, Settings
+from authcore.flow import AsyncBackends, Authenticator, AuthSettings, Backends
 from authcore.session import principal_from
 from authcore.testing import (
     MemoryRateLimiter,
@@ -28,7 +28,7 @@ def world() -> tuple[Authenticator, str]:
     _, key = issue_root_key(store, "ws_1", ["keys.read"])
     limiter = MemoryRateLimiter(clock_us=clock.us)
     authenticator = Authenticator(
-        Settings(),
+        AuthSettings(),
         clock=clock,
         backends=Backends(store, limiter),
         abackends=AsyncBackends(store, limiter),

@@ -8,7 +8,7 @@ import time
 from authcore.backends.cache import CachedStore
 from authcore.backends.memory import MemoryRateLimiter
 from authcore.backends.sqlite import SQLiteStore
-from authcore.flow import AsyncBackends, Authenticator, Backends, Settings
+from authcore.flow import AsyncBackends, Authenticator, AuthSettings, Backends
 
 
 def build_authenticator() -> Authenticator:
@@ -17,7 +17,7 @@ def build_authenticator() -> Authenticator:
     store = CachedStore(SQLiteStore(os.environ.get("AUTHCORE_DB_PATH", "authcore.db")))
     limiter = MemoryRateLimiter()
     return Authenticator(
-        Settings(),
+        AuthSettings(),
         clock=time.time,
         backends=Backends(store, limiter),  # under a WSGI server
         abackends=AsyncBackends(store, limiter),  # under an ASGI server

@@ -11,7 +11,7 @@ from authcore.audit import AuditEvent, AuditTarget, audit_event
 from authcore.credentials import (
     Credential,
     CredentialKind,
-    CredentialPolicy,
+    CredentialSettings,
     extract_credential,
 )
 from authcore.errors import (
@@ -37,8 +37,8 @@ from authcore.flow import (
     AsyncBackends,
     Authenticated,
     Authenticator,
+    AuthSettings,
     Backends,
-    Settings,
     arun_flow,
     authentication_flow,
     run_flow,
@@ -73,6 +73,7 @@ __all__ = [
     "AsyncBackends",
     "AuditEvent",
     "AuditTarget",
+    "AuthSettings",
     "AuthcoreError",
     "Authenticated",
     "Authenticator",
@@ -81,7 +82,7 @@ __all__ = [
     "ConfigurationError",
     "Credential",
     "CredentialKind",
-    "CredentialPolicy",
+    "CredentialSettings",
     "CredentialTooLargeError",
     "CrossSiteRequestError",
     "DuplicateCredentialError",
@@ -106,7 +107,6 @@ __all__ = [
     "RootKeyRecord",
     "Secret",
     "ServerError",
-    "Settings",
     "SigningSecret",
     "Source",
     "Subject",

@@ -42,7 +42,7 @@ __all__ = [
     "SAFE_METHODS",
     "Credential",
     "CredentialKind",
-    "CredentialPolicy",
+    "CredentialSettings",
     "Transport",
     "authorization_values",
     "check_cross_site",
@@ -74,6 +74,8 @@ _HOST: Final = re.compile(r"(?:[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?", re
 
 #: RFC 9110 §9.2.1 safe methods; method names are case-sensitive (§9.1), so "post" is unsafe.
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+# RFC 9110 §5.6.2: token = 1*tchar.
+_TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", re.ASCII)
 # RFC 9110 §5.6.3: OWS = *( SP / HTAB ).
 _OWS: Final = " \t"
 
@@ -86,7 +88,7 @@ class CredentialKind(enum.Enum):
     JWT = "jwt"
 
     # Members are singletons compared by identity, so identity hashing agrees with equality;
-    # Enum's own __hash__ is Python code, and `kind in policy.accepts` runs on every request.
+    # Enum's own __hash__ is Python code, and `kind in settings.accepts` runs on every request.
     __hash__ = object.__hash__
 
 
@@ -106,15 +108,37 @@ class Credential:
     transport: Transport = Transport.BEARER
 
 
-def _kinds(value: Iterable[CredentialKind]) -> frozenset[CredentialKind]:
+def _frozenset(value: object, what: str) -> frozenset[object]:
+    # Converters run before validators: a non-collection must fail as configuration here, not
+    # as frozenset()'s TypeError. One string is a collection of characters: refused too.
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise ConfigurationError(f"{what} is a collection, not {type(value).__name__}")
     return frozenset(value)
+
+
+def _kinds(value: Iterable[CredentialKind]) -> frozenset[CredentialKind]:
+    kinds = _frozenset(value, "accepts")
+    if not all(isinstance(kind, CredentialKind) for kind in kinds):
+        raise ConfigurationError("accepts holds CredentialKind members only")
+    return kinds  # type: ignore[return-value]  # every element was checked just above
 
 
 def _origins(value: Iterable[str]) -> frozenset[str]:
-    return frozenset(value)
+    return _frozenset(value, "allowed_origins")  # type: ignore[return-value]  # _check_origins
 
 
-def _check_prefixes(instance: CredentialPolicy, attribute: object, value: object) -> None:
+def _check_cookie_name(instance: object, attribute: object, value: str | None) -> None:
+    # RFC 6265 §4.1.1: cookie-name = token (RFC 9110 §5.6.2).
+    if value is not None and (not isinstance(value, str) or not _TOKEN.fullmatch(value)):
+        raise ConfigurationError("portal_cookie is None or a cookie name (an RFC 9110 token)")
+
+
+def _check_max_length(instance: object, attribute: object, value: int) -> None:
+    if type(value) is not int or value < 1:
+        raise ConfigurationError("max_length is a positive integer")
+
+
+def _check_prefixes(instance: CredentialSettings, attribute: object, value: object) -> None:
     validate_prefix(instance.root_key_prefix)
     validate_prefix(instance.portal_token_prefix)
     a, b = instance.root_key_prefix, instance.portal_token_prefix
@@ -130,7 +154,7 @@ def _check_origins(instance: object, attribute: object, value: frozenset[str]) -
 
 
 @attrs.frozen
-class CredentialPolicy:
+class CredentialSettings:
     """What a route group accepts and the bounds on what it reads.
 
     API routes accept root keys and JWTs as Bearer; portal routes accept only portal sessions
@@ -143,9 +167,9 @@ class CredentialPolicy:
     )
     root_key_prefix: str = attrs.field(default=DEFAULT_ROOT_KEY_PREFIX, validator=_check_prefixes)
     portal_token_prefix: str = DEFAULT_PORTAL_TOKEN_PREFIX
-    portal_cookie: str | None = None
+    portal_cookie: str | None = attrs.field(default=None, validator=_check_cookie_name)
     #: Bound on one Authorization value, checked before any other work (bytes == chars here).
-    max_length: int = 8192
+    max_length: int = attrs.field(default=8192, validator=_check_max_length)
     #: Origins (``https://host[:port]``) whose state-changing cookie requests are accepted
     #: without ``Sec-Fetch-Site: same-origin`` (see :func:`check_cross_site`).
     allowed_origins: frozenset[str] = attrs.field(
@@ -159,7 +183,7 @@ class CredentialPolicy:
         root_key_prefix: str = DEFAULT_ROOT_KEY_PREFIX,
         portal_token_prefix: str = DEFAULT_PORTAL_TOKEN_PREFIX,
         max_length: int = 8192,
-    ) -> CredentialPolicy:
+    ) -> CredentialSettings:
         """Root keys and JWTs as Bearer; no cookie.
 
         Raises:
@@ -181,7 +205,7 @@ class CredentialPolicy:
         portal_token_prefix: str = DEFAULT_PORTAL_TOKEN_PREFIX,
         max_length: int = 8192,
         allowed_origins: Iterable[str] = (),
-    ) -> CredentialPolicy:
+    ) -> CredentialSettings:
         """Portal tokens only, from the cookie ``cookie`` or as Bearer.
 
         ``allowed_origins`` are the origins whose cookie-borne writes pass the cross-site check
@@ -200,28 +224,28 @@ class CredentialPolicy:
         )
 
 
-def classify_token(token: str, policy: CredentialPolicy) -> CredentialKind:
+def classify_token(token: str, settings: CredentialSettings) -> CredentialKind:
     """Say which source a syntactically valid bearer token belongs to.
 
     Raises:
         InvalidCredentialError: it fits no configured shape, or a shape this route does not
             accept (a portal token on an API route, a root key on a portal route).
     """
-    if token.startswith(policy.root_key_prefix):
+    if token.startswith(settings.root_key_prefix):
         kind = CredentialKind.ROOT_KEY
-    elif token.startswith(policy.portal_token_prefix):
+    elif token.startswith(settings.portal_token_prefix):
         kind = CredentialKind.PORTAL_TOKEN
     elif _JWT_SHAPE.fullmatch(token):
         kind = CredentialKind.JWT
     else:
         raise InvalidCredentialError("unrecognized token shape")
-    if kind not in policy.accepts:
+    if kind not in settings.accepts:
         raise InvalidCredentialError(f"{kind.value} not accepted on this route")
     return kind
 
 
-def _parse_authorization(value: str, policy: CredentialPolicy) -> Credential:
-    if len(value) > policy.max_length:
+def _parse_authorization(value: str, settings: CredentialSettings) -> Credential:
+    if len(value) > settings.max_length:
         raise CredentialTooLargeError
     # Fast path for the common case, the whole RFC 6750 §2.1 grammar in one match; anything
     # else goes through the step-by-step checks below, which say what is wrong.
@@ -233,7 +257,7 @@ def _parse_authorization(value: str, policy: CredentialPolicy) -> Credential:
         fast = _BEARER.fullmatch(value)
     if fast is not None:
         token = fast.group(1)
-        return Credential(classify_token(token, policy), Secret(token), Transport.BEARER)
+        return Credential(classify_token(token, settings), Secret(token), Transport.BEARER)
     # Non-ASCII (as ASGI delivers it: latin-1), controls, tabs, DEL: malformed, never decoded.
     if not _VISIBLE.fullmatch(value):
         raise MalformedCredentialError("non-printable or non-ASCII bytes")
@@ -255,19 +279,19 @@ def _parse_authorization(value: str, policy: CredentialPolicy) -> Credential:
     if not _B64TOKEN.fullmatch(token):
         # Covers comma-joined repeats ("Bearer a, Bearer b"), trailing spaces, '=' inside.
         raise MalformedCredentialError("bearer token is not a b64token")
-    return Credential(classify_token(token, policy), Secret(token), Transport.BEARER)
+    return Credential(classify_token(token, settings), Secret(token), Transport.BEARER)
 
 
 def extract_credential(
     authorization: Sequence[str],
     portal_cookie: str | None,
-    policy: CredentialPolicy,
+    settings: CredentialSettings,
 ) -> Credential | None:
     """Find exactly one credential: from the ``Authorization`` field values and the cookie.
 
     ``authorization`` holds every ``Authorization`` field value in order (repeated fields stay
     separate). ``portal_cookie`` is the portal cookie's value, or None. Cookies other than the
-    portal cookie are never credentials. A route whose policy has no ``portal_cookie`` ignores
+    portal cookie are never credentials. A route whose settings have no ``portal_cookie`` ignores
     the cookie entirely.
 
     Raises:
@@ -276,21 +300,21 @@ def extract_credential(
         UnsupportedSchemeError: a scheme other than Bearer (401 with the Bearer challenge).
         InvalidCredentialError: a token of no known shape, or one this route does not accept.
     """
-    if policy.portal_cookie is None:
+    if settings.portal_cookie is None:
         portal_cookie = None
     if len(authorization) > 1:
         raise DuplicateCredentialError("repeated Authorization header")
     if authorization:
         if portal_cookie is not None:
             raise DuplicateCredentialError("Authorization header and portal cookie")
-        return _parse_authorization(authorization[0], policy)
+        return _parse_authorization(authorization[0], settings)
     if portal_cookie is None:
         return None
-    if len(portal_cookie) > policy.max_length:
+    if len(portal_cookie) > settings.max_length:
         raise CredentialTooLargeError
     if not _COOKIE_VALUE.fullmatch(portal_cookie):
         raise MalformedCredentialError("portal cookie is not a token")
-    if not portal_cookie.startswith(policy.portal_token_prefix):
+    if not portal_cookie.startswith(settings.portal_token_prefix):
         raise InvalidCredentialError("portal cookie without the portal prefix")
     return Credential(CredentialKind.PORTAL_TOKEN, Secret(portal_cookie), Transport.COOKIE)
 
@@ -299,7 +323,7 @@ def check_cross_site(
     method: str,
     authorization: Sequence[str],
     portal_cookie: str | None,
-    policy: CredentialPolicy,
+    settings: CredentialSettings,
     *,
     sec_fetch_site: Sequence[str] = (),
     origin: Sequence[str] = (),
@@ -314,7 +338,7 @@ def check_cross_site(
     WebSocket handshake (cross-site WebSocket hijacking), passes only if ``Sec-Fetch-Site`` is
     ``same-origin``, or, where that header is absent, ``Origin`` is the serving site's own
     origin (``own_origin``, the request's scheme and ``Host``) or one of
-    ``policy.allowed_origins``. A repeated header counts as unreadable. No header at all is a
+    ``settings.allowed_origins``. A repeated header counts as unreadable. No header at all is a
     refusal: fail closed.
 
     This is the one cross-site rule: the portal routes and the dashboard proxy both use it.
@@ -322,12 +346,12 @@ def check_cross_site(
     Raises:
         CrossSiteRequestError: the request is state-changing, cookie-borne and not same-origin.
     """
-    if policy.portal_cookie is None or authorization or portal_cookie is None:
+    if settings.portal_cookie is None or authorization or portal_cookie is None:
         return
     if method in SAFE_METHODS and not websocket:
         return
     if not is_same_origin(
-        sec_fetch_site, origin, own_origin=own_origin, allowed_origins=policy.allowed_origins
+        sec_fetch_site, origin, own_origin=own_origin, allowed_origins=settings.allowed_origins
     ):
         raise CrossSiteRequestError("state-changing cookie request from another site")
 

@@ -10,21 +10,41 @@ response built from an error is never an oracle and never echoes a secret.
     AuthcoreError
     ├── ClientError                         the caller is at fault (4xx)
     │   ├── MissingCredentialError          401, no error attribute
-    │   │   └── UnsupportedSchemeError      401, e.g. Basic or Token instead of Bearer
+    │   │   ├── UnsupportedSchemeError      401, e.g. Basic or Token instead of Bearer
+    │   │   └── DashboardSessionRequiredError *  401, no (valid) dashboard session
     │   ├── MalformedCredentialError        400 invalid_request
     │   │   ├── DuplicateCredentialError    400 invalid_request (two headers, header + cookie)
     │   │   └── CredentialTooLargeError     400 invalid_request (rejected before decoding)
     │   ├── InvalidCredentialError          401 invalid_token (unknown, wrong, expired, revoked)
     │   ├── PermissionDeniedError           403 insufficient_scope
     │   ├── WorkspaceDisabledError          403
+    │   │   └── WorkspaceUnavailableError * 403, the organization has no active workspace
     │   ├── RateLimitedError                429 (carries the limiter's decision)
     │   ├── InvalidPermissionError          400 (a permission or query that breaks the grammar)
     │   ├── ConflictError                   409 (an org id or user id that is already taken)
-    │   └── CrossSiteRequestError           403 (a state-changing cookie request from elsewhere)
+    │   ├── CrossSiteRequestError           403 (a state-changing cookie request from elsewhere)
+    │   └── ProxyRequestError *             400, the request cannot be forwarded as it is
+    │       ├── CallerAuthorizationError    400, the caller sent its own Authorization header
+    │       ├── PathNotProxiedError         404, the path is under no allowed prefix
+    │       ├── BodyTimeoutError            408, the body did not arrive within body_timeout
+    │       ├── BodyTooLargeError           413, the body is over max_body_bytes
+    │       └── HeadersTooLargeError        431, too many header fields
     ├── UnavailableError                    503, a backing system (store, limiter) is down
-    └── ServerError                         500, the server is misconfigured
-        ├── PrincipalMissingError           500, route registered without the middleware
-        └── ConfigurationError              500, invalid configuration (raised at start-up)
+    │   └── SigningUnavailableError *       503, no usable signing secret: nothing forwarded
+    ├── ServerError                         500, the server is misconfigured
+    │   ├── PrincipalMissingError           500, route registered without the middleware
+    │   └── ConfigurationError              500, invalid configuration (raised at start-up)
+    └── ProxyError                          marker base of what only the dashboard proxy raises
+        └── UpstreamError                   502, the API answered nothing usable
+            ├── UpstreamUnavailableError    502, connection refused / unreachable
+            ├── UpstreamRejectedError       502, the API refused the minted token (401)
+            ├── UpstreamRedirectError       502, the API answered with a redirect (3xx)
+            └── UpstreamTimeoutError        504, the API did not answer in time
+
+A ``*`` marks a class that also derives from :class:`ProxyError`, so ``except ProxyError``
+catches everything the dashboard proxy (:mod:`authcore.proxy`, :mod:`authcore.adapters.proxy`)
+adds. A missing or disabled workspace there is a 403, never a 401: a dashboard logs its user
+out on 401, and the user's dashboard session is fine.
 
 ``detail`` is for developers only: it may say *why* (``"revoked"``), is never put in a response
 and never holds a secret. ``rank`` orders errors when a resolver chain must report one of
@@ -41,23 +61,38 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AuthcoreError",
+    "BodyTimeoutError",
+    "BodyTooLargeError",
+    "CallerAuthorizationError",
     "ClientError",
     "ConfigurationError",
     "ConflictError",
     "CredentialTooLargeError",
     "CrossSiteRequestError",
+    "DashboardSessionRequiredError",
     "DuplicateCredentialError",
+    "HeadersTooLargeError",
     "InvalidCredentialError",
     "InvalidPermissionError",
     "MalformedCredentialError",
     "MissingCredentialError",
+    "PathNotProxiedError",
     "PermissionDeniedError",
     "PrincipalMissingError",
+    "ProxyError",
+    "ProxyRequestError",
     "RateLimitedError",
     "ServerError",
+    "SigningUnavailableError",
     "UnavailableError",
     "UnsupportedSchemeError",
+    "UpstreamError",
+    "UpstreamRedirectError",
+    "UpstreamRejectedError",
+    "UpstreamTimeoutError",
+    "UpstreamUnavailableError",
     "WorkspaceDisabledError",
+    "WorkspaceUnavailableError",
 ]
 
 
@@ -240,3 +275,126 @@ class ConfigurationError(ServerError):
     """authcore was configured with invalid values; raised when the configuration is built."""
 
     code = "configuration_invalid"
+
+
+# --- the dashboard proxy's errors (authcore.proxy, authcore.adapters.proxy) ---------------
+
+
+class ProxyError(AuthcoreError):
+    """Marker base of every error only the dashboard proxy raises; each carries its status."""
+
+
+class ProxyRequestError(ClientError, ProxyError):
+    """The request cannot be forwarded as it is (bad path, query, header value or method)."""
+
+    status = 400
+    code = "proxy_request_invalid"
+    message = "The request cannot be forwarded."
+    rank = 20
+
+
+class CallerAuthorizationError(ProxyRequestError):
+    """The browser sent its own ``Authorization`` header; only the proxy sets that."""
+
+    code = "authorization_not_allowed"
+    message = "Requests through the dashboard proxy must not carry an Authorization header."
+
+
+class PathNotProxiedError(ProxyRequestError):
+    """The path is under none of the allowed prefixes."""
+
+    status = 404
+    code = "path_not_proxied"
+    message = "The dashboard proxy does not forward this path."
+
+
+class BodyTimeoutError(ProxyRequestError):
+    """The request body did not arrive within ``body_timeout`` seconds."""
+
+    status = 408
+    code = "body_timeout"
+    message = "The request body did not arrive in time."
+
+
+class BodyTooLargeError(ProxyRequestError):
+    """The request body is over ``max_body_bytes``."""
+
+    status = 413
+    code = "body_too_large"
+    message = "The request body is too large."
+
+
+class HeadersTooLargeError(ProxyRequestError):
+    """The request carries more header fields than ``max_headers``."""
+
+    status = 431
+    code = "headers_too_large"
+    message = "The request has too many header fields."
+
+
+class DashboardSessionRequiredError(MissingCredentialError, ProxyError):
+    """No valid dashboard session: the user must sign in to the dashboard."""
+
+    code = "dashboard_session_required"
+    message = "Sign in to the dashboard."
+
+
+class WorkspaceUnavailableError(WorkspaceDisabledError, ProxyError):
+    """The organization has no workspace, or a disabled one (403: the session stays valid)."""
+
+    code = "workspace_unavailable"
+    message = "The organization has no active workspace."
+
+
+class SigningUnavailableError(UnavailableError, ProxyError):
+    """No usable signing secret, so nothing can be forwarded."""
+
+    code = "signing_unavailable"
+    message = "The dashboard cannot reach the API right now."
+
+
+class UpstreamError(ProxyError):
+    """The API answered nothing usable (502)."""
+
+    status = 502
+    code = "upstream_error"
+    message = "The API did not answer."
+    rank = 50
+
+
+class UpstreamUnavailableError(UpstreamError):
+    """The API is unreachable: connection refused, reset or not routable."""
+
+    code = "upstream_unavailable"
+    message = "The API is unreachable."
+
+
+class UpstreamRejectedError(UpstreamError):
+    """The API answered 401 to the token the proxy minted: the two are misconfigured.
+
+    A 401 reaching the browser would read as "your dashboard session ended" and log the user
+    out; the dashboard session is fine, the proxy/API pairing is not (keyring, issuer or
+    audience), so this is a 502.
+    """
+
+    code = "upstream_rejected_token"
+    message = "The API did not accept the dashboard's credential."
+
+
+class UpstreamRedirectError(UpstreamError):
+    """The API answered with a redirect (3xx), which is never passed to the browser.
+
+    A ``Location`` would tell the browser the API's address (or one the API built from a
+    ``Host`` header) and send it there, around the proxy.
+    """
+
+    code = "upstream_redirect"
+    message = "The API answered with a redirect, which the dashboard does not follow."
+
+
+class UpstreamTimeoutError(UpstreamError):
+    """The API did not answer within the proxy's timeout."""
+
+    status = 504
+    code = "upstream_timeout"
+    message = "The API did not answer in time."

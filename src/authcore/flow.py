@@ -20,7 +20,7 @@ from typing import Final, NamedTuple, Protocol, TypeAlias, TypeVar, runtime_chec
 
 import attrs
 
-from authcore.credentials import Credential, CredentialKind, CredentialPolicy, extract_credential
+from authcore.credentials import Credential, CredentialKind, CredentialSettings, extract_credential
 from authcore.errors import (
     AuthcoreError,
     ConfigurationError,
@@ -56,6 +56,7 @@ from authcore.tokens import digest
 
 __all__ = [
     "AsyncBackends",
+    "AuthSettings",
     "Authenticated",
     "Authenticator",
     "Backends",
@@ -67,7 +68,6 @@ __all__ = [
     "LookupWorkspace",
     "Need",
     "ReplaySource",
-    "Settings",
     "TokenCache",
     "UseFallbackLimiter",
     "VerifiedResults",
@@ -202,14 +202,14 @@ def _check_realm(instance: object, attribute: object, value: str) -> None:
 
 
 @attrs.frozen
-class Settings:
+class AuthSettings:
     """How one route group authenticates.
 
     ``default_rate_limit`` applies to workspaces with no policy of their own; ``None`` there
     and on the workspace means the workspace is not rate limited.
     """
 
-    credentials: CredentialPolicy = attrs.field(factory=CredentialPolicy.api)
+    credentials: CredentialSettings = attrs.field(factory=CredentialSettings.api)
     keyring: Keyring | None = None
     default_rate_limit: RateLimitPolicy | None = _DEFAULT_RATE_LIMIT
     limiter_failure: LimiterFailurePolicy = LimiterFailurePolicy.FAIL_CLOSED
@@ -228,7 +228,7 @@ def _expect(answer: object, kind: type[_Record]) -> _Record | None:
     raise UnavailableError("backend returned an unexpected value")
 
 
-def _verify_jwt(token: str, settings: Settings, now: float) -> VerifiedClaims:
+def _verify_jwt(token: str, settings: AuthSettings, now: float) -> VerifiedClaims:
     if settings.keyring is None:
         raise InvalidCredentialError("no JWT keyring configured")
     cache = settings.token_cache
@@ -250,7 +250,7 @@ def _lifetime(
     return (None, None) if record is None else (record.id, record.expires_at)
 
 
-def authentication_flow(credential: Credential, settings: Settings, now: float) -> Flow:
+def authentication_flow(credential: Credential, settings: AuthSettings, now: float) -> Flow:
     """Verify ``credential``, build the principal, and apply the workspace rate limit.
 
     Yields needs (see :data:`Need`) and returns :class:`Authenticated`.
@@ -296,7 +296,9 @@ def authentication_flow(credential: Credential, settings: Settings, now: float) 
     return (yield from rate_limit_step(conclusion, settings))
 
 
-def rate_limit_step(conclusion: Conclusion, settings: Settings, *, replayed: bool = False) -> Flow:
+def rate_limit_step(
+    conclusion: Conclusion, settings: AuthSettings, *, replayed: bool = False
+) -> Flow:
     """Step 4's limit for a verified caller: one limiter decision for its workspace.
 
     The last part of :func:`authentication_flow`, and all that a replayed conclusion runs
@@ -497,7 +499,7 @@ class Authenticator:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: AuthSettings,
         *,
         clock: Callable[[], float],
         backends: Backends | None = None,
@@ -521,7 +523,7 @@ class Authenticator:
         )
 
     @property
-    def settings(self) -> Settings:
+    def settings(self) -> AuthSettings:
         """How this route group authenticates (fixed: what is derived from it is kept)."""
         return self._settings
 

@@ -484,16 +484,16 @@ def _portal_cookie(  # noqa: PLR0917 - the request's facts, in admit's order
     websocket: bool,
 ) -> str | None:
     """Read the portal cookie and apply the cross-site rule to a cookie-borne write."""
-    policy = authenticator.settings.credentials
-    if not cookie or policy.portal_cookie is None:
+    credentials = authenticator.settings.credentials
+    if not cookie or credentials.portal_cookie is None:
         return None
-    value = parse_cookie_header(cookie, policy.portal_cookie)
+    value = parse_cookie_header(cookie, credentials.portal_cookie)
     if value is not None and not authorization and (websocket or method not in SAFE_METHODS):
         check_cross_site(
             method,
             authorization,
             value,
-            policy,
+            credentials,
             sec_fetch_site=sec_fetch_site,
             origin=origin,
             own_origin=request_origin(scheme, host),

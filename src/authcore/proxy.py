@@ -8,32 +8,18 @@ to the API with that JWT as the bearer. This module is the pure part: it takes p
 dashboard's own session and the HTTP client live in :mod:`authcore.adapters.proxy`.
 
 Upstream headers are *built*, never filtered: the only request headers copied are those in
-:attr:`ProxyConfig.allowed_headers` (a configuration that names a header which must never cross,
+:attr:`ProxySettings.allowed_headers` (a configuration that names a header which must never cross,
 such as ``cookie`` or ``x-forwarded-for``, is refused when it is built), and then the proxy adds
 ``host``, ``authorization`` and, for a body, ``content-length``. So a header the allow-list does
 not name, however spelled (case, underscores, Unicode look-alikes), never reaches the API.
 
-Errors the proxy adds to authcore's tree (they all also derive from :class:`ProxyError`)::
-
-    AuthcoreError
-    ├── ClientError
-    │   ├── ProxyRequestError               400 the request cannot be forwarded as it is
-    │   │   ├── CallerAuthorizationError    400 the caller sent its own Authorization header
-    │   │   ├── PathNotProxiedError         404 the path is under no allowed prefix
-    │   │   ├── BodyTimeoutError            408 the body did not arrive within body_timeout
-    │   │   ├── BodyTooLargeError           413 the body is over ProxyConfig.max_body_bytes
-    │   │   └── HeadersTooLargeError        431 too many header fields
-    │   ├── MissingCredentialError
-    │   │   └── DashboardSessionRequiredError  401 no (valid) dashboard session
-    │   └── WorkspaceDisabledError
-    │       └── WorkspaceUnavailableError   403 the organization has no active workspace
-    ├── UnavailableError
-    │   └── SigningUnavailableError         503 no usable signing secret: nothing forwarded
-    └── UpstreamError                       502 the API answered nothing usable
-        ├── UpstreamUnavailableError        502 connection refused / unreachable
-        ├── UpstreamRejectedError           502 the API refused the minted token (401)
-        ├── UpstreamRedirectError           502 the API answered with a redirect (3xx)
-        └── UpstreamTimeoutError            504 the API did not answer in time
+The errors it raises are part of authcore's one tree, drawn in :mod:`authcore.errors`: each
+derives from :class:`~authcore.errors.ProxyError` and from the branch that says who is at fault
+(:class:`~authcore.errors.ProxyRequestError` and its subclasses, 400-431, for the request;
+:class:`~authcore.errors.DashboardSessionRequiredError`, 401;
+:class:`~authcore.errors.WorkspaceUnavailableError`, 403;
+:class:`~authcore.errors.SigningUnavailableError`, 503; :class:`~authcore.errors.UpstreamError`
+and its subclasses, 502 and 504, for the API's answer).
 
 A missing or disabled workspace is a 403, never a 401: a dashboard logs its user out on 401,
 and the user's dashboard session is fine.
@@ -51,13 +37,16 @@ import attrs
 
 from authcore.credentials import SAFE_METHODS, is_same_origin, request_origin
 from authcore.errors import (
-    AuthcoreError,
-    ClientError,
+    BodyTooLargeError,
+    CallerAuthorizationError,
     ConfigurationError,
     CrossSiteRequestError,
-    MissingCredentialError,
-    UnavailableError,
-    WorkspaceDisabledError,
+    DashboardSessionRequiredError,
+    HeadersTooLargeError,
+    PathNotProxiedError,
+    ProxyRequestError,
+    SigningUnavailableError,
+    WorkspaceUnavailableError,
 )
 from authcore.store import WorkspaceRecord
 from authcore.tokens import Secret
@@ -69,158 +58,20 @@ __all__ = [
     "PROXY_OWN_HEADERS",
     "AsyncDashboardSessionVerifier",
     "AsyncWorkspaceResolver",
-    "BodyTimeoutError",
-    "BodyTooLargeError",
-    "CallerAuthorizationError",
     "DashboardSession",
-    "DashboardSessionRequiredError",
     "DashboardSessionVerifier",
-    "HeadersTooLargeError",
     "IncomingRequest",
-    "PathNotProxiedError",
     "PreparedRequest",
-    "ProxyConfig",
-    "ProxyError",
-    "ProxyRequestError",
-    "SigningUnavailableError",
+    "ProxySettings",
     "TokenMinter",
     "TokenReuseCache",
-    "UpstreamError",
-    "UpstreamRedirectError",
-    "UpstreamRejectedError",
     "UpstreamRequest",
-    "UpstreamTimeoutError",
-    "UpstreamUnavailableError",
     "WorkspaceResolver",
-    "WorkspaceUnavailableError",
     "build_upstream_request",
     "check_identity",
     "filter_response_headers",
     "prepare_request",
 ]
-
-
-# --- errors -------------------------------------------------------------------------------
-
-
-class ProxyError(AuthcoreError):
-    """Marker base of every error only the dashboard proxy raises; each carries its status."""
-
-
-class ProxyRequestError(ClientError, ProxyError):
-    """The request cannot be forwarded as it is (bad path, query, header value or method)."""
-
-    status = 400
-    code = "proxy_request_invalid"
-    message = "The request cannot be forwarded."
-    rank = 20
-
-
-class CallerAuthorizationError(ProxyRequestError):
-    """The browser sent its own ``Authorization`` header; only the proxy sets that."""
-
-    code = "authorization_not_allowed"
-    message = "Requests through the dashboard proxy must not carry an Authorization header."
-
-
-class PathNotProxiedError(ProxyRequestError):
-    """The path is under none of the allowed prefixes."""
-
-    status = 404
-    code = "path_not_proxied"
-    message = "The dashboard proxy does not forward this path."
-
-
-class BodyTimeoutError(ProxyRequestError):
-    """The request body did not arrive within ``body_timeout`` seconds."""
-
-    status = 408
-    code = "body_timeout"
-    message = "The request body did not arrive in time."
-
-
-class BodyTooLargeError(ProxyRequestError):
-    """The request body is over ``max_body_bytes``."""
-
-    status = 413
-    code = "body_too_large"
-    message = "The request body is too large."
-
-
-class HeadersTooLargeError(ProxyRequestError):
-    """The request carries more header fields than ``max_headers``."""
-
-    status = 431
-    code = "headers_too_large"
-    message = "The request has too many header fields."
-
-
-class DashboardSessionRequiredError(MissingCredentialError, ProxyError):
-    """No valid dashboard session: the user must sign in to the dashboard."""
-
-    code = "dashboard_session_required"
-    message = "Sign in to the dashboard."
-
-
-class WorkspaceUnavailableError(WorkspaceDisabledError, ProxyError):
-    """The organization has no workspace, or a disabled one (403: the session stays valid)."""
-
-    code = "workspace_unavailable"
-    message = "The organization has no active workspace."
-
-
-class SigningUnavailableError(UnavailableError, ProxyError):
-    """No usable signing secret, so nothing can be forwarded."""
-
-    code = "signing_unavailable"
-    message = "The dashboard cannot reach the API right now."
-
-
-class UpstreamError(ProxyError):
-    """The API answered nothing usable (502)."""
-
-    status = 502
-    code = "upstream_error"
-    message = "The API did not answer."
-    rank = 50
-
-
-class UpstreamUnavailableError(UpstreamError):
-    """The API is unreachable: connection refused, reset or not routable."""
-
-    code = "upstream_unavailable"
-    message = "The API is unreachable."
-
-
-class UpstreamRejectedError(UpstreamError):
-    """The API answered 401 to the token the proxy minted: the two are misconfigured.
-
-    A 401 reaching the browser would read as "your dashboard session ended" and log the user
-    out; the dashboard session is fine, the proxy/API pairing is not (keyring, issuer or
-    audience), so this is a 502.
-    """
-
-    code = "upstream_rejected_token"
-    message = "The API did not accept the dashboard's credential."
-
-
-class UpstreamRedirectError(UpstreamError):
-    """The API answered with a redirect (3xx), which is never passed to the browser.
-
-    A ``Location`` would tell the browser the API's address (or one the API built from a
-    ``Host`` header) and send it there, around the proxy.
-    """
-
-    code = "upstream_redirect"
-    message = "The API answered with a redirect, which the dashboard does not follow."
-
-
-class UpstreamTimeoutError(UpstreamError):
-    """The API did not answer within the proxy's timeout."""
-
-    status = 504
-    code = "upstream_timeout"
-    message = "The API did not answer in time."
 
 
 # --- header rules -------------------------------------------------------------------------
@@ -316,15 +167,18 @@ def _ascii_lower(name: str) -> str | None:
 
 
 def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
-    if isinstance(value, str):
-        raise ConfigurationError("expected a collection of strings, not one string")
-    return tuple(value)
+    # Converters run before validators: anything but a collection of str fails here, as
+    # configuration, never as tuple()'s TypeError.
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise ConfigurationError(f"expected a collection of strings, not {type(value).__name__}")
+    items = tuple(value)
+    if not all(isinstance(item, str) for item in items):
+        raise ConfigurationError("expected a collection of strings")
+    return items
 
 
 def _str_frozenset(value: Iterable[str]) -> frozenset[str]:
-    if isinstance(value, str):
-        raise ConfigurationError("expected a collection of strings, not one string")
-    return frozenset(value)
+    return frozenset(_str_tuple(value))
 
 
 def _check_upstream(_instance: object, _attribute: object, value: object) -> None:
@@ -390,7 +244,7 @@ def _check_origins(_instance: object, _attribute: object, value: frozenset[str])
 
 
 @attrs.frozen
-class ProxyConfig:
+class ProxySettings:
     """What the proxy forwards, where to, and the bounds on every input.
 
     Raises:
@@ -441,6 +295,8 @@ class ProxyConfig:
 
 
 def _header_pairs(value: Iterable[object]) -> tuple[tuple[str, str], ...]:
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise ProxyRequestError("headers are (name, value) pairs of str")
     pairs = tuple(value)
     for pair in pairs:
         if (
@@ -449,7 +305,7 @@ def _header_pairs(value: Iterable[object]) -> tuple[tuple[str, str], ...]:
             or not isinstance(pair[0], str)
             or not isinstance(pair[1], str)
         ):
-            raise TypeError("headers are (name, value) pairs of str")
+            raise ProxyRequestError("headers are (name, value) pairs of str")
     return pairs  # type: ignore[return-value]  # every element was checked just above
 
 
@@ -462,6 +318,9 @@ class IncomingRequest:
     as sent; ASGI hands bytes over, decode them as latin-1). ``scheme`` is how the request
     reached the dashboard (``http`` or ``https``); with ``Host`` it is the dashboard's own
     origin for the cross-site rule.
+
+    Raises:
+        ProxyRequestError: ``headers`` is not a collection of (name, value) pairs of str.
     """
 
     method: str
@@ -679,7 +538,7 @@ def _path_problem(path: str) -> str | None:
 
 
 def _check_cross_site(
-    method: str, scheme: str, headers: Sequence[tuple[str, str]], config: ProxyConfig
+    method: str, scheme: str, headers: Sequence[tuple[str, str]], settings: ProxySettings
 ) -> None:
     """Apply the one cross-site rule of the core to a state-changing request.
 
@@ -688,7 +547,7 @@ def _check_cross_site(
 
     Raises:
         CrossSiteRequestError: not ``Sec-Fetch-Site: same-origin``, nor (without that header)
-            an ``Origin`` equal to the dashboard's own or one of ``config.trusted_origins``.
+            an ``Origin`` equal to the dashboard's own or one of ``settings.trusted_origins``.
     """
     if method in SAFE_METHODS:
         return
@@ -707,12 +566,12 @@ def _check_cross_site(
         fetch_site,
         origin,
         own_origin=request_origin(scheme, host),
-        allowed_origins=config.trusted_origins,
+        allowed_origins=settings.trusted_origins,
     ):
         raise CrossSiteRequestError("state-changing request from another site")
 
 
-def prepare_request(request: IncomingRequest, config: ProxyConfig) -> PreparedRequest:
+def prepare_request(request: IncomingRequest, settings: ProxySettings) -> PreparedRequest:
     """Apply every rule that needs only the request; return what would be forwarded.
 
     Call it before any I/O (session lookup, workspace lookup): a request it refuses costs none.
@@ -726,27 +585,27 @@ def prepare_request(request: IncomingRequest, config: ProxyConfig) -> PreparedRe
         CrossSiteRequestError: a state-changing request from another site.
     """
     headers = request.headers
-    if len(headers) > config.max_headers:
+    if len(headers) > settings.max_headers:
         raise HeadersTooLargeError
     # First, before anything else is looked at: a caller-supplied Authorization is refused in
     # any spelling (RFC 9110 §5.1: names are case-insensitive), however many times, even empty.
     if any(name.strip(" \t").lower() == "authorization" for name, _value in headers):
         raise CallerAuthorizationError
 
-    if request.method not in config.methods:
+    if request.method not in settings.methods:
         raise ProxyRequestError("method not allowed")
-    if len(request.path) > config.max_path_length:
+    if len(request.path) > settings.max_path_length:
         raise ProxyRequestError("path too long")
     problem = _path_problem(request.path)
     if problem is not None:
         raise ProxyRequestError(problem)
-    if not any(request.path.startswith(prefix) for prefix in config.path_prefixes):
+    if not any(request.path.startswith(prefix) for prefix in settings.path_prefixes):
         raise PathNotProxiedError
-    if len(request.query) > config.max_query_length:
+    if len(request.query) > settings.max_query_length:
         raise ProxyRequestError("query too long")
     if not _QUERY.fullmatch(request.query):
         raise ProxyRequestError("query has a control, space, '#' or non-ASCII character")
-    if len(request.body) > config.max_body_bytes:
+    if len(request.body) > settings.max_body_bytes:
         raise BodyTooLargeError
 
     # RFC 9110 §7.6.1: a header named in Connection is hop-by-hop too, so it is not copied.
@@ -758,17 +617,17 @@ def prepare_request(request: IncomingRequest, config: ProxyConfig) -> PreparedRe
     copied: list[tuple[str, str]] = []
     for name, value in headers:
         lowered = _ascii_lower(name)
-        if lowered is None or lowered not in config.allowed_headers or lowered in hop_by_hop:
+        if lowered is None or lowered not in settings.allowed_headers or lowered in hop_by_hop:
             continue
         # RFC 9110 §5.5: leading and trailing whitespace is not part of the value.
         value = value.strip(" \t")  # noqa: PLW2901 - the stripped value is the value
-        if len(value) > config.max_header_value_length:
+        if len(value) > settings.max_header_value_length:
             raise ProxyRequestError(f"header {lowered} too long")
         if not _HEADER_VALUE.fullmatch(value):
             raise ProxyRequestError(f"header {lowered} has a control or non-ASCII character")
         copied.append((lowered, value))
 
-    _check_cross_site(request.method, request.scheme, headers, config)
+    _check_cross_site(request.method, request.scheme, headers, settings)
     return PreparedRequest(
         method=request.method,
         path=request.path,
@@ -803,7 +662,7 @@ def build_upstream_request(
     session: DashboardSession | None,
     workspace: WorkspaceRecord | None,
     *,
-    config: ProxyConfig,
+    settings: ProxySettings,
     minter: TokenMinter,
     now: float,
     tokens: TokenReuseCache | None = None,
@@ -820,7 +679,9 @@ def build_upstream_request(
         WorkspaceUnavailableError: no workspace, or a disabled one (403).
         SigningUnavailableError: the minter cannot sign (503); nothing may be forwarded.
     """
-    prepared = request if isinstance(request, PreparedRequest) else prepare_request(request, config)
+    prepared = (
+        request if isinstance(request, PreparedRequest) else prepare_request(request, settings)
+    )
     session, workspace = check_identity(session, workspace)
 
     name = session.display_name
@@ -834,7 +695,7 @@ def build_upstream_request(
                 workspace_id=workspace.id,
                 permissions=list(session.permissions),
                 now=issued_at,
-                ttl=config.token_ttl,
+                ttl=settings.token_ttl,
                 name=name,
             )
         else:
@@ -845,19 +706,19 @@ def build_upstream_request(
                 permissions=session.permissions,
                 name=name,
                 now=issued_at,
-                ttl=config.token_ttl,
+                ttl=settings.token_ttl,
             )
     except ConfigurationError as exc:
         # No signing kid, a ttl over max_lifetime, a claim the keyring refuses: the proxy
         # cannot produce a token the API would accept, so nothing goes out.
         raise SigningUnavailableError(f"cannot mint: {type(exc).__name__}") from None
 
-    headers: list[tuple[str, str | Secret]] = [("host", config.upstream_host)]
+    headers: list[tuple[str, str | Secret]] = [("host", settings.upstream_host)]
     headers.extend(prepared.headers)
     if prepared.body or prepared.method in _BODY_METHODS:
         headers.append(("content-length", str(len(prepared.body))))
     headers.append(("authorization", Secret(f"Bearer {token.reveal()}")))
-    url = config.upstream + prepared.path
+    url = settings.upstream + prepared.path
     if prepared.query:
         url += "?" + prepared.query
     return UpstreamRequest(

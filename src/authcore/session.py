@@ -18,7 +18,7 @@ __all__ = [
     "PRINCIPAL_KEY",
     "attach_principal",
     "bind_principal",
-    "current_principal",
+    "bound_principal",
     "principal_from",
     "reset_principal",
     "workspace_id_for_logs",
@@ -56,8 +56,12 @@ bind_principal: Final[Callable[[Principal | None], Token[Principal | None]]] = _
 reset_principal: Final[Callable[[Token[Principal | None]], None]] = _current.reset
 
 
-def current_principal() -> Principal | None:
-    """Return the principal bound to the current context, if any."""
+def bound_principal() -> Principal | None:
+    """Return the principal bound to the current context (for logs and metrics), if any.
+
+    Not for handlers: they read their request's principal with :func:`principal_from` (or the
+    adapter's), which fails closed instead of answering None.
+    """
     return _current.get()
 
 

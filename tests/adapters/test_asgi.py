@@ -8,11 +8,11 @@ from typing import Any
 import httpx
 import pytest
 
-from authcore.adapters.asgi import AuthMiddleware, Message, Receive, Scope, Send
+from authcore.adapters.asgi import AuthMiddleware, Message, Receive, Scope, Send, principal_from
 from authcore.adapters.logging import WorkspaceLogFilter
 from authcore.errors import AuthcoreError, ConfigurationError, UnavailableError
 from authcore.responses import HTTPResponse
-from authcore.session import PRINCIPAL_KEY, principal_from, workspace_id_for_logs
+from authcore.session import PRINCIPAL_KEY, workspace_id_for_logs
 from tests.adapters.world import make_world
 
 

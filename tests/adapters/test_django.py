@@ -36,7 +36,7 @@ from authcore.adapters.logging import WorkspaceLogFilter
 from authcore.backends import Auth, connect
 from authcore.errors import ConfigurationError, InvalidPermissionError
 from authcore.gate import AuthOutcome, Gate
-from authcore.session import current_principal
+from authcore.session import bound_principal
 from authcore.store import OPERATOR_ACTOR
 from tests.adapters.world import World, make_world
 
@@ -284,7 +284,7 @@ def test_sync_mode_binds_the_principal_for_logs_only_while_the_view_runs(view: s
         response = Client().get(f"/{view}", headers=bearer(key))
     assert response.status_code == 200
     assert stream.getvalue() == f"[ws_logs] {view.removesuffix('-keys')} view\n"
-    assert current_principal() is None
+    assert bound_principal() is None
 
 
 @pytest.mark.parametrize("view", ["sync-keys", "async-keys"])
@@ -301,7 +301,7 @@ async def test_async_mode_binds_the_principal_for_logs_only_while_the_view_runs(
     assert response.status_code == 200
     assert response.headers["ratelimit-remaining"] == "599"
     assert stream.getvalue() == f"[ws_alogs] {view.removesuffix('-keys')} view\n"
-    assert current_principal() is None
+    assert bound_principal() is None
 
 
 def test_the_middleware_picks_its_mode_from_the_chain_as_django_documents() -> None:

@@ -6,9 +6,9 @@ import logging
 from typing import Any
 
 import pytest
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 
-from authcore.adapters.flask import AuthCore, current_principal, get_principal, public, require
+from authcore.adapters.flask import AuthCore, current_principal, principal_from, public, require
 from authcore.adapters.logging import WorkspaceLogFilter
 from authcore.errors import ConfigurationError, PrincipalMissingError
 from tests.adapters.world import World, make_world
@@ -21,7 +21,7 @@ def _app(world: World) -> Flask:
     @public
     def whoami() -> Any:
         try:
-            return jsonify(workspace_id=get_principal().workspace_id)
+            return jsonify(workspace_id=principal_from(request).workspace_id)
         except PrincipalMissingError:
             return jsonify(workspace_id=None)
 
@@ -57,9 +57,32 @@ def test_principal_does_not_leak_when_the_caller_shares_one_app_context() -> Non
 
 def test_current_principal_outside_a_request_fails_closed() -> None:
     with pytest.raises(PrincipalMissingError):
-        get_principal()
-    with pytest.raises(PrincipalMissingError):
         _ = current_principal.workspace_id
+
+
+def test_principal_from_a_request_the_extension_did_not_see_fails_closed() -> None:
+    app = Flask("bare")
+    with app.test_request_context("/keys"), pytest.raises(PrincipalMissingError):
+        principal_from(request)
+
+
+def test_principal_from_and_current_principal_are_the_same_principal() -> None:
+    world = make_world()
+    key = world.key("same", "keys.read")
+    app = Flask("same")
+    seen: list[bool] = []
+
+    @app.get("/keys")
+    def keys() -> Any:
+        seen.append(principal_from(request) == current_principal)
+        return jsonify(ok=True)
+
+    AuthCore(app, world.api)
+    assert (
+        app.test_client().get("/keys", headers={"Authorization": f"Bearer {key}"}).status_code
+        == 200
+    )
+    assert seen == [True]
 
 
 def test_log_filter_puts_the_workspace_id_on_records(caplog: pytest.LogCaptureFixture) -> None:

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from authcore.adapters.prometheus import AUTH_BUCKETS, PrometheusMetrics, metrics_app
 from authcore.adapters.wsgi import AuthMiddleware
 from authcore.backends.cache import CachedStore
-from authcore.flow import AsyncBackends, Authenticator, Backends, Settings
+from authcore.flow import AsyncBackends, Authenticator, AuthSettings, Backends
 from authcore.ratelimit import RateLimitPolicy
 from authcore.session import principal_from
 from authcore.testing import (
@@ -66,12 +66,12 @@ class Service:
         cached = CachedStore(store, clock=clock)
         limiter = MemoryRateLimiter(clock_us=clock.us)
         api = Authenticator(
-            Settings(),
+            AuthSettings(),
             clock=clock,
             backends=Backends(cached, limiter),
             abackends=AsyncBackends(cached, limiter),
         )
-        down = Authenticator(Settings(), clock=clock, backends=Backends(DownStore(), limiter))
+        down = Authenticator(AuthSettings(), clock=clock, backends=Backends(DownStore(), limiter))
         self.registry = CollectorRegistry()
         self.exporter = PrometheusMetrics(self.registry, workspace_label=workspace_label)
         self.app = AuthMiddleware(

@@ -27,7 +27,7 @@ import uvicorn
 
 from authcore.adapters.proxy import DashboardProxy
 from authcore.keyring import JWTSettings, Keyring, SigningSecret
-from authcore.proxy import DashboardSession, ProxyConfig
+from authcore.proxy import DashboardSession, ProxySettings
 from authcore.store import WorkspaceRecord
 from authcore.tokens import Secret
 
@@ -51,7 +51,7 @@ UPSTREAM_APP = textwrap.dedent(
 
     from authcore.adapters.asgi import AuthMiddleware
     from authcore.backends.memory import MemoryStore
-    from authcore.flow import AsyncBackends, Authenticator, Settings
+    from authcore.flow import AsyncBackends, Authenticator, AuthSettings
     from authcore.keyring import JWTSettings, Keyring, SigningSecret
     from authcore.session import principal_from
     from authcore.store import WorkspaceRecord
@@ -65,7 +65,7 @@ UPSTREAM_APP = textwrap.dedent(
         settings=JWTSettings(max_lifetime=300, leeway=5),
     )
     authenticator = Authenticator(
-        Settings(keyring=keyring, default_rate_limit=None),
+        AuthSettings(keyring=keyring, default_rate_limit=None),
         clock=time.time,
         abackends=AsyncBackends(store=store),
     )
@@ -246,22 +246,25 @@ def proxy(upstream: Upstream) -> Iterator[ProxyServer]:
     closed = _listening_socket()
     down_port = closed.getsockname()[1]
     closed.close()  # nothing listens here any more: connection refused
-    config = ProxyConfig(upstream=f"http://127.0.0.1:{upstream.port}", max_body_bytes=MAX_BODY)
+    settings = ProxySettings(upstream=f"http://127.0.0.1:{upstream.port}", max_body_bytes=MAX_BODY)
 
-    def make(mount: str, upstream_config: ProxyConfig, keyring: Keyring, timeout: float) -> Any:
+    def make(mount: str, upstream_settings: ProxySettings, keyring: Keyring, timeout: float) -> Any:
         return DashboardProxy(
-            upstream_config, Sessions(), Workspaces(), keyring, mount=mount, timeout=timeout
+            upstream_settings, Sessions(), Workspaces(), keyring, mount=mount, timeout=timeout
         )
 
     router = Router(
         {
-            "/proxy": make("/proxy", config, SIGNER, 1.0),
-            "/fast": make("/fast", config, SIGNER, 0.5),
-            "/impatient": make("/impatient", attrs.evolve(config, body_timeout=1), SIGNER, 1.0),
-            "/nosign": make("/nosign", config, VERIFY_ONLY, 1.0),
-            "/wrongkey": make("/wrongkey", config, WRONG_SECRET, 1.0),
+            "/proxy": make("/proxy", settings, SIGNER, 1.0),
+            "/fast": make("/fast", settings, SIGNER, 0.5),
+            "/impatient": make("/impatient", attrs.evolve(settings, body_timeout=1), SIGNER, 1.0),
+            "/nosign": make("/nosign", settings, VERIFY_ONLY, 1.0),
+            "/wrongkey": make("/wrongkey", settings, WRONG_SECRET, 1.0),
             "/down": make(
-                "/down", attrs.evolve(config, upstream=f"http://127.0.0.1:{down_port}"), SIGNER, 1.0
+                "/down",
+                attrs.evolve(settings, upstream=f"http://127.0.0.1:{down_port}"),
+                SIGNER,
+                1.0,
             ),
         }
     )

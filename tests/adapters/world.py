@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 from django.test import override_settings
 from flask import Flask, jsonify
+from flask import request as flask_request
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -33,8 +34,8 @@ from starlette.routing import Route
 from authcore.adapters import flask as flask_adapter
 from authcore.adapters import starlette as starlette_adapter
 from authcore.adapters.wsgi import AuthMiddleware as WSGIAuthMiddleware
-from authcore.credentials import CredentialPolicy
-from authcore.flow import AsyncBackends, Authenticator, Backends, Settings
+from authcore.credentials import CredentialSettings
+from authcore.flow import AsyncBackends, Authenticator, AuthSettings, Backends
 from authcore.keyring import JWTSettings, Keyring, SigningSecret
 from authcore.ratelimit import RateLimitPolicy
 from authcore.session import principal_from
@@ -77,7 +78,7 @@ class DownStore:
 
 
 def _authenticator(
-    store: Any, limiter: MemoryRateLimiter, clock: SettableClock, settings: Settings
+    store: Any, limiter: MemoryRateLimiter, clock: SettableClock, settings: AuthSettings
 ) -> Authenticator:
     return Authenticator(
         settings,
@@ -141,17 +142,17 @@ def make_world() -> World:
     store = MemoryStore()
     limiter = MemoryRateLimiter(clock_us=clock.us)
     keyring = Keyring([SigningSecret("k1", JWT_SECRET)], signing_kid="k1")
-    api = _authenticator(store, limiter, clock, Settings(keyring=keyring))
+    api = _authenticator(store, limiter, clock, AuthSettings(keyring=keyring))
     portal = _authenticator(
         store,
         limiter,
         clock,
-        Settings(
-            credentials=CredentialPolicy.portal(PORTAL_COOKIE, allowed_origins=[ALLOWED_ORIGIN]),
+        AuthSettings(
+            credentials=CredentialSettings.portal(PORTAL_COOKIE, allowed_origins=[ALLOWED_ORIGIN]),
             realm="portal",
         ),
     )
-    down = _authenticator(DownStore(), limiter, clock, Settings(keyring=keyring))
+    down = _authenticator(DownStore(), limiter, clock, AuthSettings(keyring=keyring))
     return World(clock, store, keyring, api, portal, down)
 
 
@@ -238,11 +239,11 @@ def flask_app(world: World) -> Flask:
     @app.get("/down/keys", endpoint="down_keys")
     @flask_adapter.require("keys.read")
     def keys() -> Any:
-        return jsonify(workspace_id=flask_adapter.get_principal().workspace_id)
+        return jsonify(workspace_id=flask_adapter.principal_from(flask_request).workspace_id)
 
     @app.route("/portal/profile", methods=["GET", "POST"])
     def profile() -> Any:
-        return jsonify(workspace_id=flask_adapter.get_principal().workspace_id)
+        return jsonify(workspace_id=flask_adapter.principal_from(flask_request).workspace_id)
 
     flask_adapter.AuthCore(app, world.api, groups=groups(world), public_paths=["/unguarded"])
     return app

@@ -25,7 +25,7 @@ from authcore.adapters.starlette import principal_from
 from authcore.backends.cache import CachedStore
 from authcore.backends.postgres import AsyncPostgresStore
 from authcore.backends.redis import AsyncRedisInvalidator, AsyncRedisRateLimiter
-from authcore.flow import AsyncBackends, Authenticator, Settings
+from authcore.flow import AsyncBackends, Authenticator, AuthSettings
 from authcore.store import Actor
 
 CACHE_TTL = 600.0
@@ -71,7 +71,7 @@ def build() -> Starlette:
         lifespan=lifespan,
     )
     authenticator = Authenticator(
-        Settings(default_rate_limit=None),
+        AuthSettings(default_rate_limit=None),
         clock=time.time,
         abackends=AsyncBackends(cache, limiter),
     )

@@ -10,7 +10,7 @@ import pytest
 from authcore import plans, tokens
 from authcore.backends.cache import CachedStore, Invalidation, VerifiedTokenCache
 from authcore.errors import ConfigurationError, InvalidCredentialError, UnavailableError
-from authcore.flow import Authenticator, Backends, Settings
+from authcore.flow import Authenticator, AuthSettings, Backends
 from authcore.keyring import VerifiedClaims
 from authcore.store import (
     OPERATOR_ACTOR,
@@ -279,7 +279,9 @@ def test_revocation_through_the_cache_gives_401_through_the_flow(cache: CachedSt
     created = cache.create_root_key(workspace.id, permissions=[], now=NOW, actor=OPERATOR_ACTOR)
     assert created is not None
     auth = Authenticator(
-        Settings(default_rate_limit=None), clock=SettableClock(NOW + 1), backends=Backends(cache)
+        AuthSettings(default_rate_limit=None),
+        clock=SettableClock(NOW + 1),
+        backends=Backends(cache),
     )
     header = f"Bearer {created.key.reveal()}"
     assert auth.authenticate([header]).principal.workspace_id == workspace.id

@@ -14,7 +14,7 @@ import pytest
 from authcore.backends.memory import MemoryRateLimiter
 from authcore.backends.redis import AsyncRedisRateLimiter, RedisRateLimiter
 from authcore.errors import RateLimitedError, UnavailableError
-from authcore.flow import AsyncBackends, Authenticator, Backends, Settings
+from authcore.flow import AsyncBackends, Authenticator, AuthSettings, Backends
 from authcore.ratelimit import LimiterFailurePolicy, RateLimitPolicy
 from authcore.responses import error_response
 from authcore.testing import MemoryStore, SettableClock, issue_root_key, make_workspace
@@ -67,11 +67,11 @@ def test_memory_limiter_keys_by_workspace_only() -> None:
 # --- the failure policy, through the flow -----------------------------------------------------
 
 
-def _setup(policy: LimiterFailurePolicy) -> tuple[MemoryStore, str, Settings]:
+def _setup(policy: LimiterFailurePolicy) -> tuple[MemoryStore, str, AuthSettings]:
     store = MemoryStore()
     make_workspace(store, "ws_fault", rate_limit=RateLimitPolicy(limit=2, period=60))
     _, key = issue_root_key(store, "ws_fault", ["keys.read"])
-    return store, f"Bearer {key.reveal()}", Settings(limiter_failure=policy)
+    return store, f"Bearer {key.reveal()}", AuthSettings(limiter_failure=policy)
 
 
 def test_unreachable_redis_limiter_raises_unavailable_without_the_address() -> None:
@@ -123,14 +123,14 @@ async def test_async_fail_closed_and_local_fallback_when_redis_is_unreachable() 
     fallback = MemoryRateLimiter(clock_us=fixed_clock)
     backends = AsyncBackends(store, limiter=limiter, fallback_limiter=fallback)
     closed = Authenticator(
-        Settings(limiter_failure=LimiterFailurePolicy.FAIL_CLOSED),
+        AuthSettings(limiter_failure=LimiterFailurePolicy.FAIL_CLOSED),
         clock=SettableClock(),
         abackends=backends,
     )
     with pytest.raises(UnavailableError):
         await closed.aauthenticate([header])
     falling_back = Authenticator(
-        Settings(limiter_failure=LimiterFailurePolicy.LOCAL_FALLBACK),
+        AuthSettings(limiter_failure=LimiterFailurePolicy.LOCAL_FALLBACK),
         clock=SettableClock(),
         abackends=backends,
     )

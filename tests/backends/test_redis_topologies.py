@@ -23,7 +23,7 @@ from authcore.backends.redis import (
     close_client,
 )
 from authcore.errors import ConfigurationError, InvalidCredentialError
-from authcore.flow import Authenticator, Backends, Settings
+from authcore.flow import Authenticator, AuthSettings, Backends
 from authcore.ratelimit import RateLimitPolicy
 from authcore.store import OPERATOR_ACTOR
 from authcore.testing import MemoryStore, issue_root_key, make_workspace
@@ -111,7 +111,9 @@ def test_a_revocation_reaches_another_process_cache(url: str) -> None:
     second, second_invalidator = _world(url, store)
     try:
         reader = Authenticator(
-            Settings(default_rate_limit=None), clock=lambda: 1.8e9, backends=Backends(store=second)
+            AuthSettings(default_rate_limit=None),
+            clock=lambda: 1.8e9,
+            backends=Backends(store=second),
         )
         reader.authenticate([f"Bearer {key.reveal()}"])  # cached (for an hour) and replayed
         first.revoke_root_key(record.id, now=1.8e9, actor=OPERATOR_ACTOR)

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from authcore.backends.cache import CachedStore
-from authcore.credentials import CredentialPolicy
+from authcore.credentials import CredentialSettings
 from authcore.errors import (
     DuplicateCredentialError,
     InvalidCredentialError,
@@ -26,7 +26,7 @@ from authcore.errors import (
     UnavailableError,
     WorkspaceDisabledError,
 )
-from authcore.flow import AsyncBackends, Authenticated, Authenticator, Backends, Settings
+from authcore.flow import AsyncBackends, Authenticated, Authenticator, AuthSettings, Backends
 from authcore.gate import Gate
 from authcore.keyring import Keyring, SigningSecret
 from authcore.principal import Principal
@@ -109,7 +109,7 @@ def make_world(
     cache = CachedStore(store, clock=clock)
     limiter = CountingLimiter(clock)
     authenticator = Authenticator(
-        Settings(keyring=keyring("k1"), **options),
+        AuthSettings(keyring=keyring("k1"), **options),
         clock=clock,
         backends=Backends(store=cache, limiter=limiter),
         abackends=AsyncBackends(store=cache, limiter=limiter),
@@ -240,7 +240,7 @@ def test_jwt_replay_stops_when_its_secret_leaves_the_keyring() -> None:
     )
     world.authenticator.authenticate(bearer(token.reveal()))
     rotated = Authenticator(
-        Settings(keyring=keyring("k2")),
+        AuthSettings(keyring=keyring("k2")),
         clock=world.clock,
         backends=Backends(store=world.cache, limiter=world.limiter),
     )
@@ -265,7 +265,7 @@ def test_the_table_is_bounded_by_the_caches_max_entries() -> None:
     keys = [issue_root_key(store, WS, ["keys.read"], now=NOW)[1] for _ in range(12)]
     cache = CachedStore(store, clock=clock, max_entries=5)
     authenticator = Authenticator(
-        Settings(), clock=clock, backends=Backends(store=cache, limiter=MemoryRateLimiter())
+        AuthSettings(), clock=clock, backends=Backends(store=cache, limiter=MemoryRateLimiter())
     )
     for key in keys:
         authenticator.authenticate(bearer(key.reveal()))
@@ -350,13 +350,13 @@ class Side:
     def rebuild(self, kids: tuple[str, ...]) -> None:
         backends = Backends(store=self.manage, limiter=self.limiter)
         api = Authenticator(
-            Settings(keyring=keyring(*kids)),
+            AuthSettings(keyring=keyring(*kids)),
             clock=self.clock,
             backends=backends,
             replay=self.cached,
         )
         portal = Authenticator(
-            Settings(credentials=CredentialPolicy.portal(), realm="portal"),
+            AuthSettings(credentials=CredentialSettings.portal(), realm="portal"),
             clock=self.clock,
             backends=backends,
             replay=self.cached,
@@ -418,7 +418,7 @@ def make_side(seed: Seed, *, cached: bool) -> Side:
 
 
 def _unused() -> Authenticator:
-    return Authenticator(Settings(), clock=lambda: NOW, backends=Backends(store=MemoryStore()))
+    return Authenticator(AuthSettings(), clock=lambda: NOW, backends=Backends(store=MemoryStore()))
 
 
 def outcome(result: Authenticated | HTTPResponse) -> tuple[Any, ...]:

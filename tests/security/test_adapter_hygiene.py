@@ -23,9 +23,9 @@ from flask import Flask, jsonify
 from authcore.adapters import flask as flask_adapter
 from authcore.adapters.asgi import AuthMiddleware as ASGIAuthMiddleware
 from authcore.adapters.wsgi import AuthMiddleware as WSGIAuthMiddleware
-from authcore.credentials import CredentialPolicy
+from authcore.credentials import CredentialSettings
 from authcore.errors import AuthcoreError
-from authcore.flow import AsyncBackends, Authenticator, Backends, Settings
+from authcore.flow import AsyncBackends, Authenticator, AuthSettings, Backends
 from authcore.keyring import Keyring, SigningSecret
 from authcore.ratelimit import RateLimitDecision, RateLimitPolicy
 from authcore.responses import HTTPResponse
@@ -101,7 +101,7 @@ def make_bench() -> Bench:
     limiter = MemoryRateLimiter(clock_us=clock.us)
     keyring = Keyring([SigningSecret("k1", SIGNING)], signing_kid="k1")
 
-    def auth(settings: Settings, store_: Any, limiter_: Any) -> Authenticator:
+    def auth(settings: AuthSettings, store_: Any, limiter_: Any) -> Authenticator:
         return Authenticator(
             settings,
             clock=clock,
@@ -109,8 +109,8 @@ def make_bench() -> Bench:
             abackends=AsyncBackends(store_, limiter_),
         )
 
-    api_settings = Settings(keyring=keyring)
-    portal_settings = Settings(credentials=CredentialPolicy.portal(COOKIE), realm="portal")
+    api_settings = AuthSettings(keyring=keyring)
+    portal_settings = AuthSettings(credentials=CredentialSettings.portal(COOKIE), realm="portal")
     leaky = LeakyStore()
     return Bench(
         api=auth(api_settings, store, limiter),

@@ -11,7 +11,7 @@ import pytest
 
 from authcore.backends.cache import CachedStore
 from authcore.errors import InvalidCredentialError
-from authcore.flow import Authenticator, Backends, Settings
+from authcore.flow import Authenticator, AuthSettings, Backends
 from authcore.store import PortalSessionRecord, RootKeyRecord
 from authcore.testing import (
     MemoryRateLimiter,
@@ -124,7 +124,7 @@ def test_through_the_authenticator_every_refusal_is_treated_alike(
     keys = candidates(store)
     cache = CachedStore(store, ttl=30.0, negative_ttl=5.0, clock=clock)
     authenticator = Authenticator(
-        Settings(), clock=clock, backends=Backends(store=cache, limiter=MemoryRateLimiter())
+        AuthSettings(), clock=clock, backends=Backends(store=cache, limiter=MemoryRateLimiter())
     )
     for name in ("revoked", "expired", "unknown"):
         with pytest.raises(InvalidCredentialError) as refusal:

@@ -15,7 +15,7 @@ import attrs
 import pytest
 
 from authcore.backends.cache import CachedStore
-from authcore.flow import AsyncBackends, Authenticator, Backends, Settings
+from authcore.flow import AsyncBackends, Authenticator, AuthSettings, Backends
 from authcore.store import OPERATOR_ACTOR, PortalSessionRecord, RootKeyRecord, WorkspaceRecord
 from authcore.testing import MemoryRateLimiter, issue_portal_session, make_workspace
 from authcore.tokens import DEFAULT_ROOT_KEY_PREFIX
@@ -144,7 +144,7 @@ def cached_world() -> tuple[World, CachedStore]:
     limiter = MemoryRateLimiter(clock_us=world.clock.us)
     cached: Any = cache  # the cache implements both lookup twins
 
-    def authenticator(settings: Settings) -> Authenticator:
+    def authenticator(settings: AuthSettings) -> Authenticator:
         return Authenticator(
             settings,
             clock=world.clock,

@@ -15,9 +15,9 @@ from collections.abc import Callable
 import attrs
 import pytest
 
-from authcore.credentials import CredentialPolicy, extract_credential
+from authcore.credentials import CredentialSettings, extract_credential
 from authcore.errors import AuthcoreError
-from authcore.flow import AsyncBackends, Authenticator, Backends, Settings
+from authcore.flow import AsyncBackends, Authenticator, AuthSettings, Backends
 from authcore.keyring import JWTSettings, Keyring, SigningSecret
 from authcore.responses import error_response
 from authcore.store import RootKeyRecord
@@ -96,7 +96,7 @@ def test_sentinel_absent_from_every_failure(
     make_workspace(store, "ws")
     limiter = MemoryRateLimiter(clock_us=clock.us)
     auth = Authenticator(
-        Settings(keyring=keyring()),
+        AuthSettings(keyring=keyring()),
         clock=clock,
         backends=Backends(store, limiter),
         abackends=AsyncBackends(store, limiter),
@@ -119,7 +119,7 @@ def test_sentinel_absent_when_the_store_driver_leaks_it(caplog: pytest.LogCaptur
     store = LeakyStore()
     make_workspace(store, "ws")
     _, key = issue_root_key(store, "ws")
-    auth = Authenticator(Settings(), clock=SettableClock(NOW), backends=Backends(store))
+    auth = Authenticator(AuthSettings(), clock=SettableClock(NOW), backends=Backends(store))
     with pytest.raises(AuthcoreError) as info:
         auth.authenticate([f"Bearer {key.reveal()}"])
     # The chained ConnectionError is deliberately not attached: flow.throw() raises a fresh
@@ -131,7 +131,7 @@ def test_sentinel_absent_when_the_store_driver_leaks_it(caplog: pytest.LogCaptur
 def test_sentinel_absent_from_values_that_hold_it() -> None:
     ring = keyring()
     token = ring.mint(subject="u", workspace_id="ws", permissions=[], now=NOW)
-    credential = extract_credential([f"Bearer {token.reveal()}"], None, CredentialPolicy.api())
+    credential = extract_credential([f"Bearer {token.reveal()}"], None, CredentialSettings.api())
     signing = SigningSecret("k1", SIGNING)
     assert credential is not None
     for value in (ring, token, credential, signing, SIGNING):

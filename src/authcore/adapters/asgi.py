@@ -43,14 +43,33 @@ from authcore.principal import Principal
 from authcore.ratelimit import RateLimitDecision
 from authcore.responses import HTTPResponse
 from authcore.session import PRINCIPAL_KEY, bind_principal, reset_principal
+from authcore.session import principal_from as _principal_in
 
-__all__ = ["ASGIApp", "AuthMiddleware", "Receive", "Scope", "Send", "route_path"]
+__all__ = [
+    "ASGIApp",
+    "AuthMiddleware",
+    "Receive",
+    "Scope",
+    "Send",
+    "principal_from",
+    "route_path",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def principal_from(scope: Scope) -> Principal:
+    """Return the principal the middleware attached to this request's (or WebSocket's) scope.
+
+    Raises:
+        PrincipalMissingError: the middleware did not authenticate this request (500).
+    """
+    return _principal_in(scope)
+
 
 # RFC 6455 §7.4.1: 1008 "policy violation", the generic refusal.
 _WS_POLICY_VIOLATION: Final = 1008

@@ -6,9 +6,9 @@ OpenAPI ``model`` and a ``scheme_name``, as its own ``HTTPBearer`` and ``APIKeyC
 This module declares authcore's credentials that way:
 
 - :func:`require` is :func:`authcore.adapters.starlette.require` (the same check, the same
-  403) plus the schemes of the route group's :class:`~authcore.credentials.CredentialPolicy`:
+  403) plus the schemes of the route group's :class:`~authcore.credentials.CredentialSettings`:
   ``Authorization: Bearer`` on API routes (root keys, dashboard JWTs); on portal routes the
-  portal cookie, named by the policy, or the portal token as Bearer (either one).
+  portal cookie, named by the settings, or the portal token as Bearer (either one).
 - :func:`authenticated` declares the same schemes and returns the principal, with no
   permission of its own.
 - :func:`problem_responses` documents the refusals (400, 401, 403, 429, 503) with their
@@ -44,7 +44,7 @@ from starlette.requests import HTTPConnection
 
 from authcore.adapters import starlette as _starlette
 from authcore.adapters.starlette import install_auth
-from authcore.credentials import DEFAULT_PORTAL_COOKIE, CredentialKind, CredentialPolicy
+from authcore.credentials import DEFAULT_PORTAL_COOKIE, CredentialKind, CredentialSettings
 from authcore.errors import (
     AuthcoreError,
     CredentialTooLargeError,
@@ -75,7 +75,7 @@ __all__ = [
 
 _Dependency = Callable[..., Awaitable[Principal]]
 
-_API: Final = CredentialPolicy.api()
+_API: Final = CredentialSettings.api()
 
 # --- security schemes ---------------------------------------------------------------------------
 
@@ -122,10 +122,10 @@ def _cookie_scheme_name(cookie: str) -> str:
     return "PortalCookie." + re.sub(r"[^A-Za-z0-9_-]", "-", cookie)
 
 
-def _schemes(policy: CredentialPolicy) -> tuple[_BearerScheme | _CookieScheme, ...]:
-    """The schemes a route with ``policy`` accepts; alternatives, any one is enough."""
-    accepted = [(name, what) for kind, name, what in _BEARER_KINDS if kind in policy.accepts]
-    prefixes = {"root": policy.root_key_prefix, "portal": policy.portal_token_prefix}
+def _schemes(settings: CredentialSettings) -> tuple[_BearerScheme | _CookieScheme, ...]:
+    """The schemes a route with ``settings`` accepts; alternatives, any one is enough."""
+    accepted = [(name, what) for kind, name, what in _BEARER_KINDS if kind in settings.accepts]
+    prefixes = {"root": settings.root_key_prefix, "portal": settings.portal_token_prefix}
     described = " or ".join(what.format(**prefixes) for _, what in accepted)
     schemes: list[_BearerScheme | _CookieScheme] = [
         _BearerScheme(
@@ -133,11 +133,11 @@ def _schemes(policy: CredentialPolicy) -> tuple[_BearerScheme | _CookieScheme, .
             description=f"`Authorization: Bearer <credential>`: {described}.",
         )
     ]
-    if policy.portal_cookie is not None and CredentialKind.PORTAL_TOKEN in policy.accepts:
+    if settings.portal_cookie is not None and CredentialKind.PORTAL_TOKEN in settings.accepts:
         schemes.append(
             _CookieScheme(
-                cookie=policy.portal_cookie,
-                scheme_name=_cookie_scheme_name(policy.portal_cookie),
+                cookie=settings.portal_cookie,
+                scheme_name=_cookie_scheme_name(settings.portal_cookie),
                 description=(
                     "The portal session cookie (HttpOnly), set by the portal's code exchange. "
                     "State-changing requests must be same-origin."
@@ -151,11 +151,11 @@ def _schemes(policy: CredentialPolicy) -> tuple[_BearerScheme | _CookieScheme, .
 
 
 def _declaring_schemes(
-    check: Callable[[HTTPConnection], Awaitable[Principal]], policy: CredentialPolicy
+    check: Callable[[HTTPConnection], Awaitable[Principal]], settings: CredentialSettings
 ) -> _Dependency:
     # FastAPI finds security schemes among a dependency's sub-dependencies and lists each as
     # one alternative of the operation's `security`; the result is ``check``'s.
-    schemes = _schemes(policy)
+    schemes = _schemes(settings)
     if len(schemes) == 1:
         (bearer,) = schemes
 
@@ -179,9 +179,10 @@ def _declaring_schemes(
     return dependency_with_cookie
 
 
-def require(query: Query | str, *, credentials: CredentialPolicy | None = None) -> _Dependency:
+def require(query: Query | str, *, credentials: CredentialSettings | None = None) -> _Dependency:
     """Return a FastAPI dependency that yields the principal if it satisfies ``query``, and
-    declares the security schemes of ``credentials`` (default: the API policy) in OpenAPI.
+    declares the security schemes of ``credentials`` (default: ``CredentialSettings.api()``)
+    in OpenAPI.
 
     Use as ``principal: Annotated[Principal, Depends(require("keys.read"))]``. The check is
     :func:`authcore.adapters.starlette.require`'s; the query is parsed now, so a typo fails at
@@ -197,9 +198,10 @@ async def _principal(connection: HTTPConnection) -> Principal:
     return _starlette.principal_from(connection)
 
 
-def authenticated(*, credentials: CredentialPolicy | None = None) -> _Dependency:
+def authenticated(*, credentials: CredentialSettings | None = None) -> _Dependency:
     """Return a FastAPI dependency that yields the principal the middleware attached, and
-    declares the security schemes of ``credentials`` (default: the API policy) in OpenAPI.
+    declares the security schemes of ``credentials`` (default: ``CredentialSettings.api()``)
+    in OpenAPI.
 
     It checks no permission: for a router whose routes each :func:`require` their own, or whose
     handlers call ``principal.authorize``. Without the middleware it raises
@@ -321,7 +323,7 @@ class RouteOptions(TypedDict):
 
 
 def secured(
-    query: Query | str | None = None, *, credentials: CredentialPolicy | None = None
+    query: Query | str | None = None, *, credentials: CredentialSettings | None = None
 ) -> RouteOptions:
     """Return the options that put authcore on every route they are given to: the security
     schemes (and, with ``query``, the permission check of :func:`require`) as a dependency, and

@@ -10,9 +10,10 @@
   :func:`authcore.responses.error_response` (never the exception text);
 - a ``teardown_request`` hook that unbinds the principal and reports metrics.
 
-Views read the principal with :data:`current_principal` / :func:`get_principal` and guard
-themselves with :func:`require`. On a request where the extension did not authenticate, both
-raise :class:`~authcore.errors.PrincipalMissingError` (500, safe body): never anonymous.
+Views read the principal with :data:`current_principal` (Flask's idiom, like ``current_user``)
+or :func:`principal_from` (``principal_from(request)``, the spelling every adapter shares) and
+guard themselves with :func:`require`. On a request where the extension did not authenticate,
+both raise :class:`~authcore.errors.PrincipalMissingError` (500, safe body): never anonymous.
 
 The principal is kept in the request's own WSGI environ (not on ``flask.g``, which belongs to
 the application context and may be shared by several requests), so it can never leak into
@@ -26,7 +27,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, Final, TypeVar, cast
 
-from flask import Flask, Response, has_request_context, request
+from flask import Flask, Request, Response, has_request_context, request
 from typing_extensions import Unpack
 from werkzeug.local import LocalProxy
 
@@ -52,7 +53,7 @@ from authcore.session import bind_principal, reset_principal
 __all__ = [
     "AuthCore",
     "current_principal",
-    "get_principal",
+    "principal_from",
     "public",
     "require",
 ]
@@ -84,20 +85,26 @@ def _state() -> _RequestState | None:
     return state if isinstance(state, _RequestState) else None
 
 
-def get_principal() -> Principal:
-    """Return the principal of the current request.
+def principal_from(request: Request) -> Principal:
+    """Return the principal the extension attached to ``request`` (in a view: ``flask.request``).
 
     Raises:
         PrincipalMissingError: the extension did not authenticate this request (500).
     """
-    state = _state()
-    if state is None or state.principal is None:
+    state = request.environ.get(_STATE)
+    if not isinstance(state, _RequestState) or state.principal is None:
         raise PrincipalMissingError("route served without authcore authentication")
     return state.principal
 
 
+def _current_principal() -> Principal:
+    if not has_request_context():
+        raise PrincipalMissingError("no request: outside a view")
+    return principal_from(request)
+
+
 #: The current request's principal; any use raises PrincipalMissingError when there is none.
-current_principal: Principal = cast("Principal", LocalProxy(get_principal))
+current_principal: Principal = cast("Principal", LocalProxy(_current_principal))
 
 
 def require(query: Query | str) -> Callable[[F], F]:
@@ -113,14 +120,14 @@ def require(query: Query | str) -> Callable[[F], F]:
 
             @functools.wraps(view)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                get_principal().authorize(parsed)
+                _current_principal().authorize(parsed)
                 return await view(*args, **kwargs)
 
             return cast("F", async_wrapper)
 
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            get_principal().authorize(parsed)
+            _current_principal().authorize(parsed)
             return view(*args, **kwargs)
 
         return cast("F", wrapper)

@@ -42,23 +42,27 @@ import anyio
 import attrs
 import httpx
 
-from authcore.errors import AuthcoreError, ConfigurationError, UnavailableError
+from authcore.errors import (
+    AuthcoreError,
+    BodyTimeoutError,
+    BodyTooLargeError,
+    ConfigurationError,
+    PathNotProxiedError,
+    UnavailableError,
+    UpstreamRedirectError,
+    UpstreamRejectedError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
 from authcore.proxy import (
     AsyncDashboardSessionVerifier,
     AsyncWorkspaceResolver,
-    BodyTimeoutError,
-    BodyTooLargeError,
     DashboardSession,
     IncomingRequest,
-    PathNotProxiedError,
-    ProxyConfig,
+    ProxySettings,
     TokenMinter,
     TokenReuseCache,
-    UpstreamRedirectError,
-    UpstreamRejectedError,
     UpstreamRequest,
-    UpstreamTimeoutError,
-    UpstreamUnavailableError,
     build_upstream_request,
     check_identity,
     filter_response_headers,
@@ -125,7 +129,7 @@ class DashboardProxy:
     ``keyring`` signs the JWTs (a :class:`~authcore.keyring.Keyring` with a signing kid);
     assign :attr:`keyring` to switch signing secrets at run time (rotation). ``clock`` returns
     seconds since the epoch. ``mount`` is the prefix the proxy is served under; the rest of
-    the raw path is what the prefix rules of ``config`` see.
+    the raw path is what the prefix rules of ``settings`` see.
 
     Raises:
         ConfigurationError: a mount that is not ``/name`` (at construction).
@@ -133,7 +137,7 @@ class DashboardProxy:
 
     def __init__(
         self,
-        config: ProxyConfig,
+        settings: ProxySettings,
         session_verifier: AsyncDashboardSessionVerifier,
         workspace_resolver: AsyncWorkspaceResolver,
         keyring: TokenMinter,
@@ -145,11 +149,11 @@ class DashboardProxy:
         tokens: TokenReuseCache | None = None,
         realm: str = "dashboard",
     ) -> None:
-        if not isinstance(config, ProxyConfig):
-            raise ConfigurationError("config must be a ProxyConfig")
+        if not isinstance(settings, ProxySettings):
+            raise ConfigurationError("settings must be a ProxySettings")
         if not mount.startswith("/") or mount.endswith("/") or "//" in mount:
             raise ConfigurationError("mount is a path like '/proxy' (no trailing slash)")
-        self.config = config
+        self.settings = settings
         self.keyring = keyring
         self._verifier = session_verifier
         self._resolver = workspace_resolver
@@ -237,10 +241,10 @@ class DashboardProxy:
             headers=tuple(headers),
             scheme=str(scope.get("scheme", "http")),
         )
-        config = self.config
+        settings = self.settings
         try:
             # Every rule that needs only the request runs before any I/O ...
-            prepared = prepare_request(head, config)
+            prepared = prepare_request(head, settings)
             for name, value in headers:
                 # The server has validated Content-Length; an oversized one is refused unread.
                 declared = value.strip()
@@ -248,7 +252,7 @@ class DashboardProxy:
                     name.lower() == "content-length"
                     and declared.isascii()
                     and declared.isdigit()
-                    and (len(declared) > 18 or int(declared) > config.max_body_bytes)
+                    and (len(declared) > 18 or int(declared) > settings.max_body_bytes)
                 ):
                     raise BodyTooLargeError("declared content-length")
             # ... and the session (it needs only the cookie) before any byte of the body: a
@@ -259,12 +263,12 @@ class DashboardProxy:
             session, workspace = check_identity(session, workspace)
         except AuthcoreError as exc:
             raise _RefusedUnreadError(exc, close=_body_owed(headers)) from None
-        body = await self._read_body(receive, config.max_body_bytes, config.body_timeout)
+        body = await self._read_body(receive, settings.max_body_bytes, settings.body_timeout)
         return build_upstream_request(
             attrs.evolve(prepared, body=body),
             session,
             workspace,
-            config=config,
+            settings=settings,
             minter=self.keyring,
             now=self._clock(),
             tokens=self._tokens,

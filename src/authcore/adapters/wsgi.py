@@ -36,12 +36,22 @@ from authcore.gate import Gate
 from authcore.principal import Principal
 from authcore.responses import HTTPResponse, rate_limit_headers
 from authcore.session import PRINCIPAL_KEY, bind_principal, reset_principal
+from authcore.session import principal_from as _principal_in
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-__all__ = ["AuthMiddleware", "admit_environ", "status_line"]
+__all__ = ["AuthMiddleware", "admit_environ", "principal_from", "status_line"]
+
+
+def principal_from(environ: WSGIEnvironment) -> Principal:
+    """Return the principal the middleware attached to this request's environ.
+
+    Raises:
+        PrincipalMissingError: the middleware did not authenticate this request (500).
+    """
+    return _principal_in(environ)
 
 
 def status_line(status: int) -> str:

@@ -36,9 +36,9 @@ from typing import TYPE_CHECKING, Any, Final
 from authcore.backends.cache import CachedStore, VerifiedTokenCache
 from authcore.backends.memory import MemoryRateLimiter
 from authcore.config import Config, load_config, parse_config, render_dev_config
-from authcore.credentials import DEFAULT_PORTAL_COOKIE, CredentialPolicy
+from authcore.credentials import DEFAULT_PORTAL_COOKIE, CredentialSettings
 from authcore.errors import ConfigurationError, UnavailableError
-from authcore.flow import AsyncBackends, Authenticator, Backends, Settings
+from authcore.flow import AsyncBackends, Authenticator, AuthSettings, Backends
 from authcore.ratelimit import LimiterFailurePolicy, RateLimitPolicy
 from authcore.tokens import Secret
 
@@ -68,8 +68,8 @@ DEV_SECRETS_FILE: Final = "authcore-dev-secrets.toml"
 #: Seconds a cached key, session or conclusion may outlive a change made in *another* process
 #: that did not publish it (no Redis): the revocation bound ``connect()`` builds with.
 CACHE_TTL: Final = 30
-#: The limit of a workspace without a policy of its own (that of ``authcore.flow.Settings``).
-DEFAULT_RATE_LIMIT: Final = Settings().default_rate_limit
+#: The limit of a workspace without a policy of its own (that of ``authcore.flow.AuthSettings``).
+DEFAULT_RATE_LIMIT: Final = AuthSettings().default_rate_limit
 #: The route-group prefix of the portal (portal sessions; everything else is the API).
 PORTAL_PREFIX: Final = "/portal/"
 
@@ -356,8 +356,8 @@ class Auth:
             backends = Backends(store=cached, limiter=limiter, fallback_limiter=fallback)
             abackends = AsyncBackends(store=cached, limiter=alimiter, fallback_limiter=fallback)
             api = Authenticator(
-                Settings(
-                    credentials=CredentialPolicy.api(),
+                AuthSettings(
+                    credentials=CredentialSettings.api(),
                     keyring=config.jwt.verifying_keyring(),
                     token_cache=VerifiedTokenCache(),
                     default_rate_limit=default_rate_limit,
@@ -369,8 +369,8 @@ class Auth:
                 abackends=abackends,
             )
             portal = Authenticator(
-                Settings(
-                    credentials=CredentialPolicy.portal(
+                AuthSettings(
+                    credentials=CredentialSettings.portal(
                         portal_cookie, allowed_origins=portal_origins
                     ),
                     default_rate_limit=default_rate_limit,

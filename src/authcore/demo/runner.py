@@ -35,7 +35,7 @@ from authcore.demo.dashboard import DashboardSessions, StoreWorkspaceResolver, c
 from authcore.demo.service import app_for
 from authcore.gate import AuthObserver, RequestMetrics
 from authcore.passwords import hash_password
-from authcore.proxy import ProxyConfig
+from authcore.proxy import ProxySettings
 from authcore.ratelimit import RateLimitPolicy
 from authcore.store import OPERATOR_ACTOR, AsyncStore, Store
 
@@ -124,7 +124,7 @@ def build_dashboard(
     config = auth.config
     sessions = DashboardSessions(clock=clock)
     proxy = DashboardProxy(
-        ProxyConfig(
+        ProxySettings(
             upstream=api_url.rstrip("/"),
             token_ttl=min(60, config.jwt.settings.max_lifetime),
             # No bigger than what the API accepts: a larger body would be refused there anyway.

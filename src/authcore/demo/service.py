@@ -55,7 +55,7 @@ from authcore.adapters.starlette import install_auth, principal_from
 from authcore.backends import Auth
 from authcore.credentials import (
     DEFAULT_PORTAL_COOKIE,
-    CredentialPolicy,
+    CredentialSettings,
     authorization_values,
     extract_credential,
     is_same_origin,
@@ -75,7 +75,7 @@ from authcore.demo._http import (
     read_json_object,
 )
 from authcore.errors import ClientError, CrossSiteRequestError, PermissionDeniedError
-from authcore.flow import AsyncBackends, Authenticator, Settings
+from authcore.flow import AsyncBackends, Authenticator, AuthSettings
 from authcore.gate import AuthObserver, RequestMetrics, RouteGroups
 from authcore.keyring import Keyring
 from authcore.names import check_name
@@ -182,7 +182,7 @@ class _Service:
         store: AsyncStore,
         clock: Callable[[], float],
         *,
-        portal_policy: CredentialPolicy,
+        portal_credentials: CredentialSettings,
         secure_cookies: bool | None,
         body_timeout: float,
     ) -> None:
@@ -191,7 +191,7 @@ class _Service:
         # id(principal) -> (the principal, kept alive so the id stays its own; its JSON).
         self._rendered: dict[int, tuple[Principal, bytes]] = {}
 
-        self.portal_policy = portal_policy
+        self.portal_credentials = portal_credentials
         self.secure_cookies = secure_cookies
         self.body_timeout = body_timeout
 
@@ -329,7 +329,7 @@ class _Service:
             headers.getlist("sec-fetch-site"),
             headers.getlist("origin"),
             own_origin=request_origin(request.url.scheme, headers.getlist("host")),
-            allowed_origins=self.portal_policy.allowed_origins,
+            allowed_origins=self.portal_credentials.allowed_origins,
         ):
             raise CrossSiteRequestError("portal exchange from another site")
 
@@ -372,7 +372,7 @@ class _Service:
         credential = extract_credential(
             authorization_values(request.headers),
             parse_cookie_header(request.headers.getlist("cookie"), DEFAULT_PORTAL_COOKIE),
-            self.portal_policy,
+            self.portal_credentials,
         )
         if credential is not None:
             record = await self.store.afind_portal_session(digest(credential.secret.reveal()))
@@ -466,8 +466,8 @@ def create_app(
     """
     backends = AsyncBackends(store=store, limiter=limiter)
     api = Authenticator(
-        Settings(
-            credentials=CredentialPolicy.api(),
+        AuthSettings(
+            credentials=CredentialSettings.api(),
             keyring=keyring,
             token_cache=token_cache,
             default_rate_limit=default_rate_limit,
@@ -477,8 +477,8 @@ def create_app(
         abackends=backends,
     )
     portal = Authenticator(
-        Settings(
-            credentials=CredentialPolicy.portal(allowed_origins=portal_origins),
+        AuthSettings(
+            credentials=CredentialSettings.portal(allowed_origins=portal_origins),
             default_rate_limit=default_rate_limit,
             realm="portal",
         ),
@@ -553,7 +553,7 @@ def _build(
     service = _Service(
         store,
         api.clock,
-        portal_policy=portal.settings.credentials,
+        portal_credentials=portal.settings.credentials,
         secure_cookies=secure_cookies,
         body_timeout=body_timeout,
     )
