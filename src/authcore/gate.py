@@ -36,7 +36,7 @@ from authcore.flow import Authenticated, Authenticator
 from authcore.principal import Principal
 from authcore.ratelimit import RateLimitDecision
 from authcore.responses import HTTPResponse, error_response
-from authcore.usage import ALLOWED, UsageCounter
+from authcore.usage import ALLOWED, UsageSink
 
 __all__ = [
     "AuthObserver",
@@ -202,7 +202,7 @@ def rate_limit_header_bytes(decision: RateLimitDecision) -> list[tuple[bytes, by
     ]
 
 
-def _count_admitted(usage: UsageCounter, result: Authenticated) -> None:
+def _count_admitted(usage: UsageSink, result: Authenticated) -> None:
     conclusion = result.conclusion
     credential_id = "" if conclusion is None else conclusion.credential_id or ""
     usage.count(result.principal.workspace_id, credential_id, ALLOWED)
@@ -229,7 +229,7 @@ class Gate:
     timer: Callable[[], float] | None = None
     on_bug: BugHook | None = None
     observer: AuthObserver | None = None
-    usage: UsageCounter | None = None
+    usage: UsageSink | None = None
 
     @classmethod
     def build(
@@ -244,7 +244,7 @@ class Gate:
         timer: Callable[[], float] | None = None,
         on_bug: BugHook | None = None,
         observer: AuthObserver | None = None,
-        usage: UsageCounter | None = None,
+        usage: UsageSink | None = None,
     ) -> Gate:
         """Validate the options and return the gate.
 

@@ -18,9 +18,8 @@ into hour buckets and deleted; every bucket older than ``retention`` (30 days) i
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
-from typing import Final, Literal
+from typing import Final, Literal, Protocol
 
 from authcore.changes import (
     AddUsage,
@@ -42,7 +41,7 @@ __all__ = [
     "GRANULARITIES",
     "MAX_BUCKETS",
     "Granularity",
-    "UsageCounter",
+    "UsageSink",
     "last_used",
     "prune_usage",
     "read_usage",
@@ -63,53 +62,15 @@ Granularity = Literal["minute", "hour", "day"]
 GRANULARITIES: Final[dict[str, int]] = {"minute": 60, "hour": 3600, "day": 86_400}
 
 _MAX_TIME: Final = 2**53
-_Key = tuple[str, str, str]
 
 
-class UsageCounter:
-    """Authentication outcomes counted in memory until a recorder drains them.
+class UsageSink(Protocol):
+    """Where the request gate counts outcomes (:class:`authcore.backends.usage.UsageCounter`).
 
-    Thread-safe and exact: :meth:`count` and :meth:`drain` share one lock, held for a
-    dictionary increment or a swap. ``max_keys`` bounds memory between two drains: past it,
-    new (workspace, credential) pairs count as ``("", "", outcome)``, so nothing is lost from
-    the totals.
+    ``count`` is on every request's path: one increment, no I/O, never raising.
     """
 
-    __slots__ = ("_counts", "_lock", "_max_keys")
-
-    def __init__(self, *, max_keys: int = 100_000) -> None:
-        self._lock = threading.Lock()
-        self._counts: dict[_Key, int] = {}
-        self._max_keys = max_keys
-
-    def __repr__(self) -> str:
-        return f"UsageCounter(pending={len(self._counts)})"
-
-    def count(self, workspace_id: str, credential_id: str, outcome: str) -> None:
-        """Count one outcome (the request path: one increment, no I/O)."""
-        key = (workspace_id, credential_id, outcome)
-        with self._lock:
-            counts = self._counts
-            if key in counts:
-                counts[key] += 1
-            elif len(counts) < self._max_keys:
-                counts[key] = 1
-            else:
-                overflow = ("", "", outcome)
-                counts[overflow] = counts.get(overflow, 0) + 1
-
-    def drain(self) -> dict[_Key, int]:
-        """Take everything counted so far, leaving the counter empty."""
-        with self._lock:
-            counts, self._counts = self._counts, {}
-        return counts
-
-    def restore(self, counts: dict[_Key, int]) -> None:
-        """Put back counts a recorder could not store, to be drained again."""
-        with self._lock:
-            mine = self._counts
-            for key, value in counts.items():
-                mine[key] = mine.get(key, 0) + value
+    def count(self, workspace_id: str, credential_id: str, outcome: str, /) -> None: ...
 
 
 def _time(value: object, what: str) -> int:

@@ -29,6 +29,7 @@ from authcore.gate import (
     answer_error,
 )
 from authcore.responses import HTTPResponse
+from authcore.usage import UsageSink
 
 __all__ = [
     "PUBLIC_MARKER",
@@ -62,6 +63,8 @@ class GateOptions(TypedDict, total=False):
     ``on_error(error)`` may return a custom :class:`~authcore.responses.HTTPResponse`;
     ``metrics`` is called once per request, timed with ``timer`` (``time.perf_counter``);
     ``observer`` hears of every auth step's outcome (code, source, replay, decision, time).
+    ``usage`` counts every outcome per workspace, credential and outcome (an
+    :class:`authcore.backends.Auth` brings its own).
     """
 
     groups: Mapping[str, Authenticator] | None
@@ -71,6 +74,7 @@ class GateOptions(TypedDict, total=False):
     metrics: RequestMetrics | None
     timer: Callable[[], float]
     observer: AuthObserver | None
+    usage: UsageSink | None
 
 
 def public(view: F) -> F:
@@ -135,6 +139,9 @@ def make_gate(authenticator: GateSource, options: GateOptions) -> Gate:
     ):
         merged = GateOptions(**options)
         merged.setdefault("groups", authenticator.groups)
+        counter = getattr(authenticator, "usage", None)
+        if counter is not None:
+            merged.setdefault("usage", counter)
         return make_gate(authenticator.authenticator, merged)
     if isinstance(authenticator, Gate):
         if options:
@@ -155,6 +162,7 @@ def make_gate(authenticator: GateSource, options: GateOptions) -> Gate:
         timer=options.get("timer", time.perf_counter),
         on_bug=log_unexpected,
         observer=options.get("observer"),
+        usage=options.get("usage"),
     )
 
 

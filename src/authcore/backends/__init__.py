@@ -33,8 +33,11 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from authcore.backends.cache import CachedStore, VerifiedTokenCache
+from authcore.backends.cache import CachedStore
 from authcore.backends.memory import MemoryRateLimiter
+from authcore.backends.token_cache import VerifiedTokenCache
+from authcore.backends.usage import DEFAULT_INTERVAL as USAGE_INTERVAL
+from authcore.backends.usage import UsageCounter, UsageRecorder
 from authcore.config import Config, load_config, parse_config, render_dev_config
 from authcore.credentials import DEFAULT_PORTAL_COOKIE, CredentialSettings
 from authcore.errors import ConfigurationError, UnavailableError
@@ -297,6 +300,7 @@ class Auth:
         closers: list[Callable[[], Any]],
         invalidator: RedisInvalidator | None = None,
         portal_prefix: str = PORTAL_PREFIX,
+        recorder: UsageRecorder | None = None,
     ) -> None:
         self.api = api
         self.portal = portal
@@ -304,6 +308,9 @@ class Auth:
         self.config = config
         self.invalidator = invalidator
         self.portal_prefix = portal_prefix
+        self.recorder = recorder
+        #: What the request gate counts into (None: usage is not counted).
+        self.usage: UsageCounter | None = None if recorder is None else recorder.counter
         self._closers = closers
         self._lock = threading.Lock()
         self._started = False
@@ -327,6 +334,8 @@ class Auth:
         portal_prefix: str = PORTAL_PREFIX,
         owns_store: bool = False,
         limiter_failure: LimiterFailurePolicy = LimiterFailurePolicy.FAIL_CLOSED,
+        usage: bool = True,
+        usage_interval: float = USAGE_INTERVAL,
     ) -> Auth:
         """Wire an already open ``store`` (sync and async) with ``config``: what
         :func:`connect` does once it has opened the store and read the configuration.
@@ -336,6 +345,8 @@ class Auth:
         store too. ``limiter_failure`` says what a request gets while Redis is down: 503
         (``FAIL_CLOSED``, the default) or a decision of a bounded limiter in this process
         (``LOCAL_FALLBACK``); either way the service recovers by itself when Redis returns.
+        With ``usage`` every outcome is counted in memory and recorded in the store every
+        ``usage_interval`` seconds and on close (:mod:`authcore.usage`).
 
         Raises:
             ConfigurationError: an invalid setting or Redis URL.
@@ -386,6 +397,11 @@ class Auth:
                 with contextlib.suppress(Exception):
                     close()
             raise
+        recorder = None
+        if usage:
+            # Closed before the store (closers run last first): its last flush needs it.
+            recorder = UsageRecorder(store, UsageCounter(), interval=usage_interval)
+            closers.append(recorder.close)
         return cls(
             api=api,
             portal=portal,
@@ -394,6 +410,7 @@ class Auth:
             closers=closers,
             invalidator=invalidator,
             portal_prefix=portal_prefix,
+            recorder=recorder,
         )
 
     @property
@@ -425,6 +442,8 @@ class Auth:
             self._started = True
             if self.invalidator is not None:
                 self.invalidator.attach(self.store)
+            if self.recorder is not None:
+                self.recorder.start()
 
     async def astart(self) -> None:
         """Async twin of :meth:`start` (what an ASGI lifespan startup calls)."""
@@ -489,6 +508,8 @@ def connect(
     portal_prefix: str = PORTAL_PREFIX,
     note: Callable[[str], None] | None = None,
     limiter_failure: LimiterFailurePolicy = LimiterFailurePolicy.FAIL_CLOSED,
+    usage: bool = True,
+    usage_interval: float = USAGE_INTERVAL,
 ) -> Auth:
     """Open and wire everything a service needs to authenticate requests (see the module doc).
 
@@ -498,7 +519,8 @@ def connect(
     which ``note`` hears). ``default_rate_limit`` applies to workspaces without a policy of
     their own; ``cache_ttl`` bounds how long a change made in another process that could not
     tell this one (no Redis) goes unseen; ``limiter_failure`` is the policy while Redis is down
-    (see :meth:`Auth.wire`). The :class:`Auth` owns the store: closing it closes the store.
+    (see :meth:`Auth.wire`); ``usage`` counts every outcome and records it in the store every
+    ``usage_interval`` seconds and on close (see :mod:`authcore.usage`). The :class:`Auth` owns the store: closing it closes the store.
 
     Raises:
         ConfigurationError: a URL or the configuration is invalid.
@@ -520,6 +542,8 @@ def connect(
             portal_prefix=portal_prefix,
             owns_store=True,
             limiter_failure=limiter_failure,
+            usage=usage,
+            usage_interval=usage_interval,
         )
     except BaseException:
         with contextlib.suppress(Exception):

@@ -18,14 +18,13 @@ Revocation bound:
 A create through the library drops a negative entry for the new digest at once; a record
 created behind the library's back becomes visible within ``negative_ttl``.
 
-:class:`VerifiedTokenCache` is the bounded cache of verified JWTs the flow consults
-(:class:`authcore.flow.TokenCache`).
+:class:`VerifiedTokenCache` (the bounded cache of verified JWTs the flow consults) lives in
+:mod:`authcore.backends.token_cache`, next to its protocol; it is re-exported here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import threading
 import time
@@ -37,10 +36,10 @@ from typing import Any, Final, TypeVar
 import attrs
 
 from authcore.backends.invalidation import Invalidation, InvalidationKind, InvalidationPublisher
+from authcore.backends.token_cache import VerifiedTokenCache
 from authcore.changes import Change, Insert, Load, Step, Update
 from authcore.errors import AuthcoreError, ConfigurationError, UnavailableError
 from authcore.flow import Conclusion, VerifiedResults
-from authcore.keyring import VerifiedClaims
 from authcore.principal import Source
 from authcore.records import PortalSessionRecord, Record, RootKeyRecord, WorkspaceRecord
 from authcore.store import AsyncCredentialStore, AsyncStore, CredentialStore, Store
@@ -596,56 +595,3 @@ def invalidations_for(touched: Sequence[tuple[Record, bool]]) -> list[Invalidati
                 )
                 found[Invalidation(kind, record.id)] = None
     return list(found)
-
-
-# --- verified JWTs --------------------------------------------------------------------------
-
-
-class VerifiedTokenCache:
-    """A bounded cache of verified JWTs for :class:`authcore.flow.Settings` ``token_cache``.
-
-    Keyed by the SHA-256 of the whole token (32 bytes per entry, whatever the token's size,
-    and no token kept in memory). Never returns claims at or past their ``exp``. Evicts the
-    least recently used entry when full. Thread-safe.
-
-    Raises:
-        ConfigurationError: ``max_entries`` is out of range.
-    """
-
-    def __init__(self, max_entries: int = 10_000) -> None:
-        self._max = _check_size("max_entries", max_entries)
-        self._lock = threading.Lock()
-        self._entries: OrderedDict[bytes, VerifiedClaims] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(entries={len(self._entries)}, max_entries={self._max})"
-
-    def get(self, token: str, now: float, /) -> VerifiedClaims | None:
-        """Return the claims cached for ``token`` if ``now`` is before their ``exp``."""
-        key = hashlib.sha256(token.encode()).digest()
-        with self._lock:
-            claims = self._entries.get(key)
-            if claims is None:
-                return None
-            if now >= claims.expires_at:
-                del self._entries[key]
-                return None
-            self._entries.move_to_end(key)
-            return claims
-
-    def put(self, token: str, claims: VerifiedClaims, /) -> None:
-        """Remember that ``token`` verified to ``claims``."""
-        key = hashlib.sha256(token.encode()).digest()
-        with self._lock:
-            self._entries[key] = claims
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        """Drop everything."""
-        with self._lock:
-            self._entries.clear()
