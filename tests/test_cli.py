@@ -110,6 +110,56 @@ def test_workspace_enable_undoes_disable_and_is_audited(run: Run, workspace: str
     assert "not found" in run.fails("workspace", "enable", "ws_nope", code=1)
 
 
+def test_usage_prints_a_table_and_json_scoped_to_the_workspace(run: Run, workspace: str) -> None:
+    from authcore.backends import open_store
+    from authcore.records import UsageCount
+
+    key_id = run.json("keys", "create", "--workspace", workspace, "--permission", "keys.read")[
+        "key_id"
+    ]
+    other = run.json("keys", "create", "--workspace", workspace, "--permission", "keys.read")[
+        "key_id"
+    ]
+    hour = 1_800_000_000 - 1_800_000_000 % 3600
+    store = open_store(run.db)
+    try:
+        store.record_usage(
+            [
+                UsageCount(workspace, key_id, "allowed", hour, 5),
+                UsageCount(workspace, key_id, "rate_limited", hour + 60, 2),
+                UsageCount(workspace, key_id, "workspace_disabled", hour + 120, 1),
+                UsageCount(workspace, other, "allowed", hour, 7),
+                UsageCount("ws_elsewhere", key_id, "allowed", hour, 100),
+            ],
+            used_at=hour + 120,
+        )
+    finally:
+        store.close()
+    window = ["--since", str(hour), "--until", str(hour + 3600)]
+    doc = run.json("usage", "--workspace", workspace, "--key", key_id, *window)
+    assert doc["totals"] == {"allowed": 5, "rate_limited": 2, "workspace_disabled": 1}
+    assert doc["buckets"] == [
+        {"start": hour, "outcomes": {"allowed": 5, "rate_limited": 2, "workspace_disabled": 1}}
+    ]
+    whole = run.json("usage", "--workspace", workspace, *window, "--granularity", "minute")
+    assert whole["totals"] == {"allowed": 12, "rate_limited": 2, "workspace_disabled": 1}
+    assert [b["start"] for b in whole["buckets"]] == [hour, hour + 60, hour + 120]
+    code, out, _ = run("usage", "--workspace", workspace, "--key", key_id, *window)
+    assert code == 0
+    assert out.splitlines()[-1].split() == ["total", "5", "1", "2", "0"]
+    listed = {
+        k["key_id"]: k["last_used_at"]
+        for k in run.json("keys", "list", "--workspace", workspace)["keys"]
+    }
+    assert listed == {key_id: hour + 120, other: hour + 120}
+    assert "not found" in run.fails("usage", "--workspace", workspace, "--key", "key_nope", code=1)
+    assert "not found" in run.fails("usage", "--workspace", "ws_nope", code=1)
+    assert run.json("prune-usage", "--retention-days", "30") == {
+        "retention_days": 30,
+        "rollup_after_hours": 24,
+    }
+
+
 def test_keys_create_json_has_exactly_key_id_and_key(run: Run, workspace: str) -> None:
     result = run.json(
         "keys", "create", "--workspace", workspace,

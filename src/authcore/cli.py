@@ -35,6 +35,7 @@ from authcore.backends import redact_database_url
 from authcore.config import Config
 from authcore.errors import (
     AuthcoreError,
+    ClientError,
     ConfigurationError,
     InvalidPermissionError,
     UnavailableError,
@@ -305,15 +306,99 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
         if store.find_workspace(args.workspace) is None:
             raise CommandError(f"workspace {args.workspace!r} not found")
         records = store.list_root_keys(args.workspace)
-    keys = [record.to_dict() for record in records]
+        used = store.last_used(args.workspace)
+    keys = [{**record.to_dict(), "last_used_at": used.get(record.id)} for record in records]
     # A name stored before names were checked could still hold a control or bidi character:
     # the terminal gets it escaped (JSON escapes it by itself).
     lines = [
         f"{k['key_id']}  {k['start']}...  {printable(k['name'] or '-')}  "
-        f"{','.join(k['permissions']) or '-'}  {'revoked' if k['revoked_at'] else 'active'}"
+        f"{','.join(k['permissions']) or '-'}  {'revoked' if k['revoked_at'] else 'active'}  "
+        f"last used {_when(k['last_used_at'])}"
         for k in keys
     ]
     _emit(args, {"keys": keys}, lines or ["(no keys)"])
+    return 0
+
+
+def _when(seconds: int | None) -> str:
+    return "never" if seconds is None else time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime(seconds))
+
+
+#: The usage table's columns: each outcome falls in one (refusals by their HTTP meaning).
+_USAGE_COLUMNS: Final = ("allowed", "refused", "rate_limited", "unavailable")
+
+
+def _usage_column(outcome: str) -> str:
+    if outcome in ("allowed", "rate_limited"):
+        return outcome
+    return "unavailable" if outcome == "service_unavailable" else "refused"
+
+
+def cmd_usage(args: argparse.Namespace) -> int:
+    now = _now()
+    until = now if args.until is None else args.until
+    since = until - 86_400 if args.since is None else args.since
+    with _store(args) as store:
+        if store.find_workspace(args.workspace) is None:
+            raise CommandError(f"workspace {args.workspace!r} not found")
+        if args.key is not None:
+            key = store.get_root_key(args.key)
+            if key is None or key.workspace_id != args.workspace:
+                raise CommandError(f"key {args.key!r} not found in {args.workspace}")
+        try:
+            counts = store.usage(
+                args.workspace,
+                credential_id=args.key,
+                since=since,
+                until=until,
+                granularity=args.granularity,
+            )
+        except ClientError as exc:
+            raise UsageError(exc.detail or exc.message) from None
+    buckets: dict[int, dict[str, int]] = {}
+    totals: dict[str, int] = {}
+    for count in counts:
+        buckets.setdefault(count.bucket, {})[count.outcome] = count.count
+        totals[count.outcome] = totals.get(count.outcome, 0) + count.count
+    document = {
+        "workspace_id": args.workspace,
+        "key_id": args.key,
+        "granularity": args.granularity,
+        "since": int(since),
+        "until": int(until),
+        "buckets": [{"start": start, "outcomes": outcomes} for start, outcomes in buckets.items()],
+        "totals": totals,
+    }
+    header = f"{'bucket (UTC)':<17}  " + "  ".join(f"{c:>12}" for c in _USAGE_COLUMNS)
+    lines = [header]
+    for start, outcomes in [*buckets.items(), (-1, totals)]:
+        columns = dict.fromkeys(_USAGE_COLUMNS, 0)
+        for outcome, value in outcomes.items():
+            columns[_usage_column(outcome)] += value
+        label = "total" if start < 0 else time.strftime("%Y-%m-%dT%H:%M", time.gmtime(start))
+        lines.append(f"{label:<17}  " + "  ".join(f"{columns[c]:>12}" for c in _USAGE_COLUMNS))
+    _emit(args, document, lines)
+    return 0
+
+
+def cmd_usage_prune(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        try:
+            store.prune_usage(
+                now=_now(),
+                rollup_after=args.rollup_after_hours * 3600,
+                retention=args.retention_days * 86_400,
+            )
+        except ClientError as exc:
+            raise UsageError(exc.detail or exc.message) from None
+    _emit(
+        args,
+        {"retention_days": args.retention_days, "rollup_after_hours": args.rollup_after_hours},
+        [
+            f"usage older than {args.retention_days} days deleted; minutes older than"
+            f" {args.rollup_after_hours} hours rolled up into hours"
+        ],
+    )
     return 0
 
 
@@ -728,6 +813,23 @@ def _add_jwt_and_audit_commands(b: _Builder) -> None:
         help="when the signer switched to the signing kid (seconds since the epoch)",
     )
     sub.add_argument("--remove", action="append", metavar="KID", help="a kid to remove")
+
+    sub = b.command(
+        b.root, "usage", cmd_usage, "authentication outcomes of a workspace or key, per bucket"
+    )
+    sub.add_argument("--workspace", required=True, metavar="WORKSPACE_ID", type=_identifier)
+    sub.add_argument("--key", metavar="KEY_ID", type=_identifier, help="one key's usage only")
+    sub.add_argument("--since", type=_positive_int, metavar="EPOCH", help="default: a day ago")
+    sub.add_argument("--until", type=_positive_int, metavar="EPOCH", help="default: now")
+    sub.add_argument("--granularity", choices=("minute", "hour", "day"), default="hour")
+    sub = b.command(
+        b.root,
+        "prune-usage",
+        cmd_usage_prune,
+        "roll old minute counts up into hours and delete counts past the retention",
+    )
+    sub.add_argument("--retention-days", type=_positive_int, default=30, metavar="DAYS")
+    sub.add_argument("--rollup-after-hours", type=_positive_int, default=24, metavar="HOURS")
 
     audit = b.group("audit", "audit events")
     sub = b.command(audit, "list", cmd_audit_list, "list a workspace's audit events, newest first")

@@ -13,7 +13,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from authcore.adapters.starlette import install_auth, principal_from
-from authcore.backends import connect
+from authcore.backends import Auth, connect
 from authcore.backends.memory import MemoryStore
 from authcore.backends.usage import UsageCounter, UsageRecorder
 from authcore.errors import UnavailableError
@@ -99,7 +99,7 @@ def test_the_recorder_buckets_by_minute_keeps_failed_flushes_and_flushes_on_clos
     assert store.last_used("ws_1") == {"key_a": T0 + 120}
 
 
-def _app(auth: object) -> Starlette:
+def _app(auth: Auth) -> Starlette:
     async def principal(request: Request) -> PlainTextResponse:
         return PlainTextResponse(principal_from(request).workspace_id)
 
