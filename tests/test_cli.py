@@ -121,7 +121,7 @@ def test_usage_prints_a_table_and_json_scoped_to_the_workspace(run: Run, workspa
         "key_id"
     ]
     hour = 1_800_000_000 - 1_800_000_000 % 3600
-    store = open_store(run.db)
+    store: Any = open_store(run.db)
     try:
         store.record_usage(
             [

@@ -520,7 +520,8 @@ def connect(
     their own; ``cache_ttl`` bounds how long a change made in another process that could not
     tell this one (no Redis) goes unseen; ``limiter_failure`` is the policy while Redis is down
     (see :meth:`Auth.wire`); ``usage`` counts every outcome and records it in the store every
-    ``usage_interval`` seconds and on close (see :mod:`authcore.usage`). The :class:`Auth` owns the store: closing it closes the store.
+    ``usage_interval`` seconds and on close (see :mod:`authcore.usage`). The :class:`Auth`
+    owns the store: closing it closes the store.
 
     Raises:
         ConfigurationError: a URL or the configuration is invalid.

@@ -59,6 +59,7 @@ API_PERMISSIONS: tuple[str, ...] = (
     "audit.read",
     "portal.create_session",
     "portal.revoke_session",
+    "usage.read",
 )
 
 

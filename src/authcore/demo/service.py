@@ -74,6 +74,7 @@ from authcore.demo._http import (
     read_fields,
     read_json_object,
 )
+from authcore.demo.usage import UsageRoutes
 from authcore.errors import ClientError, CrossSiteRequestError, PermissionDeniedError
 from authcore.flow import AsyncBackends, Authenticator, AuthSettings
 from authcore.gate import AuthObserver, RequestMetrics, RouteGroups
@@ -222,7 +223,9 @@ class _Service:
         principal = principal_from(request)
         principal.authorize("keys.read")
         records = await self.store.alist_root_keys(principal.workspace_id)
-        return json_response({"keys": [record.to_dict() for record in records]})
+        used = await self.store.alast_used(principal.workspace_id)
+        keys = [{**record.to_dict(), "last_used_at": used.get(record.id)} for record in records]
+        return json_response({"keys": keys})
 
     async def create_key(self, request: Request) -> Response:
         principal = principal_from(request)
@@ -557,6 +560,7 @@ def _build(
         secure_cookies=secure_cookies,
         body_timeout=body_timeout,
     )
+    usage = UsageRoutes(store, api.clock)
     app = Starlette(
         routes=[
             Route("/healthz", service.healthz, methods=["GET"]),
@@ -564,6 +568,8 @@ def _build(
             Route("/v1/keys", service.list_keys, methods=["GET"]),
             Route("/v1/keys", service.create_key, methods=["POST"]),
             Route("/v1/keys/{key_id}", service.revoke_key, methods=["DELETE"]),
+            Route("/v1/keys/{key_id}/usage", usage.key, methods=["GET"]),
+            Route("/v1/usage", usage.workspace, methods=["GET"]),
             Route("/v1/audit-logs", service.audit_logs, methods=["GET"]),
             Route("/v1/portal-sessions", service.create_portal_session, methods=["POST"]),
             Route(
