@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from authcore.backends.postgres import PostgresStore
 from tests.backends.redis_topologies import redis_cluster
 from tests.backends.test_redis import Relay
 from tests.demo.ports import free_ports
@@ -164,6 +165,56 @@ def test_four_workers_admit_exactly_the_limit_and_refuse_a_revoked_key_at_once(
         _, stderr = service.process.communicate(timeout=30)
         assert service.process.returncode == 0
         assert "Traceback" not in stderr
+
+
+async def mixed(url: str, requests: list[str | None], concurrency: int = 20) -> list[int]:
+    """One request per entry (a bearer token, or None for no credential), fresh connections."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(token: str | None) -> int:
+        headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+        async with gate, httpx.AsyncClient(timeout=30) as client:
+            return (await client.get(f"{url}/v1/principal", headers=headers)).status_code
+
+    return list(await asyncio.gather(*(one(token) for token in requests)))
+
+
+def test_usage_counts_add_up_exactly_across_two_workers(
+    tmp_path: Path, fresh_postgres_database: str, redis_url: str
+) -> None:
+    env = environment(tmp_path, fresh_postgres_database, redis_url)
+    assert authcore(env, "init").returncode == 0
+    limited, limited_id = key_with_limit(env, "20/3600")
+    disabled, disabled_id = key_with_limit(env, "1000/1")
+    with PostgresStore(fresh_postgres_database) as store:
+        limited_ws = store.get_root_key(limited_id).workspace_id  # type: ignore[union-attr]
+        disabled_ws = store.get_root_key(disabled_id).workspace_id  # type: ignore[union-attr]
+    assert authcore(env, "workspace", "disable", disabled_ws).returncode == 0
+    bogus = "ak_" + "x" * 43
+    requests: list[str | None] = [limited] * 30 + [disabled] * 5 + [bogus] * 6 + [None] * 4
+    env["AUTHCORE_WORKERS"] = "2"
+    for service in start(tmp_path, env):
+        codes = asyncio.run(mixed(service.url, requests))
+        assert sorted(codes) == sorted([200] * 20 + [429] * 10 + [403] * 5 + [401] * 10)
+        # Graceful stop: each worker flushes what it counted since its last flush.
+        service.process.send_signal(signal.SIGTERM)
+        service.process.communicate(timeout=30)
+        assert service.process.returncode == 0
+    now = int(time.time())
+    window = ["--since", str(now - 3600), "--until", str(now + 3600), "--json"]
+    shown = authcore(env, "usage", "--workspace", limited_ws, "--key", limited_id, *window)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["totals"] == {"allowed": 20, "rate_limited": 10}
+    shown = authcore(env, "usage", "--workspace", disabled_ws, *window)
+    assert json.loads(shown.stdout)["totals"] == {"workspace_disabled": 5}
+    with PostgresStore(fresh_postgres_database) as store:
+        unknown = store.usage("", since=now - 3600, until=now + 3600, granularity="day")
+        assert {u.outcome: u.count for u in unknown} == {
+            "credential_invalid": 6,
+            "credential_missing": 4,
+        }
+        assert set(store.last_used(limited_ws)) == {limited_id}
+        assert store.last_used(disabled_ws) == {}
 
 
 def test_more_than_one_worker_needs_redis(tmp_path: Path) -> None:
