@@ -123,8 +123,11 @@ def _read_principal(holder: MutableMapping[str, Any]) -> Any:
     return principal_from(holder)
 
 
-def authcore_asgi_app(world: World, *, replay: bool = True) -> ASGIApp | None:
-    """Return AuthMiddleware around a handler that checks the permission (None if absent)."""
+def authcore_asgi_app(world: World, *, replay: bool = True, usage: bool = False) -> ASGIApp | None:
+    """Return AuthMiddleware around a handler that checks the permission (None if absent).
+
+    With ``usage``, the gate counts every outcome into a usage counter (as ``connect()`` does).
+    """
     cls = _middleware_class("asgi")
     if cls is None:
         return None
@@ -134,6 +137,14 @@ def authcore_asgi_app(world: World, *, replay: bool = True) -> ASGIApp | None:
             _read_principal(scope).authorize(PERMISSION)
         await bare_asgi_app(scope, receive, send)
 
+    if usage:
+        from authcore.backends.usage import UsageCounter
+        from authcore.gate import Gate
+
+        counter = UsageCounter()
+        gate = Gate.build(authenticator_for(world, replay=replay), usage=counter)
+        counted: ASGIApp = cls(handler, gate)
+        return counted
     app: ASGIApp = _wrap(cls, handler, authenticator_for(world, replay=replay))
     return app
 
@@ -331,6 +342,32 @@ def _asgi_rows(mode: Mode) -> list[Row]:
         loop.close()
 
 
+def _usage_rows(mode: Mode) -> list[Row]:
+    name = "usage.count"
+    world = build_world()
+    counted = authcore_asgi_app(world, usage=True)
+    plain = authcore_asgi_app(world)
+    if counted is None or plain is None:
+        return [not_measured(name, "usage counting", "no ASGI middleware", target=1.05)]
+    loop = asyncio.new_event_loop()
+    try:
+        header = world.header
+        return [
+            compare(
+                name,
+                "ASGI AuthMiddleware hit path (CachedStore over memory, memory limiter, "
+                "authorize) with every outcome counted into a UsageCounter: the whole request",
+                subject=asgi_round(counted, header, loop),
+                baseline=asgi_round(plain, header, loop),
+                baseline_what="the same without counting",
+                mode=mode,
+                target=1.05,
+            )
+        ]
+    finally:
+        loop.close()
+
+
 def _wsgi_rows(mode: Mode) -> list[Row]:
     name = "wsgi.overhead"
     world = build_world()
@@ -442,4 +479,4 @@ def _flask_rows(mode: Mode) -> list[Row]:
 
 def run(mode: Mode) -> list[Row]:
     """Return the adapter rows."""
-    return [*_asgi_rows(mode), *_wsgi_rows(mode), *_flask_rows(mode)]
+    return [*_asgi_rows(mode), *_usage_rows(mode), *_wsgi_rows(mode), *_flask_rows(mode)]

@@ -55,7 +55,7 @@ def _limiter_rows(mode: Mode, only: Sequence[str]) -> list[Row]:
 #: (group name, row-name prefixes, runner). ``--only`` matches group names and row names.
 BENCHES: list[tuple[str, tuple[str, ...], Runner]] = [
     ("core", ("core.", "jwt.", "perm."), _module_rows("bench_core")),
-    ("adapters", ("asgi.", "wsgi.", "flask."), _module_rows("bench_adapters")),
+    ("adapters", ("asgi.", "usage.", "wsgi.", "flask."), _module_rows("bench_adapters")),
     ("alloc", ("alloc.",), _module_rows("bench_alloc")),
     ("storage", ("sqlite.",), _module_rows("bench_storage")),
     ("limiters", ("limiter", "redis"), _limiter_rows),

@@ -205,7 +205,7 @@ def rate_limit_header_bytes(decision: RateLimitDecision) -> list[tuple[bytes, by
 def _count_admitted(usage: UsageSink, result: Authenticated) -> None:
     conclusion = result.conclusion
     credential_id = "" if conclusion is None else conclusion.credential_id or ""
-    usage.count(result.principal.workspace_id, credential_id, ALLOWED)
+    usage.count((result.principal.workspace_id, credential_id, ALLOWED))
 
 
 def _with_length(response: HTTPResponse) -> HTTPResponse:
@@ -347,8 +347,12 @@ class Gate:
             result = authenticator.replay_inline(authorization)
         except Exception as exc:  # noqa: BLE001 - every outcome is an answer, a bug a safe 500
             return self._refuse(exc, authenticator, authorization, (), 0.0)
-        if self.usage is not None and result is not None:
-            _count_admitted(self.usage, result)
+        usage = self.usage
+        if usage is not None and result is not None:
+            # Inline: this is every replayed request's path.
+            conclusion = result.conclusion
+            credential_id = "" if conclusion is None else conclusion.credential_id or ""
+            usage.count((result.principal.workspace_id, credential_id, ALLOWED))
         return result
 
     def _observed_inline(
@@ -385,7 +389,7 @@ class Gate:
         if self.usage is not None:
             # Who was refused is known only once the credential was verified (a disabled
             # workspace, a rate limit, a limiter outage); everything else is "unknown".
-            self.usage.count(error.workspace_id or "", error.credential_id or "", error.code)
+            self.usage.count((error.workspace_id or "", error.credential_id or "", error.code))
         if self.observer is not None:
             source = _source(authenticator, authorization, cookie)
             decision = error.decision if isinstance(error, RateLimitedError) else None

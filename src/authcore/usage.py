@@ -70,7 +70,8 @@ class UsageSink(Protocol):
     ``count`` is on every request's path: one increment, no I/O, never raising.
     """
 
-    def count(self, workspace_id: str, credential_id: str, outcome: str, /) -> None: ...
+    def count(self, key: tuple[str, str, str], /) -> None:
+        """Count one ``(workspace_id, credential_id, outcome)``."""
 
 
 def _time(value: object, what: str) -> int:

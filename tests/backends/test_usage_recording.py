@@ -30,7 +30,7 @@ def test_the_counter_is_exact_under_threads() -> None:
 
     def work(n: int) -> None:
         for i in range(per_thread):
-            counter.count("ws_1", f"key_{i % 3}", "allowed" if n % 2 else "rate_limited")
+            counter.count(("ws_1", f"key_{i % 3}", "allowed" if n % 2 else "rate_limited"))
 
     pool = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
     drained: dict[tuple[str, str, str], int] = {}
@@ -39,10 +39,13 @@ def test_the_counter_is_exact_under_threads() -> None:
     while any(thread.is_alive() for thread in pool):  # drain while they count
         for key, value in counter.drain().items():
             drained[key] = drained.get(key, 0) + value
+        counter.commit()
     for thread in pool:
         thread.join()
     for key, value in counter.drain().items():
         drained[key] = drained.get(key, 0) + value
+    counter.commit()
+    assert counter.drain() == {}
     assert sum(drained.values()) == per_thread * threads
     assert sum(v for (_, _, outcome), v in drained.items() if outcome == "allowed") == (
         per_thread * threads // 2
@@ -52,12 +55,16 @@ def test_the_counter_is_exact_under_threads() -> None:
 def test_past_max_keys_new_pairs_count_as_unknown_and_nothing_is_lost() -> None:
     counter = UsageCounter(max_keys=2)
     for i in range(10):
-        counter.count("ws_1", f"key_{i}", "allowed")
+        counter.count(("ws_1", f"key_{i}", "allowed"))
     drained = counter.drain()
     assert len(drained) == 3
     assert drained[("", "", "allowed")] == 8
     assert sum(drained.values()) == 10
+    assert counter.drain() == drained  # not committed: counted again
+    counter.commit()
     assert counter.drain() == {}
+    counter.count(("ws_1", "key_0", "allowed"))
+    assert counter.drain() == {("ws_1", "key_0", "allowed"): 1}
 
 
 class FlakyStore(MemoryStore):
@@ -76,17 +83,17 @@ def test_the_recorder_buckets_by_minute_keeps_failed_flushes_and_flushes_on_clos
     store = FlakyStore()
     counter = UsageCounter()
     recorder = UsageRecorder(store, counter, clock=lambda: now[0])
-    counter.count("ws_1", "key_a", "allowed")
-    counter.count("ws_1", "key_a", "allowed")
-    counter.count("", "", "credential_invalid")
+    counter.count(("ws_1", "key_a", "allowed"))
+    counter.count(("ws_1", "key_a", "allowed"))
+    counter.count(("", "", "credential_invalid"))
     now[0] = T0 + 61
     assert recorder.flush() == 2
     store.down = True
-    counter.count("ws_1", "key_a", "rate_limited")
+    counter.count(("ws_1", "key_a", "rate_limited"))
     now[0] = T0 + 130
     assert recorder.flush() == 0  # failed: kept
     store.down = False
-    counter.count("ws_1", "key_a", "allowed")
+    counter.count(("ws_1", "key_a", "allowed"))
     recorder.close()  # the last flush
     minutes = store.usage("ws_1", since=T0, until=T0 + 300, granularity="minute")
     assert [(u.bucket, u.outcome, u.count) for u in minutes] == [

@@ -1,11 +1,11 @@
 """Usage counted in memory and recorded in the store: the counter and its recorder.
 
-:class:`UsageCounter` is what the request gate counts into (one increment under a lock held
-for that increment only). :class:`UsageRecorder` drains it every ``interval`` seconds and at
+:class:`UsageCounter` is what the request gate counts into (one dictionary increment, no
+lock). :class:`UsageRecorder` drains it every ``interval`` seconds and at
 every minute boundary, on a thread of its own, and adds the counts to the store in one
-transaction (:func:`authcore.usage.record_usage`); a flush that fails is kept and tried again
-with the next one, so an outage of the store loses nothing while the process lives. Closing
-the recorder flushes once more. A request never waits for a flush.
+transaction (:func:`authcore.usage.record_usage`); a flush that fails is not committed and is
+counted again by the next one, so an outage of the store loses nothing while the process
+lives. Closing the recorder flushes once more. A request never waits for a flush.
 """
 
 from __future__ import annotations
@@ -30,47 +30,77 @@ DEFAULT_INTERVAL: Final = 5.0
 class UsageCounter:
     """Authentication outcomes counted in memory until a recorder drains them.
 
-    Thread-safe and exact: :meth:`count` and :meth:`drain` share one lock, held for a
-    dictionary increment or a swap. ``max_keys`` bounds memory between two drains: past it,
-    new (workspace, credential) pairs count as ``("", "", outcome)``, so nothing is lost from
-    the totals.
+    Exact without a lock on the request path: each thread counts into a table of its own
+    (one writer per table, so no increment is ever lost), and the tables only grow. A drain
+    copies each table (a copy is atomic under the GIL) and returns what grew since the last
+    drain that was :meth:`committed <commit>`; a drain that is not committed (its flush
+    failed) is counted again by the next. ``max_keys`` bounds each table: past it, new
+    (workspace, credential) pairs count as ``("", "", outcome)``, so the totals stay exact.
     """
 
-    __slots__ = ("_counts", "_lock", "_max_keys")
+    __slots__ = ("_flushed", "_local", "_lock", "_max_keys", "_pending", "_tables")
 
     def __init__(self, *, max_keys: int = 100_000) -> None:
-        self._lock = threading.Lock()
-        self._counts: dict[_Key, int] = {}
+        self._local = threading.local()
+        self._lock = threading.Lock()  # guards the registry and the drains, never a count
+        # (the thread that counts into it, its table)
+        self._tables: list[tuple[threading.Thread, dict[_Key, int]]] = []
+        self._flushed: dict[int, dict[_Key, int]] = {}
+        self._pending: dict[int, dict[_Key, int]] = {}
         self._max_keys = max_keys
 
     def __repr__(self) -> str:
-        return f"UsageCounter(pending={len(self._counts)})"
+        return f"UsageCounter(threads={len(self._tables)})"
 
-    def count(self, workspace_id: str, credential_id: str, outcome: str) -> None:
-        """Count one outcome (the request path: one increment, no I/O)."""
-        key = (workspace_id, credential_id, outcome)
-        with self._lock:
-            counts = self._counts
-            if key in counts:
-                counts[key] += 1
-            elif len(counts) < self._max_keys:
-                counts[key] = 1
-            else:
-                overflow = ("", "", outcome)
-                counts[overflow] = counts.get(overflow, 0) + 1
+    def count(self, key: _Key, /) -> None:
+        """Count one ``(workspace_id, credential_id, outcome)`` (the request path)."""
+        try:
+            counts: dict[_Key, int] = self._local.counts
+        except AttributeError:
+            counts = self._register()
+        value = counts.get(key)
+        if value is not None:
+            counts[key] = value + 1
+        elif len(counts) < self._max_keys:
+            counts[key] = 1
+        else:
+            overflow = ("", "", key[2])
+            counts[overflow] = counts.get(overflow, 0) + 1
 
-    def drain(self) -> dict[_Key, int]:
-        """Take everything counted so far, leaving the counter empty."""
+    def _register(self) -> dict[_Key, int]:
+        counts: dict[_Key, int] = {}
+        self._local.counts = counts
         with self._lock:
-            counts, self._counts = self._counts, {}
+            self._tables.append((threading.current_thread(), counts))
         return counts
 
-    def restore(self, counts: dict[_Key, int]) -> None:
-        """Put back counts a recorder could not store, to be drained again."""
+    def drain(self) -> dict[_Key, int]:
+        """Return what was counted since the last committed drain (nothing is reset)."""
         with self._lock:
-            mine = self._counts
-            for key, value in counts.items():
-                mine[key] = mine.get(key, 0) + value
+            total: dict[_Key, int] = {}
+            self._pending = {}
+            for _, table in self._tables:
+                snapshot = table.copy()
+                flushed = self._flushed.get(id(table), {})
+                for key, value in snapshot.items():
+                    grown = value - flushed.get(key, 0)
+                    if grown:
+                        total[key] = total.get(key, 0) + grown
+                self._pending[id(table)] = snapshot
+            return total
+
+    def commit(self) -> None:
+        """The last drain was stored: count from there on; forget the tables of dead threads."""
+        with self._lock:
+            self._flushed.update(self._pending)
+            self._pending = {}
+            alive = []
+            for thread, table in self._tables:
+                if thread.is_alive() or self._flushed.get(id(table)) != table:
+                    alive.append((thread, table))
+                else:
+                    del self._flushed[id(table)]
+            self._tables = alive
 
 
 class UsageRecorder:
@@ -145,9 +175,9 @@ class UsageRecorder:
             ]
             try:
                 self.store.run(record_usage(rows, used_at=bucket))
-            except Exception as exc:  # noqa: BLE001 - keep the counts; the next flush retries
-                self.counter.restore(counts)
+            except Exception as exc:  # noqa: BLE001 - not committed: the next flush retries
                 # The type only: a driver message may quote a connection string.
                 _log.warning("usage flush failed, kept for the next one: %s", type(exc).__name__)
                 return 0
+            self.counter.commit()
             return len(rows)
