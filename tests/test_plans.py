@@ -22,7 +22,6 @@ from authcore.audit import (
     ACTION_WORKSPACE_DISABLE,
     ACTION_WORKSPACE_ENABLE,
 )
-from authcore.changes import Append, Change, Insert, Load, Step, Update
 from authcore.errors import ClientError, PermissionDeniedError
 from authcore.permissions import PermissionSet
 from authcore.principal import Principal, Source, Subject
@@ -35,6 +34,7 @@ from authcore.records import (
     RootKeyRecord,
     WorkspaceRecord,
 )
+from authcore.steps import Append, Change, Insert, Load, Step, Update, drive
 from authcore.tokens import DEFAULT_PORTAL_TOKEN_PREFIX, DEFAULT_ROOT_KEY_PREFIX
 
 NOW = 1_800_000_000
@@ -86,7 +86,7 @@ def _run(change: Change[Any], loads: dict[tuple[str, object], object]) -> tuple[
             return loads.get((step.table, step.key))
         return None
 
-    return changes.drive(change, perform), steps
+    return drive(change, perform), steps
 
 
 @given(workspaces(), times)

@@ -1,44 +1,20 @@
-"""Management operations, written once: each a pure plan over a small transaction protocol.
+"""Management operations, written once: each a change over the transaction protocol.
 
 An operation (create a workspace, revoke a key, exchange a portal code, ...) validates its
-arguments, decides what to write and names the audit event that records it. It does no I/O.
-It is a :class:`Change`: a generator that yields *steps* and receives each step's result,
-the way :mod:`authcore.flow` yields its needs. The steps are the whole transaction protocol a
-backend implements:
-
-=========================  =================================================================
-step                       what the backend does, inside the change's one transaction
-=========================  =================================================================
-:class:`Load`              read one record by id (or digest); with ``lock``, hold it (row
-                           lock or write lock) until the change commits
-:class:`ListRootKeys`      read a workspace's keys, oldest first
-:class:`ListAudit`         read one page of a workspace's audit events, newest first
-:class:`Insert`            add a record (``conflict``: a taken unique value raises
-                           :class:`~authcore.errors.ConflictError` with that message)
-:class:`Update`            replace the stored record that has this record's id
-:class:`Append`            add an audit event
-:class:`PruneExchanges`    forget portal exchange codes that expired by then
-:class:`AddUsage`,         usage counts (:mod:`authcore.usage`): add to a bucket, note a
-:class:`MarkUsed`,         credential's last use, read, roll minutes up into hours, delete
-:class:`ReadUsage`, ...    old buckets
-=========================  =================================================================
-
-A backend runs a change with :func:`drive` (or :func:`adrive`) in one transaction: every
-write and the audit event commit together or not at all. Memory, SQLite and PostgreSQL run
-the same changes, so they validate, decide and audit identically by construction; a new
-management action is one plan and one operation here, and no backend code.
+arguments when it is made, then is a :class:`~authcore.steps.Change`: the steps of
+:mod:`authcore.steps` that load what it needs, and write what its plan decided together with
+the audit event that records it. It does no I/O. Memory, SQLite and PostgreSQL run the same
+changes, so they validate, decide and audit identically by construction; a new management
+action is one plan and one operation here, and no backend code.
 
 The decisions themselves (validation, what to write, the audit event) are the ``plan_*``
-functions of :mod:`authcore.plans`, over records already loaded: pure, and tested as such. A
-change never reads what it wrote itself (a backend may apply its writes at the end).
+functions of :mod:`authcore.plans`, over records already loaded: pure, and tested as such.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Generator, Sequence
-from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar
-
-import attrs
+from collections.abc import Callable, Sequence
+from typing import Any, Final, TypeVar
 
 from authcore.audit import AuditEvent
 from authcore.errors import ClientError
@@ -69,40 +45,33 @@ from authcore.records import (
     NewRootKey,
     PortalExchangeRecord,
     PortalSessionRecord,
-    Record,
     RootKeyRecord,
-    UsageCount,
     WorkspaceRecord,
+)
+from authcore.steps import (
+    Append,
+    Change,
+    Insert,
+    ListAudit,
+    ListRootKeys,
+    Load,
+    PruneExchanges,
+    Step,
+    Steps,
+    Table,
+    Update,
 )
 
 __all__ = [
     "ORG_TAKEN",
     "USER_TAKEN",
-    "AddUsage",
-    "Append",
-    "Change",
-    "DeleteUsage",
-    "Insert",
-    "ListAudit",
-    "ListRootKeys",
-    "Load",
-    "MarkUsed",
-    "PruneExchanges",
-    "ReadLastUsed",
-    "ReadUsage",
-    "RollUpUsage",
-    "Step",
-    "Steps",
-    "Update",
     "add_dashboard_user",
-    "adrive",
     "append_audit",
     "create_portal_exchange",
     "create_portal_session",
     "create_root_key",
     "create_workspace",
     "disable_workspace",
-    "drive",
     "enable_workspace",
     "exchange_portal_code",
     "find_dashboard_user",
@@ -123,194 +92,6 @@ _R = TypeVar("_R")
 #: The conflict messages (409) a taken unique value answers with.
 ORG_TAKEN: Final = "org id already linked"
 USER_TAKEN: Final = "user id taken"
-
-
-# --------------------------------------------------------------------------- the steps
-
-#: What :class:`Load` can read: a table, and for ``workspace_by_org`` the index it reads by.
-Table: TypeAlias = Literal[
-    "workspace",
-    "workspace_by_org",
-    "root_key",
-    "portal_session",
-    "portal_exchange",
-    "dashboard_user",
-]
-
-
-@attrs.frozen
-class Load:
-    """Read one record (or None) by id; a portal exchange by its code's digest.
-
-    With ``lock``, the record is held for the rest of the change: a concurrent change that
-    locks it waits until this one commits, then reads what it wrote.
-    """
-
-    table: Table
-    key: str | bytes = attrs.field(repr=False)
-    lock: bool = False
-
-
-@attrs.frozen
-class ListRootKeys:
-    """Read the workspace's root keys (records only), oldest first: a ``list``."""
-
-    workspace_id: str
-
-
-@attrs.frozen
-class ListAudit:
-    """Read up to ``limit`` events of the workspace older than ``before``: an ``AuditPage``."""
-
-    workspace_id: str
-    limit: int
-    before: AuditCursor | None
-
-
-@attrs.frozen
-class Insert:
-    """Add ``record``; a taken unique value raises ``ConflictError(conflict)`` when set."""
-
-    record: Record
-    conflict: str | None = None
-
-
-@attrs.frozen
-class Update:
-    """Replace the stored record with ``record``'s id (and table) by ``record``."""
-
-    record: Record
-    conflict: str | None = None
-
-
-@attrs.frozen
-class Append:
-    """Add an audit event, in the same transaction as the change it records."""
-
-    event: AuditEvent
-
-
-@attrs.frozen
-class PruneExchanges:
-    """Forget the portal exchange codes that expired at or before ``now`` (they never work)."""
-
-    now: int
-
-
-@attrs.frozen
-class AddUsage:
-    """Add ``usage.count`` to its bucket (created at zero when absent)."""
-
-    usage: UsageCount
-
-
-@attrs.frozen
-class MarkUsed:
-    """Record that a credential was allowed at ``at``; an earlier time never replaces a later."""
-
-    workspace_id: str
-    credential_id: str
-    at: int
-
-
-@attrs.frozen
-class ReadUsage:
-    """Read a workspace's counts (one credential's, when set) in ``[since, until)``.
-
-    The result is a ``list`` of :class:`~authcore.records.UsageCount` summed per ``span``-wide
-    bucket and outcome, oldest first.
-    """
-
-    workspace_id: str
-    credential_id: str | None
-    since: int
-    until: int
-    span: int
-
-
-@attrs.frozen
-class ReadLastUsed:
-    """Read when each credential of the workspace was last allowed: ``dict[id, time]``."""
-
-    workspace_id: str
-
-
-@attrs.frozen
-class RollUpUsage:
-    """Add the minute buckets that start before ``before`` into their hour buckets."""
-
-    before: int
-
-
-@attrs.frozen
-class DeleteUsage:
-    """Delete the ``span``-wide buckets that start before ``before``."""
-
-    span: int
-    before: int
-
-
-#: One step of a change.
-Step: TypeAlias = (
-    Load
-    | ListRootKeys
-    | ListAudit
-    | Insert
-    | Update
-    | Append
-    | PruneExchanges
-    | AddUsage
-    | MarkUsed
-    | ReadUsage
-    | ReadLastUsed
-    | RollUpUsage
-    | DeleteUsage
-)
-
-#: What a change is made of: a generator of steps, fed each step's result.
-Steps: TypeAlias = Generator[Step, Any, _R]
-
-
-@attrs.frozen
-class Change(Generic[_R]):
-    """One management operation ready to run: its steps, and whether it writes.
-
-    A backend runs ``steps`` with :func:`drive` in one transaction (a write transaction
-    when ``writes``). A change runs once.
-    """
-
-    name: str
-    steps: Steps[_R] = attrs.field(repr=False)
-    writes: bool = True
-
-
-def drive(change: Change[_R], perform: Callable[[Step], object]) -> _R:
-    """Run ``change``, feeding it what ``perform`` returns for each step."""
-    steps = change.steps
-    try:
-        step = next(steps)
-        while True:
-            step = steps.send(perform(step))
-    except StopIteration as stop:
-        result: _R = stop.value
-        return result
-    finally:
-        steps.close()
-
-
-async def adrive(change: Change[_R], perform: Callable[[Step], Awaitable[object]]) -> _R:
-    """Async twin of :func:`drive`: the same changes, an awaiting ``perform``."""
-    steps = change.steps
-    try:
-        step = next(steps)
-        while True:
-            result = await perform(step)
-            step = steps.send(result)
-    except StopIteration as stop:
-        value: _R = stop.value
-        return value
-    finally:
-        steps.close()
 
 
 # --------------------------------------------------------------------------- the operations

@@ -63,8 +63,8 @@ from authcore.tokens import DEFAULT_PORTAL_TOKEN_PREFIX, DEFAULT_ROOT_KEY_PREFIX
 
 if TYPE_CHECKING:
     from authcore.audit import AuditEvent
-    from authcore.changes import Change
     from authcore.ratelimit import RateLimitPolicy
+    from authcore.steps import Change
 
 __all__ = [
     "MAX_AUDIT_PAGE",

@@ -21,7 +21,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final, Literal, Protocol
 
-from authcore.changes import (
+from authcore.errors import ClientError
+from authcore.records import UsageCount
+from authcore.steps import (
     AddUsage,
     Change,
     DeleteUsage,
@@ -31,8 +33,6 @@ from authcore.changes import (
     RollUpUsage,
     Steps,
 )
-from authcore.errors import ClientError
-from authcore.records import UsageCount
 
 __all__ = [
     "ALLOWED",

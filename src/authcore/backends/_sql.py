@@ -6,7 +6,7 @@ Management operations are changes (:mod:`authcore.changes`): generators of steps
 the one transaction the driver holds. SQLite's driver and PostgreSQL's sync and async drivers
 all run the same changes, so they behave alike by construction, and a change and its audit
 event always share a transaction. Migrations are plain generators of statements
-(:func:`migrate`, run by :func:`drive`).
+(:func:`migrate`, run by :func:`drive_statements`).
 
 SQL is written once with ``?`` placeholders and a few ``{name}`` slots that a
 :class:`Dialect` fills (column types, row locks); PostgreSQL's dialect turns ``?`` into
@@ -20,9 +20,17 @@ from typing import Any, Final, TypeAlias, TypeVar
 
 import attrs
 
-from authcore import changes
 from authcore.backends import _rows
-from authcore.changes import (
+from authcore.errors import ConfigurationError
+from authcore.records import (
+    AuditCursor,
+    AuditPage,
+    PortalExchangeRecord,
+    PortalSessionRecord,
+    RootKeyRecord,
+    WorkspaceRecord,
+)
+from authcore.steps import (
     AddUsage,
     Append,
     Change,
@@ -38,15 +46,8 @@ from authcore.changes import (
     RollUpUsage,
     Step,
     Update,
-)
-from authcore.errors import ConfigurationError
-from authcore.records import (
-    AuditCursor,
-    AuditPage,
-    PortalExchangeRecord,
-    PortalSessionRecord,
-    RootKeyRecord,
-    WorkspaceRecord,
+    adrive,
+    drive,
 )
 
 __all__ = [
@@ -59,7 +60,7 @@ __all__ = [
     "SQLLookups",
     "Statement",
     "arun_change",
-    "drive",
+    "drive_statements",
     "run_change",
     "translate",
 ]
@@ -246,7 +247,7 @@ def migrate() -> Op[int]:
     return found
 
 
-def drive(op: Op[_R], execute: Callable[[Statement], Rows]) -> _R:
+def drive_statements(op: Op[_R], execute: Callable[[Statement], Rows]) -> _R:
     """Run ``op``, feeding it the rows ``execute`` returns for each statement."""
     try:
         statement = next(op)
@@ -519,7 +520,7 @@ def run_change(change: Change[_R], execute: Callable[[Statement], Rows]) -> _R:
         statement, read = translate(step)
         return read(execute(statement))
 
-    return changes.drive(change, perform)
+    return drive(change, perform)
 
 
 async def arun_change(change: Change[_R], execute: Callable[[Statement], Awaitable[Rows]]) -> _R:
@@ -529,7 +530,7 @@ async def arun_change(change: Change[_R], execute: Callable[[Statement], Awaitab
         statement, read = translate(step)
         return read(await execute(statement))
 
-    return await changes.adrive(change, perform)
+    return await adrive(change, perform)
 
 
 class SQLLookups:

@@ -37,11 +37,11 @@ import attrs
 
 from authcore.backends.invalidation import Invalidation, InvalidationKind, InvalidationPublisher
 from authcore.backends.token_cache import VerifiedTokenCache
-from authcore.changes import Change, Insert, Load, Step, Update
 from authcore.errors import AuthcoreError, ConfigurationError, UnavailableError
 from authcore.flow import Conclusion, VerifiedResults
 from authcore.principal import Source
 from authcore.records import PortalSessionRecord, Record, RootKeyRecord, WorkspaceRecord
+from authcore.steps import Change, Insert, Load, Step, Update
 from authcore.store import AsyncCredentialStore, AsyncStore, CredentialStore, Store
 from authcore.tokens import DEFAULT_PORTAL_TOKEN_PREFIX, DEFAULT_ROOT_KEY_PREFIX
 

@@ -22,7 +22,19 @@ from typing import Final, TypeVar
 
 from authcore import changes
 from authcore.audit import AuditEvent
-from authcore.changes import (
+from authcore.errors import ConflictError
+from authcore.ratelimit import RateLimitDecision, RateLimitPolicy, decide
+from authcore.records import (
+    AuditCursor,
+    AuditPage,
+    DashboardUserRecord,
+    PortalExchangeRecord,
+    PortalSessionRecord,
+    RootKeyRecord,
+    UsageCount,
+    WorkspaceRecord,
+)
+from authcore.steps import (
     AddUsage,
     Append,
     Change,
@@ -38,18 +50,7 @@ from authcore.changes import (
     RollUpUsage,
     Step,
     Update,
-)
-from authcore.errors import ConflictError
-from authcore.ratelimit import RateLimitDecision, RateLimitPolicy, decide
-from authcore.records import (
-    AuditCursor,
-    AuditPage,
-    DashboardUserRecord,
-    PortalExchangeRecord,
-    PortalSessionRecord,
-    RootKeyRecord,
-    UsageCount,
-    WorkspaceRecord,
+    drive,
 )
 from authcore.store import AsyncStore, Store
 from authcore.tokens import DEFAULT_PORTAL_TOKEN_PREFIX, DEFAULT_ROOT_KEY_PREFIX, validate_prefix
@@ -158,7 +159,7 @@ class MemoryStore(Store, AsyncStore):
         """Run ``change`` under the lock; its writes apply together when it has finished."""
         with self._lock:
             pending: list[Callable[[], None]] = []
-            result = changes.drive(change, lambda step: self._perform(step, pending))
+            result = drive(change, lambda step: self._perform(step, pending))
             for write in pending:
                 write()
             return result

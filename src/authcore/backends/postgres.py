@@ -33,9 +33,9 @@ import psycopg_pool
 from psycopg import sql as pgsql
 
 from authcore.backends import _rows, _sql
-from authcore.changes import Change
 from authcore.errors import ClientError, ConfigurationError, ConflictError, UnavailableError
 from authcore.records import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
+from authcore.steps import Change
 from authcore.store import AsyncStore, Store
 from authcore.tokens import DEFAULT_PORTAL_TOKEN_PREFIX, DEFAULT_ROOT_KEY_PREFIX, validate_prefix
 
@@ -207,7 +207,7 @@ class PostgresStore(_sql.SQLLookups, Store, AsyncStore):
         """
         prelude = self._settings.migration_prelude()
 
-        self._write(lambda execute: _sql.drive(_migration(prelude), execute))
+        self._write(lambda execute: _sql.drive_statements(_migration(prelude), execute))
 
     def schema_version(self) -> int:
         """Return the schema version recorded in the database.

@@ -28,9 +28,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Final, TypeAlias, TypeVar
 
 from authcore.backends import _sql
-from authcore.changes import Change
 from authcore.errors import ClientError, ConfigurationError, ConflictError, UnavailableError
 from authcore.records import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
+from authcore.steps import Change
 from authcore.store import AsyncStore, Store
 from authcore.tokens import DEFAULT_PORTAL_TOKEN_PREFIX, DEFAULT_ROOT_KEY_PREFIX, validate_prefix
 
@@ -103,7 +103,7 @@ class SQLiteStore(_sql.SQLLookups, Store, AsyncStore):
         self._create_file()
         self._writer = self._connect(readonly=False)
         try:
-            self._write(lambda execute: _sql.drive(_sql.migrate(), execute))
+            self._write(lambda execute: _sql.drive_statements(_sql.migrate(), execute))
         except BaseException:
             self._writer.close()
             raise
