@@ -17,6 +17,7 @@ from authcore.errors import (
     DashboardSessionRequiredError,
     HeadersTooLargeError,
     InvalidCredentialError,
+    MethodNotAllowedError,
     MissingCredentialError,
     PathNotProxiedError,
     ProxyError,
@@ -329,11 +330,18 @@ def test_a_query_with_control_or_unsafe_characters_is_400(query: str) -> None:
         build(query=query)
 
 
-def test_a_disallowed_method_is_400() -> None:
-    with pytest.raises(ProxyRequestError):
-        build(method="TRACE")
-    with pytest.raises(ProxyRequestError):
-        build(method="get")
+def test_a_disallowed_method_is_405_and_names_the_allowed_ones() -> None:
+    for method in ("TRACE", "get", "CONNECT"):
+        with pytest.raises(MethodNotAllowedError) as caught:
+            build(method=method)
+        assert caught.value.status == 405
+        assert "GET" in caught.value.allow
+        assert method not in caught.value.allow
+    response = error_response(caught.value)
+    assert response.status == 405
+    allow = dict(response.headers)["allow"].split(", ")
+    assert "GET" in allow
+    assert "TRACE" not in allow
 
 
 # --- body -------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ response built from an error is never an oracle and never echoes a secret.
     │   └── ProxyRequestError *             400, the request cannot be forwarded as it is
     │       ├── CallerAuthorizationError    400, the caller sent its own Authorization header
     │       ├── PathNotProxiedError         404, the path is under no allowed prefix
+    │       ├── MethodNotAllowedError       405 with Allow, a method the proxy never forwards
     │       ├── BodyTimeoutError            408, the body did not arrive within body_timeout
     │       ├── BodyTooLargeError           413, the body is over max_body_bytes
     │       └── HeadersTooLargeError        431, too many header fields
@@ -54,6 +55,7 @@ never masked as a 401.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, ClassVar, Self
 
 if TYPE_CHECKING:
@@ -75,6 +77,7 @@ __all__ = [
     "InvalidCredentialError",
     "InvalidPermissionError",
     "MalformedCredentialError",
+    "MethodNotAllowedError",
     "MissingCredentialError",
     "PathNotProxiedError",
     "PermissionDeniedError",
@@ -306,6 +309,18 @@ class PathNotProxiedError(ProxyRequestError):
     status = 404
     code = "path_not_proxied"
     message = "The dashboard proxy does not forward this path."
+
+
+class MethodNotAllowedError(ProxyRequestError):
+    """A method the proxy never forwards; the answer lists the ones it does (``Allow``)."""
+
+    status = 405
+    code = "method_not_allowed"
+    message = "This method is not allowed here."
+
+    def __init__(self, allow: Iterable[str], detail: str | None = None) -> None:
+        self.allow = tuple(sorted(allow))
+        super().__init__(detail)
 
 
 class BodyTimeoutError(ProxyRequestError):

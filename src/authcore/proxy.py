@@ -43,12 +43,13 @@ from authcore.errors import (
     CrossSiteRequestError,
     DashboardSessionRequiredError,
     HeadersTooLargeError,
+    MethodNotAllowedError,
     PathNotProxiedError,
     ProxyRequestError,
     SigningUnavailableError,
     WorkspaceUnavailableError,
 )
-from authcore.store import WorkspaceRecord
+from authcore.records import WorkspaceRecord
 from authcore.tokens import Secret
 
 __all__ = [
@@ -579,7 +580,8 @@ def prepare_request(request: IncomingRequest, settings: ProxySettings) -> Prepar
     Raises:
         CallerAuthorizationError: an ``Authorization`` header in any letter case, even empty.
         HeadersTooLargeError: more than ``max_headers`` fields.
-        ProxyRequestError: a disallowed method; an unsafe path, query or header value.
+        MethodNotAllowedError: a method the proxy does not forward (405, with ``Allow``).
+        ProxyRequestError: an unsafe path, query or header value.
         PathNotProxiedError: the path is under no allowed prefix.
         BodyTooLargeError: the body is over ``max_body_bytes``.
         CrossSiteRequestError: a state-changing request from another site.
@@ -593,7 +595,7 @@ def prepare_request(request: IncomingRequest, settings: ProxySettings) -> Prepar
         raise CallerAuthorizationError
 
     if request.method not in settings.methods:
-        raise ProxyRequestError("method not allowed")
+        raise MethodNotAllowedError(settings.methods)
     if len(request.path) > settings.max_path_length:
         raise ProxyRequestError("path too long")
     problem = _path_problem(request.path)

@@ -15,7 +15,12 @@ from typing import Final
 
 import attrs
 
-from authcore.errors import AuthcoreError, RateLimitedError, UnavailableError
+from authcore.errors import (
+    AuthcoreError,
+    MethodNotAllowedError,
+    RateLimitedError,
+    UnavailableError,
+)
 from authcore.ratelimit import RateLimitDecision
 
 __all__ = [
@@ -88,4 +93,6 @@ def error_response(error: AuthcoreError, *, realm: str = "api") -> HTTPResponse:
         headers.extend(rate_limit_headers(error.decision))
     elif isinstance(error, UnavailableError):
         headers.append(("retry-after", str(max(1, error.retry_after))))
+    elif isinstance(error, MethodNotAllowedError):
+        headers.append(("allow", ", ".join(error.allow)))
     return HTTPResponse(error.status, tuple(headers), problem_body(error))

@@ -481,6 +481,18 @@ def test_an_unsafe_path_is_400(proxy: ProxyServer, upstream: Upstream, path: str
     assert (status, problem["code"]) == (400, "proxy_request_invalid")
 
 
+def test_a_method_the_proxy_never_forwards_is_405_with_allow(
+    proxy: ProxyServer, upstream: Upstream
+) -> None:
+    status, problem = _refused(proxy, upstream, "/proxy/v1/keys", [ALICE], method="TRACE")
+    assert (status, problem["code"]) == (405, "method_not_allowed")
+    _, headers, _ = _raw(proxy, "TRACE", "/proxy/v1/keys", [ALICE])
+    lowered = {name.lower(): value for name, value in headers.items()}
+    allowed = {method.strip() for method in lowered["allow"].split(",")}
+    assert "GET" in allowed
+    assert "TRACE" not in allowed
+
+
 def test_a_path_outside_the_prefixes_is_404(proxy: ProxyServer, upstream: Upstream) -> None:
     status, _ = _refused(proxy, upstream, "/proxy/admin/users", [ALICE])
     assert status == 404
