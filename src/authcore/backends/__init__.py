@@ -282,10 +282,13 @@ class Auth:
     - ``store``: the store behind the verification cache, sync and async; changes made through
       it (``create_root_key``, ``revoke_root_key``, ...) are seen at once in this process and,
       with Redis, in every other;
-    - ``config``: the configuration that was read (its JWT keyring).
+    - ``config``: the configuration that was read (its JWT keyring);
+    - ``usage`` and ``recorder``: where every request's outcome is counted, and what flushes
+      the counts to the store (None when ``usage=False``; see :mod:`authcore.usage`).
 
     :meth:`start` / :meth:`astart` start what runs in the background (the Redis invalidation
-    subscriber); :meth:`close` / :meth:`aclose` stop it and close every pool and connection.
+    subscriber, the usage recorder); :meth:`close` / :meth:`aclose` stop it (the recorder
+    flushes a last time) and close every pool and connection.
     The adapters call them with the app's lifecycle (ASGI lifespan; ``atexit`` for WSGI and
     Flask); a script may use ``with connect() as auth:``.
     """
