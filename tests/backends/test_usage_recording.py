@@ -16,7 +16,7 @@ from authcore.adapters.starlette import install_auth, principal_from
 from authcore.backends import Auth, connect
 from authcore.backends.memory import MemoryStore
 from authcore.backends.usage import UsageCounter, UsageRecorder
-from authcore.errors import UnavailableError
+from authcore.errors import ConfigurationError, UnavailableError
 from authcore.ratelimit import RateLimitPolicy
 from authcore.records import OPERATOR_ACTOR, UsageCount
 from authcore.testing import call_asgi
@@ -104,6 +104,12 @@ def test_the_recorder_buckets_by_minute_keeps_failed_flushes_and_flushes_on_clos
     unknown = store.usage("", since=T0, until=T0 + 300, granularity="hour")
     assert unknown == [UsageCount("", "", "credential_invalid", T0, 1, 3600)]
     assert store.last_used("ws_1") == {"key_a": T0 + 120}
+
+
+@pytest.mark.parametrize("interval", [0, -1, 3601, float("nan"), True, "5"])
+def test_a_bad_flush_interval_is_a_configuration_error(interval: object) -> None:
+    with pytest.raises(ConfigurationError):
+        UsageRecorder(MemoryStore(), UsageCounter(), interval=interval)  # type: ignore[arg-type]
 
 
 def _app(auth: Auth) -> Starlette:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
+from authcore.errors import ConfigurationError
 from authcore.records import UsageCount
 from authcore.usage import record_usage
 
@@ -25,6 +26,7 @@ _log = logging.getLogger("authcore.usage")
 _Key = tuple[str, str, str]
 #: Default seconds between flushes.
 DEFAULT_INTERVAL: Final = 5.0
+_MAX_INTERVAL: Final = 3600.0
 
 
 class UsageCounter:
@@ -119,6 +121,13 @@ class UsageRecorder:
         interval: float = DEFAULT_INTERVAL,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """Raises:
+        ConfigurationError: ``interval`` is not a number of seconds in (0, 3600].
+        """
+        if isinstance(interval, bool) or not isinstance(interval, int | float):
+            raise ConfigurationError("usage interval must be a number of seconds")
+        if not 0 < interval <= _MAX_INTERVAL:
+            raise ConfigurationError(f"usage interval must be in (0, {_MAX_INTERVAL:.0f}] seconds")
         self.store = store
         self.counter = counter
         self.interval = interval
