@@ -120,10 +120,11 @@ def read_usage(
     if span is None:
         raise ClientError("granularity must be minute, hour or day")
     start, end = _time(since, "since"), _time(until, "until")
-    start -= start % span
-    end += -end % span
+    # Before rounding: rounded out to whole buckets, a reversed window would become one bucket.
     if start >= end:
         raise ClientError("since must be before until")
+    start -= start % span
+    end += -end % span
     if (end - start) // span > MAX_BUCKETS:
         raise ClientError(f"at most {MAX_BUCKETS} buckets per read")
 

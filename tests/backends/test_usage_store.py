@@ -75,7 +75,14 @@ async def test_rolling_up_keeps_the_totals_and_retention_forgets(backend: StoreU
 
 @pytest.mark.parametrize(
     ("since", "until", "granularity"),
-    [(T0, T0 + 60, "week"), (T0 + 60, T0, "minute"), (T0, T0 + 30 * 86_400, "minute")],
+    [
+        (T0, T0 + 60, "week"),
+        (T0 + 60, T0, "minute"),
+        # Reversed or empty within one bucket: refused, not rounded out into that bucket.
+        (T0 + 60, T0, "hour"),
+        (T0, T0, "day"),
+        (T0, T0 + 30 * 86_400, "minute"),
+    ],
 )
 async def test_bad_reads_are_client_errors(
     backend: StoreUnderTest, since: int, until: int, granularity: str

@@ -45,6 +45,8 @@ BODY_TIMEOUT: Final = 10.0
 # two), U+2462 (circled three) and U+1369 (Ethiopic one), which int() then refuses, and int()
 # reads Arabic-Indic U+0661 U+0660 as 10.
 _DIGITS: Final = re.compile(r"[0-9]{1,9}", re.ASCII)
+# Query numbers may be times in epoch seconds (10 digits); their range is checked after.
+_QUERY_DIGITS: Final = re.compile(r"[0-9]{1,16}", re.ASCII)
 _SURROGATE: Final = re.compile("[\\ud800-\\udfff]")
 _MEDIA_JSON: Final = "application/json"
 _MEDIA_FORM: Final = "application/x-www-form-urlencoded"
@@ -135,7 +137,11 @@ def query_int(request: Request, name: str, *, default: int, low: int, high: int)
     values = request.query_params.getlist(name)
     if not values:
         return default
-    if len(values) > 1 or not _DIGITS.fullmatch(values[0]) or not low <= int(values[0]) <= high:
+    if (
+        len(values) > 1
+        or not _QUERY_DIGITS.fullmatch(values[0])
+        or not low <= int(values[0]) <= high
+    ):
         raise ProblemError(400, "invalid_query", f"{name} must be a number in {low}..{high}.")
     return int(values[0])
 

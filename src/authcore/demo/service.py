@@ -92,6 +92,7 @@ from authcore.store import (
     AuditCursor,
 )
 from authcore.tokens import digest, generate_id
+from authcore.usage import UsageSink
 
 __all__ = ["PORTAL_COOKIE_PATH", "PORTAL_PREFIX", "app_for", "create_app"]
 
@@ -520,7 +521,7 @@ def app_for(
         auth.store,
         auth.api,
         auth.portal,
-        gate_source=auth if own_lifecycle else _Groups(auth.api, auth.groups),
+        gate_source=auth if own_lifecycle else _Groups(auth.api, auth.groups, auth.usage),
         secure_cookies=secure_cookies,
         body_timeout=body_timeout,
         hooks=_Hooks(observer, metrics),
@@ -537,10 +538,13 @@ class _Hooks:
 
 @attrs.frozen
 class _Groups:
-    """Route groups without a lifecycle (the caller starts and closes the Auth)."""
+    """Route groups without a lifecycle (the caller starts and closes the Auth), still
+    counting usage into the Auth's counter (the adapter reads ``usage`` as it does off an Auth).
+    """
 
     authenticator: Authenticator
     groups: Mapping[str, Authenticator]
+    usage: UsageSink | None = None
 
 
 def _build(
