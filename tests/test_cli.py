@@ -180,6 +180,25 @@ def test_keys_list_never_contains_a_key(run: Run, workspace: str) -> None:
         assert key[3:] not in output
 
 
+def test_keys_create_with_a_rate_limit_and_list_shows_it(run: Run, workspace: str) -> None:
+    limited = run.json(
+        "keys", "create", "--workspace", workspace, "--permission", "keys.read",
+        "--rate-limit", "100/60",
+    )["key_id"]  # fmt: skip
+    plain = run.json("keys", "create", "--workspace", workspace, "--permission", "keys.read")[
+        "key_id"
+    ]
+    listed = {
+        k["key_id"]: k["rate_limit"]
+        for k in run.json("keys", "list", "--workspace", workspace)["keys"]
+    }
+    assert listed == {limited: "100/60", plain: None}
+    _, text, _ = run("keys", "list", "--workspace", workspace)
+    lines = {line.split()[0]: line for line in text.splitlines()}
+    assert "  limit 100/60  " in lines[limited]
+    assert "  limit -  " in lines[plain]
+
+
 def test_keys_revoke(run: Run, workspace: str) -> None:
     key_id = run.json("keys", "create", "--workspace", workspace, "--permission", "keys.read")[
         "key_id"
@@ -447,6 +466,14 @@ def test_missing_config_file_is_one_line(run: Run, tmp_path: Path) -> None:
         (
             ["keys", "create", "--workspace", "w", "--permission", "a", "--expires-in", "0"],
             "at least 1",
+        ),
+        (
+            ["keys", "create", "--workspace", "w", "--permission", "a", "--rate-limit", "lots"],
+            "N/SECONDS",
+        ),
+        (
+            ["keys", "create", "--workspace", "w", "--permission", "a", "--rate-limit", "5/0"],
+            "rate limit",
         ),
         (["workspace", "create", "--name", "x", "--rate-limit", "lots"], "N/SECONDS"),
         (["workspace", "create", "--name", "x", "--rate-limit", "0/60"], "rate limit"),

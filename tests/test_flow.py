@@ -32,7 +32,12 @@ from authcore.flow import (
 )
 from authcore.keyring import Keyring, SigningSecret, VerifiedClaims
 from authcore.principal import Source
-from authcore.ratelimit import LimiterFailurePolicy, RateLimitDecision, RateLimitPolicy
+from authcore.ratelimit import (
+    LimiterFailurePolicy,
+    RateLimitDecision,
+    RateLimitPolicy,
+    key_bucket,
+)
 from authcore.store import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
 from authcore.testing import (
     MemoryRateLimiter,
@@ -442,3 +447,170 @@ def test_cached_token_is_not_trusted_after_its_secret_is_removed(drive: Driver) 
     with pytest.raises(InvalidCredentialError):
         drive(rotated.authenticator(), [f"Bearer {token.reveal()}"], None)
     assert cache.hits == 1  # the cache answered; the flow refused what it answered
+
+
+# --- a root key's own rate limit, on top of its workspace's ---------------------------------
+
+
+class RecordingLimiter(MemoryRateLimiter):
+    """A real memory limiter that records which bucket each decision was for, in order."""
+
+    def __init__(self, clock: SettableClock) -> None:
+        super().__init__(clock_us=clock.us)
+        self.buckets: list[str] = []
+
+    def hit(self, workspace_id: str, policy: RateLimitPolicy) -> RateLimitDecision:
+        self.buckets.append(workspace_id)
+        return super().hit(workspace_id, policy)
+
+
+def _limited(
+    h: Harness, workspace: RateLimitPolicy | None, key: RateLimitPolicy | None
+) -> tuple[RootKeyRecord, list[str]]:
+    make_workspace(h.store, "ws_lim", rate_limit=workspace)
+    record, secret = issue_root_key(h.store, "ws_lim", ["keys.read"], rate_limit=key)
+    return record, [f"Bearer {secret.reveal()}"]
+
+
+@drivers
+def test_a_keys_own_limit_refuses_it_without_spending_the_workspaces_allowance(
+    drive: Driver,
+) -> None:
+    h = Harness()
+    record, header = _limited(h, RateLimitPolicy(10, 60), RateLimitPolicy(2, 60))
+    _, other = issue_root_key(h.store, "ws_lim", ["keys.read"])
+    auth = h.authenticator()
+    admitted = [drive(auth, header, None).rate_limit for _ in range(2)]
+    assert [(d.limit, d.remaining) for d in admitted if d is not None] == [(2, 1), (2, 0)]
+    for _ in range(5):
+        with pytest.raises(RateLimitedError) as info:
+            drive(auth, header, None)
+        # The key's own decision refused, attributed to the key for usage counting.
+        assert info.value.decision.limit == 2
+        assert (info.value.workspace_id, info.value.credential_id) == ("ws_lim", record.id)
+    # The workspace saw the 2 admitted requests only: 10 - 2 - 1 left after this one.
+    beside = drive(auth, [f"Bearer {other.reveal()}"], None).rate_limit
+    assert beside is not None
+    assert (beside.limit, beside.remaining) == (10, 7)
+
+
+@drivers
+def test_the_workspace_limit_still_binds_a_key_with_a_looser_own_limit(drive: Driver) -> None:
+    h = Harness()
+    record, header = _limited(h, RateLimitPolicy(2, 60), RateLimitPolicy(10, 60))
+    auth = h.authenticator()
+    drive(auth, header, None)
+    drive(auth, header, None)
+    with pytest.raises(RateLimitedError) as info:
+        drive(auth, header, None)
+    assert info.value.decision.limit == 2  # the workspace's decision refused
+    assert (info.value.workspace_id, info.value.credential_id) == ("ws_lim", record.id)
+    # The documented price of asking the key first: its slot for the refused request is spent.
+    left = h.limiter.hit(key_bucket(record.id), RateLimitPolicy(10, 60))
+    assert left.remaining == 10 - 3 - 1
+
+
+@drivers
+@pytest.mark.parametrize(
+    ("workspace", "key", "sent"),
+    [
+        # (limit, period) pairs; "sent" is which decision's headers go out.
+        ((5, 60), (3, 60), "key"),  # the key has fewer remaining
+        ((3, 60), (5, 60), "workspace"),  # the workspace has fewer remaining
+        ((2, 60), (2, 10), "workspace"),  # a tie on remaining: the later reset (30 s vs 5 s)
+        ((2, 10), (2, 60), "key"),
+    ],
+)
+def test_the_tighter_decisions_headers_are_sent(
+    drive: Driver, workspace: tuple[int, int], key: tuple[int, int], sent: str
+) -> None:
+    h = Harness()
+    _, header = _limited(h, RateLimitPolicy(*workspace), RateLimitPolicy(*key))
+    decision = drive(h.authenticator(), header, None).rate_limit
+    assert decision is not None
+    limit, period = workspace if sent == "workspace" else key
+    assert (decision.limit, decision.remaining) == (limit, limit - 1)
+    assert decision.reset == period // limit  # one emission interval until full again
+
+
+@drivers
+def test_a_key_limit_applies_in_a_workspace_without_one(drive: Driver) -> None:
+    h = Harness(default_rate_limit=None)
+    _, header = _limited(h, None, RateLimitPolicy(1, 60))
+    auth = h.authenticator()
+    decision = drive(auth, header, None).rate_limit
+    assert decision is not None
+    assert (decision.limit, decision.remaining) == (1, 0)
+    with pytest.raises(RateLimitedError):
+        drive(auth, header, None)
+
+
+@drivers
+def test_the_limiter_is_asked_for_the_key_first_then_the_workspace(drive: Driver) -> None:
+    h = Harness()
+    record, header = _limited(h, RateLimitPolicy(10, 60), RateLimitPolicy(1, 60))
+    limiter = RecordingLimiter(h.clock)
+    auth = h.authenticator(limiter=limiter)
+    drive(auth, header, None)
+    assert limiter.buckets == [f"key:{record.id}", "ws_lim"]
+    with pytest.raises(RateLimitedError):
+        drive(auth, header, None)
+    assert limiter.buckets[2:] == [f"key:{record.id}"]  # refused by the key: ws not asked
+
+
+@drivers
+def test_jwts_portal_sessions_and_keys_without_a_limit_take_one_decision(drive: Driver) -> None:
+    h = Harness(credentials=CredentialSettings.api())
+    limiter = RecordingLimiter(h.clock)
+    _, key = issue_root_key(h.store, "ws_1", ["keys.read"])
+    token = h.keyring.mint(subject="u1", workspace_id="ws_1", permissions=[], now=int(NOW))
+    for header in ([f"Bearer {key.reveal()}"], [f"Bearer {token.reveal()}"]):
+        result = drive(h.authenticator(limiter=limiter), header, None)
+        assert result.conclusion is not None
+        assert result.conclusion.key_policy is None
+    portal = Harness(credentials=CredentialSettings.portal())
+    _, session = issue_portal_session(portal.store, "ws_1", "end-user-7", ["keys.read"])
+    portal_limiter = RecordingLimiter(portal.clock)
+    result = drive(portal.authenticator(limiter=portal_limiter), [], session.reveal())
+    assert result.conclusion is not None
+    assert result.conclusion.key_policy is None
+    assert limiter.buckets == ["ws_1", "ws_1"]
+    assert portal_limiter.buckets == ["ws_1"]
+
+
+class CountingDownLimiter(DownLimiter):
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def hit(self, workspace_id: str, policy: RateLimitPolicy) -> RateLimitDecision:
+        self.calls += 1
+        return super().hit(workspace_id, policy)
+
+    async def ahit(self, workspace_id: str, policy: RateLimitPolicy) -> RateLimitDecision:
+        self.calls += 1
+        return await super().ahit(workspace_id, policy)
+
+
+@drivers
+def test_a_limiter_outage_fails_a_key_with_its_own_limit_closed(drive: Driver) -> None:
+    h = Harness()
+    record, header = _limited(h, RateLimitPolicy(10, 60), RateLimitPolicy(2, 60))
+    with pytest.raises(UnavailableError) as info:
+        drive(h.authenticator(limiter=CountingDownLimiter()), header, None)
+    assert (info.value.workspace_id, info.value.credential_id) == ("ws_lim", record.id)
+
+
+@drivers
+def test_a_limiter_outage_sends_both_decisions_to_the_fallback(drive: Driver) -> None:
+    h = Harness(limiter_failure=LimiterFailurePolicy.LOCAL_FALLBACK)
+    _, header = _limited(h, RateLimitPolicy(10, 60), RateLimitPolicy(2, 60))
+    down = CountingDownLimiter()
+    auth = h.authenticator(limiter=down)
+    first = drive(auth, header, None).rate_limit
+    assert first is not None
+    assert (first.limit, first.remaining) == (2, 1)  # the fallback's key decision, tighter
+    assert down.calls == 1  # the failed limiter is not asked again for the workspace
+    drive(auth, header, None)
+    with pytest.raises(RateLimitedError) as info:
+        drive(auth, header, None)
+    assert info.value.decision.limit == 2

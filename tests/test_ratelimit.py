@@ -23,7 +23,9 @@ from authcore.ratelimit import (
     RateLimitPolicy,
     decide,
     decision_from_reply,
+    key_bucket,
     rate_limit_key,
+    tighter,
 )
 from tests.strategies import (
     NOW_US,
@@ -597,3 +599,25 @@ def test_lua_makes_exactly_the_decisions_of_decide(
             assert int(redis_client.get(name) or b"-1") == tat
     finally:
         redis_client.delete(name)
+
+
+def test_a_keys_bucket_never_names_a_workspace() -> None:
+    from authcore.tokens import generate_id
+
+    assert key_bucket("key_abc") == "key:key_abc"
+    # Workspace ids are generated ws_<hex>: never a colon, so never a key's bucket.
+    assert all(":" not in generate_id("ws") for _ in range(100))
+    assert key_bucket("key_abc") != key_bucket("key_abd")
+
+
+def test_tighter_prefers_fewer_remaining_then_the_later_reset_then_the_first() -> None:
+    few = RateLimitDecision(True, 10, 1, 5, 0)
+    many = RateLimitDecision(True, 10, 8, 60, 0)
+    late = RateLimitDecision(True, 3, 1, 50, 0)
+    assert tighter(few, many) is few
+    assert tighter(many, few) is few
+    assert tighter(few, late) is late
+    assert tighter(late, few) is late
+    twin = RateLimitDecision(True, 7, 1, 5, 0)
+    assert tighter(few, twin) is few
+    assert tighter(twin, few) is twin

@@ -221,8 +221,12 @@ def create_root_key(
     now: float,
     actor: Actor,
     prefix: str,
+    rate_limit: RateLimitPolicy | None = None,
 ) -> Change[NewRootKey | None]:
-    """Create a root key (the raw key is in the result, once); None: unknown workspace."""
+    """Create a root key (the raw key is in the result, once); None: unknown workspace.
+
+    ``rate_limit`` is the key's own limit, on top of the workspace's.
+    """
     new, event = plan_create_root_key(
         workspace_id,
         permissions=permissions,
@@ -231,6 +235,7 @@ def create_root_key(
         now=now,
         actor=actor,
         prefix=prefix,
+        rate_limit=rate_limit,
     )
     return Change(
         "create_root_key", _into_workspace(workspace_id, [Insert(new.record), Append(event)], new)

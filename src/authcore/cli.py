@@ -285,6 +285,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
             expires_at=expires_at,
             now=now,
             actor=OPERATOR_ACTOR,
+            rate_limit=args.rate_limit,
         )
     if created is None:
         raise CommandError(f"workspace {args.workspace!r} not found")
@@ -313,7 +314,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
     lines = [
         f"{k['key_id']}  {k['start']}...  {printable(k['name'] or '-')}  "
         f"{','.join(k['permissions']) or '-'}  {'revoked' if k['revoked_at'] else 'active'}  "
-        f"last used {_when(k['last_used_at'])}"
+        f"limit {k['rate_limit'] or '-'}  last used {_when(k['last_used_at'])}"
         for k in keys
     ]
     _emit(args, {"keys": keys}, lines or ["(no keys)"])
@@ -766,6 +767,12 @@ def _add_store_commands(b: _Builder) -> None:
     sub.add_argument("--permission", action="append", metavar="P", required=True)
     sub.add_argument("--name", type=_identifier)
     sub.add_argument("--expires-in", type=_positive_int, metavar="SECONDS")
+    sub.add_argument(
+        "--rate-limit",
+        type=_rate_limit,
+        metavar="N/SECONDS",
+        help="the key's own limit, on top of its workspace's (a request must pass both)",
+    )
     sub = b.command(keys, "list", cmd_keys_list, "list a workspace's keys (never the secrets)")
     sub.add_argument("--workspace", required=True, metavar="WORKSPACE_ID", type=_identifier)
     sub = b.command(keys, "revoke", cmd_keys_revoke, "revoke a root key")

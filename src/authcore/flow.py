@@ -16,7 +16,7 @@ import hashlib
 import math
 import re
 from collections.abc import Awaitable, Callable, Generator, Sequence
-from typing import Final, NamedTuple, Protocol, TypeAlias, TypeVar, runtime_checkable
+from typing import Final, NamedTuple, Protocol, TypeAlias, TypeVar, cast, runtime_checkable
 
 import attrs
 
@@ -44,6 +44,8 @@ from authcore.ratelimit import (
     RateLimitDecision,
     RateLimiter,
     RateLimitPolicy,
+    key_bucket,
+    tighter,
 )
 from authcore.store import (
     AsyncCredentialStore,
@@ -108,7 +110,11 @@ class LookupWorkspace:
 
 @attrs.frozen
 class CheckRateLimit:
-    """Need: one atomic limiter decision for ``workspace_id`` under ``policy``."""
+    """Need: one atomic limiter decision for ``workspace_id`` under ``policy``.
+
+    ``workspace_id`` names the limiter's bucket: the workspace's id, or for a root key's own
+    limit :func:`authcore.ratelimit.key_bucket` of the key's id (which no workspace id equals).
+    """
 
     workspace_id: str
     policy: RateLimitPolicy
@@ -116,7 +122,10 @@ class CheckRateLimit:
 
 @attrs.frozen
 class UseFallbackLimiter:
-    """Need: the bounded local limiter's decision, after the shared limiter failed."""
+    """Need: the bounded local limiter's decision, after the shared limiter failed.
+
+    ``workspace_id`` names the bucket, as in :class:`CheckRateLimit`.
+    """
 
     workspace_id: str
     policy: RateLimitPolicy
@@ -136,7 +145,9 @@ class Conclusion:
     conclusion stops being true on its own (the key's or session's expiry, the JWT's ``exp``;
     infinity when it never expires). ``key_id`` is the kid of the secret that verified a JWT
     (a replay checks it is still in the keyring); ``credential_id`` is the root key's or
-    portal session's id, by which revocation and rotation find it. It never holds a secret.
+    portal session's id, by which revocation and rotation find it. ``key_policy`` is a root
+    key's own limit (None for a key without one, and always for portal sessions and JWTs); it
+    is only ever set together with ``credential_id``. It never holds a secret.
     """
 
     principal: Principal
@@ -144,10 +155,14 @@ class Conclusion:
     valid_until: float
     key_id: str | None = None
     credential_id: str | None = None
+    key_policy: RateLimitPolicy | None = None
 
 
 class Authenticated(NamedTuple):
     """The flow's result: the principal and the limiter decision (None when unlimited).
+
+    With two limits (a root key's own and its workspace's) ``rate_limit`` is the tighter
+    of the two decisions (:func:`authcore.ratelimit.tighter`), whose headers are sent.
 
     ``conclusion`` is what a verified-result cache may replay for the same credential;
     ``replayed`` says the answer came from that cache rather than from the whole flow. A named
@@ -250,26 +265,32 @@ def _lifetime(
     return (None, None) if record is None else (record.id, record.expires_at)
 
 
+def _key_policy(record: RootKeyRecord | None) -> RateLimitPolicy | None:
+    return None if record is None else record.rate_limit
+
+
 def authentication_flow(credential: Credential, settings: AuthSettings, now: float) -> Flow:
-    """Verify ``credential``, build the principal, and apply the workspace rate limit.
+    """Verify ``credential``, build the principal, and apply the rate limits.
 
     Yields needs (see :data:`Need`) and returns :class:`Authenticated`.
 
     Raises:
         InvalidCredentialError: unknown, wrong, expired or revoked (one public answer).
         WorkspaceDisabledError: the principal's workspace is disabled.
-        RateLimitedError: the workspace is over its limit.
+        RateLimitedError: the workspace, or the root key's own limit, is over its limit.
         UnavailableError: a store or the limiter is down (per ``limiter_failure``).
     """
     if credential.kind not in settings.credentials.accepts:
         raise InvalidCredentialError(f"{credential.kind.value} not accepted on this route")
     token = credential.secret.reveal()
     key_id: str | None = None
+    key_policy: RateLimitPolicy | None = None
     if credential.kind is CredentialKind.ROOT_KEY:
         key_digest = digest(token)
         key_record = _expect((yield LookupRootKey(key_digest)), RootKeyRecord)
         principal = principal_from_root_key(key_record, key_digest, now)
         credential_id, expires_at = _lifetime(key_record)
+        key_policy = _key_policy(key_record)
     elif credential.kind is CredentialKind.PORTAL_TOKEN:
         session_digest = digest(token)
         session_record = _expect((yield LookupPortalSession(session_digest)), PortalSessionRecord)
@@ -292,6 +313,7 @@ def authentication_flow(credential: Credential, settings: AuthSettings, now: flo
         math.inf if expires_at is None else expires_at,
         key_id,
         credential_id,
+        key_policy,
     )
     return (yield from rate_limit_step(conclusion, settings))
 
@@ -299,30 +321,91 @@ def authentication_flow(credential: Credential, settings: AuthSettings, now: flo
 def rate_limit_step(
     conclusion: Conclusion, settings: AuthSettings, *, replayed: bool = False
 ) -> Flow:
-    """Step 4's limit for a verified caller: one limiter decision for its workspace.
+    """Step 4's limits for a verified caller: its key's own limit, if any, then its workspace's.
 
     The last part of :func:`authentication_flow`, and all that a replayed conclusion runs
-    (``replayed`` is passed on to the result).
+    (``replayed`` is passed on to the result). A caller without a limit of its own (most root
+    keys, every portal session and JWT) gets one decision, for its workspace.
+
+    A root key with a limit of its own gets two, in this order: its own bucket
+    (:func:`~authcore.ratelimit.key_bucket`) first, then the workspace's. A request passes
+    only if both admit it, and the result carries the tighter decision
+    (:func:`~authcore.ratelimit.tighter`). Why the key first: a key its own limit refuses
+    never reaches the workspace's bucket, so a key hammering past its limit cannot spend the
+    allowance its workspace's other keys share, which is what a per-key limit is for. The
+    price is the other way round: when the key admits and the workspace refuses, the key's
+    slot stays spent (limiters count atomically and have no "undo"), so a key in a workspace
+    over its limit wears down its own allowance too; it only ever spends its own, never
+    another caller's. The limiter failure policy applies to each decision; once the shared
+    limiter has failed for the key, the workspace's decision goes straight to the fallback
+    rather than waiting on the failed limiter a second time.
 
     Raises:
-        RateLimitedError: the workspace is over its limit.
+        RateLimitedError: the key's own limit or the workspace's refuses (the refusing
+            decision, attributed to the workspace and the credential).
         UnavailableError: the limiter is down and ``limiter_failure`` is fail-closed.
     """
     principal, policy = conclusion.principal, conclusion.policy
+    key_decision: RateLimitDecision | None = None
+    shared = True  # whether the shared limiter is asked (not after it failed for the key)
+    if conclusion.key_policy is not None:
+        key_decision, shared = yield from _key_limit(conclusion, conclusion.key_policy, settings)
     if policy is None:
-        return Authenticated(principal, None, conclusion, replayed)
+        return Authenticated(principal, key_decision, conclusion, replayed)
     try:
-        decision = yield CheckRateLimit(principal.workspace_id, policy)
+        if shared:
+            decision = yield CheckRateLimit(principal.workspace_id, policy)
+        else:
+            decision = yield UseFallbackLimiter(principal.workspace_id, policy)
     except UnavailableError as exc:
-        if settings.limiter_failure is not LimiterFailurePolicy.LOCAL_FALLBACK:
+        if not shared or settings.limiter_failure is not LimiterFailurePolicy.LOCAL_FALLBACK:
             raise exc.refused(principal.workspace_id, conclusion.credential_id) from None
         decision = yield UseFallbackLimiter(principal.workspace_id, policy)
+    # _admitted(), written out: a caller without a limit of its own pays no call for it.
     if not isinstance(decision, RateLimitDecision):
         raise UnavailableError("limiter returned an unexpected value")
     if not decision.allowed:
         error = RateLimitedError(decision)
         raise error.refused(principal.workspace_id, conclusion.credential_id)
+    if key_decision is not None:
+        decision = tighter(decision, key_decision)
     return Authenticated(principal, decision, conclusion, replayed)
+
+
+def _key_limit(
+    conclusion: Conclusion, policy: RateLimitPolicy, settings: AuthSettings
+) -> Generator[Need, object, tuple[RateLimitDecision, bool]]:
+    """The root key's own decision, and whether the shared limiter answered it.
+
+    Raises:
+        RateLimitedError: the key is over its own limit.
+        UnavailableError: the limiter is down and ``limiter_failure`` is fail-closed.
+    """
+    # For a root key the subject id is the key id; credential_id is set with key_policy.
+    bucket = key_bucket(conclusion.credential_id or conclusion.principal.subject.id)
+    try:
+        decision = yield CheckRateLimit(bucket, policy)
+    except UnavailableError as exc:
+        if settings.limiter_failure is not LimiterFailurePolicy.LOCAL_FALLBACK:
+            workspace_id = conclusion.principal.workspace_id
+            raise exc.refused(workspace_id, conclusion.credential_id) from None
+        return _admitted((yield UseFallbackLimiter(bucket, policy)), conclusion), False
+    return _admitted(decision, conclusion), True
+
+
+def _admitted(decision: object, conclusion: Conclusion) -> RateLimitDecision:
+    """``decision`` if it admits the request.
+
+    Raises:
+        UnavailableError: it is not a decision at all.
+        RateLimitedError: it refuses (attributed to the workspace and the credential).
+    """
+    if not isinstance(decision, RateLimitDecision):
+        raise UnavailableError("limiter returned an unexpected value")
+    if not decision.allowed:
+        error = RateLimitedError(decision)
+        raise error.refused(conclusion.principal.workspace_id, conclusion.credential_id)
+    return decision
 
 
 # --- drivers ------------------------------------------------------------------------------
@@ -490,6 +573,7 @@ class Authenticator:
         "_abackends",
         "_areplay",
         "_backends",
+        "_inline_backends",
         "_inline_limiter",
         "_replay",
         "_settings",
@@ -521,6 +605,13 @@ class Authenticator:
         self._inline_limiter: RateLimiter | None = (
             limiter if getattr(limiter, "in_process", False) is True else None  # type: ignore[assignment]  # it says it has hit()
         )
+        # The same limiters as sync backends, for a replay of a key with a limit of its own
+        # (two decisions) on the async side. A rate-limit step asks no store: none is given.
+        self._inline_backends: Backends | None = None
+        if abackends is not None and self._inline_limiter is not None:
+            self._inline_backends = Backends(
+                cast(CredentialStore, None), self._inline_limiter, abackends.fallback_limiter
+            )
 
     @property
     def settings(self) -> AuthSettings:
@@ -643,8 +734,9 @@ class Authenticator:
         :meth:`aauthenticate`": not a replay, or anything but a plain decision.
 
         Raises:
-            RateLimitedError: the replayed credential's workspace is over its limit.
-            UnavailableError: the limiter answered something that is not a decision.
+            RateLimitedError: the replayed credential's workspace (or key) is over its limit.
+            UnavailableError: the limiter answered something that is not a decision (or,
+                for a key with a limit of its own, failed and the policy is fail-closed).
         """
         table, limiter = self._areplay, self._inline_limiter
         if table is None or limiter is None:
@@ -664,6 +756,8 @@ class Authenticator:
             or (conclusion.key_id is not None and not self._trusts(conclusion.key_id))
         ):
             return None
+        if conclusion.key_policy is not None:
+            return self._replay_now(conclusion, limiter, None)
         policy = conclusion.policy
         if policy is not None:
             # _replay_now's usual case, written out: one frame less on the hot path.
@@ -689,8 +783,15 @@ class Authenticator:
         """Replay with a limiter called in place.
 
         With ``backends`` None (an in-process limiter on the async side) a limiter failure
-        returns None, for the awaited path to ask the limiter again and decide.
+        returns None, for the awaited path to ask the limiter again and decide. A key with a
+        limit of its own takes two decisions: the flow's step runs them all, on ``backends``
+        or on the in-process limiters (so a decision taken is never taken again).
         """
+        if conclusion.key_policy is not None:
+            backends = backends or self._inline_backends
+            if backends is None:
+                return None
+            return run_flow(rate_limit_step(conclusion, self._settings, replayed=True), backends)
         policy = conclusion.policy
         if policy is None or limiter is None:
             if backends is None:
@@ -715,7 +816,7 @@ class Authenticator:
     ) -> Authenticated:
         """Replay with the awaited limiter of the async backends."""
         policy, limiter = conclusion.policy, backends.limiter
-        if policy is None or limiter is None:
+        if policy is None or limiter is None or conclusion.key_policy is not None:
             return await arun_flow(
                 rate_limit_step(conclusion, self._settings, replayed=True), backends
             )

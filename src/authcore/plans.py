@@ -276,13 +276,17 @@ def plan_create_root_key(
     now: float,
     actor: Actor,
     prefix: str,
+    rate_limit: RateLimitPolicy | None = None,
 ) -> tuple[NewRootKey, AuditEvent]:
     """Generate a root key for an existing workspace and its ``key.create`` event.
+
+    ``rate_limit`` is the key's own limit, on top of the workspace's (None: none).
 
     Raises:
         PermissionDeniedError: the actor belongs to another workspace.
         InvalidPermissionError: a grant breaks the grammar.
-        ClientError: a blank name, or ``expires_at`` not after ``now``.
+        ClientError: a blank name, ``expires_at`` not after ``now``, or ``rate_limit``
+            neither a :class:`~authcore.ratelimit.RateLimitPolicy` nor None.
     """
     _check_actor(actor, workspace_id)
     seconds = _seconds(now)
@@ -291,6 +295,8 @@ def plan_create_root_key(
         _check_text(name, "name")
     if expires_at is not None:
         _check_int(expires_at, "expires_at", seconds + 1, _MAX_TIME)
+    if rate_limit is not None and not isinstance(rate_limit, RateLimitPolicy):
+        raise ClientError("rate_limit must be a RateLimitPolicy or None")
     issued = issue_token(prefix, "key")
     record = RootKeyRecord(
         id=issued.id,
@@ -301,8 +307,11 @@ def plan_create_root_key(
         permissions=grants,
         created_at=seconds,
         expires_at=expires_at,
+        rate_limit=rate_limit,
     )
     event = _event(actor, ACTION_KEY_CREATE, [_key_target(record)], seconds, workspace_id)
+    if rate_limit is not None:
+        event = attrs.evolve(event, context={"rate_limit": str(rate_limit)})
     return NewRootKey(record, issued.secret), event
 
 
@@ -330,8 +339,9 @@ def plan_rotate_root_key(
     """Replace ``record`` by a new key; the old one stays valid for the grace period.
 
     The old key's expiry becomes ``min(its expiry, now + grace_seconds)``: a grace period
-    never extends a key's life. The new key keeps the workspace, permissions, name and the
-    original expiry. None when the old key is revoked or already expired (nothing to rotate).
+    never extends a key's life. The new key keeps the workspace, permissions, name, own rate
+    limit and the original expiry. None when the old key is revoked or already expired
+    (nothing to rotate).
 
     Raises:
         PermissionDeniedError: the actor belongs to another workspace.
@@ -358,6 +368,7 @@ def plan_rotate_root_key(
         permissions=record.permissions,
         created_at=seconds,
         expires_at=record.expires_at,
+        rate_limit=record.rate_limit,
     )
     event = _event(
         actor,

@@ -1,4 +1,4 @@
-"""Per-workspace rate limiting with GCRA, as a pure function of (state, now, policy).
+"""Per-workspace (and per-key) rate limiting with GCRA, a pure function of (state, now, policy).
 
 GCRA (the generic cell rate algorithm, ITU-T I.371) stores one number per workspace: the
 *theoretical arrival time* (TAT), the instant at which the workspace's bucket would be empty
@@ -20,7 +20,10 @@ Everything here is integer microseconds; nothing reads a clock or does I/O. The 
 calls :func:`decide`; the Redis backend runs :data:`GCRA_LUA`, the same math in one atomic
 server-side call using the server's clock, and turns its reply into a decision with
 :func:`decision_from_reply`. Limiters are keyed by the workspace id only, never by the policy,
-so changing a workspace's limit keeps its state instead of handing it a fresh burst.
+so changing a workspace's limit keeps its state instead of handing it a fresh burst. A root key
+with a limit of its own has a bucket of its own too, :func:`key_bucket` of its id; the flow
+asks for both decisions (see :func:`authcore.flow.rate_limit_step`) and :func:`tighter` picks
+the one whose headers are sent.
 """
 
 from __future__ import annotations
@@ -43,7 +46,9 @@ __all__ = [
     "RateLimiter",
     "decide",
     "decision_from_reply",
+    "key_bucket",
     "rate_limit_key",
+    "tighter",
 ]
 
 _US_PER_SECOND: Final = 1_000_000
@@ -338,6 +343,33 @@ class AsyncRateLimiter(Protocol):
             UnavailableError: the backing system failed.
         """
         ...
+
+
+# What every root key's own limiter bucket starts with (see key_bucket).
+_KEY_BUCKET_PREFIX: Final = "key:"
+
+
+def key_bucket(key_id: str) -> str:
+    """Return the limiter bucket of a root key's own limit: ``"key:<key id>"``.
+
+    A limiter keys its state by this string where it keys a workspace's by the workspace id
+    (``ws_<hex>``, from :func:`authcore.tokens.generate_id`): a generated id never holds a
+    colon, so a key's bucket never names a workspace's, and a key's limit never shares state
+    with its workspace's or another key's. Like the workspace's, it is not derived from the
+    policy.
+    """
+    return _KEY_BUCKET_PREFIX + key_id
+
+
+def tighter(first: RateLimitDecision, second: RateLimitDecision) -> RateLimitDecision:
+    """Return the decision whose ``RateLimit-*`` headers a client should heed.
+
+    The one with fewer requests remaining; on a tie, the one that is full again later (the
+    larger ``reset``); on a full tie, ``first``.
+    """
+    if second[2] < first[2] or (second[2] == first[2] and second[3] > first[3]):
+        return second
+    return first
 
 
 def rate_limit_key(workspace_id: str, namespace: str = "authcore:rl:") -> str:

@@ -81,7 +81,11 @@ class WorkspaceRecord:
 
 @attrs.frozen(cache_hash=True)
 class RootKeyRecord:
-    """A stored root key: its digest and metadata, never the key."""
+    """A stored root key: its digest and metadata, never the key.
+
+    ``rate_limit`` is the key's own limit, applied on top of its workspace's (a request must
+    pass both); None: only the workspace's limit applies.
+    """
 
     id: str
     workspace_id: str
@@ -92,9 +96,13 @@ class RootKeyRecord:
     created_at: int
     expires_at: int | None = None
     revoked_at: int | None = None
+    rate_limit: RateLimitPolicy | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Return what may be shown of a key (JSON-ready): never the key, never its digest."""
+        """Return what may be shown of a key (JSON-ready): never the key, never its digest.
+
+        ``rate_limit`` is the key's own limit as ``"N/SECONDS"`` (e.g. ``"100/60"``), or None.
+        """
         return {
             "key_id": self.id,
             "workspace_id": self.workspace_id,
@@ -104,6 +112,7 @@ class RootKeyRecord:
             "created_at": self.created_at,
             "expires_at": self.expires_at,
             "revoked_at": self.revoked_at,
+            "rate_limit": None if self.rate_limit is None else str(self.rate_limit),
         }
 
 

@@ -195,8 +195,16 @@ class Store(abc.ABC):
         expires_at: int | None = None,
         now: float,
         actor: Actor,
+        rate_limit: RateLimitPolicy | None = None,
     ) -> NewRootKey | None:
-        """Create a root key; the raw key is in the result, once. None: unknown workspace."""
+        """Create a root key; the raw key is in the result, once. None: unknown workspace.
+
+        ``rate_limit`` is the key's own limit, applied on top of the workspace's.
+
+        Raises:
+            ClientError: an invalid name, expiry or grant, or ``rate_limit`` not a
+                :class:`~authcore.ratelimit.RateLimitPolicy` or None.
+        """
         return self.run(
             changes.create_root_key(
                 workspace_id,
@@ -206,6 +214,7 @@ class Store(abc.ABC):
                 now=now,
                 actor=actor,
                 prefix=self.root_key_prefix,
+                rate_limit=rate_limit,
             )
         )
 
@@ -434,6 +443,7 @@ class AsyncStore(abc.ABC):
         expires_at: int | None = None,
         now: float,
         actor: Actor,
+        rate_limit: RateLimitPolicy | None = None,
     ) -> NewRootKey | None:
         """Async twin of :meth:`Store.create_root_key`."""
         return await self.arun(
@@ -445,6 +455,7 @@ class AsyncStore(abc.ABC):
                 now=now,
                 actor=actor,
                 prefix=self.root_key_prefix,
+                rate_limit=rate_limit,
             )
         )
 

@@ -118,8 +118,12 @@ def issue_root_key(
     revoked: bool = False,
     name: str | None = None,
     prefix: str = DEFAULT_ROOT_KEY_PREFIX,
+    rate_limit: RateLimitPolicy | None = None,
 ) -> tuple[RootKeyRecord, Secret]:
-    """Store a new root key for ``workspace_id``; return its record and the raw key."""
+    """Store a new root key for ``workspace_id``; return its record and the raw key.
+
+    ``rate_limit`` is the key's own limit (on top of the workspace's).
+    """
     issued = issue_token(prefix, "key")
     record = RootKeyRecord(
         id=issued.id,
@@ -131,6 +135,7 @@ def issue_root_key(
         created_at=int(now),
         expires_at=expires_at,
         revoked_at=int(now) if revoked else None,
+        rate_limit=rate_limit,
     )
     store.put_root_key(record)
     return record, issued.secret

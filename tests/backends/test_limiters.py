@@ -11,14 +11,15 @@ import socket
 
 import pytest
 
+from authcore.backends.cache import CachedStore
 from authcore.backends.memory import MemoryRateLimiter
 from authcore.backends.redis import AsyncRedisRateLimiter, RedisRateLimiter
 from authcore.errors import RateLimitedError, UnavailableError
 from authcore.flow import AsyncBackends, Authenticator, AuthSettings, Backends
-from authcore.ratelimit import LimiterFailurePolicy, RateLimitPolicy
+from authcore.ratelimit import LimiterFailurePolicy, RateLimiter, RateLimitPolicy, key_bucket
 from authcore.responses import error_response
 from authcore.testing import MemoryStore, SettableClock, issue_root_key, make_workspace
-from tests.backends.races import race_threads
+from tests.backends.races import admitted_by_tasks, key_limited, race_requests, race_threads
 
 LIMIT = RateLimitPolicy(limit=100, period=60)
 FIXED_US = 1_800_000_000_000_000
@@ -62,6 +63,52 @@ def test_memory_limiter_keys_by_workspace_only() -> None:
     # A new policy keeps the state: no fresh burst for changing the limit.
     assert not limiter.hit("ws_a", RateLimitPolicy(limit=3, period=30)).allowed
     assert limiter.hit("ws_b", RateLimitPolicy(limit=3, period=60)).allowed
+
+
+# --- a key's own limit and its workspace's: the combined check, through the flow ---------------
+
+
+def sync_authenticator(store: MemoryStore | CachedStore, limiter: RateLimiter) -> Authenticator:
+    return Authenticator(
+        AuthSettings(), clock=SettableClock(), backends=Backends(store, limiter=limiter)
+    )
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["flow", "replay"])
+@pytest.mark.parametrize(("workspace", "key"), [(100, 50), (40, 100)])
+def test_a_key_and_its_workspace_admit_exactly_the_tighter_limit_under_32_threads(
+    cached: bool, workspace: int, key: int
+) -> None:
+    store, headers, ids = key_limited(workspace, [key], cached=cached)
+    limiter = MemoryRateLimiter(clock_us=fixed_clock)
+    auth = sync_authenticator(store, limiter)
+    admitted = race_requests(lambda header: auth.authenticate([header]), headers)
+    assert sum(admitted.values()) == min(workspace, key)
+    # The key is asked first: its refusals never reached the workspace's bucket ...
+    after = limiter.hit("ws_both", RateLimitPolicy(workspace, 86_400))
+    assert after.remaining == max(0, workspace - min(workspace, key) - 1)
+    # ... and a workspace refusal spent the key's slot (320 requests: the key's all gone).
+    assert not limiter.hit(key_bucket(ids[0]), RateLimitPolicy(key, 86_400)).allowed
+
+
+def test_two_keys_share_their_workspace_exactly_under_32_threads() -> None:
+    store, headers, _ = key_limited(100, [60, 60])
+    auth = sync_authenticator(store, MemoryRateLimiter(clock_us=fixed_clock))
+    admitted = race_requests(lambda header: auth.authenticate([header]), headers)
+    assert sum(admitted.values()) == 100
+    assert all(count <= 60 for count in admitted.values())
+
+
+@pytest.mark.parametrize(("workspace", "key"), [(100, 50), (40, 100)])
+async def test_a_key_and_its_workspace_admit_exactly_the_tighter_limit_under_1000_tasks(
+    workspace: int, key: int
+) -> None:
+    store, headers, _ = key_limited(workspace, [key], cached=True)
+    limiter = MemoryRateLimiter(clock_us=fixed_clock)
+    auth = Authenticator(
+        AuthSettings(), clock=SettableClock(), abackends=AsyncBackends(store, limiter=limiter)
+    )
+    assert await admitted_by_tasks(auth, headers[0], 1000) == min(workspace, key)
 
 
 # --- the failure policy, through the flow -----------------------------------------------------

@@ -28,11 +28,12 @@ from authcore.backends.redis import (
     RedisRateLimiter,
 )
 from authcore.errors import ConfigurationError, UnavailableError
-from authcore.ratelimit import RateLimitPolicy, decide, rate_limit_key
+from authcore.flow import AsyncBackends, Authenticator, AuthSettings, Backends
+from authcore.ratelimit import RateLimitPolicy, decide, key_bucket, rate_limit_key
 from authcore.store import OPERATOR_ACTOR
-from authcore.testing import MemoryStore
+from authcore.testing import MemoryStore, SettableClock
 from authcore.tokens import digest
-from tests.backends.races import race_threads
+from tests.backends.races import admitted_by_tasks, key_limited, race_requests, race_threads
 
 pytestmark = pytest.mark.redis
 
@@ -197,6 +198,47 @@ async def test_admits_exactly_the_limit_under_1000_tasks(
         workspace = f"ws_tasks_{round_}"
         decisions = await asyncio.gather(*(alimiter.ahit(workspace, LIMIT) for _ in range(1000)))
         assert sum(d.allowed for d in decisions) == 100
+
+
+@pytest.mark.parametrize(("workspace", "key"), [(100, 50), (40, 100)])
+def test_a_key_and_its_workspace_admit_exactly_the_tighter_limit_under_32_threads(
+    limiter: RedisRateLimiter, admin: redis.Redis, workspace: int, key: int
+) -> None:
+    store, headers, ids = key_limited(workspace, [key], cached=True)
+    auth = Authenticator(
+        AuthSettings(), clock=SettableClock(), backends=Backends(store, limiter=limiter)
+    )
+    admitted = race_requests(lambda header: auth.authenticate([header]), headers)
+    assert sum(admitted.values()) == min(workspace, key)
+    # Two buckets, under the namespace: the key's never names the workspace's.
+    namespace = limiter._namespace
+    assert admin.exists(rate_limit_key("ws_both", namespace)) == 1
+    assert admin.exists(rate_limit_key(key_bucket(ids[0]), namespace)) == 1
+    after = limiter.hit("ws_both", RateLimitPolicy(workspace, 86_400))
+    assert after.remaining == max(0, workspace - min(workspace, key) - 1)
+
+
+def test_two_keys_share_their_workspace_exactly_under_32_threads(
+    limiter: RedisRateLimiter,
+) -> None:
+    store, headers, _ = key_limited(100, [60, 60])
+    auth = Authenticator(
+        AuthSettings(), clock=SettableClock(), backends=Backends(store, limiter=limiter)
+    )
+    admitted = race_requests(lambda header: auth.authenticate([header]), headers)
+    assert sum(admitted.values()) == 100
+    assert all(count <= 60 for count in admitted.values())
+
+
+@pytest.mark.parametrize(("workspace", "key"), [(100, 50), (40, 100)])
+async def test_a_key_and_its_workspace_admit_exactly_the_tighter_limit_under_1000_tasks(
+    alimiter: AsyncRedisRateLimiter, workspace: int, key: int
+) -> None:
+    store, headers, _ = key_limited(workspace, [key], cached=True)
+    auth = Authenticator(
+        AuthSettings(), clock=SettableClock(), abackends=AsyncBackends(store, limiter=alimiter)
+    )
+    assert await admitted_by_tasks(auth, headers[0], 1000) == min(workspace, key)
 
 
 def _process_hits(url: str, namespace: str, start: object, attempts: int) -> int:

@@ -99,13 +99,19 @@ class World:
 
 
 def make_world(
-    *, limit: RateLimitPolicy | None = None, expires_in: int | None = None, **options: Any
+    *,
+    limit: RateLimitPolicy | None = None,
+    expires_in: int | None = None,
+    key_limit: RateLimitPolicy | None = None,
+    **options: Any,
 ) -> World:
     clock = SettableClock(NOW)
     store = CountingStore()
     make_workspace(store, WS, rate_limit=limit or RateLimitPolicy(1000, 1))
     expires_at = None if expires_in is None else int(NOW) + expires_in
-    record, secret = issue_root_key(store, WS, ["keys.read"], now=NOW, expires_at=expires_at)
+    record, secret = issue_root_key(
+        store, WS, ["keys.read"], now=NOW, expires_at=expires_at, rate_limit=key_limit
+    )
     cache = CachedStore(store, clock=clock)
     limiter = CountingLimiter(clock)
     authenticator = Authenticator(
@@ -321,6 +327,85 @@ def test_the_async_side_replays_inline_and_awaited_alike() -> None:
         asyncio.run(world.authenticator.aauthenticate(bearer(world.key)))
 
 
+def test_a_replayed_key_with_its_own_limit_takes_both_decisions() -> None:
+    world = make_world(limit=RateLimitPolicy(1000, 60), key_limit=RateLimitPolicy(2, 60))
+    first = world.authenticator.authenticate(bearer(world.key))
+    second = world.authenticator.authenticate(bearer(world.key))
+    assert (first.replayed, second.replayed) == (False, True)
+    assert [r.rate_limit for r in (first, second)] == [
+        RateLimitDecision(True, 2, 1, 30, 0),
+        RateLimitDecision(True, 2, 0, 60, 0),
+    ]
+    with pytest.raises(RateLimitedError) as info:
+        world.authenticator.authenticate(bearer(world.key))
+    assert info.value.decision.limit == 2
+    assert info.value.credential_id == world.key_id
+    # Two decisions per admitted request; the key's refusal never asked the workspace.
+    assert world.limiter.decisions == 2 + 2 + 1
+
+
+def test_the_async_side_replays_a_key_limit_inline_and_awaited_alike() -> None:
+    world = make_world(limit=RateLimitPolicy(1000, 60), key_limit=RateLimitPolicy(3, 60))
+    asyncio.run(world.authenticator.aauthenticate(bearer(world.key)))
+    inline = world.authenticator.replay_inline(bearer(world.key))
+    assert isinstance(inline, Authenticated)
+    assert inline.rate_limit == RateLimitDecision(True, 3, 1, 40, 0)
+    awaited = asyncio.run(world.authenticator.aauthenticate(bearer(world.key)))
+    assert awaited.replayed
+    assert awaited.rate_limit == RateLimitDecision(True, 3, 0, 60, 0)
+    with pytest.raises(RateLimitedError):
+        world.authenticator.replay_inline(bearer(world.key))
+    with pytest.raises(RateLimitedError):
+        asyncio.run(world.authenticator.aauthenticate(bearer(world.key)))
+    assert world.limiter.decisions == 3 * 2 + 2  # each decision taken once, never again
+
+
+def test_an_awaited_limiter_replays_a_key_limit() -> None:
+    world = make_world(key_limit=RateLimitPolicy(1, 60))
+    limiter = AwaitedLimiter(MemoryRateLimiter(clock_us=world.clock.us))
+    authenticator = Authenticator(
+        world.authenticator.settings,
+        clock=world.clock,
+        abackends=AsyncBackends(store=world.cache, limiter=limiter),
+    )
+
+    async def run() -> Authenticated:
+        first = await authenticator.aauthenticate(bearer(world.key))
+        with pytest.raises(RateLimitedError) as info:
+            await authenticator.aauthenticate(bearer(world.key))
+        assert info.value.decision.limit == 1
+        return first
+
+    first = asyncio.run(run())
+    assert first.rate_limit is not None
+    assert first.rate_limit.limit == 1
+
+
+def test_an_in_process_limiter_failing_inline_sends_both_key_decisions_to_the_fallback() -> None:
+    world = make_world(
+        key_limit=RateLimitPolicy(1, 60), limiter_failure=LimiterFailurePolicy.LOCAL_FALLBACK
+    )
+    fallback = MemoryRateLimiter(clock_us=world.clock.us)
+    authenticator = Authenticator(
+        world.authenticator.settings,
+        clock=world.clock,
+        abackends=AsyncBackends(
+            store=world.cache, limiter=world.limiter, fallback_limiter=fallback
+        ),
+    )
+    asyncio.run(authenticator.aauthenticate(bearer(world.key)))
+    world.limiter.failure = UnavailableError("down")
+    decisions = world.limiter.decisions
+    # The fallback's key bucket is fresh: admitted inline, no await needed.
+    inline = authenticator.replay_inline(bearer(world.key))
+    assert isinstance(inline, Authenticated)
+    assert inline.rate_limit is not None
+    assert inline.rate_limit.limit == 1
+    assert world.limiter.decisions == decisions + 1  # asked once, then the fallback for both
+    with pytest.raises(RateLimitedError):
+        authenticator.replay_inline(bearer(world.key))
+
+
 def test_replay_can_be_turned_off() -> None:
     world = make_world()
     authenticator = Authenticator(
@@ -381,6 +466,8 @@ def make_seed() -> Seed:
         issue_root_key(source, "ws_a", ["keys.read"], now=NOW),
         issue_root_key(source, "ws_a", ["keys.*"], now=NOW, expires_at=int(NOW) + 20),
         issue_root_key(source, "ws_b", ["audit.read"], now=NOW),
+        # Its own limit, tighter than ws_a's 4/10 (and looser than the 2/10 it may get).
+        issue_root_key(source, "ws_a", ["keys.read"], now=NOW, rate_limit=RateLimitPolicy(3, 10)),
     ]
     sessions = [
         issue_portal_session(source, "ws_a", "end-user-1", ["keys.read"], now=NOW, ttl=40),
@@ -473,6 +560,7 @@ CREDENTIALS = [
     ("key", 0),
     ("key", 1),
     ("key", 2),
+    ("key", 3),
     ("jwt", 0),
     ("jwt", 1),
     ("session", 0),
@@ -484,8 +572,8 @@ CREDENTIALS = [
 ALL_EVENTS: list[tuple[Any, ...]] = [
     *(("request", credential) for credential in CREDENTIALS * 3),
     *(("advance", seconds) for seconds in [0.5, 1.0, 4.9, 5.0, 10.0, 19.0, 30.0] * 2),
-    *(("revoke", index) for index in range(3)),
-    *(("rotate", index, grace) for index in range(3) for grace in (0, 5, 25)),
+    *(("revoke", index) for index in range(4)),
+    *(("rotate", index, grace) for index in range(4) for grace in (0, 5, 25)),
     *(("logout", index) for index in range(2)),
     *(("disable", workspace) for workspace in ("ws_a", "ws_b")),
     *(
@@ -506,6 +594,9 @@ EVENTS = st.sampled_from(ALL_EVENTS)
 @example([("request", ("session", 0)), *[("advance", 10.0)] * 4, ("request", ("session", 0))])
 @example([("request", ("jwt", 0)), *[("advance", 30.0)] * 2, ("request", ("jwt", 0))])
 @example([("request", ("key", 0)), ("rotate", 0, 5), ("advance", 5.0), ("request", ("key", 0))])
+# A key refused by its own limit (3/10) while its workspace (4/10) still has room, which
+# another credential of the workspace then gets.
+@example([*[("request", ("key", 3))] * 4, ("request", ("jwt", 0)), ("request", ("key", 3))])
 def test_the_cached_path_answers_exactly_as_the_uncached_flow(events: list[Any]) -> None:
     seed = SEED
     cached, plain = make_side(seed, cached=True), make_side(seed, cached=False)

@@ -261,6 +261,91 @@ async def test_expiry_in_the_past_is_rejected(backend: StoreUnderTest) -> None:
         )
 
 
+async def test_key_created_with_its_own_rate_limit_is_found_with_it(
+    backend: StoreUnderTest,
+) -> None:
+    ws = await _workspace(backend, rate_limit=RateLimitPolicy(100, 60))
+    limited = await backend.call(
+        "create_root_key",
+        ws.id,
+        permissions=[],
+        rate_limit=RateLimitPolicy(5, 30),
+        now=NOW,
+        actor=OPERATOR_ACTOR,
+    )
+    plain = await backend.call(
+        "create_root_key", ws.id, permissions=[], now=NOW + 1, actor=OPERATOR_ACTOR
+    )
+    assert limited.record.rate_limit == RateLimitPolicy(5, 30)
+    assert plain.record.rate_limit is None
+    found = await backend.call("find_root_key", limited.record.digest)
+    assert found.rate_limit == RateLimitPolicy(5, 30)
+    assert (await backend.call("get_root_key", limited.record.id)).rate_limit == (
+        RateLimitPolicy(5, 30)
+    )
+    listed = await backend.call("list_root_keys", ws.id)
+    assert [key.rate_limit for key in listed] == [RateLimitPolicy(5, 30), None]
+    assert (await backend.call("find_root_key", plain.record.digest)).rate_limit is None
+    # Revoking rewrites the row: the limit stays.
+    revoked = await backend.call(
+        "revoke_root_key", limited.record.id, now=NOW + 2, actor=OPERATOR_ACTOR
+    )
+    assert revoked.rate_limit == RateLimitPolicy(5, 30)
+    assert (await backend.call("find_root_key", limited.record.digest)).rate_limit == (
+        RateLimitPolicy(5, 30)
+    )
+    assert found.to_dict()["rate_limit"] == "5/30"
+    assert plain.record.to_dict()["rate_limit"] is None
+    created = [
+        e for e in (await backend.call("list_audit", ws.id)).events if e.action == ACTION_KEY_CREATE
+    ]
+    assert [dict(e.context) for e in created] == [{}, {"rate_limit": "5/30"}]
+
+
+@pytest.mark.parametrize("bad", ["5/30", (5, 30), 5, True, {"limit": 5, "period": 30}])
+async def test_a_key_rate_limit_that_is_not_a_policy_is_a_client_error(
+    backend: StoreUnderTest, bad: object
+) -> None:
+    ws = await _workspace(backend)
+    with pytest.raises(ClientError):
+        await backend.call(
+            "create_root_key", ws.id, permissions=[], rate_limit=bad, now=NOW, actor=OPERATOR_ACTOR
+        )
+    assert await backend.call("list_root_keys", ws.id) == []
+    assert [e.action for e in (await backend.call("list_audit", ws.id)).events] == [
+        ACTION_WORKSPACE_CREATE
+    ]
+
+
+async def test_rotation_keeps_the_keys_own_rate_limit(backend: StoreUnderTest) -> None:
+    ws = await _workspace(backend)
+    old = await backend.call(
+        "create_root_key",
+        ws.id,
+        permissions=["keys.read"],
+        rate_limit=RateLimitPolicy(7, 60),
+        now=NOW,
+        actor=OPERATOR_ACTOR,
+    )
+    new = await backend.call(
+        "rotate_root_key", old.record.id, grace_seconds=60, now=NOW + 10, actor=OPERATOR_ACTOR
+    )
+    assert new.record.rate_limit == RateLimitPolicy(7, 60)
+    assert (await backend.call("find_root_key", new.record.digest)).rate_limit == (
+        RateLimitPolicy(7, 60)
+    )
+    assert (await backend.call("find_root_key", old.record.digest)).rate_limit == (
+        RateLimitPolicy(7, 60)
+    )
+    plain = await backend.call(
+        "create_root_key", ws.id, permissions=[], now=NOW, actor=OPERATOR_ACTOR
+    )
+    successor = await backend.call(
+        "rotate_root_key", plain.record.id, grace_seconds=0, now=NOW + 10, actor=OPERATOR_ACTOR
+    )
+    assert successor.record.rate_limit is None
+
+
 async def test_revoked_key_is_rejected_and_first_revocation_stays(
     backend: StoreUnderTest,
 ) -> None:

@@ -168,6 +168,32 @@ def test_create_key_returns_it_once_and_it_works(world: World) -> None:
     assert principal["permissions"] == ["keys.read"]
 
 
+def test_a_key_created_with_a_rate_limit_is_held_to_it(world: World) -> None:
+    response = world.client.post(
+        "/v1/keys",
+        headers=bearer(world.admin_key),
+        json={"name": "metered", "permissions": ["keys.read"], "rate_limit": "2/60"},
+    )
+    assert response.status_code == 201
+    created = response.json()
+    for remaining in ("1", "0"):
+        admitted = world.client.get("/v1/principal", headers=bearer(created["key"]))
+        assert admitted.status_code == 200
+        # The key's 2/60 is tighter than the workspace's default 600/60: its headers are sent.
+        assert admitted.headers["ratelimit-limit"] == "2"
+        assert admitted.headers["ratelimit-remaining"] == remaining
+    refused = world.client.get("/v1/principal", headers=bearer(created["key"]))
+    assert_problem(refused, 429, "rate_limited")
+    assert refused.headers["ratelimit-limit"] == "2"
+    assert int(refused.headers["retry-after"]) >= 1
+    # The other keys of the workspace are not held to it.
+    assert world.client.get("/v1/principal", headers=bearer(world.reader_key)).status_code == 200
+    listed = world.client.get("/v1/keys", headers=bearer(world.admin_key)).json()["keys"]
+    limits = {key["key_id"]: key["rate_limit"] for key in listed}
+    assert limits[created["key_id"]] == "2/60"
+    assert limits[world.admin_key_id] is None
+
+
 def test_create_key_cannot_grant_more_than_the_caller_holds(world: World) -> None:
     for grants in (["*"], ["keys.*"], ["keys.read", "workspaces.delete"]):
         response = world.client.post(
@@ -197,6 +223,12 @@ def test_create_key_without_keys_create_is_403(world: World) -> None:
         (b'{"name": "x", "permissions": [], "expires": 60}', 400),
         (b'{"name": "x", "permissions": ["Keys.Read"]}', 400),
         (b'{"name": "x", "permissions": [], "expires_in": NaN}', 400),
+        (b'{"name": "x", "permissions": [], "rate_limit": "0/60"}', 400),
+        (b'{"name": "x", "permissions": [], "rate_limit": "100/60 "}', 400),
+        (b'{"name": "x", "permissions": [], "rate_limit": 100}', 400),
+        (b'{"name": "x", "permissions": [], "rate_limit": {"limit": 1, "period": 1}}', 400),
+        ('{"name": "x", "permissions": [], "rate_limit": "\uff11/60"}'.encode(), 400),
+        (b'{"name": "x", "permissions": [], "rate_limit": "\\ud800/60"}', 400),
         (b"\xff\xfe", 400),
     ],
 )

@@ -86,6 +86,7 @@ def workspace_from_row(row: Sequence[Any]) -> WorkspaceRecord:
 
 
 def key_params(record: RootKeyRecord) -> tuple[object, ...]:
+    policy = record.rate_limit
     return (
         record.id,
         record.workspace_id,
@@ -96,6 +97,8 @@ def key_params(record: RootKeyRecord) -> tuple[object, ...]:
         record.created_at,
         record.expires_at,
         record.revoked_at,
+        None if policy is None else policy.limit,
+        None if policy is None else policy.period,
     )
 
 
@@ -106,6 +109,7 @@ def key_from_row(row: Sequence[Any]) -> RootKeyRecord:
         UnavailableError: the row is malformed.
     """
     try:
+        limit, period = row[9], row[10]
         return RootKeyRecord(
             id=row[0],
             workspace_id=row[1],
@@ -116,8 +120,9 @@ def key_from_row(row: Sequence[Any]) -> RootKeyRecord:
             created_at=int(row[6]),
             expires_at=None if row[7] is None else int(row[7]),
             revoked_at=None if row[8] is None else int(row[8]),
+            rate_limit=None if limit is None else RateLimitPolicy(int(limit), int(period)),
         )
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, ConfigurationError):
         raise _garbage() from None
 
 

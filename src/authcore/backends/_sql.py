@@ -270,11 +270,12 @@ FIND_WORKSPACE_BY_ORG: Final = (
 )
 FIND_ROOT_KEY: Final = (
     "SELECT id, workspace_id, digest, start, name, permissions, created_at, expires_at, "
-    "revoked_at FROM root_keys WHERE digest = ?"
+    "revoked_at, rate_limit, rate_period FROM root_keys WHERE digest = ?"
 )
 LIST_ROOT_KEYS: Final = (
     "SELECT id, workspace_id, digest, start, name, permissions, created_at, expires_at, "
-    "revoked_at FROM root_keys WHERE workspace_id = ? ORDER BY created_at, id"
+    "revoked_at, rate_limit, rate_period FROM root_keys WHERE workspace_id = ?"
+    " ORDER BY created_at, id"
 )
 FIND_PORTAL_SESSION: Final = (
     "SELECT id, workspace_id, end_user_id, digest, permissions, created_at, expires_at, "
@@ -327,11 +328,11 @@ _LOCK_WORKSPACE: Final = (
 )
 _INSERT_KEY: Final = (
     "INSERT INTO root_keys (id, workspace_id, digest, start, name, permissions, created_at, "
-    "expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "expires_at, revoked_at, rate_limit, rate_period) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _LOCK_KEY: Final = (
     "SELECT id, workspace_id, digest, start, name, permissions, created_at, expires_at, "
-    "revoked_at FROM root_keys WHERE id = ?{for_update}"
+    "revoked_at, rate_limit, rate_period FROM root_keys WHERE id = ?{for_update}"
 )
 _UPDATE_KEY: Final = "UPDATE root_keys SET expires_at = ?, revoked_at = ? WHERE id = ?"
 _INSERT_SESSION: Final = (

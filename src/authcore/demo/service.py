@@ -5,7 +5,8 @@ Routes (see docs/concepts.md)::
     GET    /healthz                 public
     GET    /v1/principal            any authenticated caller
     GET    /v1/keys                 keys.read
-    POST   /v1/keys                 keys.create   {"name", "permissions", "expires_in"?} -> 201
+    POST   /v1/keys                 keys.create   {"name", "permissions", "expires_in"?,
+                                    "rate_limit"? ("N/SECONDS", the key's own limit)} -> 201
     DELETE /v1/keys/{key_id}        keys.revoke   -> 204; another workspace's key: 404
     GET    /v1/audit-logs           audit.read    ?limit=N&before=CURSOR
     POST   /v1/portal-sessions      portal.create_session {"end_user_id", "permissions", "ttl"?}
@@ -75,7 +76,12 @@ from authcore.demo._http import (
     read_json_object,
 )
 from authcore.demo.usage import UsageRoutes
-from authcore.errors import ClientError, CrossSiteRequestError, PermissionDeniedError
+from authcore.errors import (
+    ClientError,
+    ConfigurationError,
+    CrossSiteRequestError,
+    PermissionDeniedError,
+)
 from authcore.flow import AsyncBackends, Authenticator, AuthSettings
 from authcore.gate import AuthObserver, RequestMetrics, RouteGroups
 from authcore.keyring import Keyring
@@ -138,6 +144,19 @@ def _int(body: dict[str, Any], name: str, high: int) -> int | None:
     if type(value) is not int or not 1 <= value <= high:
         raise _bad_field(name, f"an integer in 1..{high}")
     return value
+
+
+def _rate_limit(body: dict[str, Any], name: str) -> RateLimitPolicy | None:
+    # The form the key list shows and the CLI takes: "N/SECONDS", ASCII digits only.
+    value = body.get(name)
+    if value is None:
+        return None
+    try:
+        return RateLimitPolicy.parse(value)
+    except ConfigurationError:
+        raise _bad_field(
+            name, 'a string "N/SECONDS" (e.g. "100/60"), N in 1..1000000 and SECONDS in 1..86400'
+        ) from None
 
 
 def _grants(body: dict[str, Any]) -> list[str]:
@@ -232,10 +251,11 @@ class _Service:
         principal = principal_from(request)
         principal.authorize("keys.create")
         body = await read_json_object(request, time_limit=self.body_timeout)
-        _only(body, ("name", "permissions", "expires_in"))
+        _only(body, ("name", "permissions", "expires_in", "rate_limit"))
         name = _text(body, "name")
         grants = _grants(body)
         expires_in = _int(body, "expires_in", MAX_KEY_LIFETIME)
+        rate_limit = _rate_limit(body, "rate_limit")
         _check_grantable(principal, grants)
         now = self.clock()
         created = await self.store.acreate_root_key(
@@ -245,6 +265,7 @@ class _Service:
             expires_at=None if expires_in is None else int(now) + expires_in,
             now=now,
             actor=self._actor(request, principal),
+            rate_limit=rate_limit,
         )
         if created is None:
             raise ProblemError(404, "not_found", "The workspace does not exist.")
