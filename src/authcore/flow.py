@@ -55,6 +55,7 @@ from authcore.store import (
     WorkspaceRecord,
 )
 from authcore.tokens import digest
+from authcore.usage import ALLOWED
 
 __all__ = [
     "AsyncBackends",
@@ -148,6 +149,8 @@ class Conclusion:
     portal session's id, by which revocation and rotation find it. ``key_policy`` is a root
     key's own limit (None for a key without one, and always for portal sessions and JWTs); it
     is only ever set together with ``credential_id``. It never holds a secret.
+    ``usage_key`` is what an admitted request with this credential counts as in usage
+    (workspace id, credential id, ``"allowed"``), built once here rather than per request.
     """
 
     principal: Principal
@@ -156,6 +159,11 @@ class Conclusion:
     key_id: str | None = None
     credential_id: str | None = None
     key_policy: RateLimitPolicy | None = None
+    usage_key: tuple[str, str, str] = attrs.field(init=False, eq=False, repr=False)
+
+    @usage_key.default
+    def _usage_key(self) -> tuple[str, str, str]:
+        return (self.principal.workspace_id, self.credential_id or "", ALLOWED)
 
 
 class Authenticated(NamedTuple):

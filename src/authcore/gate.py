@@ -204,8 +204,10 @@ def rate_limit_header_bytes(decision: RateLimitDecision) -> list[tuple[bytes, by
 
 def _count_admitted(usage: UsageSink, result: Authenticated) -> None:
     conclusion = result.conclusion
-    credential_id = "" if conclusion is None else conclusion.credential_id or ""
-    usage.count((result.principal.workspace_id, credential_id, ALLOWED))
+    if conclusion is not None:
+        usage.count(conclusion.usage_key)
+    else:
+        usage.count((result.principal.workspace_id, "", ALLOWED))
 
 
 def _with_length(response: HTTPResponse) -> HTTPResponse:
@@ -349,10 +351,12 @@ class Gate:
             return self._refuse(exc, authenticator, authorization, (), 0.0)
         usage = self.usage
         if usage is not None and result is not None:
-            # Inline: this is every replayed request's path.
+            # Every replayed request's path: the key was built once, with the conclusion.
             conclusion = result.conclusion
-            credential_id = "" if conclusion is None else conclusion.credential_id or ""
-            usage.count((result.principal.workspace_id, credential_id, ALLOWED))
+            if conclusion is not None:
+                usage.count(conclusion.usage_key)
+            else:
+                _count_admitted(usage, result)
         return result
 
     def _observed_inline(

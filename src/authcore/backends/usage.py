@@ -57,12 +57,18 @@ class UsageCounter:
     def count(self, key: _Key, /) -> None:
         """Count one ``(workspace_id, credential_id, outcome)`` (the request path)."""
         try:
+            self._local.counts[key] += 1
+        except (AttributeError, KeyError):
+            self._first(key)
+
+    def _first(self, key: _Key) -> None:
+        # This thread's first count, or the key's first in this thread's table.
+        try:
             counts: dict[_Key, int] = self._local.counts
         except AttributeError:
             counts = self._register()
-        value = counts.get(key)
-        if value is not None:
-            counts[key] = value + 1
+        if key in counts:
+            counts[key] += 1
         elif len(counts) < self._max_keys:
             counts[key] = 1
         else:
