@@ -159,3 +159,48 @@ def test_every_outcome_of_a_wired_app_is_recorded_in_the_store(
             "credential_missing": 1,
         }
         assert list(reader.store.last_used(ws.id)) == [key_id]
+
+
+class BlockingStore:
+    """Runs changes on ``inner`` once ``release`` is set; says when a flush is waiting."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.waiting = threading.Event()
+        self.release = threading.Event()
+
+    def run(self, change: object) -> object:
+        self.waiting.set()
+        assert self.release.wait(timeout=30)
+        return self.inner.run(change)  # type: ignore[attr-defined]
+
+
+def test_a_flush_that_hangs_never_holds_up_a_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    auth = connect(f"sqlite:///{tmp_path / 'usage.db'}", usage_interval=0.05)
+    store = auth.store
+    ws = store.create_workspace("shop", now=T0, actor=OPERATOR_ACTOR)
+    created = store.create_root_key(ws.id, permissions=[], now=T0, actor=OPERATOR_ACTOR)
+    assert created is not None
+    assert auth.recorder is not None
+    blocking = BlockingStore(auth.recorder.store)
+    auth.recorder.store = blocking
+    app = _app(auth)
+    bearer = [("authorization", f"Bearer {created.key.reveal()}")]
+    try:
+        auth.start()
+        assert call_asgi(app, "GET", "/v1/principal", bearer).status == 200
+        # The recorder's thread is now stuck inside a flush, holding its flush lock ...
+        assert blocking.waiting.wait(timeout=30)
+        # ... and requests go on being answered and counted.
+        statuses = [call_asgi(app, "GET", "/v1/principal", bearer).status for _ in range(50)]
+        assert statuses == [200] * 50
+    finally:
+        blocking.release.set()
+        auth.close()
+    with connect(f"sqlite:///{tmp_path / 'usage.db'}", usage=False) as reader:
+        since, until = time.time() - 86_400, time.time() + 86_400
+        rows = reader.store.usage(ws.id, since=since, until=until, granularity="day")
+        assert {u.outcome: u.count for u in rows} == {"allowed": 51}
