@@ -39,12 +39,10 @@ def test_the_counter_is_exact_under_threads() -> None:
     while any(thread.is_alive() for thread in pool):  # drain while they count
         for key, value in counter.drain().items():
             drained[key] = drained.get(key, 0) + value
-        counter.commit()
     for thread in pool:
         thread.join()
     for key, value in counter.drain().items():
         drained[key] = drained.get(key, 0) + value
-    counter.commit()
     assert counter.drain() == {}
     assert sum(drained.values()) == per_thread * threads
     assert sum(v for (_, _, outcome), v in drained.items() if outcome == "allowed") == (
@@ -52,19 +50,17 @@ def test_the_counter_is_exact_under_threads() -> None:
     )
 
 
-def test_past_max_keys_new_pairs_count_as_unknown_and_nothing_is_lost() -> None:
-    counter = UsageCounter(max_keys=2)
+def test_restored_counts_join_the_next_drain_and_nothing_is_counted_twice() -> None:
+    counter = UsageCounter()
     for i in range(10):
-        counter.count(("ws_1", f"key_{i}", "allowed"))
+        counter.count(("ws_1", f"key_{i % 2}", "allowed"))
     drained = counter.drain()
-    assert len(drained) == 3
-    assert drained[("", "", "allowed")] == 8
-    assert sum(drained.values()) == 10
-    assert counter.drain() == drained  # not committed: counted again
-    counter.commit()
+    assert drained == {("ws_1", "key_0", "allowed"): 5, ("ws_1", "key_1", "allowed"): 5}
     assert counter.drain() == {}
+    counter.restore(drained)  # a flush that failed
     counter.count(("ws_1", "key_0", "allowed"))
-    assert counter.drain() == {("ws_1", "key_0", "allowed"): 1}
+    assert counter.drain() == {("ws_1", "key_0", "allowed"): 6, ("ws_1", "key_1", "allowed"): 5}
+    assert counter.drain() == {}
 
 
 class FlakyStore(MemoryStore):
