@@ -75,9 +75,11 @@ _POLICY_TEXT: Final = re.compile(r"([0-9]{1,7})/([0-9]{1,5})", re.ASCII)
 def _check_bound(name: str, value: object, maximum: int) -> None:
     # bool is an int subclass; RateLimitPolicy(True, 60) is a bug, not a limit of 1.
     if not isinstance(value, int) or isinstance(value, bool):
-        raise ConfigurationError(f"rate limit {name} must be an int, got {type(value).__name__}")
+        raise ConfigurationError(
+            f"a rate limit's {name} must be an int, got {type(value).__name__}"
+        )
     if not 1 <= value <= maximum:
-        raise ConfigurationError(f"rate limit {name} must be in 1..{maximum}, got {value}")
+        raise ConfigurationError(f"a rate limit's {name} must be in 1..{maximum}, got {value}")
 
 
 def _validate_limit(_instance: object, _attribute: attrs.Attribute[int], value: int) -> None:
