@@ -88,6 +88,7 @@ __all__ = [
 ]
 
 _R = TypeVar("_R")
+_Rec = TypeVar("_Rec", WorkspaceRecord, RootKeyRecord, PortalSessionRecord)
 
 #: The conflict messages (409) a taken unique value answers with.
 ORG_TAKEN: Final = "org id already linked"
@@ -117,20 +118,31 @@ def _into_workspace(workspace_id: str, steps: Sequence[Step], result: _R) -> Ste
     return (yield from _write_all(steps, result))
 
 
-def _update_workspace(
-    workspace_id: str,
-    plan: Callable[[WorkspaceRecord], tuple[WorkspaceRecord, AuditEvent] | None],
-) -> Steps[WorkspaceRecord | None]:
-    record: WorkspaceRecord | None = yield Load("workspace", workspace_id, lock=True)
+def _locked_update(
+    table: Table,
+    key: str,
+    plan: Callable[[_Rec], tuple[_Rec, AuditEvent] | None],
+    conflict: str | None = None,
+) -> Steps[_Rec | None]:
+    # Lock the record, let the plan decide, write what it decided and its event. A plan that
+    # decides nothing (already revoked, already disabled) leaves the record as it is.
+    record: _Rec | None = yield Load(table, key, lock=True)
     if record is None:
         return None
     change = plan(record)
     if change is None:
         return record
     updated, event = change
-    yield Update(updated, conflict=ORG_TAKEN)
+    yield Update(updated, conflict=conflict)
     yield Append(event)
     return updated
+
+
+def _update_workspace(
+    workspace_id: str,
+    plan: Callable[[WorkspaceRecord], tuple[WorkspaceRecord, AuditEvent] | None],
+) -> Steps[WorkspaceRecord | None]:
+    return (yield from _locked_update("workspace", workspace_id, plan, ORG_TAKEN))
 
 
 def create_workspace(
@@ -257,22 +269,14 @@ def get_root_key(key_id: str) -> Change[RootKeyRecord | None]:
     return Change("get_root_key", _load("root_key", key_id), writes=False)
 
 
-def _revoke_root_key(key_id: str, now: float, actor: Actor) -> Steps[RootKeyRecord | None]:
-    record: RootKeyRecord | None = yield Load("root_key", key_id, lock=True)
-    if record is None:
-        return None
-    change = plan_revoke_root_key(record, now=now, actor=actor)
-    if change is None:
-        return record
-    updated, event = change
-    yield Update(updated)
-    yield Append(event)
-    return updated
-
-
 def revoke_root_key(key_id: str, *, now: float, actor: Actor) -> Change[RootKeyRecord | None]:
     """Revoke a root key and return it; None when unknown. Revoking twice keeps the first."""
-    return Change("revoke_root_key", _revoke_root_key(key_id, now, actor))
+    return Change(
+        "revoke_root_key",
+        _locked_update(
+            "root_key", key_id, lambda record: plan_revoke_root_key(record, now=now, actor=actor)
+        ),
+    )
 
 
 def _rotate_root_key(
@@ -329,26 +333,18 @@ def create_portal_session(
     )
 
 
-def _revoke_portal_session(
-    session_id: str, now: float, actor: Actor
-) -> Steps[PortalSessionRecord | None]:
-    record: PortalSessionRecord | None = yield Load("portal_session", session_id, lock=True)
-    if record is None:
-        return None
-    change = plan_revoke_portal_session(record, now=now, actor=actor)
-    if change is None:
-        return record
-    updated, event = change
-    yield Update(updated)
-    yield Append(event)
-    return updated
-
-
 def revoke_portal_session(
     session_id: str, *, now: float, actor: Actor
 ) -> Change[PortalSessionRecord | None]:
     """Revoke (log out) a portal session and return it; None when unknown."""
-    return Change("revoke_portal_session", _revoke_portal_session(session_id, now, actor))
+    return Change(
+        "revoke_portal_session",
+        _locked_update(
+            "portal_session",
+            session_id,
+            lambda record: plan_revoke_portal_session(record, now=now, actor=actor),
+        ),
+    )
 
 
 def get_portal_session(session_id: str) -> Change[PortalSessionRecord | None]:

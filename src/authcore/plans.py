@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, TypeVar
 
 import attrs
 
@@ -195,6 +195,17 @@ def plan_create_workspace(
     )
 
 
+def _plan_disabled(
+    record: WorkspaceRecord, disabled: bool, action: str, now: float, actor: Actor
+) -> tuple[WorkspaceRecord, AuditEvent] | None:
+    _check_actor(actor, record.id)
+    seconds = _seconds(now)
+    if record.disabled is disabled:
+        return None  # nothing to write or audit
+    updated = attrs.evolve(record, disabled=disabled)
+    return updated, _event(actor, action, [_workspace_target(record)], seconds, record.id)
+
+
 def plan_disable_workspace(
     record: WorkspaceRecord, *, now: float, actor: Actor
 ) -> tuple[WorkspaceRecord, AuditEvent] | None:
@@ -203,14 +214,7 @@ def plan_disable_workspace(
     Raises:
         PermissionDeniedError: the actor belongs to another workspace.
     """
-    _check_actor(actor, record.id)
-    seconds = _seconds(now)
-    if record.disabled:
-        return None
-    updated = attrs.evolve(record, disabled=True)
-    return updated, _event(
-        actor, ACTION_WORKSPACE_DISABLE, [_workspace_target(record)], seconds, record.id
-    )
+    return _plan_disabled(record, True, ACTION_WORKSPACE_DISABLE, now, actor)
 
 
 def plan_enable_workspace(
@@ -221,14 +225,7 @@ def plan_enable_workspace(
     Raises:
         PermissionDeniedError: the actor belongs to another workspace.
     """
-    _check_actor(actor, record.id)
-    seconds = _seconds(now)
-    if not record.disabled:
-        return None
-    updated = attrs.evolve(record, disabled=False)
-    return updated, _event(
-        actor, ACTION_WORKSPACE_ENABLE, [_workspace_target(record)], seconds, record.id
-    )
+    return _plan_disabled(record, False, ACTION_WORKSPACE_ENABLE, now, actor)
 
 
 def plan_set_rate_limit(
@@ -315,6 +312,20 @@ def plan_create_root_key(
     return NewRootKey(record, issued.secret), event
 
 
+_Revocable = TypeVar("_Revocable", RootKeyRecord, PortalSessionRecord)
+
+
+def _plan_revoke(
+    record: _Revocable, action: str, target: AuditTarget, now: float, actor: Actor
+) -> tuple[_Revocable, AuditEvent] | None:
+    _check_actor(actor, record.workspace_id)
+    seconds = _seconds(now)
+    if record.revoked_at is not None:
+        return None  # the first revocation time stays
+    updated = attrs.evolve(record, revoked_at=seconds)
+    return updated, _event(actor, action, [target], seconds, record.workspace_id)
+
+
 def plan_revoke_root_key(
     record: RootKeyRecord, *, now: float, actor: Actor
 ) -> tuple[RootKeyRecord, AuditEvent] | None:
@@ -323,14 +334,7 @@ def plan_revoke_root_key(
     Raises:
         PermissionDeniedError: the actor belongs to another workspace.
     """
-    _check_actor(actor, record.workspace_id)
-    seconds = _seconds(now)
-    if record.revoked_at is not None:
-        return None
-    updated = attrs.evolve(record, revoked_at=seconds)
-    return updated, _event(
-        actor, ACTION_KEY_REVOKE, [_key_target(record)], seconds, record.workspace_id
-    )
+    return _plan_revoke(record, ACTION_KEY_REVOKE, _key_target(record), now, actor)
 
 
 def plan_rotate_root_key(
@@ -515,18 +519,7 @@ def plan_revoke_portal_session(
     Raises:
         PermissionDeniedError: the actor belongs to another workspace.
     """
-    _check_actor(actor, record.workspace_id)
-    seconds = _seconds(now)
-    if record.revoked_at is not None:
-        return None
-    updated = attrs.evolve(record, revoked_at=seconds)
-    return updated, _event(
-        actor,
-        ACTION_PORTAL_SESSION_REVOKE,
-        [_session_target(record)],
-        seconds,
-        record.workspace_id,
-    )
+    return _plan_revoke(record, ACTION_PORTAL_SESSION_REVOKE, _session_target(record), now, actor)
 
 
 def make_dashboard_user(
