@@ -22,7 +22,7 @@ from typing import Any
 from authcore.backends.cache import CachedStore
 from authcore.backends.memory import MemoryRateLimiter
 from authcore.ratelimit import RateLimitPolicy
-from authcore.store import OPERATOR_ACTOR
+from authcore.records import OPERATOR_ACTOR
 from authcore.testing import MemoryStore
 
 __all__ = ["run"]

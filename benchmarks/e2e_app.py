@@ -13,8 +13,8 @@ from typing import Any
 
 from authcore.flow import AsyncBackends, Authenticator, AuthSettings, Backends
 from authcore.ratelimit import RateLimitPolicy
+from authcore.records import RootKeyRecord
 from authcore.session import principal_from
-from authcore.store import RootKeyRecord
 from authcore.testing import MemoryRateLimiter, MemoryStore, make_workspace
 from authcore.tokens import digest
 

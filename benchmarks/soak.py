@@ -33,7 +33,7 @@ from typing import Final
 from authcore.backends.sqlite import SQLiteStore
 from authcore.config import load_config
 from authcore.ratelimit import RateLimitPolicy
-from authcore.store import OPERATOR_ACTOR
+from authcore.records import OPERATOR_ACTOR
 
 SIGNING_SECRET: Final = "soak-signing-secret-" + "0123456789" * 4
 START_TIMEOUT: Final = 30.0

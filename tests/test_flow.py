@@ -38,7 +38,7 @@ from authcore.ratelimit import (
     RateLimitPolicy,
     key_bucket,
 )
-from authcore.store import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
+from authcore.records import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
 from authcore.testing import (
     MemoryRateLimiter,
     MemoryStore,

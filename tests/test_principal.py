@@ -21,7 +21,7 @@ from authcore.principal import (
     principal_from_portal_session,
     principal_from_root_key,
 )
-from authcore.store import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
+from authcore.records import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
 from authcore.tokens import digest
 
 NOW = 1_800_000_000

@@ -41,8 +41,8 @@ from authcore.proxy import (
     filter_response_headers,
     prepare_request,
 )
+from authcore.records import WorkspaceRecord
 from authcore.responses import error_response
-from authcore.store import WorkspaceRecord
 from authcore.tokens import Secret
 from tests.strategies import DANGEROUS_HEADER_FIELDS, proxy_header_sets
 

@@ -16,7 +16,7 @@ from hypothesis import given
 from authcore.credentials import Credential, CredentialKind
 from authcore.keyring import Keyring, SigningSecret
 from authcore.proxy import UpstreamRequest
-from authcore.store import (
+from authcore.records import (
     DashboardUserRecord,
     NewPortalSession,
     NewRootKey,

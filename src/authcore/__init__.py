@@ -62,9 +62,9 @@ from authcore.ratelimit import (
     RateLimitPolicy,
     decide,
 )
+from authcore.records import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
 from authcore.responses import HTTPResponse, error_response
 from authcore.session import attach_principal, principal_from, workspace_id_for_logs
-from authcore.store import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
 from authcore.tokens import Secret
 
 __all__ = [

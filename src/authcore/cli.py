@@ -45,7 +45,8 @@ from authcore.names import check_name, printable
 from authcore.passwords import hash_password
 from authcore.permissions import PermissionSet
 from authcore.ratelimit import LimiterFailurePolicy, RateLimitPolicy
-from authcore.store import OPERATOR_ACTOR, Store
+from authcore.records import OPERATOR_ACTOR
+from authcore.store import Store
 
 if TYPE_CHECKING:
     pass

@@ -47,13 +47,8 @@ from authcore.ratelimit import (
     key_bucket,
     tighter,
 )
-from authcore.store import (
-    AsyncCredentialStore,
-    CredentialStore,
-    PortalSessionRecord,
-    RootKeyRecord,
-    WorkspaceRecord,
-)
+from authcore.records import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
+from authcore.store import AsyncCredentialStore, CredentialStore
 from authcore.tokens import digest
 from authcore.usage import ALLOWED
 

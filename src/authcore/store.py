@@ -8,7 +8,7 @@ Management (create a workspace, revoke a key, ...) is written once, in
 :mod:`authcore.changes`, as changes over a small transaction protocol. :class:`Store` and
 :class:`AsyncStore` turn each operation into a change and hand it to the backend's
 :meth:`Store.run`: a backend implements the three lookups and ``run`` (and their async twins),
-nothing more. The records live in :mod:`authcore.records` (re-exported here).
+nothing more. The records live in :mod:`authcore.records`.
 
 Conventions for every backend:
 
@@ -40,12 +40,6 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 from authcore import changes
 from authcore import usage as usage_changes
 from authcore.records import (
-    MAX_AUDIT_PAGE,
-    MAX_GRACE_SECONDS,
-    MAX_PORTAL_TTL,
-    OPERATOR_ACTOR,
-    PORTAL_EXCHANGE_CODE_PREFIX,
-    PORTAL_EXCHANGE_TTL,
     Actor,
     AuditCursor,
     AuditPage,
@@ -53,7 +47,6 @@ from authcore.records import (
     NewPortalExchange,
     NewPortalSession,
     NewRootKey,
-    PortalExchangeRecord,
     PortalSessionRecord,
     RootKeyRecord,
     UsageCount,
@@ -67,27 +60,10 @@ if TYPE_CHECKING:
     from authcore.steps import Change
 
 __all__ = [
-    "MAX_AUDIT_PAGE",
-    "MAX_GRACE_SECONDS",
-    "MAX_PORTAL_TTL",
-    "OPERATOR_ACTOR",
-    "PORTAL_EXCHANGE_CODE_PREFIX",
-    "PORTAL_EXCHANGE_TTL",
-    "Actor",
     "AsyncCredentialStore",
     "AsyncStore",
-    "AuditCursor",
-    "AuditPage",
     "CredentialStore",
-    "DashboardUserRecord",
-    "NewPortalExchange",
-    "NewPortalSession",
-    "NewRootKey",
-    "PortalExchangeRecord",
-    "PortalSessionRecord",
-    "RootKeyRecord",
     "Store",
-    "WorkspaceRecord",
 ]
 
 _R = TypeVar("_R")

@@ -28,7 +28,7 @@ import attrs
 from authcore.audit import AuditEvent
 from authcore.backends.memory import MemoryRateLimiter, MemoryStore
 from authcore.ratelimit import RateLimitPolicy
-from authcore.store import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
+from authcore.records import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
 from authcore.tokens import (
     DEFAULT_PORTAL_TOKEN_PREFIX,
     DEFAULT_ROOT_KEY_PREFIX,

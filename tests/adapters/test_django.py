@@ -36,8 +36,8 @@ from authcore.adapters.logging import WorkspaceLogFilter
 from authcore.backends import Auth, connect
 from authcore.errors import ConfigurationError, InvalidPermissionError
 from authcore.gate import AuthOutcome, Gate
+from authcore.records import OPERATOR_ACTOR
 from authcore.session import bound_principal
-from authcore.store import OPERATOR_ACTOR
 from tests.adapters.world import World, make_world
 
 log = logging.getLogger("tests.django")

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from authcore.backends.sqlite import SQLiteStore
-from authcore.store import OPERATOR_ACTOR
+from authcore.records import OPERATOR_ACTOR
 from tests.demo.ports import free_ports
 
 pytestmark = pytest.mark.e2e

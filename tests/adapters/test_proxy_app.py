@@ -28,7 +28,7 @@ import uvicorn
 from authcore.adapters.proxy import DashboardProxy
 from authcore.keyring import JWTSettings, Keyring, SigningSecret
 from authcore.proxy import DashboardSession, ProxySettings
-from authcore.store import WorkspaceRecord
+from authcore.records import WorkspaceRecord
 from authcore.tokens import Secret
 
 pytestmark = pytest.mark.e2e
@@ -54,7 +54,7 @@ UPSTREAM_APP = textwrap.dedent(
     from authcore.flow import AsyncBackends, Authenticator, AuthSettings
     from authcore.keyring import JWTSettings, Keyring, SigningSecret
     from authcore.session import principal_from
-    from authcore.store import WorkspaceRecord
+    from authcore.records import WorkspaceRecord
     from authcore.tokens import Secret
 
     RECORDED = []

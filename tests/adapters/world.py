@@ -38,8 +38,8 @@ from authcore.credentials import CredentialSettings
 from authcore.flow import AsyncBackends, Authenticator, AuthSettings, Backends
 from authcore.keyring import JWTSettings, Keyring, SigningSecret
 from authcore.ratelimit import RateLimitPolicy
+from authcore.records import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
 from authcore.session import principal_from
-from authcore.store import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
 from authcore.testing import (
     MemoryRateLimiter,
     MemoryStore,

@@ -26,7 +26,7 @@ from authcore.backends.cache import CachedStore
 from authcore.backends.postgres import AsyncPostgresStore
 from authcore.backends.redis import AsyncRedisInvalidator, AsyncRedisRateLimiter
 from authcore.flow import AsyncBackends, Authenticator, AuthSettings
-from authcore.store import Actor
+from authcore.records import Actor
 
 CACHE_TTL = 600.0
 

@@ -12,12 +12,7 @@ from authcore.backends.cache import CachedStore, Invalidation, VerifiedTokenCach
 from authcore.errors import ConfigurationError, InvalidCredentialError, UnavailableError
 from authcore.flow import Authenticator, AuthSettings, Backends
 from authcore.keyring import VerifiedClaims
-from authcore.store import (
-    OPERATOR_ACTOR,
-    PortalSessionRecord,
-    RootKeyRecord,
-    WorkspaceRecord,
-)
+from authcore.records import OPERATOR_ACTOR, PortalSessionRecord, RootKeyRecord, WorkspaceRecord
 from authcore.testing import MemoryStore, SettableClock
 from authcore.tokens import DEFAULT_ROOT_KEY_PREFIX, digest
 

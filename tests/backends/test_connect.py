@@ -22,7 +22,7 @@ from authcore.backends import Auth, CachedStore, connect
 from authcore.errors import ConfigurationError, InvalidCredentialError, UnavailableError
 from authcore.flow import Authenticated
 from authcore.gate import Gate
-from authcore.store import OPERATOR_ACTOR
+from authcore.records import OPERATOR_ACTOR
 from authcore.testing import call_asgi
 
 

@@ -21,7 +21,8 @@ import pytest
 
 from authcore.backends.memory import MemoryStore
 from authcore.backends.sqlite import SQLiteStore
-from authcore.store import OPERATOR_ACTOR, Store
+from authcore.records import OPERATOR_ACTOR
+from authcore.store import Store
 from authcore.tokens import digest
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,8 @@ import pytest
 
 from authcore.backends._sql import MIGRATIONS
 from authcore.errors import ConfigurationError, UnavailableError
-from authcore.store import OPERATOR_ACTOR, AsyncStore, Store
+from authcore.records import OPERATOR_ACTOR
+from authcore.store import AsyncStore, Store
 
 pytestmark = pytest.mark.postgres
 

@@ -30,7 +30,7 @@ from authcore.backends.redis import (
 from authcore.errors import ConfigurationError, UnavailableError
 from authcore.flow import AsyncBackends, Authenticator, AuthSettings, Backends
 from authcore.ratelimit import RateLimitPolicy, decide, key_bucket, rate_limit_key
-from authcore.store import OPERATOR_ACTOR
+from authcore.records import OPERATOR_ACTOR
 from authcore.testing import MemoryStore, SettableClock
 from authcore.tokens import digest
 from tests.backends.races import admitted_by_tasks, key_limited, race_requests, race_threads

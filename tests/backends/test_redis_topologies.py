@@ -25,7 +25,7 @@ from authcore.backends.redis import (
 from authcore.errors import ConfigurationError, InvalidCredentialError
 from authcore.flow import Authenticator, AuthSettings, Backends
 from authcore.ratelimit import RateLimitPolicy
-from authcore.store import OPERATOR_ACTOR
+from authcore.records import OPERATOR_ACTOR
 from authcore.testing import MemoryStore, issue_root_key, make_workspace
 from tests.backends.races import race_threads
 from tests.backends.redis_topologies import redis_cluster, redis_sentinel

@@ -31,8 +31,8 @@ from authcore.gate import Gate
 from authcore.keyring import Keyring, SigningSecret
 from authcore.principal import Principal
 from authcore.ratelimit import LimiterFailurePolicy, RateLimitDecision, RateLimitPolicy
+from authcore.records import OPERATOR_ACTOR, PortalSessionRecord, RootKeyRecord, WorkspaceRecord
 from authcore.responses import HTTPResponse
-from authcore.store import OPERATOR_ACTOR, PortalSessionRecord, RootKeyRecord, WorkspaceRecord
 from authcore.testing import (
     MemoryRateLimiter,
     MemoryStore,

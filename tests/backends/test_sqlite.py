@@ -13,7 +13,8 @@ from authcore.backends._sql import MIGRATIONS
 from authcore.backends.sqlite import SQLiteStore
 from authcore.errors import ConfigurationError, UnavailableError
 from authcore.principal import principal_from_root_key
-from authcore.store import OPERATOR_ACTOR, AsyncStore, Store
+from authcore.records import OPERATOR_ACTOR
+from authcore.store import AsyncStore, Store
 
 NOW = 1_800_000_000
 

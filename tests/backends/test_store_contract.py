@@ -42,7 +42,7 @@ from authcore.principal import (
     principal_from_root_key,
 )
 from authcore.ratelimit import RateLimitPolicy
-from authcore.store import (
+from authcore.records import (
     OPERATOR_ACTOR,
     PORTAL_EXCHANGE_TTL,
     Actor,

@@ -24,7 +24,7 @@ import redis
 
 from authcore.backends.postgres import PostgresStore
 from authcore.ratelimit import RateLimitPolicy
-from authcore.store import OPERATOR_ACTOR
+from authcore.records import OPERATOR_ACTOR
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.e2e]
 

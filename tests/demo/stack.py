@@ -24,7 +24,7 @@ from authcore.config import Config, parse_config
 from authcore.demo.runner import API_PERMISSIONS, build_api, build_dashboard
 from authcore.passwords import hash_password
 from authcore.ratelimit import RateLimitPolicy
-from authcore.store import OPERATOR_ACTOR
+from authcore.records import OPERATOR_ACTOR
 from tests.demo.servers import serve
 
 SIGNING_SECRET = "stack-signing-secret-0123456789abcdefghijklmnop"

@@ -25,7 +25,7 @@ from authcore.config import Config
 from authcore.demo.runner import API_PERMISSIONS, build_api, build_dashboard
 from authcore.passwords import hash_password
 from authcore.ratelimit import RateLimitPolicy
-from authcore.store import OPERATOR_ACTOR
+from authcore.records import OPERATOR_ACTOR
 from tests.browser import CHROMIUM_ARGS, chromium_or_skip
 from tests.demo.servers import serve
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from authcore.backends.sqlite import SQLiteStore
-from authcore.store import OPERATOR_ACTOR
+from authcore.records import OPERATOR_ACTOR
 from tests.demo.servers import authcore_server
 from tests.demo.stack import SAME_ORIGIN, Stack, demo_stack
 

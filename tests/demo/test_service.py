@@ -14,7 +14,7 @@ from authcore.backends.sqlite import SQLiteStore
 from authcore.config import Config
 from authcore.demo.runner import API_PERMISSIONS, build_api
 from authcore.ratelimit import RateLimitPolicy
-from authcore.store import OPERATOR_ACTOR
+from authcore.records import OPERATOR_ACTOR
 from tests.demo.servers import serve
 
 pytestmark = pytest.mark.e2e

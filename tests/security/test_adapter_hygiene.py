@@ -28,9 +28,9 @@ from authcore.errors import AuthcoreError
 from authcore.flow import AsyncBackends, Authenticator, AuthSettings, Backends
 from authcore.keyring import Keyring, SigningSecret
 from authcore.ratelimit import RateLimitDecision, RateLimitPolicy
+from authcore.records import RootKeyRecord
 from authcore.responses import HTTPResponse
 from authcore.session import principal_from
-from authcore.store import RootKeyRecord
 from authcore.testing import (
     MemoryRateLimiter,
     MemoryStore,

@@ -12,7 +12,7 @@ import pytest
 from authcore.backends.cache import CachedStore
 from authcore.errors import InvalidCredentialError
 from authcore.flow import Authenticator, AuthSettings, Backends
-from authcore.store import PortalSessionRecord, RootKeyRecord
+from authcore.records import PortalSessionRecord, RootKeyRecord
 from authcore.testing import (
     MemoryRateLimiter,
     MemoryStore,

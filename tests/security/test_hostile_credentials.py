@@ -16,7 +16,7 @@ import pytest
 
 from authcore.backends.cache import CachedStore
 from authcore.flow import AsyncBackends, Authenticator, AuthSettings, Backends
-from authcore.store import OPERATOR_ACTOR, PortalSessionRecord, RootKeyRecord, WorkspaceRecord
+from authcore.records import OPERATOR_ACTOR, PortalSessionRecord, RootKeyRecord, WorkspaceRecord
 from authcore.testing import MemoryRateLimiter, issue_portal_session, make_workspace
 from authcore.tokens import DEFAULT_ROOT_KEY_PREFIX
 from tests.adapters.drivers import SENDERS

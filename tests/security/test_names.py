@@ -19,7 +19,7 @@ from authcore.backends.sqlite import SQLiteStore
 from authcore.cli import main
 from authcore.errors import ClientError
 from authcore.names import check_name, printable, unsafe_in
-from authcore.store import OPERATOR_ACTOR
+from authcore.records import OPERATOR_ACTOR
 from tests.demo.stack import Stack, demo_stack
 
 HOSTILE = [

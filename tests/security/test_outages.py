@@ -33,7 +33,7 @@ from authcore.demo.service import create_app
 from authcore.errors import UnavailableError
 from authcore.flow import AsyncBackends, Authenticator, Backends
 from authcore.ratelimit import LimiterFailurePolicy, RateLimitPolicy
-from authcore.store import OPERATOR_ACTOR
+from authcore.records import OPERATOR_ACTOR
 from authcore.testing import MemoryRateLimiter
 from tests.adapters.world import Answer, World, make_world, starlette_app, wsgi_app
 from tests.backends.test_redis import Relay

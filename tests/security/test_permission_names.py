@@ -29,7 +29,7 @@ from authcore.permissions import (
     validate_grant,
     validate_permission,
 )
-from authcore.store import OPERATOR_ACTOR
+from authcore.records import OPERATOR_ACTOR
 from authcore.testing import MemoryStore
 from tests.strategies import user_text, valid_permissions
 

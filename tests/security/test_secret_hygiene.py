@@ -19,8 +19,8 @@ from authcore.credentials import CredentialSettings, extract_credential
 from authcore.errors import AuthcoreError
 from authcore.flow import AsyncBackends, Authenticator, AuthSettings, Backends
 from authcore.keyring import JWTSettings, Keyring, SigningSecret
+from authcore.records import RootKeyRecord
 from authcore.responses import error_response
-from authcore.store import RootKeyRecord
 from authcore.testing import (
     MemoryRateLimiter,
     MemoryStore,

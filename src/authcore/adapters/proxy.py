@@ -68,8 +68,8 @@ from authcore.proxy import (
     filter_response_headers,
     prepare_request,
 )
+from authcore.records import WorkspaceRecord
 from authcore.responses import error_response
-from authcore.store import WorkspaceRecord
 
 __all__ = ["DEFAULT_TIMEOUT", "DashboardProxy"]
 

@@ -51,7 +51,8 @@ from authcore.names import check_name
 from authcore.passwords import hash_password, verify_password
 from authcore.proxy import DashboardSession
 from authcore.ratelimit import RateLimitPolicy
-from authcore.store import AsyncStore, WorkspaceRecord
+from authcore.records import WorkspaceRecord
+from authcore.store import AsyncStore
 from authcore.tokens import digest
 
 __all__ = [

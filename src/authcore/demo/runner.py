@@ -37,7 +37,8 @@ from authcore.gate import AuthObserver, RequestMetrics
 from authcore.passwords import hash_password
 from authcore.proxy import ProxySettings
 from authcore.ratelimit import RateLimitPolicy
-from authcore.store import OPERATOR_ACTOR, AsyncStore, Store
+from authcore.records import OPERATOR_ACTOR
+from authcore.store import AsyncStore, Store
 
 __all__ = [
     "API_PERMISSIONS",

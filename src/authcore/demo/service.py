@@ -89,14 +89,14 @@ from authcore.names import check_name
 from authcore.permissions import MAX_GRANTS, PermissionSet
 from authcore.principal import Principal
 from authcore.ratelimit import AsyncRateLimiter, RateLimitPolicy
-from authcore.store import (
+from authcore.records import (
     MAX_AUDIT_PAGE,
     MAX_PORTAL_TTL,
     PORTAL_EXCHANGE_CODE_PREFIX,
     Actor,
-    AsyncStore,
     AuditCursor,
 )
+from authcore.store import AsyncStore
 from authcore.tokens import digest, generate_id
 from authcore.usage import UsageSink
 
