@@ -75,6 +75,7 @@ __all__ = [
     "enable_workspace",
     "exchange_portal_code",
     "find_dashboard_user",
+    "find_portal_exchange",
     "find_workspace_by_org",
     "get_portal_session",
     "get_root_key",
@@ -395,6 +396,15 @@ def _exchange_portal_code(
     yield Update(started.record)
     yield Append(event)
     return started
+
+
+def find_portal_exchange(code_digest: bytes) -> Change[PortalExchangeRecord | None]:
+    """Read the exchange code stored under ``code_digest`` (no lock, no write)."""
+    if not isinstance(code_digest, bytes | bytearray):
+        raise ClientError("code_digest must be bytes")
+    return Change(
+        "find_portal_exchange", _load("portal_exchange", bytes(code_digest)), writes=False
+    )
 
 
 def exchange_portal_code(

@@ -56,6 +56,7 @@ __all__ = [
     "MAX_NAME_LENGTH",
     "check_audit_limit",
     "check_id",
+    "exchange_is_spent",
     "make_dashboard_user",
     "plan_create_portal_exchange",
     "plan_create_portal_session",
@@ -467,6 +468,16 @@ def plan_create_portal_exchange(
         actor, ACTION_PORTAL_SESSION_CREATE, [_session_target(session)], seconds, workspace_id
     )
     return NewPortalExchange(session, code.secret, exchange.expires_at), exchange, event
+
+
+def exchange_is_spent(exchange: PortalExchangeRecord | None, *, now: float) -> bool:
+    """Whether ``exchange`` can never start its session: unknown, used, or expired at ``now``.
+
+    Each of these is final (a used code is never unused again, time never goes back), so a
+    store may answer them from a read, before any write transaction.
+    """
+    seconds = _seconds(now)
+    return exchange is None or exchange.used_at is not None or seconds >= exchange.expires_at
 
 
 def plan_exchange_portal_code(

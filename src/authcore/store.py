@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from authcore import changes
 from authcore import usage as usage_changes
+from authcore.plans import exchange_is_spent
 from authcore.records import (
     Actor,
     AuditCursor,
@@ -276,10 +277,15 @@ class Store(abc.ABC):
         )
 
     def exchange_portal_code(self, code_digest: bytes, /, *, now: float) -> NewPortalSession | None:
-        """Spend a code once: the session's token (shown once), or None for any unusable code."""
-        return self.run(
-            changes.exchange_portal_code(code_digest, now=now, prefix=self.portal_token_prefix)
-        )
+        """Spend a code once: the session's token (shown once), or None for any unusable code.
+
+        An unknown, used or expired code is answered from a read: a flood of made-up codes
+        never takes a write lock.
+        """
+        change = changes.exchange_portal_code(code_digest, now=now, prefix=self.portal_token_prefix)
+        if exchange_is_spent(self.run(changes.find_portal_exchange(code_digest)), now=now):
+            return None
+        return self.run(change)
 
     def append_audit(self, event: AuditEvent, /) -> None:
         """Append an event made elsewhere (e.g. by a handler with ``audit_event``)."""
@@ -522,9 +528,10 @@ class AsyncStore(abc.ABC):
         self, code_digest: bytes, /, *, now: float
     ) -> NewPortalSession | None:
         """Async twin of :meth:`Store.exchange_portal_code`."""
-        return await self.arun(
-            changes.exchange_portal_code(code_digest, now=now, prefix=self.portal_token_prefix)
-        )
+        change = changes.exchange_portal_code(code_digest, now=now, prefix=self.portal_token_prefix)
+        if exchange_is_spent(await self.arun(changes.find_portal_exchange(code_digest)), now=now):
+            return None
+        return await self.arun(change)
 
     async def aappend_audit(self, event: AuditEvent, /) -> None:
         """Async twin of :meth:`Store.append_audit`."""

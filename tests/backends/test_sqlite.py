@@ -15,6 +15,7 @@ from authcore.errors import ConfigurationError, UnavailableError
 from authcore.principal import principal_from_root_key
 from authcore.records import OPERATOR_ACTOR
 from authcore.store import AsyncStore, Store
+from authcore.tokens import digest
 
 NOW = 1_800_000_000
 
@@ -143,6 +144,32 @@ def test_locked_database_is_unavailable_then_recovers(tmp_path: Path) -> None:
     again = store.create_root_key(ws.id, permissions=[], now=NOW, actor=OPERATOR_ACTOR)
     assert again is not None
     assert len(store.list_root_keys(ws.id)) == 2
+    store.close()
+
+
+def test_a_made_up_exchange_code_never_waits_for_the_write_lock(tmp_path: Path) -> None:
+    # A flood of made-up codes on the public exchange route must not queue on (or take)
+    # the database's write lock: an unusable code is answered from a read.
+    path = tmp_path / "a.db"
+    store = SQLiteStore(path, timeout=0.2)
+    ws = store.create_workspace("Acme", now=NOW, actor=OPERATOR_ACTOR)
+    pending = store.create_portal_exchange(
+        ws.id, "customer-1", permissions=[], ttl=60, now=NOW, actor=OPERATOR_ACTOR
+    )
+    assert pending is not None
+    code = digest(pending.code.reveal())
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        assert store.exchange_portal_code(digest("pc_" + "x" * 43), now=NOW) is None
+        assert store.exchange_portal_code(code, now=NOW + 3600) is None  # expired
+        with pytest.raises(UnavailableError):  # a live code does need the write lock
+            store.exchange_portal_code(code, now=NOW)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert store.exchange_portal_code(code, now=NOW) is not None
+    assert store.exchange_portal_code(code, now=NOW) is None  # used: answered from a read
     store.close()
 
 
