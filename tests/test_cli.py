@@ -130,6 +130,7 @@ def test_usage_prints_a_table_and_json_scoped_to_the_workspace(run: Run, workspa
                 UsageCount(workspace, key_id, "workspace_disabled", hour + 120, 1),
                 UsageCount(workspace, other, "allowed", hour, 7),
                 UsageCount("ws_elsewhere", key_id, "allowed", hour, 100),
+                UsageCount("", "", "credential_invalid", hour + 60, 9),
             ],
             used_at=hour + 120,
         )
@@ -154,6 +155,11 @@ def test_usage_prints_a_table_and_json_scoped_to_the_workspace(run: Run, workspa
     assert listed == {key_id: hour + 120, other: hour + 120}
     assert "not found" in run.fails("usage", "--workspace", workspace, "--key", "key_nope", code=1)
     assert "not found" in run.fails("usage", "--workspace", "ws_nope", code=1)
+    unknown = run.json("usage", "--unknown", *window)
+    assert unknown["workspace_id"] is None
+    assert unknown["totals"] == {"credential_invalid": 9}
+    assert "--key" in run.fails("usage", "--unknown", "--key", key_id, code=2)
+    assert "--workspace" in run.fails("usage", "--key", key_id, code=2)
     assert run.json("prune-usage", "--retention-days", "30") == {
         "retention_days": 30,
         "rollup_after_hours": 24,

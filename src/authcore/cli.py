@@ -340,16 +340,19 @@ def cmd_usage(args: argparse.Namespace) -> int:
     now = _now()
     until = now if args.until is None else args.until
     since = until - 86_400 if args.since is None else args.since
+    if args.unknown and args.key is not None:
+        raise UsageError("--unknown counts credentials that were never verified: no --key")
+    workspace_id = "" if args.unknown else args.workspace
     with _store(args) as store:
-        if store.find_workspace(args.workspace) is None:
-            raise CommandError(f"workspace {args.workspace!r} not found")
+        if not args.unknown and store.find_workspace(workspace_id) is None:
+            raise CommandError(f"workspace {workspace_id!r} not found")
         if args.key is not None:
             key = store.get_root_key(args.key)
-            if key is None or key.workspace_id != args.workspace:
-                raise CommandError(f"key {args.key!r} not found in {args.workspace}")
+            if key is None or key.workspace_id != workspace_id:
+                raise CommandError(f"key {args.key!r} not found in {workspace_id}")
         try:
             counts = store.usage(
-                args.workspace,
+                workspace_id,
                 credential_id=args.key,
                 since=since,
                 until=until,
@@ -363,7 +366,7 @@ def cmd_usage(args: argparse.Namespace) -> int:
         buckets.setdefault(count.bucket, {})[count.outcome] = count.count
         totals[count.outcome] = totals.get(count.outcome, 0) + count.count
     document = {
-        "workspace_id": args.workspace,
+        "workspace_id": workspace_id or None,
         "key_id": args.key,
         "granularity": args.granularity,
         "since": int(since),
@@ -825,7 +828,13 @@ def _add_jwt_and_audit_commands(b: _Builder) -> None:
     sub = b.command(
         b.root, "usage", cmd_usage, "authentication outcomes of a workspace or key, per bucket"
     )
-    sub.add_argument("--workspace", required=True, metavar="WORKSPACE_ID", type=_identifier)
+    whose = sub.add_mutually_exclusive_group(required=True)
+    whose.add_argument("--workspace", metavar="WORKSPACE_ID", type=_identifier)
+    whose.add_argument(
+        "--unknown",
+        action="store_true",
+        help="credentials never verified (unknown, malformed, missing): in no workspace",
+    )
     sub.add_argument("--key", metavar="KEY_ID", type=_identifier, help="one key's usage only")
     sub.add_argument("--since", type=_positive_int, metavar="EPOCH", help="default: a day ago")
     sub.add_argument("--until", type=_positive_int, metavar="EPOCH", help="default: now")
