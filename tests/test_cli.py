@@ -166,6 +166,25 @@ def test_usage_prints_a_table_and_json_scoped_to_the_workspace(run: Run, workspa
     }
 
 
+def test_keys_set_limit_sets_and_clears_a_keys_own_limit(run: Run, workspace: str) -> None:
+    key_id = run.json("keys", "create", "--workspace", workspace, "--permission", "keys.read")[
+        "key_id"
+    ]
+    assert run.json("keys", "set-limit", key_id, "10/60") == {
+        "key_id": key_id,
+        "rate_limit": "10/60",
+    }
+    listed = run.json("keys", "list", "--workspace", workspace)["keys"]
+    assert [k["rate_limit"] for k in listed] == ["10/60"]
+    code, out, _ = run("keys", "set-limit", key_id, "none")
+    assert code == 0
+    assert "only its workspace limit applies" in out
+    assert run.json("keys", "list", "--workspace", workspace)["keys"][0]["rate_limit"] is None
+    assert "not found" in run.fails("keys", "set-limit", "key_nope", "1/1", code=1)
+    run.fails("keys", "set-limit", key_id, "0/60", code=2)
+    run.fails("keys", "set-limit", key_id, "lots", code=2)
+
+
 def test_keys_create_json_has_exactly_key_id_and_key(run: Run, workspace: str) -> None:
     result = run.json(
         "keys", "create", "--workspace", workspace,

@@ -20,6 +20,7 @@ __all__ = [
     "ACTION_KEY_CREATE",
     "ACTION_KEY_REVOKE",
     "ACTION_KEY_ROTATE",
+    "ACTION_KEY_UPDATE",
     "ACTION_PORTAL_SESSION_CREATE",
     "ACTION_PORTAL_SESSION_EXCHANGE",
     "ACTION_PORTAL_SESSION_REVOKE",
@@ -38,6 +39,7 @@ __all__ = [
 ACTION_KEY_CREATE: Final = "key.create"
 ACTION_KEY_REVOKE: Final = "key.revoke"
 ACTION_KEY_ROTATE: Final = "key.rotate"
+ACTION_KEY_UPDATE: Final = "key.update"
 ACTION_PORTAL_SESSION_CREATE: Final = "portal_session.create"
 ACTION_PORTAL_SESSION_EXCHANGE: Final = "portal_session.exchange"
 ACTION_PORTAL_SESSION_REVOKE: Final = "portal_session.revoke"

@@ -32,6 +32,7 @@ from authcore.plans import (
     plan_revoke_portal_session,
     plan_revoke_root_key,
     plan_rotate_root_key,
+    plan_set_key_rate_limit,
     plan_set_rate_limit,
 )
 from authcore.ratelimit import RateLimitPolicy
@@ -85,6 +86,7 @@ __all__ = [
     "revoke_portal_session",
     "revoke_root_key",
     "rotate_root_key",
+    "set_key_rate_limit",
     "set_rate_limit",
 ]
 
@@ -276,6 +278,24 @@ def revoke_root_key(key_id: str, *, now: float, actor: Actor) -> Change[RootKeyR
         "revoke_root_key",
         _locked_update(
             "root_key", key_id, lambda record: plan_revoke_root_key(record, now=now, actor=actor)
+        ),
+    )
+
+
+def set_key_rate_limit(
+    key_id: str, policy: RateLimitPolicy | None, *, now: float, actor: Actor
+) -> Change[RootKeyRecord | None]:
+    """Set or clear (None) a key's own rate limit; None when the key is unknown.
+
+    Every process's verified-result cache drops the key's conclusions (the change updates the
+    key's record), so its next request is limited by the new policy.
+    """
+    return Change(
+        "set_key_rate_limit",
+        _locked_update(
+            "root_key",
+            key_id,
+            lambda record: plan_set_key_rate_limit(record, policy, now=now, actor=actor),
         ),
     )
 

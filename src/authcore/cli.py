@@ -407,6 +407,26 @@ def cmd_usage_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _limit_or_none(text: str) -> RateLimitPolicy | None:
+    return None if text == "none" else _rate_limit(text)
+
+
+def cmd_keys_set_limit(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        record = store.set_key_rate_limit(
+            args.key_id, args.rate_limit, now=_now(), actor=OPERATOR_ACTOR
+        )
+    if record is None:
+        raise CommandError(f"key {args.key_id!r} not found")
+    shown = None if record.rate_limit is None else str(record.rate_limit)
+    _emit(
+        args,
+        {"key_id": record.id, "rate_limit": shown},
+        [f"{record.id}: limit {shown or '- (only its workspace limit applies)'}"],
+    )
+    return 0
+
+
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
     with _store(args) as store:
         record = store.revoke_root_key(args.key_id, now=_now(), actor=OPERATOR_ACTOR)
@@ -781,6 +801,11 @@ def _add_store_commands(b: _Builder) -> None:
     sub.add_argument("--workspace", required=True, metavar="WORKSPACE_ID", type=_identifier)
     sub = b.command(keys, "revoke", cmd_keys_revoke, "revoke a root key")
     sub.add_argument("key_id", type=_identifier)
+    sub = b.command(
+        keys, "set-limit", cmd_keys_set_limit, "set or clear (none) a key's own rate limit"
+    )
+    sub.add_argument("key_id", type=_identifier)
+    sub.add_argument("rate_limit", type=_limit_or_none, metavar="N/SECONDS|none")
 
     portal = b.group("portal", "customer-portal sessions")
     sub = b.command(

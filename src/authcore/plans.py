@@ -18,6 +18,7 @@ from authcore.audit import (
     ACTION_KEY_CREATE,
     ACTION_KEY_REVOKE,
     ACTION_KEY_ROTATE,
+    ACTION_KEY_UPDATE,
     ACTION_PORTAL_SESSION_CREATE,
     ACTION_PORTAL_SESSION_EXCHANGE,
     ACTION_PORTAL_SESSION_REVOKE,
@@ -69,6 +70,7 @@ __all__ = [
     "plan_revoke_portal_session",
     "plan_revoke_root_key",
     "plan_rotate_root_key",
+    "plan_set_key_rate_limit",
     "plan_set_rate_limit",
     "validate_grants",
 ]
@@ -336,6 +338,26 @@ def plan_revoke_root_key(
         PermissionDeniedError: the actor belongs to another workspace.
     """
     return _plan_revoke(record, ACTION_KEY_REVOKE, _key_target(record), now, actor)
+
+
+def plan_set_key_rate_limit(
+    record: RootKeyRecord, policy: RateLimitPolicy | None, *, now: float, actor: Actor
+) -> tuple[RootKeyRecord, AuditEvent] | None:
+    """Set (or clear, with None) the key's own rate limit; None when it already has it.
+
+    Raises:
+        PermissionDeniedError: the actor belongs to another workspace.
+        ClientError: ``policy`` is neither a policy nor None.
+    """
+    _check_actor(actor, record.workspace_id)
+    if policy is not None and not isinstance(policy, RateLimitPolicy):
+        raise ClientError("rate_limit must be a RateLimitPolicy or None")
+    seconds = _seconds(now)
+    if record.rate_limit == policy:
+        return None
+    updated = attrs.evolve(record, rate_limit=policy)
+    event = _event(actor, ACTION_KEY_UPDATE, [_key_target(record)], seconds, record.workspace_id)
+    return updated, attrs.evolve(event, context={"rate_limit": str(policy or "none")})
 
 
 def plan_rotate_root_key(

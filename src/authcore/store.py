@@ -207,6 +207,12 @@ class Store(abc.ABC):
         """Revoke a root key and return it; None when unknown. Revoking twice keeps the first."""
         return self.run(changes.revoke_root_key(key_id, now=now, actor=actor))
 
+    def set_key_rate_limit(
+        self, key_id: str, policy: RateLimitPolicy | None, *, now: float, actor: Actor
+    ) -> RootKeyRecord | None:
+        """Set or clear (None) a key's own rate limit; None when the key is unknown."""
+        return self.run(changes.set_key_rate_limit(key_id, policy, now=now, actor=actor))
+
     def rotate_root_key(
         self, key_id: str, *, grace_seconds: int, now: float, actor: Actor
     ) -> NewRootKey | None:
@@ -454,6 +460,12 @@ class AsyncStore(abc.ABC):
     ) -> RootKeyRecord | None:
         """Async twin of :meth:`Store.revoke_root_key`."""
         return await self.arun(changes.revoke_root_key(key_id, now=now, actor=actor))
+
+    async def aset_key_rate_limit(
+        self, key_id: str, policy: RateLimitPolicy | None, *, now: float, actor: Actor
+    ) -> RootKeyRecord | None:
+        """Async twin of :meth:`Store.set_key_rate_limit`."""
+        return await self.arun(changes.set_key_rate_limit(key_id, policy, now=now, actor=actor))
 
     async def arotate_root_key(
         self, key_id: str, *, grace_seconds: int, now: float, actor: Actor

@@ -194,6 +194,23 @@ def test_a_new_workspace_limit_applies_to_the_next_request() -> None:
     assert result.rate_limit.limit == 7
 
 
+def test_a_new_key_limit_applies_to_the_next_request_and_clearing_it_too() -> None:
+    world = make_world(limit=RateLimitPolicy(100, 60))
+    assert world.authenticator.authenticate(bearer(world.key)).rate_limit.limit == 100  # type: ignore[union-attr]
+    assert world.authenticator.authenticate(bearer(world.key)).replayed
+    world.cache.set_key_rate_limit(
+        world.key_id, RateLimitPolicy(5, 60), now=world.clock(), actor=OPERATOR_ACTOR
+    )
+    limited = world.authenticator.authenticate(bearer(world.key))
+    assert not limited.replayed  # the change dropped the key's conclusion
+    assert limited.rate_limit is not None
+    assert limited.rate_limit.limit == 5
+    world.cache.set_key_rate_limit(world.key_id, None, now=world.clock(), actor=OPERATOR_ACTOR)
+    cleared = world.authenticator.authenticate(bearer(world.key))
+    assert cleared.rate_limit is not None
+    assert cleared.rate_limit.limit == 100
+
+
 def test_a_message_from_another_process_ends_replay() -> None:
     world = make_world()
     world.authenticator.authenticate(bearer(world.key))

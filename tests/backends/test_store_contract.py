@@ -6,12 +6,14 @@ import contextlib
 import secrets
 from typing import Any
 
+import attrs
 import pytest
 
 from authcore.audit import (
     ACTION_KEY_CREATE,
     ACTION_KEY_REVOKE,
     ACTION_KEY_ROTATE,
+    ACTION_KEY_UPDATE,
     ACTION_PORTAL_SESSION_CREATE,
     ACTION_PORTAL_SESSION_EXCHANGE,
     ACTION_PORTAL_SESSION_REVOKE,
@@ -259,6 +261,55 @@ async def test_expiry_in_the_past_is_rejected(backend: StoreUnderTest) -> None:
             now=NOW,
             actor=OPERATOR_ACTOR,
         )
+
+
+async def test_a_keys_own_limit_is_set_changed_and_cleared_once(
+    backend: StoreUnderTest,
+) -> None:
+    ws = await _workspace(backend)
+    key = await backend.call(
+        "create_root_key", ws.id, permissions=["keys.read"], now=NOW, actor=OPERATOR_ACTOR
+    )
+    set_limit = await backend.call(
+        "set_key_rate_limit", key.record.id, RateLimitPolicy(5, 30), now=NOW, actor=OPERATOR_ACTOR
+    )
+    assert set_limit == attrs.evolve(key.record, rate_limit=RateLimitPolicy(5, 30))
+    found = await backend.call("find_root_key", key.record.digest)
+    assert found == set_limit  # every other column as it was
+    again = await backend.call(
+        "set_key_rate_limit", key.record.id, RateLimitPolicy(5, 30), now=NOW, actor=OPERATOR_ACTOR
+    )
+    assert again == set_limit  # nothing to change: nothing written or audited
+    cleared = await backend.call(
+        "set_key_rate_limit", key.record.id, None, now=NOW + 1, actor=OPERATOR_ACTOR
+    )
+    assert cleared.rate_limit is None
+    assert (await backend.call("get_root_key", key.record.id)).rate_limit is None
+    events = (await backend.call("list_audit", ws.id)).events
+    assert [(e.action, dict(e.context)) for e in events[:2]] == [
+        (ACTION_KEY_UPDATE, {"rate_limit": "none"}),
+        (ACTION_KEY_UPDATE, {"rate_limit": "5/30"}),
+    ]
+    assert events[2].action == ACTION_KEY_CREATE
+    assert (
+        await backend.call("set_key_rate_limit", "key_nope", None, now=NOW, actor=OPERATOR_ACTOR)
+        is None
+    )
+    other = await _workspace(backend, "Other")
+    with pytest.raises(PermissionDeniedError):
+        await backend.call(
+            "set_key_rate_limit",
+            key.record.id,
+            RateLimitPolicy(1, 1),
+            now=NOW,
+            actor=Actor(_principal_of(other.id)),
+        )
+    not_a_policy: Any = "5/30"
+    with pytest.raises(ClientError):
+        await backend.call(
+            "set_key_rate_limit", key.record.id, not_a_policy, now=NOW, actor=OPERATOR_ACTOR
+        )
+    assert (await backend.call("get_root_key", key.record.id)).rate_limit is None
 
 
 async def test_key_created_with_its_own_rate_limit_is_found_with_it(

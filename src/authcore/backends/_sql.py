@@ -334,7 +334,12 @@ _LOCK_KEY: Final = (
     "SELECT id, workspace_id, digest, start, name, permissions, created_at, expires_at, "
     "revoked_at, rate_limit, rate_period FROM root_keys WHERE id = ?{for_update}"
 )
-_UPDATE_KEY: Final = "UPDATE root_keys SET expires_at = ?, revoked_at = ? WHERE id = ?"
+# Update replaces the whole record (every column but the id), as the memory store does.
+_UPDATE_KEY: Final = (
+    "UPDATE root_keys SET workspace_id = ?, digest = ?, start = ?, name = ?, permissions = ?,"
+    " created_at = ?, expires_at = ?, revoked_at = ?, rate_limit = ?, rate_period = ?"
+    " WHERE id = ?"
+)
 _INSERT_SESSION: Final = (
     "INSERT INTO portal_sessions (id, workspace_id, end_user_id, digest, permissions, "
     "created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -343,7 +348,10 @@ _LOCK_SESSION: Final = (
     "SELECT id, workspace_id, end_user_id, digest, permissions, created_at, expires_at, "
     "revoked_at FROM portal_sessions WHERE id = ?{for_update}"
 )
-_UPDATE_SESSION: Final = "UPDATE portal_sessions SET digest = ?, revoked_at = ? WHERE id = ?"
+_UPDATE_SESSION: Final = (
+    "UPDATE portal_sessions SET workspace_id = ?, end_user_id = ?, digest = ?, permissions = ?,"
+    " created_at = ?, expires_at = ?, revoked_at = ? WHERE id = ?"
+)
 _INSERT_EXCHANGE: Final = (
     "INSERT INTO portal_exchanges (digest, session_id, created_at, expires_at, used_at)"
     " VALUES (?, ?, ?, ?, ?)"
@@ -433,11 +441,13 @@ def _write(step: Insert | Update) -> Statement:
     if isinstance(record, RootKeyRecord):
         if insert:
             return Statement(_INSERT_KEY, _rows.key_params(record))
-        return Statement(_UPDATE_KEY, (record.expires_at, record.revoked_at, record.id))
+        params = _rows.key_params(record)
+        return Statement(_UPDATE_KEY, (*params[1:], params[0]))
     if isinstance(record, PortalSessionRecord):
         if insert:
             return Statement(_INSERT_SESSION, _rows.session_params(record))
-        return Statement(_UPDATE_SESSION, (record.digest, record.revoked_at, record.id))
+        params = _rows.session_params(record)
+        return Statement(_UPDATE_SESSION, (*params[1:], params[0]))
     if isinstance(record, PortalExchangeRecord):
         if insert:
             params = (
