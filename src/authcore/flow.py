@@ -364,15 +364,10 @@ def rate_limit_step(
         if not shared or settings.limiter_failure is not LimiterFailurePolicy.LOCAL_FALLBACK:
             raise exc.refused(principal.workspace_id, conclusion.credential_id) from None
         decision = yield UseFallbackLimiter(principal.workspace_id, policy)
-    # _admitted(), written out: a caller without a limit of its own pays no call for it.
-    if not isinstance(decision, RateLimitDecision):
-        raise UnavailableError("limiter returned an unexpected value")
-    if not decision.allowed:
-        error = RateLimitedError(decision)
-        raise error.refused(principal.workspace_id, conclusion.credential_id)
+    admitted = _admitted(decision, conclusion)
     if key_decision is not None:
-        decision = tighter(decision, key_decision)
-    return Authenticated(principal, decision, conclusion, replayed)
+        admitted = tighter(admitted, key_decision)
+    return Authenticated(principal, admitted, conclusion, replayed)
 
 
 def _key_limit(
