@@ -47,6 +47,7 @@ from authcore.permissions import PermissionSet
 from authcore.ratelimit import LimiterFailurePolicy, RateLimitPolicy
 from authcore.records import OPERATOR_ACTOR
 from authcore.store import Store
+from authcore.usage import summarize
 
 if TYPE_CHECKING:
     pass
@@ -360,23 +361,19 @@ def cmd_usage(args: argparse.Namespace) -> int:
             )
         except ClientError as exc:
             raise UsageError(exc.detail or exc.message) from None
-    buckets: dict[int, dict[str, int]] = {}
-    totals: dict[str, int] = {}
-    for count in counts:
-        buckets.setdefault(count.bucket, {})[count.outcome] = count.count
-        totals[count.outcome] = totals.get(count.outcome, 0) + count.count
+    summary = summarize(counts)
     document = {
         "workspace_id": workspace_id or None,
         "key_id": args.key,
         "granularity": args.granularity,
         "since": int(since),
         "until": int(until),
-        "buckets": [{"start": start, "outcomes": outcomes} for start, outcomes in buckets.items()],
-        "totals": totals,
+        **summary,
     }
     header = f"{'bucket (UTC)':<17}  " + "  ".join(f"{c:>12}" for c in _USAGE_COLUMNS)
     lines = [header]
-    for start, outcomes in [*buckets.items(), (-1, totals)]:
+    rows = [(bucket["start"], bucket["outcomes"]) for bucket in summary["buckets"]]
+    for start, outcomes in [*rows, (-1, summary["totals"])]:
         columns = dict.fromkeys(_USAGE_COLUMNS, 0)
         for outcome, value in outcomes.items():
             columns[_usage_column(outcome)] += value

@@ -19,7 +19,7 @@ into hour buckets and deleted; every bucket older than ``retention`` (30 days) i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from authcore.errors import ClientError
 from authcore.records import UsageCount
@@ -46,6 +46,7 @@ __all__ = [
     "prune_usage",
     "read_usage",
     "record_usage",
+    "summarize",
 ]
 
 #: The outcome of an admitted request.
@@ -179,3 +180,18 @@ def prune_usage(
         yield DeleteUsage(3600, oldest)
 
     return Change("prune_usage", steps())
+
+
+def summarize(counts: Sequence[UsageCount]) -> dict[str, Any]:
+    """The JSON-ready shape every reader shows: buckets oldest first, each with its count per
+    outcome, and the totals per outcome (``{"buckets": [{"start", "outcomes"}], "totals"}``).
+    """
+    buckets: dict[int, dict[str, int]] = {}
+    totals: dict[str, int] = {}
+    for count in counts:
+        buckets.setdefault(count.bucket, {})[count.outcome] = count.count
+        totals[count.outcome] = totals.get(count.outcome, 0) + count.count
+    return {
+        "buckets": [{"start": start, "outcomes": outcomes} for start, outcomes in buckets.items()],
+        "totals": totals,
+    }

@@ -20,6 +20,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
+from authcore.errors import ClientError
+from authcore.names import check_name
 from authcore.responses import PROBLEM_CONTENT_TYPE
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "json_body",
     "json_bytes_response",
     "json_response",
+    "path_id",
     "problem_response",
     "query_int",
     "read_fields",
@@ -126,6 +129,23 @@ def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> str:
         if match is not Match.NONE:
             methods.update(getattr(route, "methods", None) or ())
     return ", ".join(sorted(methods))
+
+
+#: Longest id a path may name (every id the stores generate is far shorter).
+_MAX_PATH_ID: Final = 64
+
+
+def path_id(request: Request, name: str, what: str) -> str:
+    """Return the id in the path, or answer 404: an id no record can have names nothing.
+
+    Raises:
+        ProblemError: 404 ``not_found`` for an id that breaks the name rule.
+    """
+    value = request.path_params[name]
+    try:
+        return check_name(value, name, max_length=_MAX_PATH_ID)
+    except ClientError:
+        raise ProblemError(404, "not_found", f"No such {what}.") from None
 
 
 def query_int(request: Request, name: str, *, default: int, low: int, high: int) -> int:

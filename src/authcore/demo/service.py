@@ -70,6 +70,7 @@ from authcore.demo._http import (
     json_body,
     json_bytes_response,
     json_response,
+    path_id,
     problem_response,
     query_int,
     read_fields,
@@ -111,7 +112,6 @@ PORTAL_COOKIE_PATH: Final = "/portal"
 MAX_KEY_LIFETIME: Final = 10 * 365 * 86_400
 _MAX_NAME: Final = 200
 #: Ids in paths are short; anything longer cannot name a record.
-_MAX_PATH_ID: Final = 64
 #: The limit for workspaces without their own policy (requests per minute).
 DEFAULT_RATE_LIMIT: Final = RateLimitPolicy(600, 60)
 # What issue_token makes for an exchange code: the prefix and 43 base64url characters.
@@ -173,15 +173,6 @@ def _only(body: dict[str, Any], allowed: Sequence[str]) -> None:
     if unknown:
         # A misspelt "expires_in" must not silently create a key that never expires.
         raise ProblemError(400, "invalid_body", "The body has an unknown field.")
-
-
-def _path_id(request: Request, name: str, what: str) -> str:
-    """Return the id in the path, or answer 404: an id no record can have names nothing."""
-    value = request.path_params[name]
-    try:
-        return check_name(value, name, max_length=_MAX_PATH_ID)
-    except ClientError:
-        raise ProblemError(404, "not_found", f"No such {what}.") from None
 
 
 def _check_grantable(principal: Principal, grants: list[str]) -> None:
@@ -274,7 +265,7 @@ class _Service:
     async def revoke_key(self, request: Request) -> Response:
         principal = principal_from(request)
         principal.authorize("keys.revoke")
-        key_id = _path_id(request, "key_id", "key")
+        key_id = path_id(request, "key_id", "key")
         record = await self.store.aget_root_key(key_id)
         # Another workspace's key is "not found": its existence is not this caller's business.
         if record is None or record.workspace_id != principal.workspace_id:
@@ -332,7 +323,7 @@ class _Service:
     async def revoke_portal_session(self, request: Request) -> Response:
         principal = principal_from(request)
         principal.authorize("portal.revoke_session")
-        session_id = _path_id(request, "session_id", "portal session")
+        session_id = path_id(request, "session_id", "portal session")
         record = await self.store.aget_portal_session(session_id)
         # As for keys: another workspace's session is "not found".
         if record is None or record.workspace_id != principal.workspace_id:

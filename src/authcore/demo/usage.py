@@ -16,12 +16,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from authcore.adapters.starlette import principal_from
-from authcore.demo._http import ProblemError, json_response, query_int
+from authcore.demo._http import ProblemError, json_response, path_id, query_int
 from authcore.errors import ClientError
-from authcore.names import check_name
-from authcore.records import UsageCount
 from authcore.store import AsyncStore
-from authcore.usage import GRANULARITIES
+from authcore.usage import GRANULARITIES, summarize
 
 __all__ = ["UsageRoutes"]
 
@@ -29,18 +27,6 @@ __all__ = ["UsageRoutes"]
 USAGE_READ: Final = "usage.read"
 _DAY: Final = 86_400
 _LATEST: Final = 2**53 - 1
-
-
-def _document(counts: list[UsageCount]) -> dict[str, Any]:
-    buckets: dict[int, dict[str, int]] = {}
-    totals: dict[str, int] = {}
-    for count in counts:
-        buckets.setdefault(count.bucket, {})[count.outcome] = count.count
-        totals[count.outcome] = totals.get(count.outcome, 0) + count.count
-    return {
-        "buckets": [{"start": start, "outcomes": outcomes} for start, outcomes in buckets.items()],
-        "totals": totals,
-    }
 
 
 class UsageRoutes:
@@ -79,7 +65,7 @@ class UsageRoutes:
             "granularity": granularity,
             "since": since,
             "until": until,
-            **_document(counts),
+            **summarize(counts),
         }
 
     async def workspace(self, request: Request) -> Response:
@@ -93,10 +79,7 @@ class UsageRoutes:
         """``GET /v1/keys/{key_id}/usage``: one key of the caller's workspace."""
         principal = principal_from(request)
         principal.authorize(USAGE_READ)
-        try:
-            key_id = check_name(request.path_params["key_id"], "key_id", max_length=200)
-        except ClientError:
-            raise ProblemError(404, "not_found", "No such key.") from None
+        key_id = path_id(request, "key_id", "key")
         record = await self.store.aget_root_key(key_id)
         if record is None or record.workspace_id != principal.workspace_id:
             raise ProblemError(404, "not_found", "No such key.")
