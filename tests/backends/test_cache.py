@@ -399,6 +399,13 @@ def test_invalidation_messages_round_trip(invalidation: Invalidation) -> None:
     assert Invalidation.decode(invalidation.encode().encode()) == invalidation
 
 
+def test_an_invalidation_repr_names_no_digest() -> None:
+    value = digest("ak_" + "q" * 43).hex()
+    invalidation = Invalidation("digest", value)
+    assert value not in repr(invalidation)
+    assert value in invalidation.encode()  # the wire form still carries it
+
+
 @pytest.mark.parametrize("data", [b"", b"x:1", b"d:zz", b"w:", b"\xff:1", b"d" + b"a" * 600])
 def test_malformed_invalidation_messages_are_ignored(data: bytes) -> None:
     assert Invalidation.decode(data) is None

@@ -33,7 +33,8 @@ class Invalidation:
     """One thing to drop from every cache: a digest (hex), a workspace, a key or session id."""
 
     kind: InvalidationKind
-    value: str = ""
+    # Out of the repr: a digest names a credential, and reprs end up in logs and tracebacks.
+    value: str = attrs.field(default="", repr=False)
 
     def encode(self) -> str:
         """Return the wire form, ``"<letter>:<value>"`` (``"*:"`` for everything)."""
