@@ -8,10 +8,7 @@ and its log line, and the DRF view's permission check.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -24,6 +21,7 @@ import pytest
 from authcore.backends.sqlite import SQLiteStore
 from authcore.records import OPERATOR_ACTOR
 from tests.demo.ports import free_ports
+from tests.demo.servers import process_server
 
 pytestmark = pytest.mark.e2e
 
@@ -67,33 +65,17 @@ def running(server: str, db: Path, output: list[str]) -> Iterator[str]:
     (port,) = free_ports(1)
     env = {**os.environ, "AUTHCORE_DB_PATH": str(db)}
     env.pop("DJANGO_SETTINGS_MODULE", None)  # the entry point names the example's own
-    process = subprocess.Popen(
-        [sys.executable, *COMMANDS[server](port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base_url = f"http://127.0.0.1:{port}"
+    argv = [sys.executable, *COMMANDS[server](port)]
+    started = None
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            assert process.poll() is None, "the example exited early"
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{base_url}/health", timeout=5).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "the example did not start"
-            time.sleep(0.1)
-        yield base_url
+        with process_server(
+            argv, port, cwd=ROOT, env=env, ready_path="/health", name="the example",
+            timeout=START_TIMEOUT,
+        ) as started:  # fmt: skip
+            yield started.url
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            _, err = process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            _, err = process.communicate()
-        output.append(err)
+        if started is not None:
+            output.append(started.stderr)
 
 
 @pytest.mark.parametrize("server", sorted(COMMANDS))

@@ -56,6 +56,54 @@ def authcore_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+class Process:
+    """A server process started by :func:`process_server`: its URL, then its exit."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.stderr = ""
+        self.returncode: int | None = None
+
+
+@contextlib.contextmanager
+def process_server(
+    argv: Sequence[str],
+    port: int,
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    ready_path: str,
+    name: str,
+    timeout: float = 30.0,
+) -> Iterator[Process]:
+    """Run ``argv`` (a server on ``port``); yield once ``ready_path`` answers 200.
+
+    Stops it with SIGINT (its own pid) and records its stderr and exit code on the handle.
+    """
+    process = subprocess.Popen(
+        list(argv), cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    handle = Process(f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert process.poll() is None, f"{name} exited early: {process.communicate()[1]}"
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(handle.url + ready_path, timeout=5).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, f"{name} did not start"
+            time.sleep(0.1)
+        yield handle
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            _, err = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, err = process.communicate()
+        handle.stderr, handle.returncode = err, process.returncode
+
+
 @contextlib.contextmanager
 def authcore_server(
     db: Path,
@@ -70,34 +118,12 @@ def authcore_server(
     Waits until ``ready_path`` answers 200; stops the process with SIGINT (its own pid).
     """
     (port,) = free_ports(1)
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "authcore", "--db", f"sqlite:///{db}",
-            command, "--port", str(port), *args,
-        ],
-        cwd=db.parent,
-        env=authcore_env(env),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, process.communicate()[1]
-            try:
-                if httpx.get(url + ready_path, timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"authcore {command} did not start"
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
+    argv = [
+        sys.executable, "-m", "authcore", "--db", f"sqlite:///{db}",
+        command, "--port", str(port), *args,
+    ]  # fmt: skip
+    with process_server(
+        argv, port, cwd=db.parent, env=authcore_env(env), ready_path=ready_path,
+        name=f"authcore {command}",
+    ) as server:  # fmt: skip
+        yield server.url

@@ -11,10 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from authcore.cli import main
 from tests.adapters.world import UNKNOWN_KEY
 from tests.demo.ports import free_ports
+from tests.demo.servers import process_server
 
 pytestmark = pytest.mark.e2e
 
@@ -46,34 +44,14 @@ def serving(
     """Run ``authcore serve`` with ``extra`` arguments; yield the API's base URL."""
     (port,) = free_ports(1)
     clean = {k: v for k, v in os.environ.items() if not k.startswith("AUTHCORE_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "authcore", "--db", db, "serve", "--port", str(port), *extra],
-        cwd=tmp_path,
-        env={**clean, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            assert process.poll() is None, "authcore serve exited early"
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{base_url}/healthz", timeout=5).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "authcore serve did not start"
-            time.sleep(0.1)
-        yield base_url
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            _, err = process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            _, err = process.communicate()
-    assert process.returncode == 0, err
-    assert "Traceback" not in err
+    argv = [sys.executable, "-m", "authcore", "--db", db, "serve", "--port", str(port), *extra]
+    with process_server(
+        argv, port, cwd=tmp_path, env={**clean, **(env or {})}, ready_path="/healthz",
+        name="authcore serve", timeout=START_TIMEOUT,
+    ) as server:  # fmt: skip
+        yield server.url
+    assert server.returncode == 0, server.stderr
+    assert "Traceback" not in server.stderr
 
 
 def scrape(url: str) -> Samples:
