@@ -166,10 +166,10 @@ def client_from_url(
     try:
         if url.startswith(SENTINEL_SCHEME):
             target = _parse_multi(url, SENTINEL_SCHEME, _DEFAULT_SENTINEL_PORT)
-            sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]  # untyped upstream
+            sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis-py 8.2 on
                 list(target.nodes), sentinel_kwargs=_sentinel_options(options), **options
             )
-            master = sentinel.master_for(  # type: ignore[no-untyped-call]  # untyped upstream
+            master = sentinel.master_for(  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis-py 8.2 on
                 target.service,
                 db=target.db,
                 username=target.username,
@@ -211,7 +211,7 @@ def async_client_from_url(
     try:
         if url.startswith(SENTINEL_SCHEME):
             target = _parse_multi(url, SENTINEL_SCHEME, _DEFAULT_SENTINEL_PORT)
-            sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]  # untyped
+            sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis-py 8.2 on
                 list(target.nodes), sentinel_kwargs=_sentinel_options(options), **options
             )
             master = sentinel.master_for(
@@ -567,7 +567,7 @@ class RedisInvalidator:
     def _run(self, subscription: _Subscription) -> None:
         backoff = 0.05
         while not self._stop.is_set():
-            pubsub = self._client.pubsub()  # type: ignore[no-untyped-call]  # unannotated upstream
+            pubsub = self._client.pubsub()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis-py 8.2 on
             try:
                 pubsub.subscribe(self._channel)
                 while not self._stop.is_set():
@@ -693,4 +693,4 @@ class AsyncRedisInvalidator:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF)
             finally:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]  # unannotated upstream
+                await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis-py 8.2 on
