@@ -15,15 +15,30 @@ OTHER_PYTHONS := $(filter-out $(PYTHON_VERSION),$(PYTHONS))
 # No coverage gate there: coverage is measured once, on $(PYTHON), by the whole suite.
 OTHER_PYTHON_TESTS := $(wildcard tests/test_*.py) tests/adapters tests/backends
 
-.PHONY: test demo lint typecheck pytest pytest-other-pythons pytest-subset bench fuzz soak clean
+.PHONY: test test-latest lock demo lint typecheck pytest pytest-other-pythons pytest-subset bench fuzz soak clean
 
-$(STAMP): pyproject.toml
+# The test environment is installed from requirements/test.lock, the one place versions are
+# chosen: every package with its hash, for each Python in PYTHONS (uv's universal resolution),
+# hatchling included so that building authcore itself picks nothing either. pyproject.toml keeps
+# ranges, as a library must; `make lock` moves the pins, `make test-latest` tries what the
+# ranges allow today (DEPS=latest), so an upstream release is a change we make on purpose.
+LOCK := requirements/test.lock
+DEPS ?= locked
+export AUTHCORE_DEPS := $(DEPS)
+UV_VERSION := 0.13.9
+
+$(STAMP): pyproject.toml $(LOCK)
 	@case " $(PYTHONS) " in *" $(PYTHON_VERSION) "*) ;; *) \
 		echo "$(PYTHON) is Python $(PYTHON_VERSION); authcore supports $(PYTHONS) (set PYTHON=)" >&2; \
 		exit 1;; esac
 	test -x $(BIN)/python || $(PYTHON) -m venv --clear $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+ifeq ($(DEPS),latest)
+	$(BIN)/python -m pip install --quiet --upgrade --upgrade-strategy eager pip -e '.[test]'
+else
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+endif
+	$(BIN)/python -m pip check
 	touch $(STAMP)
 
 lint: $(STAMP)
@@ -47,8 +62,8 @@ pytest-other-pythons: $(addprefix pytest-python,$(OTHER_PYTHONS))
 pytest-python%:
 	@interpreter=$$($(PYTHON) scripts/find_python.py $*) || exit 1; \
 	if [ -n "$$interpreter" ]; then \
-		echo "== Python $* ($$interpreter): core, adapter and backend tests in .venv-$*"; \
-		$(MAKE) --no-print-directory pytest-subset PYTHON="$$interpreter" VENV=.venv-$*; \
+		echo "== Python $* ($$interpreter): core, adapter and backend tests in $(VENV)-$*"; \
+		$(MAKE) --no-print-directory pytest-subset PYTHON="$$interpreter" VENV=$(VENV)-$*; \
 	fi
 
 # The end-to-end tests (real servers on loopback) run once, on $(PYTHON): what differs between
@@ -58,6 +73,22 @@ pytest-subset: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider -m "not e2e" $(OTHER_PYTHON_TESTS)
 
 test: lint typecheck pytest pytest-other-pythons
+
+# The same run against the newest releases the ranges in pyproject.toml admit, in venvs of its
+# own (.venv-latest*). Run it before `make lock`, and whenever an upstream release matters.
+test-latest:
+	$(MAKE) test VENV=.venv-latest DEPS=latest
+
+# Re-resolve the lock with the uv version named above: every pin moves to the newest release the
+# ranges admit (LOCK_UPGRADE="--upgrade-package redis" moves one; LOCK_UPGRADE= keeps the pins
+# and only resolves what pyproject.toml changed).
+LOCK_UPGRADE ?= --upgrade
+lock:
+	test -x .venv-lock/bin/python || $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet 'uv==$(UV_VERSION)'
+	.venv-lock/bin/uv pip compile pyproject.toml requirements/build.in --extra test --universal \
+		--python-version $(firstword $(PYTHONS)) --generate-hashes $(LOCK_UPGRADE) \
+		--custom-compile-command 'make lock' -o $(LOCK)
 
 demo: $(STAMP)
 	$(BIN)/authcore demo
@@ -73,4 +104,4 @@ soak: $(STAMP)
 	$(BIN)/python -m benchmarks.soak
 
 clean:
-	rm -rf $(VENV) $(addprefix .venv-,$(PYTHONS)) .coverage .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(addprefix .venv-,$(PYTHONS)) .venv-lock .venv-latest $(addprefix .venv-latest-,$(PYTHONS)) .coverage .mypy_cache .ruff_cache .hypothesis
