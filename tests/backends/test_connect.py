@@ -18,7 +18,9 @@ from starlette.routing import Route
 
 from authcore.adapters.flask import AuthCore
 from authcore.adapters.starlette import install_auth, principal_from
-from authcore.backends import Auth, CachedStore, connect
+from authcore.backends import Auth, CachedStore, connect, resolve_config
+from authcore.backends import redis as redis_backend
+from authcore.backends.sqlite import SQLiteStore
 from authcore.errors import ConfigurationError, InvalidCredentialError, UnavailableError
 from authcore.flow import Authenticated
 from authcore.gate import Gate
@@ -249,3 +251,27 @@ def test_bad_urls_are_configuration_errors_without_secrets(tmp_path: Path) -> No
     with pytest.raises(UnavailableError) as down:
         connect("postgresql://u:hunter2@127.0.0.1:1/x?connect_timeout=1", environ={})
     assert "hunter2" not in str(down.value.detail)
+
+
+def test_a_wiring_that_fails_closes_what_it_opened_but_not_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed: list[str] = []
+
+    def recording(name: str) -> Callable[[object], None]:
+        return lambda _self: closed.append(name)
+
+    monkeypatch.setattr(redis_backend.RedisRateLimiter, "close", recording("limiter"))
+    monkeypatch.setattr(redis_backend.AsyncRedisRateLimiter, "aclose", recording("alimiter"))
+    monkeypatch.setattr(redis_backend.RedisInvalidator, "close", recording("invalidator"))
+    store = SQLiteStore(str(tmp_path / "app.db"))
+    config = resolve_config(None, sqlite_url(tmp_path), environ={})
+    with pytest.raises(ConfigurationError):
+        # Redis clients connect lazily: port 1 is never dialled. The cookie name is refused.
+        Auth.wire(
+            store, config, redis="redis://127.0.0.1:1/0", portal_cookie="a b", owns_store=True
+        )
+    assert closed == ["invalidator", "alimiter", "limiter"]  # last opened, first closed
+    # The store stays open for whoever opened it (connect() closes it itself).
+    assert store.create_workspace("shop", now=1.8e9, actor=OPERATOR_ACTOR).name == "shop"
+    store.close()

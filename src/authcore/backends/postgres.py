@@ -382,11 +382,6 @@ class AsyncPostgresStore(AsyncStore):
 
         await self._awrite(lambda execute: _adrive(_migration(prelude), execute))
 
-    async def aschema_version(self) -> int:
-        """Async twin of :meth:`PostgresStore.schema_version`."""
-        rows = await self._aread("SELECT COALESCE(MAX(version), 0) FROM schema_version", ())
-        return int(rows[0][0])
-
     async def _failed(self, exc: psycopg.Error) -> UnavailableError:
         if _is_connection_loss(exc):
             with contextlib.suppress(psycopg.Error):

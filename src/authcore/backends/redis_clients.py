@@ -1,0 +1,219 @@
+"""Redis clients from URLs, by topology: one server, Sentinel or Cluster.
+
+:func:`client_from_url` and :func:`async_client_from_url` are what every ``from_url`` of
+:mod:`authcore.backends.redis` connects with: bounded timeouts and no retries, so a stalled
+Redis costs a request at most about one connect and one reply. Besides redis-py's own
+``redis://``, ``rediss://`` and ``unix://``, a URL may name the master of a Sentinel service
+(``redis+sentinel://``) or a Redis Cluster (``redis+cluster://``). A malformed URL is a
+:class:`~authcore.errors.ConfigurationError` that never quotes it (it may hold a password).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+from urllib.parse import unquote
+
+import attrs
+import redis
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.asyncio.sentinel
+import redis.cluster
+import redis.sentinel
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from authcore.errors import ConfigurationError
+
+__all__ = [
+    "CLUSTER_SCHEME",
+    "DEFAULT_TIMEOUT",
+    "SENTINEL_SCHEME",
+    "aclose_client",
+    "async_client_from_url",
+    "client_from_url",
+    "close_client",
+]
+
+#: Seconds a client of :func:`client_from_url` allows for connecting and for each reply (the
+#: default of every ``from_url`` in :mod:`authcore.backends.redis`).
+DEFAULT_TIMEOUT: Final = 0.25
+#: URL schemes beyond redis-py's own (redis://, rediss://, unix://).
+SENTINEL_SCHEME: Final = "redis+sentinel://"
+CLUSTER_SCHEME: Final = "redis+cluster://"
+_DEFAULT_PORT: Final = 6379
+_DEFAULT_SENTINEL_PORT: Final = 26379
+_ASYNC_CLUSTER_CONNECTIONS: Final = 1000
+_SENTINEL_TIMEOUT: Final = 1.0
+
+
+@attrs.frozen
+class _Target:
+    """What a ``redis+sentinel://`` or ``redis+cluster://`` URL names (never printed)."""
+
+    nodes: tuple[tuple[str, int], ...]
+    password: str | None = attrs.field(repr=False)
+    username: str | None
+    service: str  # the Sentinel service name ("" for Cluster)
+    db: int
+
+
+def _parse_multi(url: str, scheme: str, default_port: int) -> _Target:
+    """Parse ``SCHEME[user:password@]host[:port][,host[:port]...][/service][/db]``.
+
+    Raises:
+        ConfigurationError: a malformed URL (the message never quotes it).
+    """
+    rest = url[len(scheme) :]
+    userinfo, at, rest = rest.rpartition("@")
+    username = password = None
+    if at:
+        user, colon, secret = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon else None
+    hosts, _, path = rest.partition("/")
+    nodes = []
+    for part in hosts.split(","):
+        host, colon, port = part.rpartition(":") if part.count(":") == 1 else (part, "", "")
+        host = host if colon else part
+        if not host or (colon and not port.isascii()) or (colon and not port.isdigit()):
+            raise ConfigurationError(f"invalid Redis URL: bad host list in {scheme}...")
+        nodes.append((host, int(port) if colon else default_port))
+    segments = [segment for segment in path.split("/") if segment]
+    service = segments.pop(0) if scheme == SENTINEL_SCHEME and segments else None
+    if scheme == SENTINEL_SCHEME and service is None:
+        raise ConfigurationError("invalid Redis URL: redis+sentinel:// names no service (/NAME)")
+    db = 0
+    if segments:
+        if len(segments) > 1 or not segments[0].isascii() or not segments[0].isdigit():
+            raise ConfigurationError(f"invalid Redis URL: bad database in {scheme}...")
+        db = int(segments[0])
+    if scheme == CLUSTER_SCHEME and db:
+        raise ConfigurationError("invalid Redis URL: Redis Cluster has only database 0")
+    return _Target(tuple(nodes), password, username, service or "", db)
+
+
+def client_from_url(
+    url: str, *, timeout: float = DEFAULT_TIMEOUT, connect_timeout: float | None = None
+) -> Any:
+    """A synchronous client for ``url``, with bounded timeouts and no retries.
+
+    ``redis://`` / ``rediss://`` / ``unix://`` (one server), ``redis+sentinel://h1:26379,h2/NAME
+    [/DB]`` (the master of service NAME, found through the sentinels) or ``redis+cluster://h1:
+    7000,h2:7001`` (Redis Cluster from any of its nodes). A password goes in the user-info part.
+
+    Raises:
+        ConfigurationError: the URL or a timeout is invalid (the message never quotes the URL).
+    """
+    options: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout if connect_timeout is None else connect_timeout,
+    }
+    try:
+        if url.startswith(SENTINEL_SCHEME):
+            target = _parse_multi(url, SENTINEL_SCHEME, _DEFAULT_SENTINEL_PORT)
+            sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis-py 8.2 on
+                list(target.nodes), sentinel_kwargs=_sentinel_options(options), **options
+            )
+            master = sentinel.master_for(  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis-py 8.2 on
+                target.service,
+                db=target.db,
+                username=target.username,
+                password=target.password,
+                retry=_no_retry(),
+            )
+            master.authcore_sentinels = sentinel.sentinels  # closed with the client
+            return master
+        if url.startswith(CLUSTER_SCHEME):
+            target = _parse_multi(url, CLUSTER_SCHEME, _DEFAULT_PORT)
+            return redis.cluster.RedisCluster(
+                startup_nodes=[
+                    redis.cluster.ClusterNode(h, p)  # type: ignore[no-untyped-call]  # as above
+                    for h, p in target.nodes
+                ],
+                username=target.username,
+                password=target.password,
+                retry=_no_retry(),
+                **options,
+            )
+        return redis.Redis.from_url(url, retry=_no_retry(), **options)
+    except (ValueError, TypeError, redis.RedisError) as exc:
+        # Not str(exc): it may quote the URL, password included.
+        raise ConfigurationError(f"invalid Redis URL ({type(exc).__name__})") from None
+
+
+def async_client_from_url(
+    url: str, *, timeout: float = DEFAULT_TIMEOUT, connect_timeout: float | None = None
+) -> Any:
+    """The asyncio twin of :func:`client_from_url` (connects lazily).
+
+    Raises:
+        ConfigurationError: the URL or a timeout is invalid.
+    """
+    options: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout if connect_timeout is None else connect_timeout,
+    }
+    try:
+        if url.startswith(SENTINEL_SCHEME):
+            target = _parse_multi(url, SENTINEL_SCHEME, _DEFAULT_SENTINEL_PORT)
+            sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis-py 8.2 on
+                list(target.nodes), sentinel_kwargs=_sentinel_options(options), **options
+            )
+            master = sentinel.master_for(
+                target.service,
+                db=target.db,
+                username=target.username,
+                password=target.password,
+                retry=_async_no_retry(),
+                max_connections=_ASYNC_CLUSTER_CONNECTIONS,  # as for Cluster, below
+            )
+            master.authcore_sentinels = sentinel.sentinels  # closed with the client
+            return master
+        if url.startswith(CLUSTER_SCHEME):
+            target = _parse_multi(url, CLUSTER_SCHEME, _DEFAULT_PORT)
+            return redis.asyncio.cluster.RedisCluster(
+                startup_nodes=[redis.asyncio.cluster.ClusterNode(h, p) for h, p in target.nodes],
+                username=target.username,
+                password=target.password,
+                retry=_async_no_retry(),
+                # redis-py's asyncio cluster client refuses (rather than waits) past this many
+                # connections per node; its default of 100 is below a busy server's concurrency.
+                max_connections=_ASYNC_CLUSTER_CONNECTIONS,
+                **options,
+            )
+        return redis.asyncio.Redis.from_url(url, retry=_async_no_retry(), **options)
+    except (ValueError, TypeError, redis.RedisError) as exc:
+        raise ConfigurationError(f"invalid Redis URL ({type(exc).__name__})") from None
+
+
+def close_client(client: Any) -> None:
+    """Close a client of :func:`client_from_url`, the sentinels it found the master by too."""
+    client.close()
+    for sentinel in getattr(client, "authcore_sentinels", ()):
+        sentinel.close()
+
+
+async def aclose_client(client: Any) -> None:
+    """Close a client of :func:`async_client_from_url`, its sentinels too."""
+    await client.aclose()
+    for sentinel in getattr(client, "authcore_sentinels", ()):
+        await sentinel.aclose()
+
+
+def _sentinel_options(options: dict[str, Any]) -> dict[str, Any]:
+    # Asking a sentinel where the master is happens once per new connection; a burst of them
+    # on a busy host needs more than one reply's timeout. Still bounded.
+    return {name: max(float(value), _SENTINEL_TIMEOUT) for name, value in options.items()}
+
+
+def _no_retry() -> Retry:
+    # from_url's clients fail fast: a retry would double the wait on a stalled server, and a
+    # dead pooled connection is already detected (and replaced) when it is checked out.
+    return Retry(NoBackoff(), 0)
+
+
+def _async_no_retry() -> AsyncRetry:
+    # redis.asyncio has its own Retry class (its call_with_retry awaits); same policy.
+    return AsyncRetry(NoBackoff(), 0)
