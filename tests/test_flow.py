@@ -109,7 +109,7 @@ def test_valid_portal_session_from_cookie(drive: Driver) -> None:
     h = Harness(credentials=CredentialSettings.portal())
     _, token = issue_portal_session(h.store, "ws_1", "end-user-7", ["keys.read"])
     result = drive(h.authenticator(), [], token.reveal())
-    assert result.principal.subject.type == "portal_end_user"
+    assert result.principal.subject.type == "identity"
     assert result.principal.subject.id == "end-user-7"
     assert result.principal.source is Source.PORTAL_SESSION
 

@@ -193,7 +193,7 @@ def test_an_exchange_works_exactly_when_code_and_session_are_live(  # noqa: PLR0
     session = PortalSessionRecord(
         id="ps_1",
         workspace_id="ws_1",
-        end_user_id="customer-42",
+        identity_id="idt_customer42",
         digest=b"\x01" * 32,
         permissions=(),
         created_at=NOW - 100,
@@ -227,7 +227,7 @@ def test_an_exchange_works_exactly_when_code_and_session_are_live(  # noqa: PLR0
         assert started.record == attrs.evolve(session, digest=started.record.digest)
         assert started.record.digest != session.digest
         assert event.action == ACTION_PORTAL_SESSION_EXCHANGE
-        assert event.actor == Subject("portal_end_user", "customer-42")
+        assert event.actor == Subject("identity", "idt_customer42")
 
 
 @given(keys(), times)

@@ -39,7 +39,7 @@ SESSION_TOKEN = "pt_" + "s" * 43
 SESSION_RECORD = PortalSessionRecord(
     id="ps_1",
     workspace_id="ws_1",
-    end_user_id="eu_9",
+    identity_id="idt_9",
     digest=digest(SESSION_TOKEN),
     permissions=("keys.read",),
     created_at=NOW - 100,
@@ -88,9 +88,9 @@ def test_key_valid_until_the_second_before_expiry() -> None:
     assert principal_from_root_key(record, digest(KEY), NOW + 0.999).workspace_id == "ws_1"
 
 
-def test_portal_session_becomes_end_user_principal() -> None:
+def test_portal_session_becomes_its_identity_principal() -> None:
     principal = principal_from_portal_session(SESSION_RECORD, digest(SESSION_TOKEN), NOW)
-    assert principal.subject == Subject("portal_end_user", "eu_9")
+    assert principal.subject == Subject("identity", "idt_9")
     assert principal.source is Source.PORTAL_SESSION
 
 

@@ -53,7 +53,7 @@ def test_no_text_view_of_a_public_value_shows_the_secret(raw: str) -> None:
     session = PortalSessionRecord(
         id="ps_1",
         workspace_id="ws",
-        end_user_id="u",
+        identity_id="idt_u",
         digest=hashed,
         permissions=(),
         created_at=0,

@@ -10,7 +10,7 @@ import abc
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TypeVar
 
-from authcore import changes
+from authcore import changes, identities
 from authcore import usage as usage_changes
 from authcore.plans import exchange_is_spent
 from authcore.records import (
@@ -18,6 +18,8 @@ from authcore.records import (
     AuditCursor,
     AuditPage,
     DashboardUserRecord,
+    IdentityPage,
+    IdentityRecord,
     NewPortalExchange,
     NewPortalSession,
     NewRootKey,
@@ -106,6 +108,79 @@ class AsyncStore(abc.ABC):
         """Async twin of :meth:`Store.find_workspace_by_org`."""
         return await self.arun(changes.find_workspace_by_org(org_id))
 
+    # --- identities: the API's customers ---------------------------------------------------
+
+    async def afind_identity(self, identity_id: str, /) -> IdentityRecord | None:
+        """Async twin of :meth:`Store.find_identity`."""
+        return await self.arun(identities.get_identity_by_id(identity_id))
+
+    async def acreate_identity(
+        self,
+        workspace_id: str,
+        external_id: str,
+        *,
+        meta: object = None,
+        rate_limit: RateLimitPolicy | None = None,
+        now: float,
+        actor: Actor,
+    ) -> IdentityRecord | None:
+        """Async twin of :meth:`Store.create_identity`."""
+        return await self.arun(
+            identities.create_identity(
+                workspace_id, external_id, meta=meta, rate_limit=rate_limit, now=now, actor=actor
+            )
+        )
+
+    async def aget_identity(self, workspace_id: str, external_id: str, /) -> IdentityRecord | None:
+        """Async twin of :meth:`Store.get_identity`."""
+        return await self.arun(identities.get_identity(workspace_id, external_id))
+
+    async def alist_identities(
+        self, workspace_id: str, /, *, limit: int = 50, after: str | None = None
+    ) -> IdentityPage:
+        """Async twin of :meth:`Store.list_identities`."""
+        return await self.arun(identities.list_identities(workspace_id, limit=limit, after=after))
+
+    async def aset_identity_rate_limit(
+        self,
+        workspace_id: str,
+        external_id: str,
+        policy: RateLimitPolicy | None,
+        *,
+        now: float,
+        actor: Actor,
+    ) -> IdentityRecord | None:
+        """Async twin of :meth:`Store.set_identity_rate_limit`."""
+        return await self.arun(
+            identities.set_identity_rate_limit(
+                workspace_id, external_id, policy, now=now, actor=actor
+            )
+        )
+
+    async def aset_identity_meta(
+        self, workspace_id: str, external_id: str, meta: object, *, now: float, actor: Actor
+    ) -> IdentityRecord | None:
+        """Async twin of :meth:`Store.set_identity_meta`."""
+        return await self.arun(
+            identities.set_identity_meta(workspace_id, external_id, meta, now=now, actor=actor)
+        )
+
+    async def adelete_identity(
+        self,
+        workspace_id: str,
+        external_id: str,
+        *,
+        revoke_keys: bool = False,
+        now: float,
+        actor: Actor,
+    ) -> IdentityRecord | None:
+        """Async twin of :meth:`Store.delete_identity`."""
+        return await self.arun(
+            identities.delete_identity(
+                workspace_id, external_id, revoke_keys=revoke_keys, now=now, actor=actor
+            )
+        )
+
     async def acreate_root_key(
         self,
         workspace_id: str,
@@ -116,6 +191,7 @@ class AsyncStore(abc.ABC):
         now: float,
         actor: Actor,
         rate_limit: RateLimitPolicy | None = None,
+        identity: str | None = None,
     ) -> NewRootKey | None:
         """Async twin of :meth:`Store.create_root_key`."""
         return await self.arun(
@@ -128,12 +204,15 @@ class AsyncStore(abc.ABC):
                 actor=actor,
                 prefix=self.root_key_prefix,
                 rate_limit=rate_limit,
+                identity=identity,
             )
         )
 
-    async def alist_root_keys(self, workspace_id: str, /) -> list[RootKeyRecord]:
+    async def alist_root_keys(
+        self, workspace_id: str, /, *, identity_id: str | None = None
+    ) -> list[RootKeyRecord]:
         """Async twin of :meth:`Store.list_root_keys`."""
-        return await self.arun(changes.list_root_keys(workspace_id))
+        return await self.arun(changes.list_root_keys(workspace_id, identity_id=identity_id))
 
     async def aget_root_key(self, key_id: str, /) -> RootKeyRecord | None:
         """Async twin of :meth:`Store.get_root_key`."""
@@ -168,9 +247,10 @@ class AsyncStore(abc.ABC):
     async def acreate_portal_session(
         self,
         workspace_id: str,
-        end_user_id: str,
+        identity: str,
         *,
         permissions: Sequence[str],
+        key_permissions: Sequence[str] = (),
         ttl: int,
         now: float,
         actor: Actor,
@@ -179,8 +259,9 @@ class AsyncStore(abc.ABC):
         return await self.arun(
             changes.create_portal_session(
                 workspace_id,
-                end_user_id,
+                identity,
                 permissions=permissions,
+                key_permissions=key_permissions,
                 ttl=ttl,
                 now=now,
                 actor=actor,
@@ -201,9 +282,10 @@ class AsyncStore(abc.ABC):
     async def acreate_portal_exchange(
         self,
         workspace_id: str,
-        end_user_id: str,
+        identity: str,
         *,
         permissions: Sequence[str],
+        key_permissions: Sequence[str] = (),
         ttl: int,
         now: float,
         actor: Actor,
@@ -212,8 +294,9 @@ class AsyncStore(abc.ABC):
         return await self.arun(
             changes.create_portal_exchange(
                 workspace_id,
-                end_user_id,
+                identity,
                 permissions=permissions,
+                key_permissions=key_permissions,
                 ttl=ttl,
                 now=now,
                 actor=actor,

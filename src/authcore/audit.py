@@ -17,6 +17,9 @@ from authcore.principal import Principal, Subject
 from authcore.tokens import generate_id
 
 __all__ = [
+    "ACTION_IDENTITY_CREATE",
+    "ACTION_IDENTITY_DELETE",
+    "ACTION_IDENTITY_UPDATE",
     "ACTION_KEY_CREATE",
     "ACTION_KEY_REVOKE",
     "ACTION_KEY_ROTATE",
@@ -36,6 +39,9 @@ __all__ = [
     "audit_event",
 ]
 
+ACTION_IDENTITY_CREATE: Final = "identity.create"
+ACTION_IDENTITY_DELETE: Final = "identity.delete"
+ACTION_IDENTITY_UPDATE: Final = "identity.update"
 ACTION_KEY_CREATE: Final = "key.create"
 ACTION_KEY_REVOKE: Final = "key.revoke"
 ACTION_KEY_ROTATE: Final = "key.rotate"

@@ -16,8 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
 
+import attrs
+
 from authcore.audit import AuditEvent
 from authcore.errors import ClientError
+from authcore.identities import ensure_identity, new_identity
 from authcore.plans import (
     check_audit_limit,
     make_dashboard_user,
@@ -30,6 +33,7 @@ from authcore.plans import (
     plan_exchange_portal_code,
     plan_link_org,
     plan_revoke_portal_session,
+    plan_revoke_replayed_session,
     plan_revoke_root_key,
     plan_rotate_root_key,
     plan_set_key_rate_limit,
@@ -41,6 +45,7 @@ from authcore.records import (
     AuditCursor,
     AuditPage,
     DashboardUserRecord,
+    IdentityRecord,
     NewPortalExchange,
     NewPortalSession,
     NewRootKey,
@@ -237,10 +242,16 @@ def create_root_key(
     actor: Actor,
     prefix: str,
     rate_limit: RateLimitPolicy | None = None,
+    identity: str | None = None,
 ) -> Change[NewRootKey | None]:
     """Create a root key (the raw key is in the result, once); None: unknown workspace.
 
-    ``rate_limit`` is the key's own limit, on top of the workspace's.
+    ``rate_limit`` is the key's own limit, on top of the workspace's. ``identity`` is the
+    external id of the identity the key belongs to, created on first use.
+
+    Raises:
+        ClientError: an invalid name, expiry, grant, rate limit or external id (before
+            anything runs).
     """
     new, event = plan_create_root_key(
         workspace_id,
@@ -252,18 +263,35 @@ def create_root_key(
         prefix=prefix,
         rate_limit=rate_limit,
     )
-    return Change(
-        "create_root_key", _into_workspace(workspace_id, [Insert(new.record), Append(event)], new)
-    )
+    if identity is None:
+        steps = _into_workspace(workspace_id, [Insert(new.record), Append(event)], new)
+        return Change("create_root_key", steps)
+    proposed = new_identity(workspace_id, identity, now=now)
+    return Change("create_root_key", _key_of_identity(new, event, proposed, actor))
 
 
-def list_root_keys(workspace_id: str) -> Change[list[RootKeyRecord]]:
-    """Read the workspace's root keys (records only), oldest first."""
-    return Change("list_root_keys", _list_keys(workspace_id), writes=False)
+def _key_of_identity(
+    new: NewRootKey, event: AuditEvent, proposed: IdentityRecord, actor: Actor
+) -> Steps[NewRootKey | None]:
+    workspace: WorkspaceRecord | None = yield Load("workspace", proposed.workspace_id)
+    if workspace is None:
+        return None
+    owner = yield from ensure_identity(proposed.workspace_id, proposed, actor)
+    record = attrs.evolve(new.record, identity_id=owner.id)
+    yield Insert(record)
+    yield Append(attrs.evolve(event, context={**event.context, "identity_id": owner.id}))
+    return attrs.evolve(new, record=record)
 
 
-def _list_keys(workspace_id: str) -> Steps[list[RootKeyRecord]]:
-    keys: list[RootKeyRecord] = yield ListRootKeys(workspace_id)
+def list_root_keys(
+    workspace_id: str, *, identity_id: str | None = None
+) -> Change[list[RootKeyRecord]]:
+    """Read the workspace's root keys (records only), oldest first; one identity's, if set."""
+    return Change("list_root_keys", _list_keys(workspace_id, identity_id), writes=False)
+
+
+def _list_keys(workspace_id: str, identity_id: str | None) -> Steps[list[RootKeyRecord]]:
+    keys: list[RootKeyRecord] = yield ListRootKeys(workspace_id, identity_id)
     return keys
 
 
@@ -330,28 +358,52 @@ def rotate_root_key(
 
 def create_portal_session(
     workspace_id: str,
-    end_user_id: str,
+    identity: str,
     *,
     permissions: Sequence[str],
+    key_permissions: Sequence[str] = (),
     ttl: int,
     now: float,
     actor: Actor,
     prefix: str,
 ) -> Change[NewPortalSession | None]:
-    """Create a portal session (the raw token in the result, once); None: unknown workspace."""
+    """Create a portal session of the identity with external id ``identity`` (created on
+    first use); the raw token is in the result, once. None: unknown workspace.
+    """
+    proposed = new_identity(workspace_id, identity, now=now)
     new, event = plan_create_portal_session(
         workspace_id,
-        end_user_id,
+        proposed.id,
         permissions=permissions,
+        key_permissions=key_permissions,
         ttl=ttl,
         now=now,
         actor=actor,
         prefix=prefix,
     )
-    return Change(
-        "create_portal_session",
-        _into_workspace(workspace_id, [Insert(new.record), Append(event)], new),
-    )
+    return Change("create_portal_session", _session_of_identity(new, [], event, proposed, actor))
+
+
+_Started = TypeVar("_Started", NewPortalSession, NewPortalExchange)
+
+
+def _session_of_identity(
+    new: _Started,
+    before: Sequence[Step],
+    event: AuditEvent,
+    proposed: IdentityRecord,
+    actor: Actor,
+    *,
+    after: Sequence[Step] = (),
+) -> Steps[_Started | None]:
+    # The plan ran with the proposed identity's id; the identity may exist already.
+    workspace: WorkspaceRecord | None = yield Load("workspace", proposed.workspace_id)
+    if workspace is None:
+        return None
+    owner = yield from ensure_identity(proposed.workspace_id, proposed, actor)
+    record = attrs.evolve(new.record, identity_id=owner.id)
+    yield from _write_all([*before, Insert(record), *after, Append(event)], None)
+    return attrs.evolve(new, record=record)
 
 
 def revoke_portal_session(
@@ -375,28 +427,34 @@ def get_portal_session(session_id: str) -> Change[PortalSessionRecord | None]:
 
 def create_portal_exchange(
     workspace_id: str,
-    end_user_id: str,
+    identity: str,
     *,
     permissions: Sequence[str],
+    key_permissions: Sequence[str] = (),
     ttl: int,
     now: float,
     actor: Actor,
 ) -> Change[NewPortalExchange | None]:
-    """Create a portal session that starts with a one-time exchange code (shown once).
+    """Create a portal session of the identity with external id ``identity`` (created on
+    first use) that starts with a one-time exchange code (shown once).
 
     None: unknown workspace. Codes past their expiry are forgotten on the way (they can never
     work again), which keeps their table small.
     """
+    proposed = new_identity(workspace_id, identity, now=now)
     new, exchange, event = plan_create_portal_exchange(
-        workspace_id, end_user_id, permissions=permissions, ttl=ttl, now=now, actor=actor
+        workspace_id,
+        proposed.id,
+        permissions=permissions,
+        key_permissions=key_permissions,
+        ttl=ttl,
+        now=now,
+        actor=actor,
     )
-    steps: list[Step] = [
-        PruneExchanges(exchange.created_at),
-        Insert(new.record),
-        Insert(exchange),
-        Append(event),
-    ]
-    return Change("create_portal_exchange", _into_workspace(workspace_id, steps, new))
+    steps = _session_of_identity(
+        new, [PruneExchanges(exchange.created_at)], event, proposed, actor, after=[Insert(exchange)]
+    )
+    return Change("create_portal_exchange", steps)
 
 
 def _exchange_portal_code(
@@ -408,6 +466,15 @@ def _exchange_portal_code(
     session: PortalSessionRecord | None = yield Load(
         "portal_session", exchange.session_id, lock=True
     )
+    if exchange.used_at is not None and session is not None:
+        # Presented a second time: whoever holds the code may have started the session, so
+        # the session ends (the OAuth rule for a replayed authorization code, RFC 6749
+        # §4.1.2). The answer stays "invalid code".
+        replayed = plan_revoke_replayed_session(session, now=now)
+        if replayed is not None:
+            yield Update(replayed[0])
+            yield Append(replayed[1])
+        return None
     change = plan_exchange_portal_code(exchange, session, now=now, prefix=prefix)
     if change is None:
         return None

@@ -33,7 +33,7 @@ from authcore.audit import (
 from authcore.errors import ClientError, InvalidPermissionError, PermissionDeniedError
 from authcore.names import MAX_NAME_LENGTH, check_name
 from authcore.permissions import MAX_GRANTS, validate_grant
-from authcore.principal import SUBJECT_PORTAL_END_USER, Source, Subject
+from authcore.principal import SUBJECT_IDENTITY, Source, Subject
 from authcore.ratelimit import RateLimitPolicy
 from authcore.records import (
     MAX_AUDIT_PAGE,
@@ -68,6 +68,7 @@ __all__ = [
     "plan_exchange_portal_code",
     "plan_link_org",
     "plan_revoke_portal_session",
+    "plan_revoke_replayed_session",
     "plan_revoke_root_key",
     "plan_rotate_root_key",
     "plan_set_key_rate_limit",
@@ -277,10 +278,12 @@ def plan_create_root_key(
     actor: Actor,
     prefix: str,
     rate_limit: RateLimitPolicy | None = None,
+    identity_id: str | None = None,
 ) -> tuple[NewRootKey, AuditEvent]:
     """Generate a root key for an existing workspace and its ``key.create`` event.
 
     ``rate_limit`` is the key's own limit, on top of the workspace's (None: none).
+    ``identity_id`` is the identity the key belongs to (None: the workspace's own key).
 
     Raises:
         PermissionDeniedError: the actor belongs to another workspace.
@@ -308,10 +311,16 @@ def plan_create_root_key(
         created_at=seconds,
         expires_at=expires_at,
         rate_limit=rate_limit,
+        identity_id=identity_id,
     )
     event = _event(actor, ACTION_KEY_CREATE, [_key_target(record)], seconds, workspace_id)
-    if rate_limit is not None:
-        event = attrs.evolve(event, context={"rate_limit": str(rate_limit)})
+    context = {
+        name: str(value)
+        for name, value in (("rate_limit", rate_limit), ("identity_id", identity_id))
+        if value is not None
+    }
+    if context:
+        event = attrs.evolve(event, context=context)
     return NewRootKey(record, issued.secret), event
 
 
@@ -396,6 +405,7 @@ def plan_rotate_root_key(
         created_at=seconds,
         expires_at=record.expires_at,
         rate_limit=record.rate_limit,
+        identity_id=record.identity_id,
     )
     event = _event(
         actor,
@@ -410,34 +420,40 @@ def plan_rotate_root_key(
 
 def plan_create_portal_session(
     workspace_id: str,
-    end_user_id: str,
+    identity_id: str,
     *,
     permissions: Sequence[str],
+    key_permissions: Sequence[str] = (),
     ttl: int,
     now: float,
     actor: Actor,
     prefix: str,
 ) -> tuple[NewPortalSession, AuditEvent]:
-    """Generate a portal session for an end user and its ``portal_session.create`` event.
+    """Generate a portal session of an identity and its ``portal_session.create`` event.
+
+    ``permissions``: what the session may do in the portal; ``key_permissions``: the most a
+    key made in the portal may hold.
 
     Raises:
         PermissionDeniedError: the actor belongs to another workspace.
         InvalidPermissionError: a grant breaks the grammar.
-        ClientError: a blank end-user id, or ``ttl`` not in 1 s..30 days.
+        ClientError: ``ttl`` not in 1 s..30 days.
     """
     _check_actor(actor, workspace_id)
     seconds = _seconds(now)
     grants = validate_grants(permissions)
+    key_grants = validate_grants(key_permissions)
     lifetime = _check_int(ttl, "ttl", 1, MAX_PORTAL_TTL)
     issued = issue_token(prefix, "ps")
     record = PortalSessionRecord(
         id=issued.id,
         workspace_id=workspace_id,
-        end_user_id=check_id(end_user_id, "end_user_id"),
+        identity_id=check_id(identity_id, "identity_id"),
         digest=issued.digest,
         permissions=grants,
         created_at=seconds,
         expires_at=seconds + lifetime,
+        key_permissions=key_grants,
     )
     event = _event(
         actor, ACTION_PORTAL_SESSION_CREATE, [_session_target(record)], seconds, workspace_id
@@ -447,9 +463,10 @@ def plan_create_portal_session(
 
 def plan_create_portal_exchange(
     workspace_id: str,
-    end_user_id: str,
+    identity_id: str,
     *,
     permissions: Sequence[str],
+    key_permissions: Sequence[str] = (),
     ttl: int,
     now: float,
     actor: Actor,
@@ -464,20 +481,22 @@ def plan_create_portal_exchange(
     Raises:
         PermissionDeniedError: the actor belongs to another workspace.
         InvalidPermissionError: a grant breaks the grammar.
-        ClientError: a blank end-user id, or ``ttl`` not in 1 s..30 days.
+        ClientError: ``ttl`` not in 1 s..30 days.
     """
     _check_actor(actor, workspace_id)
     seconds = _seconds(now)
     grants = validate_grants(permissions)
+    key_grants = validate_grants(key_permissions)
     lifetime = _check_int(ttl, "ttl", 1, MAX_PORTAL_TTL)
     session = PortalSessionRecord(
         id=generate_id("ps"),
         workspace_id=workspace_id,
-        end_user_id=check_id(end_user_id, "end_user_id"),
+        identity_id=check_id(identity_id, "identity_id"),
         digest=Digest(secrets.token_bytes(32)),
         permissions=grants,
         created_at=seconds,
         expires_at=seconds + lifetime,
+        key_permissions=key_grants,
     )
     code = issue_token(PORTAL_EXCHANGE_CODE_PREFIX, "px")
     exchange = PortalExchangeRecord(
@@ -493,13 +512,15 @@ def plan_create_portal_exchange(
 
 
 def exchange_is_spent(exchange: PortalExchangeRecord | None, *, now: float) -> bool:
-    """Whether ``exchange`` can never start its session: unknown, used, or expired at ``now``.
+    """Whether presenting ``exchange`` at ``now`` can change nothing: unknown, or expired
+    without ever being used.
 
-    Each of these is final (a used code is never unused again, time never goes back), so a
-    store may answer them from a read, before any write transaction.
+    Each of these is final (time never goes back), so a store may answer them from a read,
+    before any write transaction. A *used* code is not: presenting it again ends the session
+    it started (:func:`plan_revoke_replayed_session`), which is a write.
     """
     seconds = _seconds(now)
-    return exchange is None or exchange.used_at is not None or seconds >= exchange.expires_at
+    return exchange is None or (exchange.used_at is None and seconds >= exchange.expires_at)
 
 
 def plan_exchange_portal_code(
@@ -513,7 +534,8 @@ def plan_exchange_portal_code(
 
     Returns the used code, the session with the digest of its new token, and the
     ``portal_session.exchange`` event (the end user is the actor: the code is their
-    credential). None, and nothing to write, when the code was used, has expired, or its
+    credential, on behalf of the session's identity). None, and nothing to write, when the
+    code was used, has expired, or its
     session is gone, revoked or expired: every such code answers the same.
 
     Raises:
@@ -534,7 +556,7 @@ def plan_exchange_portal_code(
     event = AuditEvent(
         id=generate_id("evt"),
         workspace_id=session.workspace_id,
-        actor=Subject(SUBJECT_PORTAL_END_USER, session.end_user_id),
+        actor=Subject(SUBJECT_IDENTITY, session.identity_id),
         action=ACTION_PORTAL_SESSION_EXCHANGE,
         targets=(_session_target(session),),
         time=seconds,
@@ -553,6 +575,31 @@ def plan_revoke_portal_session(
         PermissionDeniedError: the actor belongs to another workspace.
     """
     return _plan_revoke(record, ACTION_PORTAL_SESSION_REVOKE, _session_target(record), now, actor)
+
+
+def plan_revoke_replayed_session(
+    record: PortalSessionRecord, *, now: float
+) -> tuple[PortalSessionRecord, AuditEvent] | None:
+    """End the session whose exchange code was presented again; None when already ended.
+
+    Whoever replays a code may hold the session it started, so the session ends (the OAuth
+    rule for a replayed authorization code, RFC 6749 §4.1.2). The event's actor is the
+    session's identity, on whose behalf the code was issued; the reason is in its context.
+    """
+    seconds = _seconds(now)
+    if record.revoked_at is not None:
+        return None
+    event = AuditEvent(
+        id=generate_id("evt"),
+        workspace_id=record.workspace_id,
+        actor=Subject(SUBJECT_IDENTITY, record.identity_id),
+        action=ACTION_PORTAL_SESSION_REVOKE,
+        targets=(_session_target(record),),
+        time=seconds,
+        source=Source.PORTAL_SESSION.value,
+        context={"reason": "exchange_code_replayed"},
+    )
+    return attrs.evolve(record, revoked_at=seconds), event
 
 
 def make_dashboard_user(

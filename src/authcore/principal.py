@@ -29,7 +29,7 @@ from authcore.records import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
 from authcore.tokens import digests_equal
 
 __all__ = [
-    "SUBJECT_PORTAL_END_USER",
+    "SUBJECT_IDENTITY",
     "SUBJECT_ROOT_KEY",
     "SUBJECT_USER",
     "Principal",
@@ -43,7 +43,8 @@ __all__ = [
 
 SUBJECT_ROOT_KEY: Final = "root_key"
 SUBJECT_USER: Final = "user"
-SUBJECT_PORTAL_END_USER: Final = "portal_end_user"
+#: A portal session acts for its identity, the API's customer: the subject is the identity.
+SUBJECT_IDENTITY: Final = "identity"
 
 
 class Source(enum.Enum):
@@ -72,12 +73,25 @@ class Subject:
 
 @attrs.frozen
 class Principal:
-    """A verified caller: workspace, subject, source and permissions. Holds no secret."""
+    """A verified caller: workspace, subject, source and permissions. Holds no secret.
+
+    ``identity_id`` is the identity (the API's customer) the caller acts for: the owner of a
+    root key that has one, a portal session's identity, None otherwise. ``key_permissions`` is
+    the most a key this caller makes may hold, where that is less than ``permissions`` (a
+    portal session: the operator's choice for keys made in the portal); None: its permissions.
+    """
 
     workspace_id: str
     subject: Subject
     source: Source
     permissions: PermissionSet
+    identity_id: str | None = None
+    key_permissions: PermissionSet | None = None
+
+    @property
+    def grantable(self) -> PermissionSet:
+        """The most a key made by this caller may hold (never more than it holds itself)."""
+        return self.permissions if self.key_permissions is None else self.key_permissions
 
     def can(self, query: Query | str) -> bool:
         """Return whether the permissions satisfy ``query``; an invalid query is False."""
@@ -101,13 +115,16 @@ class Principal:
             raise PermissionDeniedError
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready mapping of the principal."""
-        return {
+        """Return a JSON-ready mapping of the principal (``identity_id`` only when set)."""
+        out: dict[str, Any] = {
             "workspace_id": self.workspace_id,
             "subject": self.subject.to_dict(),
             "source": self.source.value,
             "permissions": self.permissions.to_list(),
         }
+        if self.identity_id is not None:
+            out["identity_id"] = self.identity_id
+        return out
 
 
 def _permission_set(grants: tuple[str, ...]) -> PermissionSet:
@@ -127,6 +144,7 @@ def _root_key_principal(record: RootKeyRecord) -> Principal:
         subject=Subject(SUBJECT_ROOT_KEY, record.id, record.name),
         source=Source.ROOT_KEY,
         permissions=_permission_set(record.permissions),
+        identity_id=record.identity_id,
     )
 
 
@@ -134,9 +152,13 @@ def _root_key_principal(record: RootKeyRecord) -> Principal:
 def _portal_session_principal(record: PortalSessionRecord) -> Principal:
     return Principal(
         workspace_id=record.workspace_id,
-        subject=Subject(SUBJECT_PORTAL_END_USER, record.end_user_id),
+        subject=Subject(SUBJECT_IDENTITY, record.identity_id),
         source=Source.PORTAL_SESSION,
         permissions=_permission_set(record.permissions),
+        identity_id=record.identity_id,
+        # What keys made in the portal may hold, never more than the operator chose; and a
+        # portal session holds no permission beyond its own portal actions to lend out.
+        key_permissions=_permission_set(record.key_permissions),
     )
 
 

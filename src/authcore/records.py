@@ -8,6 +8,7 @@ since the epoch.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import TYPE_CHECKING, Any, Final
 
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_AUDIT_PAGE",
     "MAX_GRACE_SECONDS",
+    "MAX_IDENTITY_META_BYTES",
+    "MAX_LIST_PAGE",
     "MAX_PORTAL_TTL",
     "OPERATOR_ACTOR",
     "PORTAL_EXCHANGE_CODE_PREFIX",
@@ -33,6 +36,8 @@ __all__ = [
     "AuditCursor",
     "AuditPage",
     "DashboardUserRecord",
+    "IdentityPage",
+    "IdentityRecord",
     "NewPortalExchange",
     "NewPortalSession",
     "NewRootKey",
@@ -46,6 +51,10 @@ __all__ = [
 
 #: Longest rotation grace period: 30 days.
 MAX_GRACE_SECONDS: Final = 30 * 86_400
+#: Largest identity metadata: a JSON object of at most this many bytes, UTF-8, as stored.
+MAX_IDENTITY_META_BYTES: Final = 1024
+#: Most records one page of a list (identities, keys) holds.
+MAX_LIST_PAGE: Final = 100
 #: Longest portal-session lifetime: 30 days.
 MAX_PORTAL_TTL: Final = 30 * 86_400
 #: Most audit events one ``list_audit`` call returns.
@@ -80,11 +89,50 @@ class WorkspaceRecord:
 
 
 @attrs.frozen(cache_hash=True)
+class IdentityRecord:
+    """One customer of the protected API inside a workspace: who owns keys and portal sessions.
+
+    ``external_id`` is the operator's own id for the customer (a user or org id of theirs),
+    unique per workspace; ``id`` is ours (``idt_<hex>``). ``meta`` is a small JSON object as
+    canonical text (sorted keys, no spaces), at most :data:`MAX_IDENTITY_META_BYTES` bytes, or
+    None. ``rate_limit`` is shared by all the identity's keys: a request by one of them must
+    pass the identity's limit as well as its workspace's and its own.
+    """
+
+    id: str
+    workspace_id: str
+    external_id: str
+    meta: str | None = None
+    rate_limit: RateLimitPolicy | None = None
+    created_at: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready mapping (``meta`` as an object, ``rate_limit`` as ``N/SECONDS``)."""
+        return {
+            "identity_id": self.id,
+            "external_id": self.external_id,
+            "workspace_id": self.workspace_id,
+            "meta": None if self.meta is None else json.loads(self.meta),
+            "rate_limit": None if self.rate_limit is None else str(self.rate_limit),
+            "created_at": self.created_at,
+        }
+
+
+@attrs.frozen
+class IdentityPage:
+    """One page of a workspace's identities by external id; ``next_after`` None on the last."""
+
+    identities: tuple[IdentityRecord, ...]
+    next_after: str | None
+
+
+@attrs.frozen(cache_hash=True)
 class RootKeyRecord:
     """A stored root key: its digest and metadata, never the key.
 
     ``rate_limit`` is the key's own limit, applied on top of its workspace's (a request must
-    pass both); None: only the workspace's limit applies.
+    pass both); None: only the workspace's limit applies. ``identity_id`` names the identity
+    the key belongs to (None: the workspace's own key); its limit applies too.
     """
 
     id: str
@@ -97,6 +145,7 @@ class RootKeyRecord:
     expires_at: int | None = None
     revoked_at: int | None = None
     rate_limit: RateLimitPolicy | None = None
+    identity_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return what may be shown of a key (JSON-ready): never the key, never its digest.
@@ -113,21 +162,28 @@ class RootKeyRecord:
             "expires_at": self.expires_at,
             "revoked_at": self.revoked_at,
             "rate_limit": None if self.rate_limit is None else str(self.rate_limit),
+            "identity_id": self.identity_id,
         }
 
 
 @attrs.frozen(cache_hash=True)
 class PortalSessionRecord:
-    """A stored portal session for an end user, by digest of its token."""
+    """A stored portal session of one identity's end user, by digest of its token.
+
+    ``permissions`` is what the session may do in the portal (``keys.read``, ``keys.create``,
+    ...), always over its identity's keys only; ``key_permissions`` is the most a key made in
+    the portal may hold: the operator's decision, of which the end user may take less.
+    """
 
     id: str
     workspace_id: str
-    end_user_id: str
+    identity_id: str
     digest: Digest = attrs.field(repr=False, converter=Digest)
     permissions: tuple[str, ...] = attrs.field(converter=_tuple_of_str)
     created_at: int
     expires_at: int
     revoked_at: int | None = None
+    key_permissions: tuple[str, ...] = attrs.field(default=(), converter=_tuple_of_str)
 
 
 @attrs.frozen(cache_hash=True)
@@ -280,6 +336,7 @@ class UsageCount:
 #: Every record a store keeps, as management changes write them (:mod:`authcore.changes`).
 Record = (
     WorkspaceRecord
+    | IdentityRecord
     | RootKeyRecord
     | PortalSessionRecord
     | PortalExchangeRecord

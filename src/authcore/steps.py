@@ -9,11 +9,16 @@ step                       what the backend does, inside the change's one transa
 =========================  =================================================================
 :class:`Load`              read one record by id (or digest); with ``lock``, hold it (row
                            lock or write lock) until the change commits
-:class:`ListRootKeys`      read a workspace's keys, oldest first
+:class:`ListRootKeys`      read a workspace's keys (or one identity's), oldest first
+:class:`FindIdentity`      read a workspace's identity by its external id (``lock``: hold it)
+:class:`EnsureIdentity`    add an identity unless its external id is taken; read the stored one
+:class:`ListIdentities`    read one page of a workspace's identities, by external id
+:class:`ListPortalSessions` read an identity's portal sessions
 :class:`ListAudit`         read one page of a workspace's audit events, newest first
 :class:`Insert`            add a record (``conflict``: a taken unique value raises
                            :class:`~authcore.errors.ConflictError` with that message)
 :class:`Update`            replace the stored record that has this record's id
+:class:`Delete`            remove the stored record that has this record's id (identities)
 :class:`Append`            add an audit event
 :class:`PruneExchanges`    forget portal exchange codes that expired by then
 :class:`AddUsage`,         usage counts: add to a bucket, note a credential's last use,
@@ -35,15 +40,20 @@ from typing import Any, Generic, Literal, TypeAlias, TypeVar
 import attrs
 
 from authcore.audit import AuditEvent
-from authcore.records import AuditCursor, Record, UsageCount
+from authcore.records import AuditCursor, IdentityRecord, Record, UsageCount
 
 __all__ = [
     "AddUsage",
     "Append",
     "Change",
+    "Delete",
     "DeleteUsage",
+    "EnsureIdentity",
+    "FindIdentity",
     "Insert",
     "ListAudit",
+    "ListIdentities",
+    "ListPortalSessions",
     "ListRootKeys",
     "Load",
     "MarkUsed",
@@ -66,6 +76,7 @@ _R = TypeVar("_R")
 Table: TypeAlias = Literal[
     "workspace",
     "workspace_by_org",
+    "identity",
     "root_key",
     "portal_session",
     "portal_exchange",
@@ -88,9 +99,52 @@ class Load:
 
 @attrs.frozen
 class ListRootKeys:
-    """Read the workspace's root keys (records only), oldest first: a ``list``."""
+    """Read the workspace's root keys (records only), oldest first: a ``list``.
+
+    With ``identity_id``, only that identity's keys.
+    """
 
     workspace_id: str
+    identity_id: str | None = None
+
+
+@attrs.frozen
+class FindIdentity:
+    """Read the workspace's identity with ``external_id`` (or None); ``lock`` as for Load."""
+
+    workspace_id: str
+    external_id: str
+    lock: bool = False
+
+
+@attrs.frozen
+class EnsureIdentity:
+    """Add ``record`` unless its workspace has an identity with its external id already.
+
+    The result is the identity stored once the change commits: ``record`` itself, or the one
+    that was there (two changes racing to create one identity both get the same); the change
+    may name it in what it writes next (a key's ``identity_id``).
+    """
+
+    record: IdentityRecord
+
+
+@attrs.frozen
+class ListIdentities:
+    """Read up to ``limit`` identities of the workspace whose external id sorts after
+    ``after`` (None: from the first), in external-id order: a ``list``."""
+
+    workspace_id: str
+    limit: int
+    after: str | None = None
+
+
+@attrs.frozen
+class ListPortalSessions:
+    """Read the identity's portal sessions (records only), oldest first: a ``list``."""
+
+    workspace_id: str
+    identity_id: str
 
 
 @attrs.frozen
@@ -116,6 +170,13 @@ class Update:
 
     record: Record
     conflict: str | None = None
+
+
+@attrs.frozen
+class Delete:
+    """Remove the stored record with ``record``'s id (and table); only identities are deleted."""
+
+    record: IdentityRecord
 
 
 @attrs.frozen
@@ -190,8 +251,13 @@ Step: TypeAlias = (
     Load
     | ListRootKeys
     | ListAudit
+    | FindIdentity
+    | EnsureIdentity
+    | ListIdentities
+    | ListPortalSessions
     | Insert
     | Update
+    | Delete
     | Append
     | PruneExchanges
     | AddUsage

@@ -1,6 +1,6 @@
 """What the core needs from storage, and the management API every store shares.
 
-Verification needs three lookups (:class:`CredentialStore`, :class:`AsyncCredentialStore`):
+Verification needs four lookups (:class:`CredentialStore`, :class:`AsyncCredentialStore`):
 the flow calls nothing else, and a cache (:class:`authcore.backends.cache.CachedStore`) can
 sit in front of any store that answers them.
 
@@ -38,7 +38,7 @@ import abc
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from authcore import changes
+from authcore import changes, identities
 from authcore import usage as usage_changes
 from authcore.async_store import AsyncStore
 from authcore.plans import exchange_is_spent
@@ -47,6 +47,8 @@ from authcore.records import (
     AuditCursor,
     AuditPage,
     DashboardUserRecord,
+    IdentityPage,
+    IdentityRecord,
     NewPortalExchange,
     NewPortalSession,
     NewRootKey,
@@ -81,6 +83,8 @@ class CredentialStore(Protocol):
 
     def find_workspace(self, workspace_id: str, /) -> WorkspaceRecord | None: ...
 
+    def find_identity(self, identity_id: str, /) -> IdentityRecord | None: ...
+
 
 class AsyncCredentialStore(Protocol):
     """Asynchronous twin of :class:`CredentialStore`."""
@@ -90,6 +94,8 @@ class AsyncCredentialStore(Protocol):
     async def afind_portal_session(self, digest: bytes, /) -> PortalSessionRecord | None: ...
 
     async def afind_workspace(self, workspace_id: str, /) -> WorkspaceRecord | None: ...
+
+    async def afind_identity(self, identity_id: str, /) -> IdentityRecord | None: ...
 
 
 class Store(abc.ABC):
@@ -165,6 +171,90 @@ class Store(abc.ABC):
         """Return the workspace linked to ``org_id``."""
         return self.run(changes.find_workspace_by_org(org_id))
 
+    # --- identities: the API's customers ---------------------------------------------------
+
+    def find_identity(self, identity_id: str, /) -> IdentityRecord | None:
+        """Return the identity with our id ``identity_id`` (the flow's fourth lookup).
+
+        A change through :meth:`run`; SQL backends answer it with one indexed read instead.
+        """
+        return self.run(identities.get_identity_by_id(identity_id))
+
+    def create_identity(
+        self,
+        workspace_id: str,
+        external_id: str,
+        *,
+        meta: object = None,
+        rate_limit: RateLimitPolicy | None = None,
+        now: float,
+        actor: Actor,
+    ) -> IdentityRecord | None:
+        """Create an identity; None: unknown workspace.
+
+        Raises:
+            ConflictError: the workspace has an identity with this external id (409).
+        """
+        return self.run(
+            identities.create_identity(
+                workspace_id, external_id, meta=meta, rate_limit=rate_limit, now=now, actor=actor
+            )
+        )
+
+    def get_identity(self, workspace_id: str, external_id: str, /) -> IdentityRecord | None:
+        """Return the workspace's identity with ``external_id``."""
+        return self.run(identities.get_identity(workspace_id, external_id))
+
+    def list_identities(
+        self, workspace_id: str, /, *, limit: int = 50, after: str | None = None
+    ) -> IdentityPage:
+        """Return one page of the workspace's identities, by external id after ``after``."""
+        return self.run(identities.list_identities(workspace_id, limit=limit, after=after))
+
+    def set_identity_rate_limit(
+        self,
+        workspace_id: str,
+        external_id: str,
+        policy: RateLimitPolicy | None,
+        *,
+        now: float,
+        actor: Actor,
+    ) -> IdentityRecord | None:
+        """Set or clear (None) the limit the identity's keys share; None: no such identity."""
+        return self.run(
+            identities.set_identity_rate_limit(
+                workspace_id, external_id, policy, now=now, actor=actor
+            )
+        )
+
+    def set_identity_meta(
+        self, workspace_id: str, external_id: str, meta: object, *, now: float, actor: Actor
+    ) -> IdentityRecord | None:
+        """Replace or clear (None) the identity's metadata; None: no such identity."""
+        return self.run(
+            identities.set_identity_meta(workspace_id, external_id, meta, now=now, actor=actor)
+        )
+
+    def delete_identity(
+        self,
+        workspace_id: str,
+        external_id: str,
+        *,
+        revoke_keys: bool = False,
+        now: float,
+        actor: Actor,
+    ) -> IdentityRecord | None:
+        """Delete an identity (as it was); None: no such identity.
+
+        Raises:
+            ConflictError: live keys remain and ``revoke_keys`` is false (409).
+        """
+        return self.run(
+            identities.delete_identity(
+                workspace_id, external_id, revoke_keys=revoke_keys, now=now, actor=actor
+            )
+        )
+
     def create_root_key(
         self,
         workspace_id: str,
@@ -175,6 +265,7 @@ class Store(abc.ABC):
         now: float,
         actor: Actor,
         rate_limit: RateLimitPolicy | None = None,
+        identity: str | None = None,
     ) -> NewRootKey | None:
         """Create a root key; the raw key is in the result, once. None: unknown workspace.
 
@@ -194,12 +285,16 @@ class Store(abc.ABC):
                 actor=actor,
                 prefix=self.root_key_prefix,
                 rate_limit=rate_limit,
+                identity=identity,
             )
         )
 
-    def list_root_keys(self, workspace_id: str, /) -> list[RootKeyRecord]:
-        """Return the workspace's root keys (records only), oldest first."""
-        return self.run(changes.list_root_keys(workspace_id))
+    def list_root_keys(
+        self, workspace_id: str, /, *, identity_id: str | None = None
+    ) -> list[RootKeyRecord]:
+        """Return the workspace's root keys (records only), oldest first; with
+        ``identity_id``, only that identity's."""
+        return self.run(changes.list_root_keys(workspace_id, identity_id=identity_id))
 
     def get_root_key(self, key_id: str, /) -> RootKeyRecord | None:
         """Return the root key with id ``key_id``."""
@@ -232,9 +327,10 @@ class Store(abc.ABC):
     def create_portal_session(
         self,
         workspace_id: str,
-        end_user_id: str,
+        identity: str,
         *,
         permissions: Sequence[str],
+        key_permissions: Sequence[str] = (),
         ttl: int,
         now: float,
         actor: Actor,
@@ -243,8 +339,9 @@ class Store(abc.ABC):
         return self.run(
             changes.create_portal_session(
                 workspace_id,
-                end_user_id,
+                identity,
                 permissions=permissions,
+                key_permissions=key_permissions,
                 ttl=ttl,
                 now=now,
                 actor=actor,
@@ -265,9 +362,10 @@ class Store(abc.ABC):
     def create_portal_exchange(
         self,
         workspace_id: str,
-        end_user_id: str,
+        identity: str,
         *,
         permissions: Sequence[str],
+        key_permissions: Sequence[str] = (),
         ttl: int,
         now: float,
         actor: Actor,
@@ -276,8 +374,9 @@ class Store(abc.ABC):
         return self.run(
             changes.create_portal_exchange(
                 workspace_id,
-                end_user_id,
+                identity,
                 permissions=permissions,
+                key_permissions=key_permissions,
                 ttl=ttl,
                 now=now,
                 actor=actor,

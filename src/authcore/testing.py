@@ -5,7 +5,7 @@
 - :class:`~authcore.backends.memory.MemoryStore` and
   :class:`~authcore.backends.memory.MemoryRateLimiter`: real in-memory backends.
 - :func:`issue_root_key` / :func:`issue_portal_session`: put a working credential in a
-  memory store and get the raw value back.
+  memory store and get the raw value back; :func:`add_identity`: a customer to own them.
 - :func:`call_asgi` / :func:`acall_asgi` and :func:`call_wsgi`: run one request through an
   ASGI or WSGI application (your app behind authcore's middleware) in process, without a
   server or an HTTP client, and get a :class:`TestResponse` back.
@@ -28,11 +28,12 @@ import attrs
 from authcore.audit import AuditEvent
 from authcore.backends.memory import MemoryRateLimiter, MemoryStore
 from authcore.ratelimit import RateLimitPolicy
-from authcore.records import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
+from authcore.records import IdentityRecord, PortalSessionRecord, RootKeyRecord, WorkspaceRecord
 from authcore.tokens import (
     DEFAULT_PORTAL_TOKEN_PREFIX,
     DEFAULT_ROOT_KEY_PREFIX,
     Secret,
+    generate_id,
     issue_token,
 )
 
@@ -43,6 +44,7 @@ __all__ = [
     "SettableClock",
     "TestResponse",
     "acall_asgi",
+    "add_identity",
     "call_asgi",
     "call_wsgi",
     "issue_portal_session",
@@ -119,10 +121,12 @@ def issue_root_key(
     name: str | None = None,
     prefix: str = DEFAULT_ROOT_KEY_PREFIX,
     rate_limit: RateLimitPolicy | None = None,
+    identity_id: str | None = None,
 ) -> tuple[RootKeyRecord, Secret]:
     """Store a new root key for ``workspace_id``; return its record and the raw key.
 
-    ``rate_limit`` is the key's own limit (on top of the workspace's).
+    ``rate_limit`` is the key's own limit (on top of the workspace's); ``identity_id`` the
+    identity it belongs to (see :func:`add_identity`).
     """
     issued = issue_token(prefix, "key")
     record = RootKeyRecord(
@@ -136,28 +140,57 @@ def issue_root_key(
         expires_at=expires_at,
         revoked_at=int(now) if revoked else None,
         rate_limit=rate_limit,
+        identity_id=identity_id,
     )
     store.put_root_key(record)
     return record, issued.secret
 
 
+def add_identity(
+    store: MemoryStore,
+    workspace_id: str,
+    external_id: str,
+    *,
+    rate_limit: RateLimitPolicy | None = None,
+    meta: str | None = None,
+    now: float = 1_800_000_000.0,
+) -> IdentityRecord:
+    """Store a new identity (one customer of the API) in ``workspace_id``; return it."""
+    record = IdentityRecord(
+        id=generate_id("idt"),
+        workspace_id=workspace_id,
+        external_id=external_id,
+        meta=meta,
+        rate_limit=rate_limit,
+        created_at=int(now),
+    )
+    store.put_identity(record)
+    return record
+
+
 def issue_portal_session(
     store: MemoryStore,
     workspace_id: str,
-    end_user_id: str,
+    identity_id: str,
     permissions: Iterable[str] = (),
     *,
+    key_permissions: Iterable[str] = (),
     now: float = 1_800_000_000.0,
     ttl: int = 3600,
     revoked: bool = False,
     prefix: str = DEFAULT_PORTAL_TOKEN_PREFIX,
 ) -> tuple[PortalSessionRecord, Secret]:
-    """Store a new portal session; return its record and the raw token."""
+    """Store a new portal session of identity ``identity_id``; return it and the raw token.
+
+    ``permissions``: what the session may do in the portal; ``key_permissions``: the most a
+    key made in the portal may hold.
+    """
     issued = issue_token(prefix, "ps")
     record = PortalSessionRecord(
         id=issued.id,
         workspace_id=workspace_id,
-        end_user_id=end_user_id,
+        identity_id=identity_id,
+        key_permissions=tuple(key_permissions),
         digest=issued.digest,
         permissions=tuple(permissions),
         created_at=int(now),

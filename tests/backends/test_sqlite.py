@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from authcore.backends._sql import MIGRATIONS
+from authcore.backends._sql import MIGRATIONS, SQLITE
 from authcore.backends.sqlite import SQLiteStore
 from authcore.errors import ConfigurationError, UnavailableError
 from authcore.principal import principal_from_root_key
@@ -43,6 +43,34 @@ def test_migrations_are_versioned_and_idempotent(tmp_path: Path) -> None:
     conn.close()
     assert versions == [(v,) for v in range(1, len(MIGRATIONS) + 1)]
     assert mode == "wal"
+
+
+def test_migration_4_ends_the_portal_sessions_made_before_identities(tmp_path: Path) -> None:
+    # A database at schema 3 with a live session of an end user (who saw every key of the
+    # workspace then): after migration 4 the column is identity_id and the session is over,
+    # while keys and workspaces are untouched and gain no identity.
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY)")
+    for version, statements in enumerate(MIGRATIONS[:3], start=1):
+        for sql in statements:
+            conn.execute(sql.format(**SQLITE.slots))
+        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+    conn.execute("INSERT INTO workspaces (id, name, created_at) VALUES ('ws_1', 'Acme', 1)")
+    conn.execute(
+        "INSERT INTO portal_sessions (id, workspace_id, end_user_id, digest, permissions,"
+        " created_at, expires_at) VALUES ('ps_1', 'ws_1', 'eu', ?, '[]', ?, ?)",
+        (digest("pt_old"), NOW, NOW + 3600),
+    )
+    conn.commit()
+    conn.close()
+    with SQLiteStore(path) as store:
+        assert store.schema_version() == len(MIGRATIONS)
+        session = store.get_portal_session("ps_1")
+        assert session is not None
+        assert session.revoked_at == NOW
+        assert session.key_permissions == ()
+        assert store.find_workspace("ws_1") is not None
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import attrs
 import pytest
 
 from authcore.audit import (
+    ACTION_IDENTITY_CREATE,
     ACTION_KEY_CREATE,
     ACTION_KEY_REVOKE,
     ACTION_KEY_ROTATE,
@@ -540,7 +541,11 @@ async def test_portal_session_lifecycle(backend: StoreUnderTest) -> None:
     assert record == new.record
     assert record.expires_at == NOW + 3600
     principal = principal_from_portal_session(record, digest(raw), NOW + 3599)
-    assert principal.subject == Subject("portal_end_user", "end_user_7")
+    identity = await backend.call("get_identity", ws.id, "end_user_7")
+    assert identity is not None  # made on first use
+    assert record.identity_id == identity.id
+    assert principal.subject == Subject("identity", identity.id)
+    assert principal.identity_id == identity.id
     with pytest.raises(InvalidCredentialError):
         principal_from_portal_session(record, digest(raw), NOW + 3600)
     revoked = await backend.call(
@@ -551,7 +556,11 @@ async def test_portal_session_lifecycle(backend: StoreUnderTest) -> None:
     with pytest.raises(InvalidCredentialError):
         principal_from_portal_session(record, digest(raw), NOW + 11)
     actions = [e.action for e in (await backend.call("list_audit", ws.id)).events]
-    assert actions[:2] == [ACTION_PORTAL_SESSION_REVOKE, ACTION_PORTAL_SESSION_CREATE]
+    assert actions[:3] == [
+        ACTION_PORTAL_SESSION_REVOKE,
+        ACTION_PORTAL_SESSION_CREATE,
+        ACTION_IDENTITY_CREATE,
+    ]
 
 
 @pytest.mark.parametrize("ttl", [0, -5, 30 * 86_400 + 1])
@@ -603,23 +612,46 @@ async def test_an_exchange_code_starts_its_session_once(backend: StoreUnderTest)
     record = await backend.call("find_portal_session", digest(token))
     assert record == started.record
     principal = principal_from_portal_session(record, digest(token), NOW + 6)
-    assert principal.subject == Subject("portal_end_user", "end_user_7")
+    identity_subject = Subject("identity", pending.record.identity_id)
+    assert principal.subject == identity_subject
     assert principal.can("billing.read")
 
-    # Never twice, not even a moment later.
-    assert await backend.call("exchange_portal_code", digest(code), now=NOW + 5) is None
-    assert await backend.call("exchange_portal_code", digest(code), now=NOW + 6) is None
-    assert await backend.call("find_portal_session", digest(token)) == started.record
-
     events = (await backend.call("list_audit", ws.id)).events
-    assert [e.action for e in events[:2]] == [
+    assert [e.action for e in events[:3]] == [
         ACTION_PORTAL_SESSION_EXCHANGE,
         ACTION_PORTAL_SESSION_CREATE,
+        ACTION_IDENTITY_CREATE,
     ]
-    assert events[0].actor == Subject("portal_end_user", "end_user_7")
+    assert events[0].actor == identity_subject
     assert events[0].source == "portal_session"
     assert events[1].actor == OPERATOR
     assert [t.id for t in events[0].targets] == [pending.record.id]
+
+
+async def test_a_replayed_exchange_code_ends_the_session_it_started(
+    backend: StoreUnderTest,
+) -> None:
+    ws = await _workspace(backend)
+    pending: NewPortalExchange = await _exchange(backend, ws)
+    code = pending.code.reveal()
+    started = await backend.call("exchange_portal_code", digest(code), now=NOW + 5)
+    token = started.token.reveal()
+    assert (await backend.call("find_portal_session", digest(token))).revoked_at is None
+
+    # Presented again (RFC 6749 §4.1.2): the answer is "no session", and the session it
+    # started is over, audited with the reason.
+    assert await backend.call("exchange_portal_code", digest(code), now=NOW + 6) is None
+    ended = await backend.call("find_portal_session", digest(token))
+    assert ended.revoked_at == NOW + 6
+    with pytest.raises(InvalidCredentialError):
+        principal_from_portal_session(ended, digest(token), NOW + 7)
+    event = (await backend.call("list_audit", ws.id)).events[0]
+    assert event.action == ACTION_PORTAL_SESSION_REVOKE
+    assert event.context == {"reason": "exchange_code_replayed"}
+    assert event.actor == Subject("identity", pending.record.identity_id)
+    # A third time changes nothing more.
+    assert await backend.call("exchange_portal_code", digest(code), now=NOW + 9) is None
+    assert (await backend.call("find_portal_session", digest(token))).revoked_at == NOW + 6
 
 
 async def test_an_expired_code_never_works(backend: StoreUnderTest) -> None:

@@ -16,6 +16,7 @@ from authcore.principal import Subject
 from authcore.ratelimit import RateLimitPolicy
 from authcore.records import (
     DashboardUserRecord,
+    IdentityRecord,
     PortalExchangeRecord,
     PortalSessionRecord,
     RootKeyRecord,
@@ -27,6 +28,8 @@ __all__ = [
     "audit_params",
     "event_from_row",
     "exchange_from_row",
+    "identity_from_row",
+    "identity_params",
     "key_from_row",
     "key_params",
     "last_used_from_rows",
@@ -99,7 +102,43 @@ def key_params(record: RootKeyRecord) -> tuple[object, ...]:
         record.revoked_at,
         None if policy is None else policy.limit,
         None if policy is None else policy.period,
+        record.identity_id,
     )
+
+
+def identity_params(record: IdentityRecord) -> tuple[object, ...]:
+    policy = record.rate_limit
+    return (
+        record.id,
+        record.workspace_id,
+        record.external_id,
+        record.meta,
+        None if policy is None else policy.limit,
+        None if policy is None else policy.period,
+        record.created_at,
+    )
+
+
+def identity_from_row(row: Sequence[Any]) -> IdentityRecord:
+    """Read an ``identities`` row.
+
+    Raises:
+        UnavailableError: the row is malformed.
+    """
+    try:
+        limit, period, meta = row[4], row[5], row[3]
+        if meta is not None and not isinstance(json.loads(meta), dict):
+            raise _garbage()
+        return IdentityRecord(
+            id=row[0],
+            workspace_id=row[1],
+            external_id=row[2],
+            meta=meta,
+            rate_limit=None if limit is None else RateLimitPolicy(int(limit), int(period)),
+            created_at=int(row[6]),
+        )
+    except (TypeError, ValueError, IndexError, ConfigurationError):
+        raise _garbage() from None
 
 
 def key_from_row(row: Sequence[Any]) -> RootKeyRecord:
@@ -121,6 +160,7 @@ def key_from_row(row: Sequence[Any]) -> RootKeyRecord:
             expires_at=None if row[7] is None else int(row[7]),
             revoked_at=None if row[8] is None else int(row[8]),
             rate_limit=None if limit is None else RateLimitPolicy(int(limit), int(period)),
+            identity_id=row[11],
         )
     except (TypeError, ValueError, IndexError, ConfigurationError):
         raise _garbage() from None
@@ -130,12 +170,13 @@ def session_params(record: PortalSessionRecord) -> tuple[object, ...]:
     return (
         record.id,
         record.workspace_id,
-        record.end_user_id,
+        record.identity_id,
         record.digest,
         json.dumps(list(record.permissions)),
         record.created_at,
         record.expires_at,
         record.revoked_at,
+        json.dumps(list(record.key_permissions)),
     )
 
 
@@ -149,12 +190,13 @@ def session_from_row(row: Sequence[Any]) -> PortalSessionRecord:
         return PortalSessionRecord(
             id=row[0],
             workspace_id=row[1],
-            end_user_id=row[2],
+            identity_id=row[2],
             digest=bytes(row[3]),
             permissions=_grants(row[4]),
             created_at=int(row[5]),
             expires_at=int(row[6]),
             revoked_at=None if row[7] is None else int(row[7]),
+            key_permissions=_grants(row[8]),
         )
     except (TypeError, ValueError, IndexError):
         raise _garbage() from None

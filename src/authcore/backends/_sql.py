@@ -25,6 +25,7 @@ from authcore.errors import ConfigurationError
 from authcore.records import (
     AuditCursor,
     AuditPage,
+    IdentityRecord,
     PortalExchangeRecord,
     PortalSessionRecord,
     RootKeyRecord,
@@ -34,9 +35,14 @@ from authcore.steps import (
     AddUsage,
     Append,
     Change,
+    Delete,
     DeleteUsage,
+    EnsureIdentity,
+    FindIdentity,
     Insert,
     ListAudit,
+    ListIdentities,
+    ListPortalSessions,
     ListRootKeys,
     Load,
     MarkUsed,
@@ -115,6 +121,9 @@ SQLITE: Final = Dialect(
         # SQLite has no row locks; its writers take the database lock (BEGIN IMMEDIATE).
         "for_update": "",
         "greatest": "MAX",
+        # Text order by code point everywhere (SQLite's BINARY is UTF-8 byte order, which is
+        # the same), so a page cursor means the same in every backend.
+        "collate": "",
     },
     "?",
 )
@@ -125,6 +134,7 @@ POSTGRES: Final = Dialect(
         "seq": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
         "for_update": " FOR UPDATE",
         "greatest": "GREATEST",
+        "collate": ' COLLATE "C"',
     },
     "%s",
 )
@@ -219,6 +229,30 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "ALTER TABLE root_keys ADD COLUMN rate_limit INTEGER",
         "ALTER TABLE root_keys ADD COLUMN rate_period INTEGER",
     ),
+    # 4: identities (the API's customers), which own keys and portal sessions. A portal
+    # session now belongs to an identity (its end_user_id column becomes identity_id) and
+    # carries what keys made in the portal may hold. Sessions made before identities existed
+    # were not scoped to anyone's keys, so they end here (revoked as of their creation).
+    (
+        """CREATE TABLE identities (
+            id TEXT PRIMARY KEY,
+            workspace_id TEXT NOT NULL REFERENCES workspaces (id),
+            external_id TEXT NOT NULL,
+            meta TEXT,
+            rate_limit INTEGER,
+            rate_period INTEGER,
+            created_at BIGINT NOT NULL,
+            UNIQUE (workspace_id, external_id)
+        )""",
+        # No foreign key: a revoked key keeps naming the identity it belonged to after the
+        # identity is deleted, as audit events do.
+        "ALTER TABLE root_keys ADD COLUMN identity_id TEXT",
+        "CREATE INDEX root_keys_identity ON root_keys (identity_id, created_at)",
+        "ALTER TABLE portal_sessions RENAME COLUMN end_user_id TO identity_id",
+        "ALTER TABLE portal_sessions ADD COLUMN key_permissions TEXT NOT NULL DEFAULT '[]'",
+        "CREATE INDEX portal_sessions_identity ON portal_sessions (identity_id)",
+        "UPDATE portal_sessions SET revoked_at = created_at WHERE revoked_at IS NULL",
+    ),
 )
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
@@ -270,16 +304,54 @@ FIND_WORKSPACE_BY_ORG: Final = (
 )
 FIND_ROOT_KEY: Final = (
     "SELECT id, workspace_id, digest, start, name, permissions, created_at, expires_at, "
-    "revoked_at, rate_limit, rate_period FROM root_keys WHERE digest = ?"
+    "revoked_at, rate_limit, rate_period, identity_id FROM root_keys WHERE digest = ?"
 )
 LIST_ROOT_KEYS: Final = (
     "SELECT id, workspace_id, digest, start, name, permissions, created_at, expires_at, "
-    "revoked_at, rate_limit, rate_period FROM root_keys WHERE workspace_id = ?"
+    "revoked_at, rate_limit, rate_period, identity_id FROM root_keys WHERE workspace_id = ?"
+    " ORDER BY created_at, id"
+)
+_LIST_IDENTITY_KEYS: Final = (
+    "SELECT id, workspace_id, digest, start, name, permissions, created_at, expires_at, "
+    "revoked_at, rate_limit, rate_period, identity_id FROM root_keys"
+    " WHERE identity_id = ? AND workspace_id = ? ORDER BY created_at, id"
+)
+_IDENTITY_COLUMNS: Final = (
+    "SELECT id, workspace_id, external_id, meta, rate_limit, rate_period, created_at"
+    " FROM identities"
+)
+FIND_IDENTITY: Final = _IDENTITY_COLUMNS + " WHERE id = ?"
+_LOCK_IDENTITY: Final = _IDENTITY_COLUMNS + " WHERE id = ?{for_update}"
+_FIND_IDENTITY_BY_EXTERNAL: Final = (
+    _IDENTITY_COLUMNS + " WHERE workspace_id = ? AND external_id = ?{for_update}"
+)
+_LIST_IDENTITIES: Final = (
+    _IDENTITY_COLUMNS + " WHERE workspace_id = ? ORDER BY external_id{collate} LIMIT ?"
+)
+_LIST_IDENTITIES_AFTER: Final = (
+    _IDENTITY_COLUMNS + " WHERE workspace_id = ? AND external_id{collate} > ?"
+    " ORDER BY external_id{collate} LIMIT ?"
+)
+_INSERT_IDENTITY: Final = (
+    "INSERT INTO identities (id, workspace_id, external_id, meta, rate_limit, rate_period,"
+    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+# EnsureIdentity: insert unless taken, then read what is there (a second statement, so that
+# on PostgreSQL it sees a row a racing transaction committed while this one waited).
+_ENSURE_IDENTITY: Final = _INSERT_IDENTITY + " ON CONFLICT (workspace_id, external_id) DO NOTHING"
+_UPDATE_IDENTITY: Final = (
+    "UPDATE identities SET workspace_id = ?, external_id = ?, meta = ?, rate_limit = ?,"
+    " rate_period = ?, created_at = ? WHERE id = ?"
+)
+_DELETE_IDENTITY: Final = "DELETE FROM identities WHERE id = ?"
+_LIST_IDENTITY_SESSIONS: Final = (
+    "SELECT id, workspace_id, identity_id, digest, permissions, created_at, expires_at, "
+    "revoked_at, key_permissions FROM portal_sessions WHERE identity_id = ? AND workspace_id = ?"
     " ORDER BY created_at, id"
 )
 FIND_PORTAL_SESSION: Final = (
-    "SELECT id, workspace_id, end_user_id, digest, permissions, created_at, expires_at, "
-    "revoked_at FROM portal_sessions WHERE digest = ?"
+    "SELECT id, workspace_id, identity_id, digest, permissions, created_at, expires_at, "
+    "revoked_at, key_permissions FROM portal_sessions WHERE digest = ?"
 )
 FIND_DASHBOARD_USER: Final = (
     "SELECT user_id, org_id, password_hash, permissions FROM dashboard_users WHERE user_id = ?"
@@ -328,29 +400,30 @@ _LOCK_WORKSPACE: Final = (
 )
 _INSERT_KEY: Final = (
     "INSERT INTO root_keys (id, workspace_id, digest, start, name, permissions, created_at, "
-    "expires_at, revoked_at, rate_limit, rate_period) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "expires_at, revoked_at, rate_limit, rate_period, identity_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _LOCK_KEY: Final = (
     "SELECT id, workspace_id, digest, start, name, permissions, created_at, expires_at, "
-    "revoked_at, rate_limit, rate_period FROM root_keys WHERE id = ?{for_update}"
+    "revoked_at, rate_limit, rate_period, identity_id FROM root_keys WHERE id = ?{for_update}"
 )
 # Update replaces the whole record (every column but the id), as the memory store does.
 _UPDATE_KEY: Final = (
     "UPDATE root_keys SET workspace_id = ?, digest = ?, start = ?, name = ?, permissions = ?,"
-    " created_at = ?, expires_at = ?, revoked_at = ?, rate_limit = ?, rate_period = ?"
-    " WHERE id = ?"
+    " created_at = ?, expires_at = ?, revoked_at = ?, rate_limit = ?, rate_period = ?,"
+    " identity_id = ? WHERE id = ?"
 )
 _INSERT_SESSION: Final = (
-    "INSERT INTO portal_sessions (id, workspace_id, end_user_id, digest, permissions, "
-    "created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO portal_sessions (id, workspace_id, identity_id, digest, permissions, "
+    "created_at, expires_at, revoked_at, key_permissions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _LOCK_SESSION: Final = (
-    "SELECT id, workspace_id, end_user_id, digest, permissions, created_at, expires_at, "
-    "revoked_at FROM portal_sessions WHERE id = ?{for_update}"
+    "SELECT id, workspace_id, identity_id, digest, permissions, created_at, expires_at, "
+    "revoked_at, key_permissions FROM portal_sessions WHERE id = ?{for_update}"
 )
 _UPDATE_SESSION: Final = (
-    "UPDATE portal_sessions SET workspace_id = ?, end_user_id = ?, digest = ?, permissions = ?,"
-    " created_at = ?, expires_at = ?, revoked_at = ? WHERE id = ?"
+    "UPDATE portal_sessions SET workspace_id = ?, identity_id = ?, digest = ?, permissions = ?,"
+    " created_at = ?, expires_at = ?, revoked_at = ?, key_permissions = ? WHERE id = ?"
 )
 _INSERT_EXCHANGE: Final = (
     "INSERT INTO portal_exchanges (digest, session_id, created_at, expires_at, used_at)"
@@ -412,6 +485,7 @@ _DELETE_USAGE: Final = "DELETE FROM usage_counts WHERE span = ? AND bucket < ?"
 _LOADS: Final[dict[str, tuple[str, Callable[[Sequence[Any]], object]]]] = {
     "workspace": (_LOCK_WORKSPACE, _rows.workspace_from_row),
     "workspace_by_org": (FIND_WORKSPACE_BY_ORG, _rows.workspace_from_row),
+    "identity": (_LOCK_IDENTITY, _rows.identity_from_row),
     "root_key": (_LOCK_KEY, _rows.key_from_row),
     "portal_session": (_LOCK_SESSION, _rows.session_from_row),
     "portal_exchange": (_LOCK_EXCHANGE, _rows.exchange_from_row),
@@ -431,6 +505,51 @@ def _keys(rows: Rows) -> list[RootKeyRecord]:
     return [_rows.key_from_row(row) for row in rows]
 
 
+def _identities(rows: Rows) -> list[IdentityRecord]:
+    return [_rows.identity_from_row(row) for row in rows]
+
+
+def _sessions(rows: Rows) -> list[PortalSessionRecord]:
+    return [_rows.session_from_row(row) for row in rows]
+
+
+def _identity_step(
+    step: FindIdentity | ListIdentities | ListPortalSessions | Delete,
+) -> tuple[Statement, Callable[[Rows], object]]:
+    if isinstance(step, FindIdentity):
+        sql = _FIND_IDENTITY_BY_EXTERNAL
+        if not step.lock:
+            sql = sql.replace("{for_update}", "")
+        read = _first(_rows.identity_from_row)
+        return Statement(sql, (step.workspace_id, step.external_id)), read
+    if isinstance(step, ListIdentities):
+        if step.after is None:
+            return Statement(_LIST_IDENTITIES, (step.workspace_id, step.limit)), _identities
+        after = (step.workspace_id, step.after, step.limit)
+        return Statement(_LIST_IDENTITIES_AFTER, after), _identities
+    if isinstance(step, ListPortalSessions):
+        owner = (step.identity_id, step.workspace_id)
+        return Statement(_LIST_IDENTITY_SESSIONS, owner), _sessions
+    return Statement(_DELETE_IDENTITY, (step.record.id,)), _nothing
+
+
+def _statements(step: Step) -> tuple[tuple[Statement, ...], Callable[[Rows], object]]:
+    """The statements of ``step``, in order, and how to read the rows of the last.
+
+    Every step is one statement but :class:`EnsureIdentity`: insert unless taken, then read.
+    """
+    if isinstance(step, EnsureIdentity):
+        record = step.record
+        ensure = Statement(_ENSURE_IDENTITY, _rows.identity_params(record))
+        find = Statement(
+            _FIND_IDENTITY_BY_EXTERNAL.replace("{for_update}", ""),
+            (record.workspace_id, record.external_id),
+        )
+        return (ensure, find), _first(_rows.identity_from_row)
+    statement, read = translate(step)
+    return (statement,), read
+
+
 def _write(step: Insert | Update) -> Statement:
     record, insert = step.record, isinstance(step, Insert)
     if isinstance(record, WorkspaceRecord):
@@ -438,6 +557,11 @@ def _write(step: Insert | Update) -> Statement:
         if insert:
             return Statement(_INSERT_WORKSPACE, params, conflict=step.conflict)
         return Statement(_UPDATE_WORKSPACE, (*params[1:], params[0]), conflict=step.conflict)
+    if isinstance(record, IdentityRecord):
+        params = _rows.identity_params(record)
+        if insert:
+            return Statement(_INSERT_IDENTITY, params, conflict=step.conflict)
+        return Statement(_UPDATE_IDENTITY, (*params[1:], params[0]), conflict=step.conflict)
     if isinstance(record, RootKeyRecord):
         if insert:
             return Statement(_INSERT_KEY, _rows.key_params(record))
@@ -477,7 +601,14 @@ def translate(step: Step) -> tuple[Statement, Callable[[Rows], object]]:
             sql = sql.replace("{for_update}", "")
         return Statement(sql, (step.key,)), _first(convert)
     if isinstance(step, ListRootKeys):
+        if step.identity_id is not None:
+            owner = (step.identity_id, step.workspace_id)
+            return Statement(_LIST_IDENTITY_KEYS, owner), _keys
         return Statement(LIST_ROOT_KEYS, (step.workspace_id,)), _keys
+    if isinstance(step, FindIdentity | ListIdentities | ListPortalSessions | Delete):
+        return _identity_step(step)
+    if isinstance(step, EnsureIdentity):
+        raise TypeError("EnsureIdentity is two statements: see _statements")
     if isinstance(step, ListAudit):
         sql, params = list_audit_statement(step.workspace_id, step.limit, step.before)
         return Statement(sql, params), lambda rows: audit_page(rows, step.limit)
@@ -528,8 +659,11 @@ def run_change(change: Change[_R], execute: Callable[[Statement], Rows]) -> _R:
     """Run ``change`` through ``execute`` (the caller holds the transaction)."""
 
     def perform(step: Step) -> object:
-        statement, read = translate(step)
-        return read(execute(statement))
+        statements, read = _statements(step)
+        rows: Rows = []
+        for statement in statements:
+            rows = execute(statement)
+        return read(rows)
 
     return drive(change, perform)
 
@@ -538,14 +672,17 @@ async def arun_change(change: Change[_R], execute: Callable[[Statement], Awaitab
     """Async twin of :func:`run_change`."""
 
     async def perform(step: Step) -> object:
-        statement, read = translate(step)
-        return read(await execute(statement))
+        statements, read = _statements(step)
+        rows: Rows = []
+        for statement in statements:
+            rows = await execute(statement)
+        return read(rows)
 
     return await adrive(change, perform)
 
 
 class SQLLookups:
-    """The three credential lookups over a driver's ``_read`` (sync SQL stores).
+    """The four credential lookups over a driver's ``_read`` (sync SQL stores).
 
     One parameterized single-row query on a unique index each: the verification path, kept
     off the change machinery.
@@ -571,3 +708,7 @@ class SQLLookups:
     def find_workspace(self, workspace_id: str, /) -> WorkspaceRecord | None:
         """Return the workspace ``workspace_id``."""
         return self._one(FIND_WORKSPACE, (workspace_id,), _rows.workspace_from_row)
+
+    def find_identity(self, identity_id: str, /) -> IdentityRecord | None:
+        """Return the identity ``identity_id``."""
+        return self._one(FIND_IDENTITY, (identity_id,), _rows.identity_from_row)

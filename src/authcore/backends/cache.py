@@ -40,8 +40,14 @@ from authcore.backends.token_cache import VerifiedTokenCache
 from authcore.errors import AuthcoreError, ConfigurationError, UnavailableError
 from authcore.flow import Conclusion, VerifiedResults
 from authcore.principal import Source
-from authcore.records import PortalSessionRecord, Record, RootKeyRecord, WorkspaceRecord
-from authcore.steps import Change, Insert, Load, Step, Update
+from authcore.records import (
+    IdentityRecord,
+    PortalSessionRecord,
+    Record,
+    RootKeyRecord,
+    WorkspaceRecord,
+)
+from authcore.steps import Change, Delete, FindIdentity, Insert, Load, Step, Update
 from authcore.store import AsyncCredentialStore, AsyncStore, CredentialStore, Store
 from authcore.tokens import DEFAULT_PORTAL_TOKEN_PREFIX, DEFAULT_ROOT_KEY_PREFIX
 
@@ -58,6 +64,8 @@ _MISS: Final = object()
 _MAX_ENTRIES: Final = 10_000_000
 _MAX_TTL: Final = 86_400.0
 
+# find_identity is not required: a store written before identities still works for every
+# credential that has none (the lookup is only asked for keys of an identity).
 _SYNC_LOOKUPS: Final = ("find_root_key", "find_portal_session", "find_workspace")
 _ASYNC_LOOKUPS: Final = ("afind_root_key", "afind_portal_session", "afind_workspace")
 
@@ -65,6 +73,7 @@ _ASYNC_LOOKUPS: Final = ("afind_root_key", "afind_portal_session", "afind_worksp
 _KEY: Final = "k"
 _SESSION: Final = "s"
 _WORKSPACE: Final = "w"
+_IDENTITY: Final = "i"
 
 
 # --- the bounded table ----------------------------------------------------------------------
@@ -178,6 +187,8 @@ class _VerifiedTable:
         else:
             if kind == "workspace":
                 doomed = [k for k, c in entries.items() if c.principal.workspace_id == value]
+            elif kind == "identity":
+                doomed = [k for k, c in entries.items() if c.principal.identity_id == value]
             else:
                 source = Source.ROOT_KEY if kind == "root_key" else Source.PORTAL_SESSION
                 doomed = [
@@ -310,7 +321,8 @@ class CachedStore(Store, AsyncStore):
                 # lookup stays cached must not tell a once-valid credential from a made-up one.
                 self._negative.put(key, record, now + self._negative_ttl)
             else:
-                ttl = self._workspace_ttl if key[0] == _WORKSPACE else self._ttl
+                # Workspaces and identities carry the limits: they follow workspace_ttl.
+                ttl = self._workspace_ttl if key[0] in {_WORKSPACE, _IDENTITY} else self._ttl
                 # A record that expires while cached leaves at its expiry, to be read again
                 # (and then kept as a refusal).
                 self._positive.put(key, record, now + min(ttl, left))
@@ -347,9 +359,14 @@ class CachedStore(Store, AsyncStore):
             entries = self._positive.entries
             workspace = entries.get((_WORKSPACE, principal.workspace_id))
             record = None if record_key is None else entries.get(record_key)
+            identity = None
+            if principal.identity_id is not None and principal.source is Source.ROOT_KEY:
+                identity = entries.get((_IDENTITY, principal.identity_id))
+                if identity is None:
+                    return  # its identity's limit was not read through this cache
             if workspace is None or (record_key is not None and record is None):
                 return  # not read through this cache: nothing bounds it, so do not replay
-            until = workspace[0] if record is None else min(workspace[0], record[0])
+            until = min(entry[0] for entry in (workspace, record, identity) if entry is not None)
             valid_until = min(conclusion.valid_until, now + (until - self._clock()))
             if valid_until <= now:
                 return
@@ -417,6 +434,22 @@ class CachedStore(Store, AsyncStore):
         """
         return self._fetch((_WORKSPACE, workspace_id), "find_workspace", WorkspaceRecord)
 
+    def find_identity(self, identity_id: str, /) -> IdentityRecord | None:
+        """Return the identity, from the cache when fresh (``workspace_ttl``).
+
+        Raises:
+            UnavailableError: the store failed (nothing is cached then).
+        """
+        return self._fetch((_IDENTITY, identity_id), "find_identity", IdentityRecord)
+
+    async def afind_identity(self, identity_id: str, /) -> IdentityRecord | None:
+        """Async twin of :meth:`find_identity`; a hit never leaves the event loop.
+
+        Raises:
+            UnavailableError: the store failed (nothing is cached then).
+        """
+        return await self._afetch((_IDENTITY, identity_id), "afind_identity", IdentityRecord)
+
     async def afind_root_key(self, digest: bytes, /) -> RootKeyRecord | None:
         """Async twin of :meth:`find_root_key`; a hit never leaves the event loop.
 
@@ -466,6 +499,9 @@ class CachedStore(Store, AsyncStore):
                 for table in (self._positive, self._negative):
                     table.entries.pop((_KEY, digest), None)
                     table.entries.pop((_SESSION, digest), None)
+            elif kind == "identity":
+                for table in (self._positive, self._negative):
+                    table.entries.pop((_IDENTITY, value), None)
             elif kind == "workspace":
                 self._negative.entries.pop((_WORKSPACE, value), None)
                 self._positive.drop_where(
@@ -560,10 +596,10 @@ def _observed(change: Change[_T], touched: list[tuple[Record, bool]]) -> Change[
         try:
             step = next(inner)
             while True:
-                if isinstance(step, Insert | Update):
-                    touched.append((step.record, isinstance(step, Update)))
+                if isinstance(step, Insert | Update | Delete):
+                    touched.append((step.record, not isinstance(step, Insert)))
                 result = yield step
-                if isinstance(step, Load) and step.lock and result is not None:
+                if isinstance(step, Load | FindIdentity) and step.lock and result is not None:
                     touched.append((result, True))
                 step = inner.send(result)
         except StopIteration as stop:
@@ -578,7 +614,8 @@ def _observed(change: Change[_T], touched: list[tuple[Record, bool]]) -> Change[
 def invalidations_for(touched: Sequence[tuple[Record, bool]]) -> list[Invalidation]:
     """What every cache must drop once a change that touched these records has committed.
 
-    A workspace: itself and everything cached of it. A key or session: its digest (a new one
+    A workspace: itself and everything cached of it. An identity: itself and every conclusion
+    reached for its keys and sessions. A key or session: its digest (a new one
     may sit in a negative entry: dropping it means a token tried before it existed works the
     moment it does) and, when it existed before, its id (a rotation changes the *old* key).
     Exchange codes and dashboard users are never cached.
@@ -587,6 +624,8 @@ def invalidations_for(touched: Sequence[tuple[Record, bool]]) -> list[Invalidati
     for record, existed in touched:
         if isinstance(record, WorkspaceRecord):
             found[Invalidation("workspace", record.id)] = None
+        elif isinstance(record, IdentityRecord):
+            found[Invalidation("identity", record.id)] = None
         elif isinstance(record, RootKeyRecord | PortalSessionRecord):
             found[Invalidation("digest", record.digest.hex())] = None
             if existed:

@@ -1,8 +1,8 @@
 """Cache invalidations: what every verification cache must drop, and how it travels.
 
-An :class:`Invalidation` names one thing (a digest, a workspace, a key or session id, or
-everything). :class:`authcore.backends.cache.CachedStore` applies it and derives the ones a
-change needs from what the change wrote; an :class:`InvalidationPublisher` (the Redis one,
+An :class:`Invalidation` names one thing (a digest, a workspace, an identity, a key or
+session id, or everything). :class:`authcore.backends.cache.CachedStore` applies it and
+derives the ones a change needs from what the change wrote; an :class:`InvalidationPublisher` (the Redis one,
 :class:`authcore.backends.redis.RedisInvalidator`) carries the same messages to the other
 processes, in the wire form of :meth:`Invalidation.encode`.
 """
@@ -15,10 +15,11 @@ import attrs
 
 __all__ = ["Invalidation", "InvalidationKind", "InvalidationPublisher"]
 
-InvalidationKind = Literal["digest", "workspace", "root_key", "portal_session", "all"]
+InvalidationKind = Literal["digest", "workspace", "identity", "root_key", "portal_session", "all"]
 _WIRE_PREFIX: Final[dict[str, InvalidationKind]] = {
     "d": "digest",
     "w": "workspace",
+    "i": "identity",
     "k": "root_key",
     "s": "portal_session",
     "*": "all",
@@ -30,7 +31,8 @@ _MAX_MESSAGE: Final = 512
 
 @attrs.frozen
 class Invalidation:
-    """One thing to drop from every cache: a digest (hex), a workspace, a key or session id."""
+    """One thing to drop from every cache: a digest (hex), a workspace, an identity, a key or
+    session id."""
 
     kind: InvalidationKind
     # Out of the repr: a digest names a credential, and reprs end up in logs and tracebacks.

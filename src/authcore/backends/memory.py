@@ -23,11 +23,13 @@ from typing import Final, TypeVar
 from authcore import changes
 from authcore.audit import AuditEvent
 from authcore.errors import ConflictError
+from authcore.identities import IDENTITY_TAKEN
 from authcore.ratelimit import RateLimitDecision, RateLimitPolicy, decide
 from authcore.records import (
     AuditCursor,
     AuditPage,
     DashboardUserRecord,
+    IdentityRecord,
     PortalExchangeRecord,
     PortalSessionRecord,
     RootKeyRecord,
@@ -38,9 +40,14 @@ from authcore.steps import (
     AddUsage,
     Append,
     Change,
+    Delete,
     DeleteUsage,
+    EnsureIdentity,
+    FindIdentity,
     Insert,
     ListAudit,
+    ListIdentities,
+    ListPortalSessions,
     ListRootKeys,
     Load,
     MarkUsed,
@@ -85,6 +92,9 @@ class MemoryStore(Store, AsyncStore):
         self._lock = threading.RLock()
         self._workspaces: dict[str, WorkspaceRecord] = {}
         self._workspace_by_org: dict[str, str] = {}
+        self._identities: dict[str, IdentityRecord] = {}
+        # (workspace id, external id) -> identity id: the unique index.
+        self._identity_by_external: dict[tuple[str, str], str] = {}
         self._keys_by_digest: dict[bytes, RootKeyRecord] = {}
         self._key_digest_by_id: dict[str, bytes] = {}
         self._sessions_by_digest: dict[bytes, PortalSessionRecord] = {}
@@ -109,6 +119,18 @@ class MemoryStore(Store, AsyncStore):
             self._workspaces[record.id] = record
             if record.org_id is not None:
                 self._workspace_by_org[record.org_id] = record.id
+
+    def put_identity(self, record: IdentityRecord) -> None:
+        """Insert or replace an identity record (by id)."""
+        with self._lock:
+            self._identities[record.id] = record
+            self._identity_by_external[(record.workspace_id, record.external_id)] = record.id
+
+    def _delete_identity(self, record: IdentityRecord) -> None:
+        self._identities.pop(record.id, None)
+        key = (record.workspace_id, record.external_id)
+        if self._identity_by_external.get(key) == record.id:
+            del self._identity_by_external[key]
 
     def put_root_key(self, record: RootKeyRecord) -> None:
         """Insert or replace a root-key record (by id; its digest may have changed)."""
@@ -141,7 +163,15 @@ class MemoryStore(Store, AsyncStore):
         """Return the workspace ``workspace_id``."""
         return self._workspaces.get(workspace_id)
 
+    def find_identity(self, identity_id: str, /) -> IdentityRecord | None:
+        """Return the identity ``identity_id``."""
+        return self._identities.get(identity_id)
+
     # AsyncCredentialStore: dictionary reads never block, so they never leave the loop.
+    async def afind_identity(self, identity_id: str, /) -> IdentityRecord | None:
+        """Async twin of :meth:`find_identity`."""
+        return self._identities.get(identity_id)
+
     async def afind_root_key(self, digest: bytes, /) -> RootKeyRecord | None:
         """Async twin of :meth:`find_root_key`."""
         return self._keys_by_digest.get(digest)
@@ -173,11 +203,20 @@ class MemoryStore(Store, AsyncStore):
         if isinstance(step, Load):
             return self._load(step)
         if isinstance(step, ListRootKeys):
-            keys = [k for k in self._keys_by_digest.values() if k.workspace_id == step.workspace_id]
+            keys = [
+                k
+                for k in self._keys_by_digest.values()
+                if k.workspace_id == step.workspace_id
+                and (step.identity_id is None or k.identity_id == step.identity_id)
+            ]
             return sorted(keys, key=lambda key: (key.created_at, key.id))
         if isinstance(step, ListAudit):
             return self._page(step)
-        if isinstance(step, Insert | Update):
+        if isinstance(step, FindIdentity | EnsureIdentity | ListIdentities | ListPortalSessions):
+            return self._identity_step(step, pending)
+        if isinstance(step, Delete):
+            pending.append(functools.partial(self._delete_identity, step.record))
+        elif isinstance(step, Insert | Update):
             pending.append(self._writer(step))
         elif isinstance(step, Append):
             pending.append(functools.partial(self._append, step.event))
@@ -186,6 +225,37 @@ class MemoryStore(Store, AsyncStore):
         else:
             return self._usage_step(step, pending)
         return None
+
+    def _identity_step(
+        self,
+        step: FindIdentity | EnsureIdentity | ListIdentities | ListPortalSessions,
+        pending: list[Callable[[], None]],
+    ) -> object:
+        if isinstance(step, FindIdentity):
+            found = self._identity_by_external.get((step.workspace_id, step.external_id))
+            return None if found is None else self._identities.get(found)
+        if isinstance(step, EnsureIdentity):
+            # Applied with the change's other writes: under the lock no other change can
+            # take the external id meanwhile, and this one never reads it back.
+            record = step.record
+            found = self._identity_by_external.get((record.workspace_id, record.external_id))
+            if found is not None:
+                return self._identities[found]
+            pending.append(functools.partial(self.put_identity, record))
+            return record
+        if isinstance(step, ListIdentities):
+            ids = sorted(
+                (external, identity_id)
+                for (ws, external), identity_id in self._identity_by_external.items()
+                if ws == step.workspace_id and (step.after is None or external > step.after)
+            )
+            return [self._identities[identity_id] for _, identity_id in ids[: step.limit]]
+        sessions = [
+            s
+            for s in self._sessions_by_digest.values()
+            if s.workspace_id == step.workspace_id and s.identity_id == step.identity_id
+        ]
+        return sorted(sessions, key=lambda session: (session.created_at, session.id))
 
     def _usage_step(
         self,
@@ -246,6 +316,8 @@ class MemoryStore(Store, AsyncStore):
         if table == "workspace_by_org":
             workspace_id = self._workspace_by_org.get(str(key))
             return None if workspace_id is None else self._workspaces.get(workspace_id)
+        if table == "identity":
+            return self._identities.get(str(key))
         if table == "root_key":
             digest = self._key_digest_by_id.get(str(key))
             return None if digest is None else self._keys_by_digest.get(digest)
@@ -263,6 +335,11 @@ class MemoryStore(Store, AsyncStore):
             if owner is not None and owner != record.id:
                 raise ConflictError(step.conflict or changes.ORG_TAKEN)
             return functools.partial(self.put_workspace, record)
+        if isinstance(record, IdentityRecord):
+            owner = self._identity_by_external.get((record.workspace_id, record.external_id))
+            if owner is not None and owner != record.id:
+                raise ConflictError(step.conflict or IDENTITY_TAKEN)
+            return functools.partial(self.put_identity, record)
         if isinstance(record, RootKeyRecord):
             return functools.partial(self.put_root_key, record)
         if isinstance(record, PortalSessionRecord):

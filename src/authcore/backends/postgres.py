@@ -34,7 +34,7 @@ from psycopg import sql as pgsql
 
 from authcore.backends import _rows, _sql
 from authcore.errors import ClientError, ConfigurationError, ConflictError, UnavailableError
-from authcore.records import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
+from authcore.records import IdentityRecord, PortalSessionRecord, RootKeyRecord, WorkspaceRecord
 from authcore.steps import Change
 from authcore.store import AsyncStore, Store
 from authcore.tokens import DEFAULT_PORTAL_TOKEN_PREFIX, DEFAULT_ROOT_KEY_PREFIX, validate_prefix
@@ -290,6 +290,10 @@ class PostgresStore(_sql.SQLLookups, Store, AsyncStore):
         """Async twin of :meth:`find_workspace` (runs on the store's thread pool)."""
         return await self._offload(lambda: self.find_workspace(workspace_id))
 
+    async def afind_identity(self, identity_id: str, /) -> IdentityRecord | None:
+        """Async twin of :meth:`find_identity` (runs on the store's thread pool)."""
+        return await self._offload(lambda: self.find_identity(identity_id))
+
     def close(self) -> None:
         """Close the thread pool, then the connection pool and its connections."""
         with self._executor_lock:
@@ -427,6 +431,10 @@ class AsyncPostgresStore(AsyncStore):
     async def afind_workspace(self, workspace_id: str, /) -> WorkspaceRecord | None:
         """Return the workspace ``workspace_id``."""
         return await self._aone(_sql.FIND_WORKSPACE, (workspace_id,), _rows.workspace_from_row)
+
+    async def afind_identity(self, identity_id: str, /) -> IdentityRecord | None:
+        """Return the identity ``identity_id``."""
+        return await self._aone(_sql.FIND_IDENTITY, (identity_id,), _rows.identity_from_row)
 
     async def arun(self, change: Change[_T], /) -> _T:
         """Run ``change`` in one transaction (reads, autocommit, on one connection)."""

@@ -29,7 +29,7 @@ from typing import Final, TypeAlias, TypeVar
 
 from authcore.backends import _sql
 from authcore.errors import ClientError, ConfigurationError, ConflictError, UnavailableError
-from authcore.records import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
+from authcore.records import IdentityRecord, PortalSessionRecord, RootKeyRecord, WorkspaceRecord
 from authcore.steps import Change
 from authcore.store import AsyncStore, Store
 from authcore.tokens import DEFAULT_PORTAL_TOKEN_PREFIX, DEFAULT_ROOT_KEY_PREFIX, validate_prefix
@@ -264,6 +264,10 @@ class SQLiteStore(_sql.SQLLookups, Store, AsyncStore):
     async def afind_workspace(self, workspace_id: str, /) -> WorkspaceRecord | None:
         """Async twin of :meth:`find_workspace` (runs on the store's thread pool)."""
         return await self._offload(lambda: self.find_workspace(workspace_id))
+
+    async def afind_identity(self, identity_id: str, /) -> IdentityRecord | None:
+        """Async twin of :meth:`find_identity` (runs on the store's thread pool)."""
+        return await self._offload(lambda: self.find_identity(identity_id))
 
     def schema_version(self) -> int:
         """Return the schema version recorded in the database.
