@@ -80,7 +80,7 @@ def _challenge(error: AuthcoreError, realm: str) -> str | None:
 
 
 def error_response(error: AuthcoreError, *, realm: str = "api") -> HTTPResponse:
-    """Map an authcore error to its response (see the table in DESIGN.md)."""
+    """Map an authcore error to its response (see the table in docs/architecture.md)."""
     headers: list[tuple[str, str]] = [
         ("content-type", PROBLEM_CONTENT_TYPE),
         ("cache-control", "no-store"),

@@ -215,8 +215,9 @@ def authenticated(*, credentials: CredentialSettings | None = None) -> _Dependen
 _DECISION: Final = RateLimitDecision(allowed=False, limit=600, remaining=0, reset=60, retry_after=1)
 
 # Every refusal the middleware and the permission check can answer, by status (the table in
-# DESIGN.md). Examples are the very documents the server sends (responses.problem_body), and a
-# test checks that every error class with one of these statuses is listed.
+# docs/architecture.md). Examples are the very documents the server sends
+# (responses.problem_body), and a test checks that every error class with one of these statuses
+# is listed.
 _REFUSALS: Final[dict[int, tuple[str, tuple[AuthcoreError, ...]]]] = {
     400: (
         "Malformed credential, two credentials, or one over the size bound.",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, NoReturn
 from urllib.parse import parse_qsl
 
@@ -37,6 +37,7 @@ __all__ = [
     "query_int",
     "read_fields",
     "read_json_object",
+    "refuse_unknown_fields",
 ]
 
 #: Request bodies are small JSON documents; anything larger is refused before parsing.
@@ -290,3 +291,15 @@ async def read_fields(request: Request, *, time_limit: float = BODY_TIMEOUT) -> 
     if len(fields) != len(pairs):
         raise ProblemError(400, "invalid_body", "The body is not a valid form.")
     return fields
+
+
+def refuse_unknown_fields(body: Mapping[str, Any], allowed: Sequence[str]) -> None:
+    """Refuse a body that names a field outside ``allowed``.
+
+    Raises:
+        ProblemError: 400, the body has an unknown field.
+    """
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        # A misspelt "expires_in" must not silently create a key that never expires.
+        raise ProblemError(400, "invalid_body", "The body has an unknown field.")
