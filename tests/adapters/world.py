@@ -38,7 +38,7 @@ from authcore.credentials import CredentialSettings
 from authcore.flow import AsyncBackends, Authenticator, AuthSettings, Backends
 from authcore.keyring import JWTSettings, Keyring, SigningSecret
 from authcore.ratelimit import RateLimitPolicy
-from authcore.records import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
+from authcore.records import IdentityRecord, PortalSessionRecord, RootKeyRecord, WorkspaceRecord
 from authcore.session import principal_from
 from authcore.testing import (
     MemoryRateLimiter,
@@ -65,6 +65,12 @@ class DownStore:
         raise ConnectionError("connection refused")
 
     def find_workspace(self, workspace_id: str, /) -> WorkspaceRecord | None:
+        raise ConnectionError("connection refused")
+
+    def find_identity(self, identity_id: str, /) -> IdentityRecord | None:
+        raise ConnectionError("connection refused")
+
+    async def afind_identity(self, identity_id: str, /) -> IdentityRecord | None:
         raise ConnectionError("connection refused")
 
     async def afind_root_key(self, digest: bytes, /) -> RootKeyRecord | None:

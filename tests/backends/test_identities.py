@@ -7,6 +7,7 @@ keys and portal sessions, with an optional limit its keys share and small JSON m
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -35,7 +36,7 @@ async def _workspace(backend: StoreUnderTest) -> WorkspaceRecord:
     return record
 
 
-async def _key(backend: StoreUnderTest, ws: WorkspaceRecord, identity: str | None) -> object:
+async def _key(backend: StoreUnderTest, ws: WorkspaceRecord, identity: str | None) -> Any:
     return await backend.call(
         "create_root_key", ws.id, permissions=["orders.read"], identity=identity, now=NOW,
         actor=ACTOR,
@@ -255,7 +256,7 @@ async def test_racing_first_uses_of_one_identity_make_one(backend: StoreUnderTes
         made = await asyncio.gather(*(_key(backend, ws, "race") for _ in range(8)))
     else:
         made = [await _key(backend, ws, "race") for _ in range(8)]
-    owners = {new.record.identity_id for new in made}  # type: ignore[attr-defined]
+    owners = {new.record.identity_id for new in made}
     assert len(owners) == 1
     page = await backend.call("list_identities", ws.id)
     assert [i.external_id for i in page.identities] == ["race"]

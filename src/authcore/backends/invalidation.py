@@ -2,9 +2,10 @@
 
 An :class:`Invalidation` names one thing (a digest, a workspace, an identity, a key or
 session id, or everything). :class:`authcore.backends.cache.CachedStore` applies it and
-derives the ones a change needs from what the change wrote; an :class:`InvalidationPublisher` (the Redis one,
-:class:`authcore.backends.redis.RedisInvalidator`) carries the same messages to the other
-processes, in the wire form of :meth:`Invalidation.encode`.
+derives the ones a change needs from what the change wrote; an
+:class:`InvalidationPublisher` (the Redis one, :class:`authcore.backends.redis.RedisInvalidator`)
+carries the same messages to the other processes, in the wire form of
+:meth:`Invalidation.encode`.
 """
 
 from __future__ import annotations
