@@ -1,0 +1,134 @@
+"""``authcore keys create|list|revoke|set-limit``: root keys."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from authcore.cli.context import current_time, opened_store
+from authcore.cli.errors import CommandError
+from authcore.cli.options import checked_grants, identifier, positive_int, rate_limit
+from authcore.cli.output import emit, emit_revoked
+from authcore.cli.parser import Commands
+from authcore.names import printable
+from authcore.ratelimit import RateLimitPolicy
+from authcore.records import OPERATOR_ACTOR
+
+
+def register(commands: Commands) -> None:
+    keys = commands.group("keys", "create, list and revoke root keys")
+    _add_create(keys)
+    _add_list(keys)
+    _add_revoke(keys)
+    _add_set_limit(keys)
+
+
+def _add_create(keys: Commands) -> None:
+    sub = keys.add("create", cmd_keys_create, "create a root key (printed once)")
+    sub.add_argument("--workspace", required=True, metavar="WORKSPACE_ID", type=identifier)
+    sub.add_argument("--permission", action="append", metavar="P", required=True)
+    sub.add_argument("--name", type=identifier)
+    sub.add_argument("--expires-in", type=positive_int, metavar="SECONDS")
+    sub.add_argument(
+        "--rate-limit",
+        type=rate_limit,
+        metavar="N/SECONDS",
+        help="the key's own limit, on top of its workspace's (a request must pass both)",
+    )
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    grants = checked_grants(args.permission)
+    now = current_time()
+    expires_at = None if args.expires_in is None else int(now) + args.expires_in
+    with opened_store(args) as store:
+        created = store.create_root_key(
+            args.workspace,
+            permissions=grants,
+            name=args.name,
+            expires_at=expires_at,
+            now=now,
+            actor=OPERATOR_ACTOR,
+            rate_limit=args.rate_limit,
+        )
+    if created is None:
+        raise CommandError(f"workspace {args.workspace!r} not found")
+    key = created.key.reveal()
+    emit(
+        args,
+        {"key_id": created.record.id, "key": key},
+        [
+            f"key_id: {created.record.id}",
+            f"key:    {key}",
+            "The key is shown once; only its digest is stored.",
+        ],
+    )
+    return 0
+
+
+def _add_list(keys: Commands) -> None:
+    sub = keys.add("list", cmd_keys_list, "list a workspace's keys (never the secrets)")
+    sub.add_argument("--workspace", required=True, metavar="WORKSPACE_ID", type=identifier)
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    with opened_store(args) as store:
+        if store.find_workspace(args.workspace) is None:
+            raise CommandError(f"workspace {args.workspace!r} not found")
+        records = store.list_root_keys(args.workspace)
+        used = store.last_used(args.workspace)
+    keys = [{**record.to_dict(), "last_used_at": used.get(record.id)} for record in records]
+    # A name stored before names were checked could still hold a control or bidi character:
+    # the terminal gets it escaped (JSON escapes it by itself).
+    lines = [
+        f"{k['key_id']}  {k['start']}...  {printable(k['name'] or '-')}  "
+        f"{','.join(k['permissions']) or '-'}  {'revoked' if k['revoked_at'] else 'active'}  "
+        f"limit {k['rate_limit'] or '-'}  last used {_when(k['last_used_at'])}"
+        for k in keys
+    ]
+    emit(args, {"keys": keys}, lines or ["(no keys)"])
+    return 0
+
+
+def _when(seconds: int | None) -> str:
+    return "never" if seconds is None else time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime(seconds))
+
+
+def _add_revoke(keys: Commands) -> None:
+    sub = keys.add("revoke", cmd_keys_revoke, "revoke a root key")
+    sub.add_argument("key_id", type=identifier)
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    with opened_store(args) as store:
+        record = store.revoke_root_key(args.key_id, now=current_time(), actor=OPERATOR_ACTOR)
+    if record is None:
+        raise CommandError(f"key {args.key_id!r} not found")
+    emit_revoked(args, {"key_id": record.id}, f"revoked {record.id}")
+    return 0
+
+
+def _add_set_limit(keys: Commands) -> None:
+    sub = keys.add("set-limit", cmd_keys_set_limit, "set or clear (none) a key's own rate limit")
+    sub.add_argument("key_id", type=identifier)
+    sub.add_argument("rate_limit", type=_limit_or_none, metavar="N/SECONDS|none")
+
+
+def _limit_or_none(text: str) -> RateLimitPolicy | None:
+    return None if text == "none" else rate_limit(text)
+
+
+def cmd_keys_set_limit(args: argparse.Namespace) -> int:
+    with opened_store(args) as store:
+        record = store.set_key_rate_limit(
+            args.key_id, args.rate_limit, now=current_time(), actor=OPERATOR_ACTOR
+        )
+    if record is None:
+        raise CommandError(f"key {args.key_id!r} not found")
+    shown = None if record.rate_limit is None else str(record.rate_limit)
+    emit(
+        args,
+        {"key_id": record.id, "rate_limit": shown},
+        [f"{record.id}: limit {shown or '- (only its workspace limit applies)'}"],
+    )
+    return 0

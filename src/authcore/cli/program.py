@@ -1,0 +1,141 @@
+"""The program: its top-level options, its command groups in order, and :func:`main`."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Final
+
+from authcore.cli.commands import (
+    audit,
+    dashboard_user,
+    init,
+    jwt,
+    keys,
+    portal,
+    servers,
+    usage,
+    workspace,
+)
+from authcore.cli.context import DEFAULT_DB
+from authcore.cli.errors import CommandError
+from authcore.cli.options import env_default
+from authcore.cli.output import PROG, note
+from authcore.cli.parser import Commands, Handler, Parser
+from authcore.errors import (
+    AuthcoreError,
+    ConfigurationError,
+    InvalidPermissionError,
+    UnavailableError,
+)
+
+#: Each group adds its commands, in the order ``authcore --help`` lists them.
+_GROUPS: Final[tuple[Callable[[Commands], None], ...]] = (
+    init.register,
+    workspace.register,
+    keys.register,
+    portal.register,
+    dashboard_user.register,
+    jwt.register,
+    usage.register,
+    audit.register,
+    servers.register,
+)
+# Loggers of the database drivers: they log connection attempts, quoting connection strings.
+_DRIVER_LOGGERS: Final = ("psycopg", "psycopg_pool")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``authcore`` argument parser."""
+    parser = Parser(
+        prog=PROG,
+        description="authcore: operate the key store, mint and check JWTs, run the example API.",
+    )
+    parser.add_argument(
+        "--db",
+        default=env_default("AUTHCORE_DB", DEFAULT_DB),
+        metavar="URL",
+        help=f"sqlite:///PATH or postgresql://... (env AUTHCORE_DB; default {DEFAULT_DB})",
+    )
+    parser.add_argument(
+        "--config",
+        default=env_default("AUTHCORE_CONFIG", None),
+        metavar="PATH",
+        help="TOML configuration file (env AUTHCORE_CONFIG)",
+    )
+    parser.add_argument(
+        "--redis",
+        default=env_default("AUTHCORE_REDIS", None),
+        metavar="URL",
+        help="redis://... shared by every process: the servers' rate limits and cache "
+        "invalidations; changes made here are published to them (env AUTHCORE_REDIS)",
+    )
+    commands = Commands.of(parser)
+    for register in _GROUPS:
+        register(commands)
+    return parser
+
+
+def _describe(exc: AuthcoreError) -> str:
+    if isinstance(exc, UnavailableError):
+        return f"the database is unavailable ({exc.detail or 'no detail'})"
+    return exc.detail or exc.message
+
+
+def _exit_code(exc: AuthcoreError) -> int:
+    # Configuration and grammar problems are the operator's input (2); the rest is runtime (1).
+    return 2 if isinstance(exc, ConfigurationError | InvalidPermissionError) else 1
+
+
+@contextlib.contextmanager
+def _quiet_drivers() -> Iterator[None]:
+    """Silence the database drivers' loggers while a command runs (restored afterwards).
+
+    psycopg's pool logs every failed connection attempt, quoting the connection string (with
+    its password) when it cannot parse it; a server that refuses connections adds a dozen
+    warnings. The command reports the failure itself, in one line, redacted.
+    """
+    # A level above CRITICAL on the parents: their children ("psycopg.pool",
+    # "psycopg_pool.sched") inherit it, so nothing of theirs is emitted.
+    loggers = [logging.getLogger(name) for name in _DRIVER_LOGGERS]
+    saved = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, saved, strict=True):
+            logger.setLevel(level)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    with _quiet_drivers():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        handler: Handler = args.handler
+        return handler(args)
+    except CommandError as exc:
+        note(f"error: {exc}")
+        return exc.exit_code
+    except AuthcoreError as exc:
+        note(f"error: {_describe(exc)}")
+        return _exit_code(exc)
+    except SystemExit as exc:
+        # --help and --version exit through argparse; keep main() a function that returns.
+        return exc.code if isinstance(exc.code, int) else 0
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if os.environ.get("AUTHCORE_DEBUG"):
+            raise
+        # A bug: still one line, and only the type (a message might quote a secret).
+        note(f"error: unexpected {type(exc).__name__} (set AUTHCORE_DEBUG=1 for details)")
+        return 1
