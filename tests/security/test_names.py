@@ -109,8 +109,10 @@ def test_finding_9_the_command_line_refuses_such_names_in_one_line(
     workspace = capsys.readouterr().out.split('"')[3]
     for argv in (
         ["keys", "create", "--workspace", workspace, "--permission", "a", "--name", name],
-        ["portal", "create-session", "--workspace", workspace, "--end-user", name,
+        ["portal", "create-session", "--workspace", workspace, "--identity", name,
          "--permission", "a"],
+        ["keys", "create", "--workspace", workspace, "--permission", "a", "--identity", name],
+        ["identities", "create", "--workspace", workspace, name],
         ["keys", "revoke", name],
     ):  # fmt: skip
         _fails_in_one_line(capsys, main(["--db", cli, *argv]), name)

@@ -1,11 +1,14 @@
 """The ``authcore`` command line: operate a store, mint and check JWTs, run the example servers.
 
 Exit codes: 0 success; 1 a runtime failure (database unreachable, unknown id, conflict, unsafe
-rotation step); 2 bad input (arguments, database URL, configuration file). Every failure is
-one line on stderr, ``authcore: error: ...``, never a traceback (set ``AUTHCORE_DEBUG=1`` to
-get the traceback of an unexpected error). With ``--json`` a command prints exactly one JSON
-object on stdout. Secrets (a new key, a portal token, a minted JWT, the demo's generated
-password) are printed only by the commands whose purpose is to show them, and only once.
+rotation step); 2 bad input (arguments, a number out of its bounds, database URL,
+configuration file). Every failure is one line on stderr, ``authcore: error: ...``, never a
+traceback (set ``AUTHCORE_DEBUG=1`` to get the traceback of an unexpected error). With
+``--json`` a command prints exactly one JSON object on stdout. Options are never abbreviated;
+the global options (``--db``, ``--config``, ``--redis``) go before the command or after it
+(there, they win). Numbers are ASCII digits within stated bounds. Secrets (a new key, a portal
+exchange code, a minted JWT, the demo's generated password) are printed only by the commands
+whose purpose is to show them, and only once.
 
 Without ``--config`` (or ``AUTHCORE_CONFIG``) the JWT commands and the servers use a development
 keyring kept in ``authcore-dev-secrets.toml`` next to the SQLite database (created on first use,

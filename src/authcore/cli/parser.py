@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from typing import NoReturn
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 from authcore.cli.errors import UsageError
 
@@ -15,7 +15,16 @@ _Subcommands = argparse._SubParsersAction  # argparse's own (private) type for a
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line and an exception instead of a process exit."""
+    """argparse, but a usage error is one line and an exception instead of a process exit.
+
+    Options are never abbreviated: with prefix matching, ``serve --redis URL`` was read as
+    ``--redis-down URL``, and an option added later would silently change what an abbreviation
+    typed today means.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}")
@@ -24,25 +33,27 @@ class Parser(argparse.ArgumentParser):
 class Commands:
     """The commands of one level: the top level (``authcore init``) or a group (``authcore keys``).
 
-    Every command gets ``--json`` and its help line as its description, and runs ``handler``.
+    Every command gets ``--json``, the ``common`` options (the global ones, accepted after the
+    command as well as before it), its help line as its description, and runs ``handler``.
     """
 
-    def __init__(self, subcommands: _Subcommands[Parser], json_flag: Parser) -> None:
+    def __init__(self, subcommands: _Subcommands[Parser], common: Sequence[Parser]) -> None:
         self._subcommands = subcommands
-        self._json_flag = json_flag
+        self._common = list(common)
 
     @classmethod
-    def of(cls, parser: Parser) -> Commands:
-        """The top level of ``parser``'s commands (``parser`` takes one)."""
+    def of(cls, parser: Parser, common: Sequence[Parser] = ()) -> Commands:
+        """The top level of ``parser``'s commands (``parser`` takes one); each command also
+        takes the options of the parsers in ``common``."""
         json_flag = Parser(add_help=False)
         json_flag.add_argument("--json", action="store_true", help="print one JSON object")
         root = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-        return cls(root, json_flag)
+        return cls(root, [json_flag, *common])
 
     def add(self, name: str, handler: Handler, help_text: str) -> Parser:
         """Add the command ``name``; return its parser, for its arguments."""
         sub = self._subcommands.add_parser(
-            name, help=help_text, description=help_text, parents=[self._json_flag]
+            name, help=help_text, description=help_text, parents=self._common
         )
         sub.set_defaults(handler=handler)
         return sub
@@ -51,4 +62,4 @@ class Commands:
         """Add the group ``name`` (``authcore NAME SUBCOMMAND``); return its commands."""
         sub = self._subcommands.add_parser(name, help=help_text, description=help_text)
         subcommands = sub.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
-        return Commands(subcommands, self._json_flag)
+        return Commands(subcommands, self._common)

@@ -12,6 +12,7 @@ from typing import Final
 from authcore.cli.commands import (
     audit,
     dashboard_user,
+    identities,
     init,
     jwt,
     keys,
@@ -27,8 +28,9 @@ from authcore.cli.output import PROG, note
 from authcore.cli.parser import Commands, Handler, Parser
 from authcore.errors import (
     AuthcoreError,
+    ClientError,
     ConfigurationError,
-    InvalidPermissionError,
+    ConflictError,
     UnavailableError,
 )
 
@@ -37,6 +39,7 @@ _GROUPS: Final[tuple[Callable[[Commands], None], ...]] = (
     init.register,
     workspace.register,
     keys.register,
+    identities.register,
     portal.register,
     dashboard_user.register,
     jwt.register,
@@ -44,6 +47,8 @@ _GROUPS: Final[tuple[Callable[[Commands], None], ...]] = (
     audit.register,
     servers.register,
 )
+# What takes add_argument(): a parser or one of its argument groups (argparse's private base).
+_Container = argparse._ActionsContainer
 # Loggers of the database drivers: they log connection attempts, quoting connection strings.
 _DRIVER_LOGGERS: Final = ("psycopg", "psycopg_pool")
 
@@ -54,29 +59,48 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="authcore: operate the key store, mint and check JWTs, run the example API.",
     )
+    _add_global_options(parser, after_command=False)
+    after = Parser(add_help=False)
+    _add_global_options(
+        after.add_argument_group(
+            "global options",
+            "also accepted before the command; given in both places, the"
+            " one after the command wins",
+        ),
+        after_command=True,
+    )
+    commands = Commands.of(parser, common=[after])
+    for register in _GROUPS:
+        register(commands)
+    return parser
+
+
+def _add_global_options(parser: _Container, *, after_command: bool) -> None:
+    """``--db``, ``--config``, ``--redis``: before the command with their defaults; after it
+    without any (``SUPPRESS``), so that only a value given there replaces the one before."""
+
+    def default(name: str, fallback: str | None) -> str | None:
+        return argparse.SUPPRESS if after_command else env_default(name, fallback)
+
     parser.add_argument(
         "--db",
-        default=env_default("AUTHCORE_DB", DEFAULT_DB),
+        default=default("AUTHCORE_DB", DEFAULT_DB),
         metavar="URL",
         help=f"sqlite:///PATH or postgresql://... (env AUTHCORE_DB; default {DEFAULT_DB})",
     )
     parser.add_argument(
         "--config",
-        default=env_default("AUTHCORE_CONFIG", None),
+        default=default("AUTHCORE_CONFIG", None),
         metavar="PATH",
         help="TOML configuration file (env AUTHCORE_CONFIG)",
     )
     parser.add_argument(
         "--redis",
-        default=env_default("AUTHCORE_REDIS", None),
+        default=default("AUTHCORE_REDIS", None),
         metavar="URL",
         help="redis://... shared by every process: the servers' rate limits and cache "
         "invalidations; changes made here are published to them (env AUTHCORE_REDIS)",
     )
-    commands = Commands.of(parser)
-    for register in _GROUPS:
-        register(commands)
-    return parser
 
 
 def _describe(exc: AuthcoreError) -> str:
@@ -86,8 +110,12 @@ def _describe(exc: AuthcoreError) -> str:
 
 
 def _exit_code(exc: AuthcoreError) -> int:
-    # Configuration and grammar problems are the operator's input (2); the rest is runtime (1).
-    return 2 if isinstance(exc, ConfigurationError | InvalidPermissionError) else 1
+    # Configuration problems and a value the store refuses (a grant's grammar, a number out of
+    # range) are the operator's input (2); a conflict (a taken id, an identity that still has
+    # keys) and the rest are runtime failures (1).
+    if isinstance(exc, ConflictError):
+        return 1
+    return 2 if isinstance(exc, ConfigurationError | ClientError) else 1
 
 
 @contextlib.contextmanager

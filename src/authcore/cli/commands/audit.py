@@ -7,16 +7,22 @@ import time
 
 from authcore.cli.context import opened_store
 from authcore.cli.errors import CommandError
-from authcore.cli.options import identifier, positive_int
+from authcore.cli.options import identifier, whole_number
 from authcore.cli.output import emit
 from authcore.cli.parser import Commands
+from authcore.records import MAX_AUDIT_PAGE
 
 
 def register(commands: Commands) -> None:
     audit = commands.group("audit", "audit events")
     sub = audit.add("list", cmd_audit_list, "list a workspace's audit events, newest first")
     sub.add_argument("--workspace", required=True, metavar="WORKSPACE_ID", type=identifier)
-    sub.add_argument("--limit", type=positive_int, default=50)
+    sub.add_argument(
+        "--limit",
+        type=whole_number(1, MAX_AUDIT_PAGE),
+        default=50,
+        help=f"events to show, 1..{MAX_AUDIT_PAGE} (default 50)",
+    )
 
 
 def cmd_audit_list(args: argparse.Namespace) -> int:

@@ -14,6 +14,9 @@ from authcore.cli.parser import Commands
 from authcore.passwords import hash_password
 
 _MAX_PASSWORD_BYTES: Final = 1024
+#: Shortest password, in characters (code points): NIST SP 800-63B (revision 4) asks for 15
+#: where a password is the only factor, as a dashboard user's is.
+MIN_PASSWORD_LENGTH: Final = 15
 
 
 def register(commands: Commands) -> None:
@@ -21,15 +24,18 @@ def register(commands: Commands) -> None:
     sub = users.add("add", cmd_dashboard_user_add, "add a dashboard user")
     sub.add_argument("--user-id", required=True, type=identifier)
     sub.add_argument("--org", required=True, metavar="ORG_ID", type=identifier)
-    sub.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    sub.add_argument(
+        "--password-stdin",
+        action="store_true",
+        required=True,
+        help="read the password from the first line of standard input (required: a password is"
+        f" never taken as an argument, where ps and shell history would show it);"
+        f" {MIN_PASSWORD_LENGTH}-{_MAX_PASSWORD_BYTES} characters",
+    )
     sub.add_argument("--permission", action="append", metavar="P", required=True)
 
 
 def cmd_dashboard_user_add(args: argparse.Namespace) -> int:
-    if not args.password_stdin:
-        raise UsageError(
-            "dashboard-user add: pass the password on standard input with --password-stdin"
-        )
     grants = checked_grants(args.permission)
     password = _read_password(sys.stdin)
     with opened_store(args) as store:
@@ -45,4 +51,9 @@ def _read_password(stream: Any) -> str:
         raise UsageError("--password-stdin: no password on standard input")
     if len(password) > _MAX_PASSWORD_BYTES:
         raise UsageError(f"--password-stdin: longer than {_MAX_PASSWORD_BYTES} characters")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UsageError(
+            f"--password-stdin: the password must be at least {MIN_PASSWORD_LENGTH} characters"
+            " (NIST SP 800-63B: a password that is the only factor)"
+        )
     return password

@@ -6,7 +6,7 @@ import argparse
 
 from authcore.cli.context import current_time, load_config
 from authcore.cli.errors import UsageError
-from authcore.cli.options import checked_grants, identifier, positive_int
+from authcore.cli.options import checked_grants, epoch_seconds, identifier, whole_number
 from authcore.cli.output import emit
 from authcore.cli.parser import Commands
 from authcore.keyring import check_rotation
@@ -23,7 +23,12 @@ def _add_mint(jwt: Commands) -> None:
     sub.add_argument("--workspace", required=True, metavar="WORKSPACE_ID", type=identifier)
     sub.add_argument("--subject", required=True, metavar="SUB", type=identifier)
     sub.add_argument("--permission", action="append", metavar="P", required=True)
-    sub.add_argument("--ttl", type=positive_int, metavar="SECONDS")
+    sub.add_argument(
+        "--ttl",
+        type=whole_number(1, 86_400),
+        metavar="SECONDS",
+        help="at most jwt.max_lifetime (default: that)",
+    )
 
 
 def cmd_jwt_mint(args: argparse.Namespace) -> int:
@@ -52,7 +57,7 @@ def _add_check_rotation(jwt: Commands) -> None:
     )
     sub.add_argument(
         "--switched-at",
-        type=positive_int,
+        type=epoch_seconds,
         metavar="EPOCH",
         help="when the signer switched to the signing kid (seconds since the epoch)",
     )

@@ -13,7 +13,7 @@ from typing import Any, Final
 from authcore import backends
 from authcore.cli.context import current_time
 from authcore.cli.errors import CommandError, UsageError
-from authcore.cli.options import env_default, positive_int
+from authcore.cli.options import env_default, whole_number
 from authcore.cli.output import note
 from authcore.cli.parser import Commands, Parser
 from authcore.errors import ConfigurationError, UnavailableError
@@ -21,6 +21,9 @@ from authcore.names import printable
 from authcore.ratelimit import LimiterFailurePolicy
 
 _TRUSTED_PROXIES_ENV: Final = "AUTHCORE_TRUSTED_PROXIES"
+#: Most worker processes ``serve --workers`` starts on one machine.
+MAX_WORKERS: Final = 128
+_port: Final = whole_number(1, 65535, "a TCP port")
 #: What a request gets while Redis is down (--redis-down).
 _REDIS_DOWN: Final = {
     "refuse": LimiterFailurePolicy.FAIL_CLOSED,
@@ -56,10 +59,11 @@ def _add_serve(commands: Commands) -> None:
     )
     sub.add_argument(
         "--workers",
-        type=positive_int,
+        type=whole_number(1, MAX_WORKERS),
         default=env_default("AUTHCORE_WORKERS", "1"),
         metavar="N",
-        help="worker processes on the one port; above 1 needs --redis (env AUTHCORE_WORKERS)",
+        help=f"worker processes on the one port, 1..{MAX_WORKERS}; above 1 needs --redis"
+        " (env AUTHCORE_WORKERS)",
     )
 
 
@@ -208,13 +212,6 @@ def _run_servers(auth: backends.Auth, **options: Any) -> None:
         run_servers(auth, **options)
     except ServeError as exc:
         raise CommandError(str(exc)) from None
-
-
-def _port(text: str) -> int:
-    value = positive_int(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port")
-    return value
 
 
 def _add_trusted_proxy(sub: Parser) -> None:

@@ -13,7 +13,7 @@ from authcore.records import OPERATOR_ACTOR
 
 
 def register(commands: Commands) -> None:
-    workspace = commands.group("workspace", "create and disable workspaces")
+    workspace = commands.group("workspace", "create, disable and enable workspaces")
     _add_create(workspace)
     _add_disable(workspace)
     _add_enable(workspace)
