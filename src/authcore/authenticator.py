@@ -125,13 +125,13 @@ class Authenticator:
         table = self._replay
         if table is None:
             return run_flow(self._start(authorization, portal_cookie, now), backends)
-        key, conclusion = self._lookup(table, authorization, portal_cookie, now)
-        if conclusion is not None:
-            return self._replay_now(conclusion, backends)
+        found = self._lookup(table, authorization, portal_cookie, now)
+        if isinstance(found, Conclusion):
+            return self._replay_now(found, backends)
         ticket = table.ticket()
         result = run_flow(self._start(authorization, portal_cookie, now), backends)
-        if key is not None and result.conclusion is not None:
-            table.put(key, result.conclusion, ticket, now)
+        if found is not None and result.conclusion is not None:
+            table.put(found, result.conclusion, ticket, now)
         return result
 
     async def aauthenticate(
@@ -149,15 +149,15 @@ class Authenticator:
         table = self._areplay
         if table is None:
             return await arun_flow(self._start(authorization, portal_cookie, now), backends)
-        key, conclusion = self._lookup(table, authorization, portal_cookie, now)
-        if conclusion is not None:
+        found = self._lookup(table, authorization, portal_cookie, now)
+        if isinstance(found, Conclusion):
             if self._in_process is not None:
-                return self._replay_now(conclusion, self._in_process)
-            return await arun_flow(self._step(conclusion), backends)
+                return self._replay_now(found, self._in_process)
+            return await arun_flow(self._step(found), backends)
         ticket = table.ticket()
         result = await arun_flow(self._start(authorization, portal_cookie, now), backends)
-        if key is not None and result.conclusion is not None:
-            table.put(key, result.conclusion, ticket, now)
+        if found is not None and result.conclusion is not None:
+            table.put(found, result.conclusion, ticket, now)
         return result
 
     def replay_inline(
@@ -177,10 +177,10 @@ class Authenticator:
         table, limiters = self._areplay, self._in_process
         if table is None or limiters is None:
             return None
-        conclusion = self._lookup(table, authorization, portal_cookie, self.clock())[1]
-        if conclusion is None:
+        found = self._lookup(table, authorization, portal_cookie, self.clock())
+        if not isinstance(found, Conclusion):
             return None
-        return self._replay_now(conclusion, limiters)
+        return self._replay_now(found, limiters)
 
     def _lookup(
         self,
@@ -188,39 +188,41 @@ class Authenticator:
         authorization: Sequence[str],
         portal_cookie: str | None,
         now: float,
-    ) -> tuple[bytes | None, Conclusion | None]:
-        """The table key of the one credential a request carries, and the conclusion stored
-        under it if it still holds at ``now``.
+    ) -> Conclusion | bytes | None:
+        """The conclusion stored for the one credential a request carries, if it still holds
+        at ``now``; else the table key a conclusion the whole flow reaches is kept under.
 
-        The key is None for a request with two credentials, or none: the whole flow says what
-        is wrong. No grammar check is needed here: a key only ever finds a conclusion if its
-        token is exactly one the whole flow extracted and verified before. A value the flow
-        would read differently (extra spaces, another scheme) yields another token, so another
-        key, misses, and takes the whole flow.
+        None: the request carries two credentials, or none (the whole flow says what is
+        wrong). One value rather than a (key, conclusion) pair: building and unpacking a pair
+        on every replay costs more than telling a key from a conclusion. No grammar check is
+        needed here: a key only ever finds a conclusion if its token is exactly one the whole
+        flow extracted and verified before. A value the flow would read differently (extra
+        spaces, another scheme) yields another token, so another key, misses, and takes the
+        whole flow.
         """
         if portal_cookie is not None and self.reads_cookie:
             if authorization:
-                return None, None
+                return None
             token = portal_cookie
         elif len(authorization) == 1:
             value = authorization[0]
             # RFC 9110 §11.1: the scheme is case-insensitive; "Bearer " is the usual spelling.
             if value[:7] != "Bearer " and value[:7].lower() != "bearer ":
-                return None, None
+                return None
             token = value[7:]
         else:
-            return None, None
+            return None
         key = _sha256(token.encode()).digest()
         conclusion = table.get(key)
         if conclusion is None or now >= conclusion.valid_until:
-            return key, None
+            return key
         key_id = conclusion.key_id
         if key_id is not None:
             # A JWT verified by a secret that has since left the keyring is not trusted.
             keyring = self._settings.keyring
             if keyring is None or key_id not in keyring.kids:
-                return key, None
-        return key, conclusion
+                return key
+        return conclusion
 
     def _replay_now(self, conclusion: Conclusion, limiters: Limiters) -> Authenticated:
         """Replay ``conclusion`` with its decisions taken in place on ``limiters``.
