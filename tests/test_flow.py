@@ -8,6 +8,9 @@ from typing import Any
 
 import pytest
 
+import authcore.authenticator
+import authcore.flow
+import authcore.replay
 from authcore.audit import audit_event
 from authcore.credentials import CredentialSettings
 from authcore.errors import (
@@ -255,10 +258,10 @@ def test_store_failure_is_unavailable_without_the_message(
 
 
 class DownLimiter:
-    def hit(self, workspace_id: str, policy: RateLimitPolicy) -> RateLimitDecision:
+    def hit(self, bucket: str, policy: RateLimitPolicy) -> RateLimitDecision:
         raise TimeoutError("redis timed out")
 
-    async def ahit(self, workspace_id: str, policy: RateLimitPolicy) -> RateLimitDecision:
+    async def ahit(self, bucket: str, policy: RateLimitPolicy) -> RateLimitDecision:
         raise TimeoutError("redis timed out")
 
 
@@ -351,7 +354,7 @@ def test_flow_rejects_a_credential_kind_the_settings_do_not_accept() -> None:
 
 def test_limiter_answering_garbage_is_unavailable() -> None:
     class Garbage:
-        def hit(self, workspace_id: str, policy: RateLimitPolicy) -> object:
+        def hit(self, bucket: str, policy: RateLimitPolicy) -> object:
             return 42
 
     h = Harness()
@@ -459,9 +462,9 @@ class RecordingLimiter(MemoryRateLimiter):
         super().__init__(clock_us=clock.us)
         self.buckets: list[str] = []
 
-    def hit(self, workspace_id: str, policy: RateLimitPolicy) -> RateLimitDecision:
-        self.buckets.append(workspace_id)
-        return super().hit(workspace_id, policy)
+    def hit(self, bucket: str, policy: RateLimitPolicy) -> RateLimitDecision:
+        self.buckets.append(bucket)
+        return super().hit(bucket, policy)
 
 
 def _limited(
@@ -582,13 +585,13 @@ class CountingDownLimiter(DownLimiter):
     def __init__(self) -> None:
         self.calls = 0
 
-    def hit(self, workspace_id: str, policy: RateLimitPolicy) -> RateLimitDecision:
+    def hit(self, bucket: str, policy: RateLimitPolicy) -> RateLimitDecision:
         self.calls += 1
-        return super().hit(workspace_id, policy)
+        return super().hit(bucket, policy)
 
-    async def ahit(self, workspace_id: str, policy: RateLimitPolicy) -> RateLimitDecision:
+    async def ahit(self, bucket: str, policy: RateLimitPolicy) -> RateLimitDecision:
         self.calls += 1
-        return await super().ahit(workspace_id, policy)
+        return await super().ahit(bucket, policy)
 
 
 @drivers
@@ -614,3 +617,11 @@ def test_a_limiter_outage_sends_both_decisions_to_the_fallback(drive: Driver) ->
     with pytest.raises(RateLimitedError) as info:
         drive(auth, header, None)
     assert info.value.decision.limit == 2
+
+
+def test_the_names_that_moved_out_of_flow_are_still_importable_from_it() -> None:
+    assert authcore.flow.Authenticator is authcore.authenticator.Authenticator
+    for name in ("Conclusion", "ReplaySource", "VerifiedResults"):
+        assert getattr(authcore.flow, name) is getattr(authcore.replay, name)
+    assert all(hasattr(authcore.flow, name) for name in authcore.flow.__all__)
+    assert not hasattr(authcore.flow, "Authenticators")

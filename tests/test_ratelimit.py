@@ -441,13 +441,13 @@ class DictLimiter:
     now_us: int
     tats: dict[str, int] = attrs.field(factory=dict)
 
-    def hit(self, workspace_id: str, policy: RateLimitPolicy) -> RateLimitDecision:
-        key = rate_limit_key(workspace_id)
+    def hit(self, bucket: str, policy: RateLimitPolicy) -> RateLimitDecision:
+        key = rate_limit_key(bucket)
         decision, self.tats[key] = decide(self.tats.get(key), self.now_us, policy)
         return decision
 
-    async def ahit(self, workspace_id: str, policy: RateLimitPolicy) -> RateLimitDecision:
-        return self.hit(workspace_id, policy)
+    async def ahit(self, bucket: str, policy: RateLimitPolicy) -> RateLimitDecision:
+        return self.hit(bucket, policy)
 
 
 def test_limiters_are_keyed_by_workspace_only() -> None:

@@ -8,6 +8,7 @@ API of the zero-I/O core; adapters live in ``authcore.adapters`` and backends in
 """
 
 from authcore.audit import AuditEvent, AuditTarget, audit_event
+from authcore.authenticator import Authenticator
 from authcore.credentials import (
     Credential,
     CredentialKind,
@@ -36,7 +37,6 @@ from authcore.errors import (
 from authcore.flow import (
     AsyncBackends,
     Authenticated,
-    Authenticator,
     AuthSettings,
     Backends,
     arun_flow,

@@ -7,25 +7,27 @@ answers, like ``httpx``'s auth flow. :func:`run_flow` drives it synchronously (W
 I/O a need names, turning any failure of a backing system into
 :class:`~authcore.errors.UnavailableError` thrown back into the flow.
 
-:class:`Authenticator` bundles settings, store, limiter and clock for adapters.
+:func:`rate_limit_step`, the flow's last part, is also all that a replayed
+:class:`~authcore.replay.Conclusion` runs: :class:`~authcore.authenticator.Authenticator`
+(which bundles settings, store, limiter and clock for adapters) drives it with
+:func:`run_step` or :func:`arun_flow`, or takes its one decision in place and reads it with
+:func:`admitted`, the step's own check.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
-from collections.abc import Awaitable, Callable, Generator, Sequence
-from typing import Final, NamedTuple, Protocol, TypeAlias, TypeVar, cast, runtime_checkable
+from collections.abc import Awaitable, Callable, Generator
+from typing import TYPE_CHECKING, Final, NamedTuple, Protocol, TypeAlias, TypeVar
 
 import attrs
 
-from authcore.credentials import Credential, CredentialKind, CredentialSettings, extract_credential
+from authcore.credentials import Credential, CredentialKind, CredentialSettings
 from authcore.errors import (
     AuthcoreError,
     ConfigurationError,
     InvalidCredentialError,
-    MissingCredentialError,
     RateLimitedError,
     UnavailableError,
     WorkspaceDisabledError,
@@ -48,10 +50,15 @@ from authcore.ratelimit import (
     tighter,
 )
 from authcore.records import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
+from authcore.replay import Conclusion, ReplaySource, VerifiedResults
 from authcore.store import AsyncCredentialStore, CredentialStore
 from authcore.tokens import digest
-from authcore.usage import ALLOWED
 
+if TYPE_CHECKING:
+    from authcore.authenticator import Authenticator
+
+# Conclusion, ReplaySource, VerifiedResults (authcore.replay) and Authenticator
+# (authcore.authenticator) lived here once, and are still importable from here.
 __all__ = [
     "AsyncBackends",
     "AuthSettings",
@@ -61,6 +68,9 @@ __all__ = [
     "CheckRateLimit",
     "Conclusion",
     "Flow",
+    "LimitFlow",
+    "LimitNeed",
+    "Limiters",
     "LookupPortalSession",
     "LookupRootKey",
     "LookupWorkspace",
@@ -69,10 +79,12 @@ __all__ = [
     "TokenCache",
     "UseFallbackLimiter",
     "VerifiedResults",
+    "admitted",
     "arun_flow",
     "authentication_flow",
     "rate_limit_step",
     "run_flow",
+    "run_step",
 ]
 
 _Record = TypeVar("_Record", RootKeyRecord, PortalSessionRecord, WorkspaceRecord)
@@ -106,13 +118,13 @@ class LookupWorkspace:
 
 @attrs.frozen
 class CheckRateLimit:
-    """Need: one atomic limiter decision for ``workspace_id`` under ``policy``.
+    """Need: one atomic limiter decision for ``bucket`` under ``policy``.
 
-    ``workspace_id`` names the limiter's bucket: the workspace's id, or for a root key's own
-    limit :func:`authcore.ratelimit.key_bucket` of the key's id (which no workspace id equals).
+    ``bucket`` is the workspace's id, or for a root key's own limit
+    :func:`authcore.ratelimit.key_bucket` of the key's id (which no workspace id equals).
     """
 
-    workspace_id: str
+    bucket: str
     policy: RateLimitPolicy
 
 
@@ -120,45 +132,16 @@ class CheckRateLimit:
 class UseFallbackLimiter:
     """Need: the bounded local limiter's decision, after the shared limiter failed.
 
-    ``workspace_id`` names the bucket, as in :class:`CheckRateLimit`.
+    ``bucket`` is as in :class:`CheckRateLimit`.
     """
 
-    workspace_id: str
+    bucket: str
     policy: RateLimitPolicy
 
 
-Need: TypeAlias = (
-    LookupRootKey | LookupPortalSession | LookupWorkspace | CheckRateLimit | UseFallbackLimiter
-)
-
-
-@attrs.frozen
-class Conclusion:
-    """What the flow concluded about one credential, replayable until ``valid_until``.
-
-    Everything a later request with the same credential needs in order to skip steps 1-3:
-    the principal, the workspace's rate-limit policy (None: unlimited), and the moment the
-    conclusion stops being true on its own (the key's or session's expiry, the JWT's ``exp``;
-    infinity when it never expires). ``key_id`` is the kid of the secret that verified a JWT
-    (a replay checks it is still in the keyring); ``credential_id`` is the root key's or
-    portal session's id, by which revocation and rotation find it. ``key_policy`` is a root
-    key's own limit (None for a key without one, and always for portal sessions and JWTs); it
-    is only ever set together with ``credential_id``. It never holds a secret.
-    ``usage_key`` is what an admitted request with this credential counts as in usage
-    (workspace id, credential id, ``"allowed"``), built once here rather than per request.
-    """
-
-    principal: Principal
-    policy: RateLimitPolicy | None
-    valid_until: float
-    key_id: str | None = None
-    credential_id: str | None = None
-    key_policy: RateLimitPolicy | None = None
-    usage_key: tuple[str, str, str] = attrs.field(init=False, eq=False, repr=False)
-
-    @usage_key.default
-    def _usage_key(self) -> tuple[str, str, str]:
-        return (self.principal.workspace_id, self.credential_id or "", ALLOWED)
+#: What a rate-limit step asks for (all that a replay asks for).
+LimitNeed: TypeAlias = CheckRateLimit | UseFallbackLimiter
+Need: TypeAlias = LookupRootKey | LookupPortalSession | LookupWorkspace | LimitNeed
 
 
 class Authenticated(NamedTuple):
@@ -179,30 +162,8 @@ class Authenticated(NamedTuple):
 
 
 Flow: TypeAlias = Generator[Need, object, Authenticated]
-
-
-class VerifiedResults(Protocol):
-    """A bounded table of conclusions, kept true by its owner's invalidations.
-
-    Keyed by the SHA-256 digest of the credential's token (the stored digest for root keys
-    and portal sessions). ``get`` is a plain read: the caller checks ``valid_until`` against
-    its clock. A conclusion is stored only under a ``ticket`` taken before the flow started,
-    so one reached from a record that was invalidated meanwhile is never stored; the owner
-    also shortens ``valid_until`` to what its own caches promise (their TTLs).
-    """
-
-    def get(self, key: bytes, /) -> Conclusion | None: ...
-
-    def ticket(self) -> int: ...
-
-    def put(self, key: bytes, conclusion: Conclusion, ticket: int, now: float, /) -> None: ...
-
-
-@runtime_checkable
-class ReplaySource(Protocol):
-    """A store that can keep conclusions (``CachedStore``): one table per authenticator."""
-
-    def verified_results(self) -> VerifiedResults: ...
+#: A flow that asks only for rate-limit decisions: :func:`rate_limit_step`.
+LimitFlow: TypeAlias = Generator[LimitNeed, object, Authenticated]
 
 
 class TokenCache(Protocol):
@@ -323,7 +284,7 @@ def authentication_flow(credential: Credential, settings: AuthSettings, now: flo
 
 def rate_limit_step(
     conclusion: Conclusion, settings: AuthSettings, *, replayed: bool = False
-) -> Flow:
+) -> LimitFlow:
     """Step 4's limits for a verified caller: its key's own limit, if any, then its workspace's.
 
     The last part of :func:`authentication_flow`, and all that a replayed conclusion runs
@@ -364,15 +325,15 @@ def rate_limit_step(
         if not shared or settings.limiter_failure is not LimiterFailurePolicy.LOCAL_FALLBACK:
             raise exc.refused(principal.workspace_id, conclusion.credential_id) from None
         decision = yield UseFallbackLimiter(principal.workspace_id, policy)
-    admitted = _admitted(decision, conclusion)
+    sent = admitted(decision, conclusion)  # the decision whose headers are sent
     if key_decision is not None:
-        admitted = tighter(admitted, key_decision)
-    return Authenticated(principal, admitted, conclusion, replayed)
+        sent = tighter(sent, key_decision)
+    return Authenticated(principal, sent, conclusion, replayed)
 
 
 def _key_limit(
     conclusion: Conclusion, policy: RateLimitPolicy, settings: AuthSettings
-) -> Generator[Need, object, tuple[RateLimitDecision, bool]]:
+) -> Generator[LimitNeed, object, tuple[RateLimitDecision, bool]]:
     """The root key's own decision, and whether the shared limiter answered it.
 
     Raises:
@@ -387,12 +348,15 @@ def _key_limit(
         if settings.limiter_failure is not LimiterFailurePolicy.LOCAL_FALLBACK:
             workspace_id = conclusion.principal.workspace_id
             raise exc.refused(workspace_id, conclusion.credential_id) from None
-        return _admitted((yield UseFallbackLimiter(bucket, policy)), conclusion), False
-    return _admitted(decision, conclusion), True
+        return admitted((yield UseFallbackLimiter(bucket, policy)), conclusion), False
+    return admitted(decision, conclusion), True
 
 
-def _admitted(decision: object, conclusion: Conclusion) -> RateLimitDecision:
-    """``decision`` if it admits the request.
+def admitted(decision: object, conclusion: Conclusion) -> RateLimitDecision:
+    """``decision`` if it admits the request: how the step reads every decision it gets.
+
+    A replay that took its decision in place reads an unusual one (anything but an admitting
+    :class:`~authcore.ratelimit.RateLimitDecision`) with this too.
 
     Raises:
         UnavailableError: it is not a decision at all.
@@ -427,6 +391,20 @@ class AsyncBackends:
     fallback_limiter: RateLimiter | None = None
 
 
+class Limiters(Protocol):
+    """What answers a rate-limit step's needs: a limiter and the bounded local fallback.
+
+    :class:`Backends` is one; so are the in-process limiters of async backends, which an
+    :class:`~authcore.authenticator.Authenticator` asks in place (:func:`run_step`).
+    """
+
+    @property
+    def limiter(self) -> RateLimiter | None: ...
+
+    @property
+    def fallback_limiter(self) -> RateLimiter | None: ...
+
+
 def _no_limiter() -> UnavailableError:
     return UnavailableError("no rate limiter configured")
 
@@ -438,10 +416,14 @@ def _resolve(need: Need, backends: Backends) -> object:
         return backends.store.find_portal_session(need.digest)
     if isinstance(need, LookupWorkspace):
         return backends.store.find_workspace(need.workspace_id)
-    limiter = backends.limiter if isinstance(need, CheckRateLimit) else backends.fallback_limiter
+    return _decide(need, backends)
+
+
+def _decide(need: LimitNeed, limiters: Limiters) -> object:
+    limiter = limiters.limiter if isinstance(need, CheckRateLimit) else limiters.fallback_limiter
     if limiter is None:
         raise _no_limiter()
-    return limiter.hit(need.workspace_id, need.policy)
+    return limiter.hit(need.bucket, need.policy)
 
 
 def _aresolve(need: Need, backends: AsyncBackends) -> Awaitable[object]:
@@ -458,10 +440,10 @@ def _aresolve(need: Need, backends: AsyncBackends) -> Awaitable[object]:
         # The fallback is in-process memory: no I/O, so its sync form is right here too.
         if backends.fallback_limiter is None:
             raise _no_limiter()
-        return _ready(backends.fallback_limiter.hit(need.workspace_id, need.policy))
+        return _ready(backends.fallback_limiter.hit(need.bucket, need.policy))
     if backends.limiter is None:
         raise _no_limiter()
-    return backends.limiter.ahit(need.workspace_id, need.policy)
+    return backends.limiter.ahit(need.bucket, need.policy)
 
 
 async def _ready(value: object) -> object:
@@ -481,19 +463,43 @@ def run_flow(flow: Flow, backends: Backends) -> Authenticated:
     Raises:
         AuthcoreError: whatever the flow raises; backend failures arrive as UnavailableError.
     """
+    return _drive(flow, _resolve, backends, None)
+
+
+def run_step(
+    step: LimitFlow, limiters: Limiters, failure: Exception | None = None
+) -> Authenticated:
+    """Drive a rate-limit step synchronously against ``limiters`` alone.
+
+    ``failure``: the step's first decision was asked already (a replay asks it in place) and
+    failed. It is thrown in where the step asks for that decision, so that the step's own
+    failure policy decides what it means, without asking the failed limiter a second time.
+
+    Raises:
+        AuthcoreError: whatever the step raises; limiter failures arrive as UnavailableError.
+    """
+    return _drive(step, _decide, limiters, failure)
+
+
+_N = TypeVar("_N", bound=Need)
+_B = TypeVar("_B")
+
+
+def _drive(
+    flow: Generator[_N, object, Authenticated],
+    resolve: Callable[[_N, _B], object],
+    backends: _B,
+    failure: Exception | None,
+) -> Authenticated:
+    # The one synchronous driver: a whole flow on Backends, a rate-limit step on Limiters
+    # (arun_flow is its asynchronous twin).
     try:
         need = next(flow)
-    except StopIteration as stop:
-        result: Authenticated = stop.value
-        return result
-    return _drive(flow, need, backends)
-
-
-def _drive(flow: Flow, need: Need, backends: Backends) -> Authenticated:
-    try:
+        if failure is not None:
+            need = flow.throw(_as_unavailable(failure))
         while True:
             try:
-                answer = _resolve(need, backends)
+                answer = resolve(need, backends)
             except Exception as exc:  # noqa: BLE001 - any backend failure means "unavailable"
                 need = flow.throw(_as_unavailable(exc))
             else:
@@ -511,14 +517,6 @@ async def arun_flow(flow: Flow, backends: AsyncBackends) -> Authenticated:
     """
     try:
         need = next(flow)
-    except StopIteration as stop:
-        result: Authenticated = stop.value
-        return result
-    return await _adrive(flow, need, backends)
-
-
-async def _adrive(flow: Flow, need: Need, backends: AsyncBackends) -> Authenticated:
-    try:
         while True:
             try:
                 answer = await _aresolve(need, backends)
@@ -531,310 +529,11 @@ async def _adrive(flow: Flow, need: Need, backends: AsyncBackends) -> Authentica
         return result
 
 
-def _answered(flow: Flow, answer: object, error: Exception | None) -> Need | Authenticated:
-    """Start ``flow`` and give its first need the answer already obtained (or the failure).
+def __getattr__(name: str) -> object:
+    # PEP 562. Authenticator moved to authcore.authenticator, which imports this module, so it
+    # cannot be imported here at the top; ``from authcore.flow import Authenticator`` still works.
+    if name == "Authenticator":
+        from authcore.authenticator import Authenticator  # noqa: PLC0415 - see above
 
-    Returns the next need, or the result if the flow is done.
-    """
-    try:
-        next(flow)
-        if error is not None:
-            return flow.throw(_as_unavailable(error))
-        return flow.send(answer)
-    except StopIteration as stop:
-        result: Authenticated = stop.value
-        return result
-
-
-# --- the bundle adapters use ----------------------------------------------------------------
-
-_sha256: Final = hashlib.sha256
-# The named tuples built on the replay path, without their own __new__ frame.
-_new: Final = tuple.__new__
-
-
-class Authenticator:
-    """Steps 1-4 for one route group: find, verify, normalize, rate-limit.
-
-    ``clock`` returns seconds since the epoch; adapters pass ``time.time`` and tests a
-    settable clock (:class:`authcore.testing.SettableClock`).
-
-    When the store keeps conclusions (a :class:`ReplaySource` such as
-    :class:`authcore.backends.cache.CachedStore`), a request whose credential the flow has
-    already verified replays that conclusion: it skips steps 1-3, still checks the
-    conclusion's ``valid_until`` (and a JWT's secret) against now, and always takes a fresh
-    rate-limit decision. Anything else runs the whole flow, which may store its conclusion.
-    ``replay=False`` turns this off.
-    """
-
-    __slots__ = (
-        "_abackends",
-        "_areplay",
-        "_backends",
-        "_inline_backends",
-        "_inline_limiter",
-        "_replay",
-        "_settings",
-        "clock",
-        "reads_cookie",
-    )
-
-    def __init__(
-        self,
-        settings: AuthSettings,
-        *,
-        clock: Callable[[], float],
-        backends: Backends | None = None,
-        abackends: AsyncBackends | None = None,
-        replay: bool = True,
-    ) -> None:
-        if backends is None and abackends is None:
-            raise ConfigurationError("an Authenticator needs sync or async backends")
-        self._settings = settings
-        self.clock = clock
-        self._backends = backends
-        self._abackends = abackends
-        #: Whether this route group takes the portal cookie (and so the cross-site rule).
-        self.reads_cookie = settings.credentials.portal_cookie is not None
-        self._replay = _replay_table(backends, replay)
-        self._areplay = _replay_table(abackends, replay)
-        # An in-process limiter (memory) is called without an await on the async path.
-        limiter = None if abackends is None else abackends.limiter
-        self._inline_limiter: RateLimiter | None = (
-            limiter if getattr(limiter, "in_process", False) is True else None  # type: ignore[assignment]  # it says it has hit()
-        )
-        # The same limiters as sync backends, for a replay of a key with a limit of its own
-        # (two decisions) on the async side. A rate-limit step asks no store: none is given.
-        self._inline_backends: Backends | None = None
-        if abackends is not None and self._inline_limiter is not None:
-            self._inline_backends = Backends(
-                cast(CredentialStore, None), self._inline_limiter, abackends.fallback_limiter
-            )
-
-    @property
-    def settings(self) -> AuthSettings:
-        """How this route group authenticates (fixed: what is derived from it is kept)."""
-        return self._settings
-
-    def _replay_key(self, authorization: Sequence[str], portal_cookie: str | None) -> bytes | None:
-        """The table key of the one credential a request carries (None: two, or none).
-
-        No grammar check is needed here: a key only ever finds a conclusion if its token is
-        exactly one the full path extracted and verified before. A value the full path would
-        read differently (extra spaces, trailing whitespace, another scheme) yields another
-        token, so another key, misses, and takes the full path, which says what is wrong.
-        """
-        if self._settings.credentials.portal_cookie is None:
-            portal_cookie = None
-        if authorization:
-            if len(authorization) != 1 or portal_cookie is not None:
-                return None
-            value = authorization[0]
-            # RFC 9110 §11.1: the scheme is case-insensitive; "Bearer " is the usual spelling.
-            if not (value.startswith("Bearer ") or value[:7].lower() == "bearer "):
-                return None
-            token = value[7:]
-        elif portal_cookie is not None:
-            token = portal_cookie
-        else:
-            return None
-        return _sha256(token.encode()).digest()
-
-    def _conclusion(self, table: VerifiedResults, key: bytes, now: float) -> Conclusion | None:
-        """The conclusion stored for ``key``, if it still holds at ``now``."""
-        conclusion = table.get(key)
-        if conclusion is None or now >= conclusion.valid_until:
-            return None
-        if conclusion.key_id is not None and not self._trusts(conclusion.key_id):
-            return None
-        return conclusion
-
-    def _trusts(self, key_id: str) -> bool:
-        # A JWT verified by a secret that has since left the keyring is not trusted.
-        keyring = self._settings.keyring
-        return keyring is not None and key_id in keyring.kids
-
-    def _start(self, authorization: Sequence[str], portal_cookie: str | None, now: float) -> Flow:
-        credential = extract_credential(authorization, portal_cookie, self._settings.credentials)
-        if credential is None:
-            raise MissingCredentialError
-        return authentication_flow(credential, self._settings, now)
-
-    def authenticate(
-        self, authorization: Sequence[str], portal_cookie: str | None = None
-    ) -> Authenticated:
-        """Authenticate a request from its Authorization values and portal cookie.
-
-        Raises:
-            AuthcoreError: any outcome other than a principal (see DESIGN.md's table).
-        """
-        backends = self._backends
-        if backends is None:
-            raise ConfigurationError("this Authenticator has no synchronous backends")
-        now = self.clock()
-        table = self._replay
-        if table is None:
-            return run_flow(self._start(authorization, portal_cookie, now), backends)
-        if portal_cookie is None and len(authorization) == 1 and authorization[0][:7] == "Bearer ":
-            # The usual request, keyed here without a call; _replay_key does the same.
-            key: bytes | None = _sha256(authorization[0][7:].encode()).digest()
-        else:
-            key = self._replay_key(authorization, portal_cookie)
-        if key is not None:
-            conclusion = self._conclusion(table, key, now)
-            if conclusion is not None:
-                replayed = self._replay_now(conclusion, backends.limiter, backends)
-                if replayed is not None:
-                    return replayed
-        ticket = table.ticket()
-        result = run_flow(self._start(authorization, portal_cookie, now), backends)
-        if key is not None and result.conclusion is not None:
-            table.put(key, result.conclusion, ticket, now)
-        return result
-
-    async def aauthenticate(
-        self, authorization: Sequence[str], portal_cookie: str | None = None
-    ) -> Authenticated:
-        """Asynchronous twin of :meth:`authenticate`.
-
-        Raises:
-            AuthcoreError: any outcome other than a principal.
-        """
-        backends = self._abackends
-        if backends is None:
-            raise ConfigurationError("this Authenticator has no asynchronous backends")
-        now = self.clock()
-        table = self._areplay
-        if table is None:
-            return await arun_flow(self._start(authorization, portal_cookie, now), backends)
-        key = self._replay_key(authorization, portal_cookie)
-        if key is not None:
-            conclusion = self._conclusion(table, key, now)
-            if conclusion is not None:
-                if self._inline_limiter is not None:
-                    result = self._replay_now(conclusion, self._inline_limiter, None)
-                    if result is not None:
-                        return result
-                return await self._areplay_limit(conclusion, backends)
-        ticket = table.ticket()
-        result = await arun_flow(self._start(authorization, portal_cookie, now), backends)
-        if key is not None and result.conclusion is not None:
-            table.put(key, result.conclusion, ticket, now)
-        return result
-
-    def replay_inline(
-        self, authorization: Sequence[str], portal_cookie: str | None = None
-    ) -> Authenticated | None:
-        """The async side's replay when it needs no await, else None.
-
-        For an async caller's hot path (:meth:`authcore.gate.Gate.admit_inline`): a replay
-        whose limiter runs in this process needs no I/O, so no coroutine. None means "await
-        :meth:`aauthenticate`": not a replay, or anything but a plain decision.
-
-        Raises:
-            RateLimitedError: the replayed credential's workspace (or key) is over its limit.
-            UnavailableError: the limiter answered something that is not a decision (or,
-                for a key with a limit of its own, failed and the policy is fail-closed).
-        """
-        table, limiter = self._areplay, self._inline_limiter
-        if table is None or limiter is None:
-            return None
-        if portal_cookie is None and len(authorization) == 1 and authorization[0][:7] == "Bearer ":
-            # The usual request, keyed here without a call; _replay_key does the same.
-            key: bytes | None = _sha256(authorization[0][7:].encode()).digest()
-        else:
-            key = self._replay_key(authorization, portal_cookie)
-        if key is None:
-            return None
-        # _conclusion(), written out for the hot path.
-        conclusion = table.get(key)
-        if (
-            conclusion is None
-            or self.clock() >= conclusion.valid_until
-            or (conclusion.key_id is not None and not self._trusts(conclusion.key_id))
-        ):
-            return None
-        if conclusion.key_policy is not None:
-            return self._replay_now(conclusion, limiter, None)
-        policy = conclusion.policy
-        if policy is not None:
-            # _replay_now's usual case, written out: one frame less on the hot path.
-            try:
-                decision = limiter.hit(conclusion.principal.workspace_id, policy)
-            except Exception:  # noqa: BLE001 - the awaited path asks again and decides
-                return None
-            if type(decision) is RateLimitDecision and decision[0]:  # allowed
-                return _new(Authenticated, (conclusion.principal, decision, conclusion, True))
-            step = _answered(
-                rate_limit_step(conclusion, self._settings, replayed=True), decision, None
-            )
-            return step if isinstance(step, Authenticated) else None
-        return self._replay_now(conclusion, limiter, None)
-
-    # A replay takes the limiter decision itself and handles only the usual answer, one that
-    # admits. A refusal, a failure or anything odd goes to the flow's own rate-limit step with
-    # the answer already in hand, so what those mean is written once, there.
-
-    def _replay_now(
-        self, conclusion: Conclusion, limiter: RateLimiter | None, backends: Backends | None
-    ) -> Authenticated | None:
-        """Replay with a limiter called in place.
-
-        With ``backends`` None (an in-process limiter on the async side) a limiter failure
-        returns None, for the awaited path to ask the limiter again and decide. A key with a
-        limit of its own takes two decisions: the flow's step runs them all, on ``backends``
-        or on the in-process limiters (so a decision taken is never taken again).
-        """
-        if conclusion.key_policy is not None:
-            backends = backends or self._inline_backends
-            if backends is None:
-                return None
-            return run_flow(rate_limit_step(conclusion, self._settings, replayed=True), backends)
-        policy = conclusion.policy
-        if policy is None or limiter is None:
-            if backends is None:
-                return None
-            return run_flow(rate_limit_step(conclusion, self._settings, replayed=True), backends)
-        try:
-            decision = limiter.hit(conclusion.principal.workspace_id, policy)
-        except Exception as exc:  # noqa: BLE001 - the flow's step decides what it means
-            if backends is None:
-                return None
-            flow = rate_limit_step(conclusion, self._settings, replayed=True)
-            step = _answered(flow, None, exc)
-            return step if isinstance(step, Authenticated) else _drive(flow, step, backends)
-        if type(decision) is RateLimitDecision and decision[0]:  # allowed
-            return _new(Authenticated, (conclusion.principal, decision, conclusion, True))
-        # A refusal, or not a decision at all: the step raises what it means.
-        step = _answered(rate_limit_step(conclusion, self._settings, replayed=True), decision, None)
-        return step if isinstance(step, Authenticated) else None
-
-    async def _areplay_limit(
-        self, conclusion: Conclusion, backends: AsyncBackends
-    ) -> Authenticated:
-        """Replay with the awaited limiter of the async backends."""
-        policy, limiter = conclusion.policy, backends.limiter
-        if policy is None or limiter is None or conclusion.key_policy is not None:
-            return await arun_flow(
-                rate_limit_step(conclusion, self._settings, replayed=True), backends
-            )
-        error: Exception | None = None
-        decision: object = None
-        try:
-            decision = await limiter.ahit(conclusion.principal.workspace_id, policy)
-        except Exception as exc:  # noqa: BLE001 - the flow's step decides what it means
-            error = exc
-        else:
-            if type(decision) is RateLimitDecision and decision[0]:  # allowed
-                return _new(Authenticated, (conclusion.principal, decision, conclusion, True))
-        flow = rate_limit_step(conclusion, self._settings, replayed=True)
-        step = _answered(flow, decision, error)
-        return step if isinstance(step, Authenticated) else await _adrive(flow, step, backends)
-
-
-def _replay_table(
-    backends: Backends | AsyncBackends | None, enabled: bool
-) -> VerifiedResults | None:
-    if not enabled or backends is None or not isinstance(backends.store, ReplaySource):
-        return None
-    return backends.store.verified_results()
+        return Authenticator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,7 +5,7 @@ Every adapter (ASGI, WSGI, Flask, Django) reads the same few facts off its frame
 the ``Cookie``, ``Sec-Fetch-Site``, ``Origin`` and ``Host`` values and the scheme) and hands
 them to :meth:`Gate.admit` (or :meth:`Gate.aadmit`). The gate picks the route group, runs
 step 1 (exactly one credential, the cross-site rule for cookie writes) and steps 2-4 through
-the group's :class:`~authcore.flow.Authenticator`, and returns either
+the group's :class:`~authcore.authenticator.Authenticator`, and returns either
 :class:`~authcore.flow.Authenticated` (the principal and its rate-limit decision, whose
 headers go on the response) or the :class:`~authcore.responses.HTTPResponse` to send instead.
 It never raises: a bug in the step is reported to ``on_bug`` and answered as a safe 500.
@@ -23,6 +23,7 @@ from typing import Final, NamedTuple, Protocol, runtime_checkable
 
 import attrs
 
+from authcore.authenticator import Authenticator
 from authcore.credentials import (
     SAFE_METHODS,
     CredentialKind,
@@ -32,7 +33,7 @@ from authcore.credentials import (
     request_origin,
 )
 from authcore.errors import AuthcoreError, ConfigurationError, RateLimitedError, ServerError
-from authcore.flow import Authenticated, Authenticator
+from authcore.flow import Authenticated
 from authcore.principal import Principal
 from authcore.ratelimit import RateLimitDecision
 from authcore.responses import HTTPResponse, error_response
@@ -340,7 +341,7 @@ class Gate:
         """:meth:`aadmit` for a route group without the portal cookie, when it needs no await.
 
         An async adapter's hot path: a replayed credential whose limiter runs in this process
-        (:meth:`~authcore.flow.Authenticator.replay_inline`). None means "await
+        (:meth:`~authcore.authenticator.Authenticator.replay_inline`). None means "await
         :meth:`aadmit`", which gives the same answer for everything else.
         """
         if self.observer is not None:

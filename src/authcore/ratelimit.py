@@ -19,18 +19,18 @@ and it is bounded, unlike the fixed window's edge.
 Everything here is integer microseconds; nothing reads a clock or does I/O. The memory backend
 calls :func:`decide`; the Redis backend runs :data:`GCRA_LUA`, the same math in one atomic
 server-side call using the server's clock, and turns its reply into a decision with
-:func:`decision_from_reply`. Limiters are keyed by the workspace id only, never by the policy,
-so changing a workspace's limit keeps its state instead of handing it a fresh burst. A root key
-with a limit of its own has a bucket of its own too, :func:`key_bucket` of its id; the flow
-asks for both decisions (see :func:`authcore.flow.rate_limit_step`) and :func:`tighter` picks
-the one whose headers are sent.
+:func:`decision_from_reply`. Limiters keep their state by *bucket*: a workspace's bucket is its
+id, never anything derived from the policy, so changing a workspace's limit keeps its state
+instead of handing it a fresh burst. A root key with a limit of its own has a bucket of its own
+too, :func:`key_bucket` of its id; the flow asks for both decisions (see
+:func:`authcore.flow.rate_limit_step`) and :func:`tighter` picks the one whose headers are sent.
 """
 
 from __future__ import annotations
 
 import enum
 import re
-from typing import Final, NamedTuple, Protocol
+from typing import Final, NamedTuple, Protocol, runtime_checkable
 
 import attrs
 
@@ -40,6 +40,7 @@ __all__ = [
     "GCRA_LUA",
     "MAX_TIME_US",
     "AsyncRateLimiter",
+    "InProcessRateLimiter",
     "LimiterFailurePolicy",
     "RateLimitDecision",
     "RateLimitPolicy",
@@ -216,7 +217,7 @@ def decide(
 
 # One atomic round trip with the server's clock, so all processes share one time source and
 # racing callers are serialised by Redis (N callers racing for L slots get exactly L).
-# KEYS[1]: the workspace key (rate_limit_key). ARGV: limit, emission interval (µs), key TTL (s).
+# KEYS[1]: the bucket's key (rate_limit_key). ARGV: limit, emission interval (µs), key TTL (s).
 # Returns {allowed (0/1), limit, remaining, reset, retry_after}.
 # Lua numbers are doubles: see the 2**53 comment above MAX_TIME_US. floor_div corrects the
 # rounded quotient so the division is exact; the TAT is written with %.0f because tostring
@@ -319,10 +320,14 @@ class LimiterFailurePolicy(enum.Enum):
 
 
 class RateLimiter(Protocol):
-    """A limiter backend. Keyed by workspace id only; raises UnavailableError when down."""
+    """A limiter backend, keyed by bucket only; raises UnavailableError when down.
 
-    def hit(self, workspace_id: str, policy: RateLimitPolicy) -> RateLimitDecision:
-        """Count one request for ``workspace_id`` under ``policy`` and return the decision.
+    A bucket is a workspace's id, or :func:`key_bucket` of a root key's id for the key's own
+    limit; never anything derived from the policy.
+    """
+
+    def hit(self, bucket: str, policy: RateLimitPolicy) -> RateLimitDecision:
+        """Count one request in ``bucket`` under ``policy`` and return the decision.
 
         Raises:
             UnavailableError: the backing system failed.
@@ -331,19 +336,29 @@ class RateLimiter(Protocol):
 
 
 class AsyncRateLimiter(Protocol):
-    """The async twin of :class:`RateLimiter`.
+    """The async twin of :class:`RateLimiter` (see :class:`InProcessRateLimiter` too)."""
 
-    A limiter that keeps its state in this process and so never waits on I/O (the memory
-    limiter) may say so with a class attribute ``in_process = True`` and offer the sync
-    ``hit`` too: the async path then calls ``hit`` directly instead of awaiting ``ahit``.
-    """
-
-    async def ahit(self, workspace_id: str, policy: RateLimitPolicy) -> RateLimitDecision:
-        """Count one request for ``workspace_id`` under ``policy`` and return the decision.
+    async def ahit(self, bucket: str, policy: RateLimitPolicy) -> RateLimitDecision:
+        """Count one request in ``bucket`` under ``policy`` and return the decision.
 
         Raises:
             UnavailableError: the backing system failed.
         """
+        ...
+
+
+@runtime_checkable
+class InProcessRateLimiter(RateLimiter, AsyncRateLimiter, Protocol):
+    """A limiter whose state lives in this process (the memory limiter): it never waits on I/O.
+
+    It offers both twins and says so with ``in_process`` (a class attribute, True). Where it
+    is the async limiter, the async path calls ``hit`` in place instead of awaiting ``ahit``:
+    no coroutine for a decision that has nothing to wait for.
+    """
+
+    @property
+    def in_process(self) -> bool:
+        """True: :meth:`hit` does no I/O, so an async caller may call it without an await."""
         ...
 
 
@@ -374,10 +389,10 @@ def tighter(first: RateLimitDecision, second: RateLimitDecision) -> RateLimitDec
     return first
 
 
-def rate_limit_key(workspace_id: str, namespace: str = "authcore:rl:") -> str:
-    """Return the storage key for a workspace: the namespace, then the id.
+def rate_limit_key(bucket: str, namespace: str = "authcore:rl:") -> str:
+    """Return the storage key of a limiter bucket: the namespace, then the bucket.
 
-    Deliberately not derived from the policy: a new limit must keep the workspace's state.
-    The fixed prefix keeps the mapping injective, so two workspaces never share a key.
+    Deliberately not derived from the policy: a new limit must keep the bucket's state.
+    The fixed prefix keeps the mapping injective, so two buckets never share a key.
     """
-    return f"{namespace}{workspace_id}"
+    return f"{namespace}{bucket}"

@@ -22,8 +22,10 @@ from authcore.credentials import CredentialSettings
 from authcore.errors import (
     DuplicateCredentialError,
     InvalidCredentialError,
+    MissingCredentialError,
     RateLimitedError,
     UnavailableError,
+    UnsupportedSchemeError,
     WorkspaceDisabledError,
 )
 from authcore.flow import AsyncBackends, Authenticated, Authenticator, AuthSettings, Backends
@@ -32,6 +34,7 @@ from authcore.keyring import Keyring, SigningSecret
 from authcore.principal import Principal
 from authcore.ratelimit import LimiterFailurePolicy, RateLimitDecision, RateLimitPolicy
 from authcore.records import OPERATOR_ACTOR, PortalSessionRecord, RootKeyRecord, WorkspaceRecord
+from authcore.replay import VerifiedResults
 from authcore.responses import HTTPResponse
 from authcore.testing import (
     MemoryRateLimiter,
@@ -76,11 +79,11 @@ class CountingLimiter(MemoryRateLimiter):
         self.decisions = 0
         self.failure: Exception | None = None
 
-    def hit(self, workspace_id: str, policy: RateLimitPolicy) -> RateLimitDecision:
+    def hit(self, bucket: str, policy: RateLimitPolicy) -> RateLimitDecision:
         self.decisions += 1
         if self.failure is not None:
             raise self.failure
-        return super().hit(workspace_id, policy)
+        return super().hit(bucket, policy)
 
 
 def keyring(*kids: str) -> Keyring:
@@ -269,6 +272,65 @@ def test_jwt_replay_stops_when_its_secret_leaves_the_keyring() -> None:
     )
     with pytest.raises(InvalidCredentialError):
         rotated.authenticate(bearer(token.reveal()))
+
+
+class SharedTable(CachedStore):
+    """A CachedStore whose route groups share one table (CachedStore gives each its own)."""
+
+    def __init__(self, store: MemoryStore, clock: SettableClock) -> None:
+        super().__init__(store, clock=clock)
+        self.table = super().verified_results()
+
+    def verified_results(self) -> VerifiedResults:
+        return self.table
+
+
+def test_a_conclusion_whose_secret_this_authenticator_lacks_is_not_replayed() -> None:
+    clock = SettableClock(NOW)
+    store = MemoryStore()
+    make_workspace(store, WS)
+    shared = SharedTable(store, clock)
+    limiter = MemoryRateLimiter(clock_us=clock.us)
+    token = keyring("k1").mint(
+        subject="dana", workspace_id=WS, permissions=["keys.read"], now=int(NOW), ttl=300
+    )
+    for kids in (("k1",), ("k1", "k2")):  # the conclusion is reached under k1, and shared
+        Authenticator(
+            AuthSettings(keyring=keyring(*kids)),
+            clock=clock,
+            backends=Backends(store=shared, limiter=limiter),
+        ).authenticate(bearer(token.reveal()))
+    assert len(shared.table) == 1  # type: ignore[arg-type]
+    for lacking in (AuthSettings(keyring=keyring("k2")), AuthSettings()):
+        other = Authenticator(
+            lacking, clock=clock, backends=Backends(store=shared, limiter=limiter)
+        )
+        with pytest.raises(InvalidCredentialError):  # the whole flow's answer, not a replay
+            other.authenticate(bearer(token.reveal()))
+
+
+def test_a_request_without_exactly_one_credential_takes_the_whole_flow() -> None:
+    world = make_world()
+    record, session = issue_portal_session(world.store, WS, "end-user", ["keys.read"], now=NOW)
+    portal = Authenticator(
+        AuthSettings(credentials=CredentialSettings.portal(), realm="portal"),
+        clock=world.clock,
+        backends=Backends(store=world.cache, limiter=world.limiter),
+        abackends=AsyncBackends(store=world.cache, limiter=world.limiter),
+    )
+    cookie = session.reveal()
+    assert portal.authenticate([], cookie).principal.subject.id == record.identity_id
+    assert portal.authenticate([], cookie).replayed
+    with pytest.raises(DuplicateCredentialError):
+        portal.authenticate(bearer(cookie), cookie)
+    assert portal.replay_inline(bearer(cookie), cookie) is None
+    world.authenticator.authenticate(bearer(world.key))
+    with pytest.raises(UnsupportedSchemeError):
+        world.authenticator.authenticate([f"Basic {world.key}"])
+    with pytest.raises(MissingCredentialError):
+        world.authenticator.authenticate([])
+    assert world.authenticator.replay_inline([f"Basic {world.key}"]) is None
+    assert world.authenticator.replay_inline([]) is None
 
 
 def test_the_table_holds_digests_and_conclusions_never_the_key() -> None:
@@ -644,10 +706,10 @@ class AwaitedLimiter:
         self.inner = inner
         self.failure: Exception | None = None
 
-    async def ahit(self, workspace_id: str, policy: RateLimitPolicy) -> RateLimitDecision:
+    async def ahit(self, bucket: str, policy: RateLimitPolicy) -> RateLimitDecision:
         if self.failure is not None:
             raise self.failure
-        return self.inner.hit(workspace_id, policy)
+        return self.inner.hit(bucket, policy)
 
 
 def awaited_world(**settings: Any) -> tuple[World, Authenticator, AwaitedLimiter]:
@@ -698,13 +760,37 @@ def test_an_awaited_limiter_failing_is_503_or_the_fallback() -> None:
             assert asyncio.run(replay).replayed
 
 
-def test_an_in_process_limiter_failing_inline_leaves_the_answer_to_the_awaited_path() -> None:
+def test_an_in_process_limiter_failing_inline_is_answered_inline_by_the_failure_policy() -> None:
     world = make_world()
     asyncio.run(world.authenticator.aauthenticate(bearer(world.key)))
     world.limiter.failure = UnavailableError("down")
-    assert world.authenticator.replay_inline(bearer(world.key)) is None
+    decisions = world.limiter.decisions
+    with pytest.raises(UnavailableError):  # fail-closed, decided where the limiter was asked
+        world.authenticator.replay_inline(bearer(world.key))
+    assert world.limiter.decisions == decisions + 1  # asked once, never a second time
     with pytest.raises(UnavailableError):
         asyncio.run(world.authenticator.aauthenticate(bearer(world.key)))
+
+
+def test_an_in_process_limiter_failing_inline_goes_to_the_fallback_inline() -> None:
+    world = make_world(limiter_failure=LimiterFailurePolicy.LOCAL_FALLBACK)
+    fallback = MemoryRateLimiter(clock_us=world.clock.us)
+    authenticator = Authenticator(
+        world.authenticator.settings,
+        clock=world.clock,
+        abackends=AsyncBackends(
+            store=world.cache, limiter=world.limiter, fallback_limiter=fallback
+        ),
+    )
+    asyncio.run(authenticator.aauthenticate(bearer(world.key)))
+    world.limiter.failure = UnavailableError("down")
+    decisions = world.limiter.decisions
+    inline = authenticator.replay_inline(bearer(world.key))
+    assert isinstance(inline, Authenticated)
+    assert inline.replayed
+    assert inline.rate_limit is not None
+    assert inline.rate_limit.limit == 1000  # the workspace's policy, decided by the fallback
+    assert world.limiter.decisions == decisions + 1
 
 
 def test_an_unlimited_workspace_replays_without_a_decision() -> None:

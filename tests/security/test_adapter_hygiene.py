@@ -64,11 +64,11 @@ class LeakyStore(MemoryStore):
 class LeakyLimiter:
     """A limiter whose client error quotes the sentinel (a Redis URL with a password)."""
 
-    def hit(self, workspace_id: str, policy: RateLimitPolicy) -> RateLimitDecision:
+    def hit(self, bucket: str, policy: RateLimitPolicy) -> RateLimitDecision:
         raise TimeoutError(f"redis://:{SENTINEL}@cache:6379 timed out")
 
-    async def ahit(self, workspace_id: str, policy: RateLimitPolicy) -> RateLimitDecision:
-        return self.hit(workspace_id, policy)
+    async def ahit(self, bucket: str, policy: RateLimitPolicy) -> RateLimitDecision:
+        return self.hit(bucket, policy)
 
 
 @attrs.define

@@ -1,9 +1,10 @@
 """What every adapter shares: the gate's options, the ``public`` marker, and logging bugs.
 
 Nothing here decides who may do what: the decisions are the core's, behind one entry point
-(:class:`~authcore.gate.Gate`). Adapters take an :class:`~authcore.flow.Authenticator` (or a
-ready :class:`~authcore.gate.Gate`) plus the same keyword options, :class:`GateOptions`,
-declared once here; :func:`make_gate` turns them into the gate, with bugs logged here.
+(:class:`~authcore.gate.Gate`). Adapters take an
+:class:`~authcore.authenticator.Authenticator` (or a ready :class:`~authcore.gate.Gate`) plus the
+same keyword options, :class:`GateOptions`, declared once here; :func:`make_gate` turns them into
+the gate, with bugs logged here.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from typing import Final, Protocol, TypedDict, TypeVar, runtime_checkable
 
 import attrs
 
+from authcore.authenticator import Authenticator
 from authcore.errors import AuthcoreError, ConfigurationError
-from authcore.flow import Authenticator
 from authcore.gate import (
     AuthObserver,
     ErrorHook,

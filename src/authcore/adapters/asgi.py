@@ -5,11 +5,12 @@ Works under any ASGI framework (Starlette, FastAPI, ...) and imports none. Per s
 - ``lifespan`` passes through untouched.
 - ``http``: the ``Authorization`` field values (latin-1, repeated fields kept separate), the
   portal cookie and the Fetch Metadata / ``Origin`` headers go to the route group's
-  :class:`~authcore.flow.Authenticator`. On success the principal is stored in the scope under
-  :data:`authcore.session.PRINCIPAL_KEY` (and nowhere else), bound to the log/metrics context
-  for the request, and the ``RateLimit-*`` headers are added to the response. Any other
-  outcome is answered with the problem document of :func:`authcore.responses.error_response`
-  (or the ``on_error`` hook's response); a bug in the auth step is a safe 500.
+  :class:`~authcore.authenticator.Authenticator`. On success the principal is stored in the
+  scope under :data:`authcore.session.PRINCIPAL_KEY` (and nowhere else), bound to the
+  log/metrics context for the request, and the ``RateLimit-*`` headers are added to the
+  response. Any other outcome is answered with the problem document of
+  :func:`authcore.responses.error_response` (or the ``on_error`` hook's response); a bug in
+  the auth step is a safe 500.
 - ``websocket``: authenticated the same way before the app sees it. A refused handshake is
   answered through the ``websocket.http.response`` extension when the server offers it (the
   client gets the same status and problem document as over HTTP), else by closing with code
@@ -36,8 +37,9 @@ from authcore.adapters._common import (
     lifecycle_of,
     make_gate,
 )
+from authcore.authenticator import Authenticator
 from authcore.errors import AuthcoreError
-from authcore.flow import Authenticated, Authenticator
+from authcore.flow import Authenticated
 from authcore.gate import Gate, rate_limit_header_bytes
 from authcore.principal import Principal
 from authcore.ratelimit import RateLimitDecision
@@ -229,7 +231,7 @@ class _Handshake:
 class AuthMiddleware:
     """Authenticate every ``http`` and ``websocket`` request before ``app`` sees it.
 
-    ``authenticator`` is the default route group's :class:`~authcore.flow.Authenticator`
+    ``authenticator`` is the default route group's :class:`~authcore.authenticator.Authenticator`
     with the keyword options of :class:`~authcore.adapters._common.GateOptions`, an
     :class:`authcore.backends.Auth` (its route groups; it is started and closed with the
     app's lifespan), or a ready :class:`~authcore.gate.Gate`. Requests for which
@@ -283,7 +285,9 @@ class AuthMiddleware:
             outcome: Authenticated | HTTPResponse | None = None
             if not authenticator.reads_cookie:
                 authorization = []
-                for name, value in scope["headers"]:  # no comprehension: no frame of its own
+                # A loop, not a comprehension: on Python 3.11 a comprehension is a call with a
+                # frame of its own (3.12 inlines it, PEP 709), on a path every request takes.
+                for name, value in scope["headers"]:
                     if name == b"authorization":
                         authorization.append(value.decode("latin-1"))
                 outcome = gate.admit_inline(authenticator, authorization)

@@ -64,8 +64,9 @@ from authcore.adapters._common import (
     public,
     start_with_process,
 )
+from authcore.authenticator import Authenticator
 from authcore.errors import AuthcoreError, ConfigurationError
-from authcore.flow import Authenticated, Authenticator
+from authcore.flow import Authenticated
 from authcore.gate import Gate, RouteGroups
 from authcore.permissions import Query, as_query
 from authcore.principal import Principal

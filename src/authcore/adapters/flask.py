@@ -41,8 +41,8 @@ from authcore.adapters._common import (
     start_with_process,
 )
 from authcore.adapters.wsgi import admit_environ
+from authcore.authenticator import Authenticator
 from authcore.errors import AuthcoreError, ConfigurationError, PrincipalMissingError
-from authcore.flow import Authenticator
 from authcore.gate import Gate, RouteTable
 from authcore.permissions import Query, as_query
 from authcore.principal import Principal

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final, Protocol, TypeVar, cast
+from typing import Any, Final, NamedTuple, Protocol, TypeVar, cast
 
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
@@ -132,6 +132,15 @@ def _has_public(routes: Sequence[BaseRoute]) -> bool:
 PUBLIC_MEMO_SIZE: Final = 4096
 
 
+class _RouteSummary(NamedTuple):
+    """What :func:`public_endpoints`' memo was filled from: the route list, and what it holds."""
+
+    routes: Sequence[BaseRoute] | None
+    length: int
+    by_host: bool
+    any_public: bool
+
+
 def public_endpoints(app: _HasRoutes) -> Callable[[Scope], bool]:
     """Return an ``is_public(scope)`` for the middleware: true when the route ``app`` would
     pick for the request is marked with :func:`public` (an endpoint, or a mounted app).
@@ -143,18 +152,21 @@ def public_endpoints(app: _HasRoutes) -> Callable[[Scope], bool]:
     added inside an already-mounted sub-application is seen once the memo is refilled).
     """
     memo: dict[tuple[str, ...], bool] = {}
-    # The route list, its length, whether it routes by host, whether any route is public.
-    seen: list[object] = [None, -1, False, True]
+    summary = _RouteSummary(routes=None, length=-1, by_host=False, any_public=True)
 
     def is_public(scope: Scope) -> bool:
-        routes = app.routes
-        if routes is not seen[0] or len(routes) != seen[1]:
+        nonlocal summary
+        # One read of the summary: another thread may replace it meanwhile, never change it.
+        routes, current = app.routes, summary
+        if routes is not current.routes or len(routes) != current.length:
             memo.clear()
-            seen[:] = [routes, len(routes), _has_host_routes(routes), _has_public(routes)]
-        if not seen[3]:
+            current = summary = _RouteSummary(
+                routes, len(routes), _has_host_routes(routes), _has_public(routes)
+            )
+        if not current.any_public:
             return False  # nothing is marked: no need to match anything
         key: tuple[str, ...] = (scope["type"], scope.get("method", ""), scope.get("path", ""))
-        if seen[2]:
+        if current.by_host:
             host = [value for name, value in scope.get("headers", ()) if name == b"host"]
             key = (*key, repr(host))
         answer = memo.get(key)

@@ -2,9 +2,9 @@
 
 The same steps as the ASGI middleware, driven synchronously: the ``Authorization`` value, the
 portal cookie and the Fetch Metadata / ``Origin`` headers go to the route group's
-:class:`~authcore.flow.Authenticator`; on success the principal is stored in the environ under
-:data:`authcore.session.PRINCIPAL_KEY` (and nowhere else) and bound to the log/metrics
-context until the response is closed, and the ``RateLimit-*`` headers are added in
+:class:`~authcore.authenticator.Authenticator`; on success the principal is stored in the
+environ under :data:`authcore.session.PRINCIPAL_KEY` (and nowhere else) and bound to the
+log/metrics context until the response is closed, and the ``RateLimit-*`` headers are added in
 ``start_response``. Any other outcome is answered with the problem document (or the
 ``on_error`` hook's response); a bug in the auth step is a safe 500.
 
@@ -30,8 +30,9 @@ from authcore.adapters._common import (
     make_gate,
     start_with_process,
 )
+from authcore.authenticator import Authenticator
 from authcore.errors import AuthcoreError
-from authcore.flow import Authenticated, Authenticator
+from authcore.flow import Authenticated
 from authcore.gate import Gate
 from authcore.principal import Principal
 from authcore.responses import HTTPResponse, rate_limit_headers

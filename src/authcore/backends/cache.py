@@ -38,7 +38,6 @@ import attrs
 from authcore.backends.invalidation import Invalidation, InvalidationKind, InvalidationPublisher
 from authcore.backends.token_cache import VerifiedTokenCache
 from authcore.errors import AuthcoreError, ConfigurationError, UnavailableError
-from authcore.flow import Conclusion, VerifiedResults
 from authcore.principal import Source
 from authcore.records import (
     IdentityRecord,
@@ -47,6 +46,7 @@ from authcore.records import (
     RootKeyRecord,
     WorkspaceRecord,
 )
+from authcore.replay import Conclusion, VerifiedResults
 from authcore.steps import Change, Delete, FindIdentity, Insert, Load, Step, Update
 from authcore.store import AsyncCredentialStore, AsyncStore, CredentialStore, Store
 from authcore.tokens import DEFAULT_PORTAL_TOKEN_PREFIX, DEFAULT_ROOT_KEY_PREFIX
@@ -332,7 +332,7 @@ class CachedStore(Store, AsyncStore):
     def verified_results(self) -> VerifiedResults:
         """Return a new table of conclusions that this cache keeps true.
 
-        :class:`~authcore.flow.Authenticator` takes one per route group. Every invalidation
+        :class:`~authcore.authenticator.Authenticator` takes one per route group. Every invalidation
         that reaches this cache (a change made through it, or a message from another process)
         drops the conclusions it could change, and a conclusion is kept no longer than the
         records it was reached from: ``valid_until`` is cut to their cache lifetimes.

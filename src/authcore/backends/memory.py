@@ -372,14 +372,14 @@ class MemoryStore(Store, AsyncStore):
 
 
 class MemoryRateLimiter:
-    """GCRA per workspace id, exact under threads and asyncio tasks.
+    """GCRA per bucket (a workspace's id, or a key's own), exact under threads and asyncio tasks.
 
     ``clock_us`` returns integer microseconds since the epoch (default: the system clock).
     ``max_workspaces`` bounds memory: when full, the entries whose bucket is already full
     again (TAT in the past) are dropped first, which loses no state that matters.
     """
 
-    #: No I/O: the async path may call :meth:`hit` without awaiting (see AsyncRateLimiter).
+    #: No I/O: the async path may call :meth:`hit` without awaiting (InProcessRateLimiter).
     in_process: Final = True
 
     def __init__(
@@ -394,20 +394,20 @@ class MemoryRateLimiter:
         self._lock = threading.Lock()
         self._tat: dict[str, int] = {}
 
-    def hit(self, workspace_id: str, policy: RateLimitPolicy) -> RateLimitDecision:
-        """Take one request from ``workspace_id``'s allowance."""
+    def hit(self, bucket: str, policy: RateLimitPolicy) -> RateLimitDecision:
+        """Take one request from ``bucket``'s allowance."""
         with self._lock:
             now = time.time_ns() // 1000 if self._clock_us is None else self._clock_us()
-            decision, tat = decide(self._tat.get(workspace_id), now, policy)
+            decision, tat = decide(self._tat.get(bucket), now, policy)
             if decision.allowed:
-                if workspace_id not in self._tat and len(self._tat) >= self._max:
+                if bucket not in self._tat and len(self._tat) >= self._max:
                     self._evict(now)
-                self._tat[workspace_id] = tat
+                self._tat[bucket] = tat
             return decision
 
-    async def ahit(self, workspace_id: str, policy: RateLimitPolicy) -> RateLimitDecision:
+    async def ahit(self, bucket: str, policy: RateLimitPolicy) -> RateLimitDecision:
         """Async twin of :meth:`hit` (no I/O: it never awaits)."""
-        return self.hit(workspace_id, policy)
+        return self.hit(bucket, policy)
 
     def _evict(self, now: int) -> None:
         idle = [key for key, tat in self._tat.items() if tat <= now]

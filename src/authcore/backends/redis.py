@@ -166,14 +166,14 @@ class RedisRateLimiter:
         client = client_from_url(url, timeout=timeout, connect_timeout=connect_timeout)
         return cls(client, namespace=namespace)
 
-    def hit(self, workspace_id: str, policy: RateLimitPolicy) -> RateLimitDecision:
-        """Count one request for ``workspace_id`` and return the decision (one round trip).
+    def hit(self, bucket: str, policy: RateLimitPolicy) -> RateLimitDecision:
+        """Count one request in ``bucket`` and return the decision (one round trip).
 
         Raises:
             UnavailableError: Redis is unreachable, too slow, or answered with an error or
                 garbage.
         """
-        key = rate_limit_key(workspace_id, self._namespace)
+        key = rate_limit_key(bucket, self._namespace)
         try:
             reply = self._script(keys=[key], args=_script_args(policy))
         except (redis.RedisError, OSError) as exc:
@@ -234,14 +234,14 @@ class AsyncRedisRateLimiter:
         client = async_client_from_url(url, timeout=timeout, connect_timeout=connect_timeout)
         return cls(client, namespace=namespace)
 
-    async def ahit(self, workspace_id: str, policy: RateLimitPolicy) -> RateLimitDecision:
-        """Count one request for ``workspace_id`` and return the decision (one round trip).
+    async def ahit(self, bucket: str, policy: RateLimitPolicy) -> RateLimitDecision:
+        """Count one request in ``bucket`` and return the decision (one round trip).
 
         Raises:
             UnavailableError: Redis is unreachable, too slow, or answered with an error or
                 garbage.
         """
-        key = rate_limit_key(workspace_id, self._namespace)
+        key = rate_limit_key(bucket, self._namespace)
         try:
             if self._uninitialized:
                 async with asyncio.timeout(self.timeout):
