@@ -366,3 +366,11 @@ def pipeline_requests(
     # A plain valid request now and then, so the success path is exercised too.
     plain = real.map(lambda c: [("Authorization", f"Bearer {c}")])
     return st.tuples(methods, paths, st.one_of(plain, st.lists(field, max_size=6)))
+
+
+@st.composite
+def levels_and_times(draw: st.DrawFn) -> tuple[list[RateLimitPolicy], list[int]]:
+    """One to three small policies (a key's, an identity's, a workspace's) and request times."""
+    levels = draw(st.lists(small_policies, min_size=1, max_size=3))
+    tightest = min(levels, key=lambda policy: policy.emission_interval_us)
+    return levels, draw(request_times(tightest))

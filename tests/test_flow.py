@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -36,6 +36,7 @@ from authcore.flow import (
 from authcore.keyring import Keyring, SigningSecret, VerifiedClaims
 from authcore.principal import Source
 from authcore.ratelimit import (
+    Level,
     LimiterFailurePolicy,
     RateLimitDecision,
     RateLimitPolicy,
@@ -264,6 +265,12 @@ class DownLimiter:
     async def ahit(self, bucket: str, policy: RateLimitPolicy) -> RateLimitDecision:
         raise TimeoutError("redis timed out")
 
+    def hit_levels(self, levels: Sequence[Level], /) -> tuple[RateLimitDecision, ...]:
+        raise TimeoutError("redis timed out")
+
+    async def ahit_levels(self, levels: Sequence[Level], /) -> tuple[RateLimitDecision, ...]:
+        raise TimeoutError("redis timed out")
+
 
 @drivers
 def test_limiter_down_fails_closed_by_default(drive: Driver) -> None:
@@ -456,15 +463,19 @@ def test_cached_token_is_not_trusted_after_its_secret_is_removed(drive: Driver) 
 
 
 class RecordingLimiter(MemoryRateLimiter):
-    """A real memory limiter that records which bucket each decision was for, in order."""
+    """A real memory limiter that records the buckets of each decision, in order."""
 
     def __init__(self, clock: SettableClock) -> None:
         super().__init__(clock_us=clock.us)
-        self.buckets: list[str] = []
+        self.buckets: list[tuple[str, ...]] = []
 
     def hit(self, bucket: str, policy: RateLimitPolicy) -> RateLimitDecision:
-        self.buckets.append(bucket)
+        self.buckets.append((bucket,))
         return super().hit(bucket, policy)
+
+    def hit_levels(self, levels: Sequence[Level], /) -> tuple[RateLimitDecision, ...]:
+        self.buckets.append(tuple(bucket for bucket, _ in levels))
+        return super().hit_levels(levels)
 
 
 def _limited(
@@ -508,9 +519,10 @@ def test_the_workspace_limit_still_binds_a_key_with_a_looser_own_limit(drive: Dr
         drive(auth, header, None)
     assert info.value.decision.limit == 2  # the workspace's decision refused
     assert (info.value.workspace_id, info.value.credential_id) == ("ws_lim", record.id)
-    # The documented price of asking the key first: its slot for the refused request is spent.
-    left = h.limiter.hit(key_bucket(record.id), RateLimitPolicy(10, 60))
-    assert left.remaining == 10 - 3 - 1
+    # All or nothing: the refused request charged no level, so the key spent only the 2
+    # admitted requests (and this probe).
+    left = h.limiter.hit(key_bucket("ws_lim", record.id), RateLimitPolicy(10, 60))
+    assert left.remaining == 10 - 2 - 1
 
 
 @drivers
@@ -549,16 +561,22 @@ def test_a_key_limit_applies_in_a_workspace_without_one(drive: Driver) -> None:
 
 
 @drivers
-def test_the_limiter_is_asked_for_the_key_first_then_the_workspace(drive: Driver) -> None:
+def test_a_key_and_its_workspace_are_decided_in_one_call(drive: Driver) -> None:
     h = Harness()
     record, header = _limited(h, RateLimitPolicy(10, 60), RateLimitPolicy(1, 60))
+    _, other = issue_root_key(h.store, "ws_lim", ["keys.read"])
     limiter = RecordingLimiter(h.clock)
     auth = h.authenticator(limiter=limiter)
     drive(auth, header, None)
-    assert limiter.buckets == [f"key:{record.id}", "ws_lim"]
+    both = (key_bucket("ws_lim", record.id), "ws_lim")
+    assert limiter.buckets == [both]
     with pytest.raises(RateLimitedError):
         drive(auth, header, None)
-    assert limiter.buckets[2:] == [f"key:{record.id}"]  # refused by the key: ws not asked
+    assert limiter.buckets[1:] == [both]
+    # Refused by the key: the workspace was not charged for it (10 - 1 - this one).
+    beside = drive(auth, [f"Bearer {other.reveal()}"], None).rate_limit
+    assert beside is not None
+    assert beside.remaining == 10 - 1 - 1
 
 
 @drivers
@@ -577,8 +595,8 @@ def test_jwts_portal_sessions_and_keys_without_a_limit_take_one_decision(drive: 
     result = drive(portal.authenticator(limiter=portal_limiter), [], session.reveal())
     assert result.conclusion is not None
     assert result.conclusion.key_policy is None
-    assert limiter.buckets == ["ws_1", "ws_1"]
-    assert portal_limiter.buckets == ["ws_1"]
+    assert limiter.buckets == [("ws_1",), ("ws_1",)]
+    assert portal_limiter.buckets == [("ws_1",)]
 
 
 class CountingDownLimiter(DownLimiter):
@@ -592,6 +610,14 @@ class CountingDownLimiter(DownLimiter):
     async def ahit(self, bucket: str, policy: RateLimitPolicy) -> RateLimitDecision:
         self.calls += 1
         return await super().ahit(bucket, policy)
+
+    def hit_levels(self, levels: Sequence[Level], /) -> tuple[RateLimitDecision, ...]:
+        self.calls += 1
+        return super().hit_levels(levels)
+
+    async def ahit_levels(self, levels: Sequence[Level], /) -> tuple[RateLimitDecision, ...]:
+        self.calls += 1
+        return await super().ahit_levels(levels)
 
 
 @drivers
@@ -612,7 +638,7 @@ def test_a_limiter_outage_sends_both_decisions_to_the_fallback(drive: Driver) ->
     first = drive(auth, header, None).rate_limit
     assert first is not None
     assert (first.limit, first.remaining) == (2, 1)  # the fallback's key decision, tighter
-    assert down.calls == 1  # the failed limiter is not asked again for the workspace
+    assert down.calls == 1  # one call for both levels, not asked again
     drive(auth, header, None)
     with pytest.raises(RateLimitedError) as info:
         drive(auth, header, None)

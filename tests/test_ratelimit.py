@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from types import ModuleType
+from collections.abc import Iterator, Sequence
+from types import GenericAlias, ModuleType
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -17,12 +17,15 @@ from authcore.ratelimit import (
     GCRA_LUA,
     MAX_TIME_US,
     AsyncRateLimiter,
+    Level,
     LimiterFailurePolicy,
     RateLimitDecision,
     RateLimiter,
     RateLimitPolicy,
     decide,
+    decide_levels,
     decision_from_reply,
+    identity_bucket,
     key_bucket,
     rate_limit_key,
     tighter,
@@ -449,6 +452,17 @@ class DictLimiter:
     async def ahit(self, bucket: str, policy: RateLimitPolicy) -> RateLimitDecision:
         return self.hit(bucket, policy)
 
+    def hit_levels(self, levels: Sequence[Level], /) -> tuple[RateLimitDecision, ...]:
+        keys = [rate_limit_key(bucket) for bucket, _ in levels]
+        tats = [self.tats.get(key) for key in keys]
+        decisions, new = decide_levels(tats, self.now_us, [policy for _, policy in levels])
+        if new is not None:
+            self.tats.update(zip(keys, new, strict=True))
+        return decisions
+
+    async def ahit_levels(self, levels: Sequence[Level], /) -> tuple[RateLimitDecision, ...]:
+        return self.hit_levels(levels)
+
 
 def test_limiters_are_keyed_by_workspace_only() -> None:
     limiter: RateLimiter = DictLimiter(NOW_US)
@@ -467,6 +481,8 @@ def test_all_is_sorted_and_lists_every_public_name() -> None:
     def is_public(name: str, value: object) -> bool:
         if name.startswith("_") or isinstance(value, ModuleType):
             return False
+        if isinstance(value, GenericAlias):  # a type alias defined here (Level)
+            return name[0].isupper()
         if callable(value):  # classes and functions: only those defined here
             return getattr(value, "__module__", None) == ratelimit_module.__name__
         return name.isupper()  # constants
@@ -601,13 +617,32 @@ def test_lua_makes_exactly_the_decisions_of_decide(
         redis_client.delete(name)
 
 
-def test_a_keys_bucket_never_names_a_workspace() -> None:
+def test_a_keys_or_identitys_bucket_never_names_a_workspace_or_each_other() -> None:
     from authcore.tokens import generate_id
 
-    assert key_bucket("key_abc") == "key:key_abc"
+    assert key_bucket("ws_1", "key_abc") == "ws_1:key:key_abc"
+    assert identity_bucket("ws_1", "idt_abc") == "ws_1:identity:idt_abc"
     # Workspace ids are generated ws_<hex>: never a colon, so never a key's bucket.
     assert all(":" not in generate_id("ws") for _ in range(100))
-    assert key_bucket("key_abc") != key_bucket("key_abd")
+    buckets = {
+        key_bucket("ws_1", "key_abc"),
+        key_bucket("ws_1", "key_abd"),
+        key_bucket("ws_2", "key_abc"),
+        identity_bucket("ws_1", "key_abc"),
+        "ws_1",
+    }
+    assert len(buckets) == 5
+
+
+def test_a_requests_redis_keys_share_the_workspaces_hash_slot() -> None:
+    # Redis Cluster hashes only what is inside the first {...}: the workspace's own key,
+    # which has no braces, hashes whole; every other bucket of it names that key as its tag.
+    workspace = rate_limit_key("ws_1", "rl:")
+    assert workspace == "rl:ws_1"
+    for bucket in (key_bucket("ws_1", "key_a"), identity_bucket("ws_1", "idt_a")):
+        name = rate_limit_key(bucket, "rl:")
+        assert name.startswith("{rl:ws_1}:")
+        assert name[1 : name.index("}")] == workspace
 
 
 def test_tighter_prefers_fewer_remaining_then_the_later_reset_then_the_first() -> None:

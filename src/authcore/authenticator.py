@@ -232,11 +232,12 @@ class Authenticator:
             UnavailableError: the limiter failed and the policy is fail-closed, or answered
                 something that is not a decision.
         """
-        policy, limiter = conclusion.policy, limiters.limiter
-        if policy is None or limiter is None or conclusion.key_policy is not None:
+        levels, limiter = conclusion.levels, limiters.limiter
+        if len(levels) != 1 or limiter is None:
             return run_step(self._step(conclusion), limiters)
+        bucket, policy = levels[0]
         try:
-            decision = limiter.hit(conclusion.principal.workspace_id, policy)
+            decision = limiter.hit(bucket, policy)
         except Exception as exc:  # noqa: BLE001 - the flow's step decides what it means
             return run_step(self._step(conclusion), limiters, exc)
         if type(decision) is not RateLimitDecision or not decision.allowed:

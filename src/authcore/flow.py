@@ -42,14 +42,14 @@ from authcore.principal import (
 )
 from authcore.ratelimit import (
     AsyncRateLimiter,
+    Level,
     LimiterFailurePolicy,
     RateLimitDecision,
     RateLimiter,
     RateLimitPolicy,
-    key_bucket,
-    tighter,
+    deciding,
 )
-from authcore.records import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
+from authcore.records import IdentityRecord, PortalSessionRecord, RootKeyRecord, WorkspaceRecord
 from authcore.replay import Conclusion, ReplaySource, VerifiedResults
 from authcore.store import AsyncCredentialStore, CredentialStore
 from authcore.tokens import digest
@@ -66,11 +66,13 @@ __all__ = [
     "Authenticator",
     "Backends",
     "CheckRateLimit",
+    "CheckRateLimits",
     "Conclusion",
     "Flow",
     "LimitFlow",
     "LimitNeed",
     "Limiters",
+    "LookupIdentity",
     "LookupPortalSession",
     "LookupRootKey",
     "LookupWorkspace",
@@ -78,6 +80,7 @@ __all__ = [
     "ReplaySource",
     "TokenCache",
     "UseFallbackLimiter",
+    "UseFallbackLimiters",
     "VerifiedResults",
     "admitted",
     "arun_flow",
@@ -87,7 +90,7 @@ __all__ = [
     "run_step",
 ]
 
-_Record = TypeVar("_Record", RootKeyRecord, PortalSessionRecord, WorkspaceRecord)
+_Record = TypeVar("_Record", RootKeyRecord, PortalSessionRecord, WorkspaceRecord, IdentityRecord)
 _DEFAULT_RATE_LIMIT: Final = RateLimitPolicy(limit=600, period=60)
 _REALM: Final = re.compile(r"[A-Za-z0-9 ._-]{1,64}", re.ASCII)
 
@@ -117,15 +120,32 @@ class LookupWorkspace:
 
 
 @attrs.frozen
+class LookupIdentity:
+    """Need: the identity record for ``identity_id`` (or None): a key's owner and its limit."""
+
+    identity_id: str
+
+
+@attrs.frozen
 class CheckRateLimit:
     """Need: one atomic limiter decision for ``bucket`` under ``policy``.
 
-    ``bucket`` is the workspace's id, or for a root key's own limit
-    :func:`authcore.ratelimit.key_bucket` of the key's id (which no workspace id equals).
+    ``bucket`` is the workspace's id, or within it a root key's or an identity's own bucket
+    (:func:`authcore.ratelimit.key_bucket`, :func:`~authcore.ratelimit.identity_bucket`).
     """
 
     bucket: str
     policy: RateLimitPolicy
+
+
+@attrs.frozen
+class CheckRateLimits:
+    """Need: one atomic all-or-nothing decision over several levels of one workspace.
+
+    The answer is one decision per level (:meth:`authcore.ratelimit.RateLimiter.hit_levels`).
+    """
+
+    levels: tuple[Level, ...]
 
 
 @attrs.frozen
@@ -139,16 +159,23 @@ class UseFallbackLimiter:
     policy: RateLimitPolicy
 
 
+@attrs.frozen
+class UseFallbackLimiters:
+    """Need: the bounded local limiter's all-or-nothing decision over several levels."""
+
+    levels: tuple[Level, ...]
+
+
 #: What a rate-limit step asks for (all that a replay asks for).
-LimitNeed: TypeAlias = CheckRateLimit | UseFallbackLimiter
-Need: TypeAlias = LookupRootKey | LookupPortalSession | LookupWorkspace | LimitNeed
+LimitNeed: TypeAlias = CheckRateLimit | UseFallbackLimiter | CheckRateLimits | UseFallbackLimiters
+Need: TypeAlias = LookupRootKey | LookupPortalSession | LookupWorkspace | LookupIdentity | LimitNeed
 
 
 class Authenticated(NamedTuple):
     """The flow's result: the principal and the limiter decision (None when unlimited).
 
-    With two limits (a root key's own and its workspace's) ``rate_limit`` is the tighter
-    of the two decisions (:func:`authcore.ratelimit.tighter`), whose headers are sent.
+    With several limits (a root key's own, its identity's, its workspace's) ``rate_limit`` is
+    the tightest decision (:func:`authcore.ratelimit.deciding`), whose headers are sent.
 
     ``conclusion`` is what a verified-result cache may replay for the same credential;
     ``replayed`` says the answer came from that cache rather than from the whole flow. A named
@@ -233,6 +260,22 @@ def _key_policy(record: RootKeyRecord | None) -> RateLimitPolicy | None:
     return None if record is None else record.rate_limit
 
 
+def _identity_limit(principal: Principal) -> Generator[Need, object, RateLimitPolicy | None]:
+    """The limit a key's identity shares among its keys (None: none, or no identity).
+
+    Raises:
+        InvalidCredentialError: the key names an identity that is gone, or of another
+            workspace (a key outliving its identity is revoked, so this is a broken store).
+    """
+    identity_id = principal.identity_id
+    if identity_id is None:
+        return None
+    identity = _expect((yield LookupIdentity(identity_id)), IdentityRecord)
+    if identity is None or identity.workspace_id != principal.workspace_id:
+        raise InvalidCredentialError("identity gone")
+    return identity.rate_limit
+
+
 def authentication_flow(credential: Credential, settings: AuthSettings, now: float) -> Flow:
     """Verify ``credential``, build the principal, and apply the rate limits.
 
@@ -241,7 +284,8 @@ def authentication_flow(credential: Credential, settings: AuthSettings, now: flo
     Raises:
         InvalidCredentialError: unknown, wrong, expired or revoked (one public answer).
         WorkspaceDisabledError: the principal's workspace is disabled.
-        RateLimitedError: the workspace, or the root key's own limit, is over its limit.
+        RateLimitedError: the workspace, the key's identity or the root key's own limit is
+            over its limit.
         UnavailableError: a store or the limiter is down (per ``limiter_failure``).
     """
     if credential.kind not in settings.credentials.accepts:
@@ -249,12 +293,14 @@ def authentication_flow(credential: Credential, settings: AuthSettings, now: flo
     token = credential.secret.reveal()
     key_id: str | None = None
     key_policy: RateLimitPolicy | None = None
+    identity_policy: RateLimitPolicy | None = None
     if credential.kind is CredentialKind.ROOT_KEY:
         key_digest = digest(token)
         key_record = _expect((yield LookupRootKey(key_digest)), RootKeyRecord)
         principal = principal_from_root_key(key_record, key_digest, now)
         credential_id, expires_at = _lifetime(key_record)
         key_policy = _key_policy(key_record)
+        identity_policy = yield from _identity_limit(principal)
     elif credential.kind is CredentialKind.PORTAL_TOKEN:
         session_digest = digest(token)
         session_record = _expect((yield LookupPortalSession(session_digest)), PortalSessionRecord)
@@ -278,6 +324,7 @@ def authentication_flow(credential: Credential, settings: AuthSettings, now: flo
         key_id,
         credential_id,
         key_policy,
+        identity_policy,
     )
     return (yield from rate_limit_step(conclusion, settings))
 
@@ -285,71 +332,51 @@ def authentication_flow(credential: Credential, settings: AuthSettings, now: flo
 def rate_limit_step(
     conclusion: Conclusion, settings: AuthSettings, *, replayed: bool = False
 ) -> LimitFlow:
-    """Step 4's limits for a verified caller: its key's own limit, if any, then its workspace's.
+    """Step 4's limits for a verified caller: every level that has one, decided together.
 
     The last part of :func:`authentication_flow`, and all that a replayed conclusion runs
-    (``replayed`` is passed on to the result). A caller without a limit of its own (most root
-    keys, every portal session and JWT) gets one decision, for its workspace.
-
-    A root key with a limit of its own gets two, in this order: its own bucket
-    (:func:`~authcore.ratelimit.key_bucket`) first, then the workspace's. A request passes
-    only if both admit it, and the result carries the tighter decision
-    (:func:`~authcore.ratelimit.tighter`). Why the key first: a key its own limit refuses
-    never reaches the workspace's bucket, so a key hammering past its limit cannot spend the
-    allowance its workspace's other keys share, which is what a per-key limit is for. The
-    price is the other way round: when the key admits and the workspace refuses, the key's
-    slot stays spent (limiters count atomically and have no "undo"), so a key in a workspace
-    over its limit wears down its own allowance too; it only ever spends its own, never
-    another caller's. The limiter failure policy applies to each decision; once the shared
-    limiter has failed for the key, the workspace's decision goes straight to the fallback
-    rather than waiting on the failed limiter a second time.
+    (``replayed`` is passed on to the result). The levels are the conclusion's
+    (:attr:`~authcore.replay.Conclusion.levels`): a root key's own limit, its identity's, its
+    workspace's, each where it has one. Most callers have only the workspace's: one decision,
+    one bucket. With more, one all-or-nothing decision over all of them
+    (:func:`~authcore.ratelimit.decide_levels`, one round trip on Redis): the request is
+    admitted only if every level admits it, and a refused request charges no level, so a key
+    hammering past its own limit never spends what its identity's or workspace's other keys
+    share, and a workspace over its limit never wears down a key's own allowance. The result
+    carries the tightest decision (:func:`~authcore.ratelimit.deciding`). The limiter failure
+    policy applies as for one decision.
 
     Raises:
-        RateLimitedError: the key's own limit or the workspace's refuses (the refusing
-            decision, attributed to the workspace and the credential).
+        RateLimitedError: a level refuses (the longest wait among the refusing levels,
+            attributed to the workspace and the credential).
         UnavailableError: the limiter is down and ``limiter_failure`` is fail-closed.
     """
-    principal, policy = conclusion.principal, conclusion.policy
-    key_decision: RateLimitDecision | None = None
-    shared = True  # whether the shared limiter is asked (not after it failed for the key)
-    if conclusion.key_policy is not None:
-        key_decision, shared = yield from _key_limit(conclusion, conclusion.key_policy, settings)
-    if policy is None:
-        return Authenticated(principal, key_decision, conclusion, replayed)
+    levels = conclusion.levels
+    if not levels:
+        return Authenticated(conclusion.principal, None, conclusion, replayed)
+    one = len(levels) == 1
     try:
-        if shared:
-            decision = yield CheckRateLimit(principal.workspace_id, policy)
-        else:
-            decision = yield UseFallbackLimiter(principal.workspace_id, policy)
-    except UnavailableError as exc:
-        if not shared or settings.limiter_failure is not LimiterFailurePolicy.LOCAL_FALLBACK:
-            raise exc.refused(principal.workspace_id, conclusion.credential_id) from None
-        decision = yield UseFallbackLimiter(principal.workspace_id, policy)
-    sent = admitted(decision, conclusion)  # the decision whose headers are sent
-    if key_decision is not None:
-        sent = tighter(sent, key_decision)
-    return Authenticated(principal, sent, conclusion, replayed)
-
-
-def _key_limit(
-    conclusion: Conclusion, policy: RateLimitPolicy, settings: AuthSettings
-) -> Generator[LimitNeed, object, tuple[RateLimitDecision, bool]]:
-    """The root key's own decision, and whether the shared limiter answered it.
-
-    Raises:
-        RateLimitedError: the key is over its own limit.
-        UnavailableError: the limiter is down and ``limiter_failure`` is fail-closed.
-    """
-    # For a root key the subject id is the key id; credential_id is set with key_policy.
-    bucket = key_bucket(conclusion.credential_id or conclusion.principal.subject.id)
-    try:
-        decision = yield CheckRateLimit(bucket, policy)
+        decision = yield CheckRateLimit(*levels[0]) if one else CheckRateLimits(levels)
     except UnavailableError as exc:
         if settings.limiter_failure is not LimiterFailurePolicy.LOCAL_FALLBACK:
-            workspace_id = conclusion.principal.workspace_id
-            raise exc.refused(workspace_id, conclusion.credential_id) from None
-        return admitted((yield UseFallbackLimiter(bucket, policy)), conclusion), False
-    return admitted(decision, conclusion), True
+            raise exc.refused(conclusion.principal.workspace_id, conclusion.credential_id) from None
+        decision = yield UseFallbackLimiter(*levels[0]) if one else UseFallbackLimiters(levels)
+    sent = admitted(decision, conclusion) if one else _all_admitted(decision, conclusion)
+    return Authenticated(conclusion.principal, sent, conclusion, replayed)
+
+
+def _all_admitted(decisions: object, conclusion: Conclusion) -> RateLimitDecision:
+    """The decision to send if every level admits the request (one per level, in order).
+
+    Raises:
+        UnavailableError: the answer is not one decision per level.
+        RateLimitedError: a level refuses.
+    """
+    if not isinstance(decisions, tuple) or len(decisions) != len(conclusion.levels):
+        raise UnavailableError("limiter returned an unexpected value")
+    if not all(isinstance(decision, RateLimitDecision) for decision in decisions):
+        raise UnavailableError("limiter returned an unexpected value")
+    return admitted(deciding(decisions), conclusion)
 
 
 def admitted(decision: object, conclusion: Conclusion) -> RateLimitDecision:
@@ -416,13 +443,18 @@ def _resolve(need: Need, backends: Backends) -> object:
         return backends.store.find_portal_session(need.digest)
     if isinstance(need, LookupWorkspace):
         return backends.store.find_workspace(need.workspace_id)
+    if isinstance(need, LookupIdentity):
+        return backends.store.find_identity(need.identity_id)
     return _decide(need, backends)
 
 
 def _decide(need: LimitNeed, limiters: Limiters) -> object:
-    limiter = limiters.limiter if isinstance(need, CheckRateLimit) else limiters.fallback_limiter
+    shared = isinstance(need, CheckRateLimit | CheckRateLimits)
+    limiter = limiters.limiter if shared else limiters.fallback_limiter
     if limiter is None:
         raise _no_limiter()
+    if isinstance(need, CheckRateLimits | UseFallbackLimiters):
+        return limiter.hit_levels(need.levels)
     return limiter.hit(need.bucket, need.policy)
 
 
@@ -436,13 +468,19 @@ def _aresolve(need: Need, backends: AsyncBackends) -> Awaitable[object]:
         return backends.store.afind_portal_session(need.digest)
     if isinstance(need, LookupWorkspace):
         return backends.store.afind_workspace(need.workspace_id)
-    if isinstance(need, UseFallbackLimiter):
+    if isinstance(need, LookupIdentity):
+        return backends.store.afind_identity(need.identity_id)
+    if isinstance(need, UseFallbackLimiter | UseFallbackLimiters):
         # The fallback is in-process memory: no I/O, so its sync form is right here too.
         if backends.fallback_limiter is None:
             raise _no_limiter()
+        if isinstance(need, UseFallbackLimiters):
+            return _ready(backends.fallback_limiter.hit_levels(need.levels))
         return _ready(backends.fallback_limiter.hit(need.bucket, need.policy))
     if backends.limiter is None:
         raise _no_limiter()
+    if isinstance(need, CheckRateLimits):
+        return backends.limiter.ahit_levels(need.levels)
     return backends.limiter.ahit(need.bucket, need.policy)
 
 

@@ -30,23 +30,30 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import Final, NamedTuple, Protocol, runtime_checkable
+from collections.abc import Sequence
+from typing import Final, NamedTuple, Protocol, TypeAlias, runtime_checkable
 
 import attrs
 
 from authcore.errors import ConfigurationError, UnavailableError
 
 __all__ = [
+    "GCRA_LEVELS_LUA",
     "GCRA_LUA",
     "MAX_TIME_US",
     "AsyncRateLimiter",
     "InProcessRateLimiter",
+    "Level",
     "LimiterFailurePolicy",
     "RateLimitDecision",
     "RateLimitPolicy",
     "RateLimiter",
     "decide",
+    "decide_levels",
+    "deciding",
     "decision_from_reply",
+    "decisions_from_reply",
+    "identity_bucket",
     "key_bucket",
     "rate_limit_key",
     "tighter",
@@ -319,15 +326,30 @@ class LimiterFailurePolicy(enum.Enum):
     LOCAL_FALLBACK = "local_fallback"
 
 
+#: One level of a request's limits: the bucket it is counted in, and the policy there.
+Level: TypeAlias = tuple[str, RateLimitPolicy]
+
+
 class RateLimiter(Protocol):
     """A limiter backend, keyed by bucket only; raises UnavailableError when down.
 
-    A bucket is a workspace's id, or :func:`key_bucket` of a root key's id for the key's own
-    limit; never anything derived from the policy.
+    A bucket is a workspace's id, or :func:`key_bucket` / :func:`identity_bucket` within it
+    for a root key's or an identity's own limit; never anything derived from the policy.
     """
 
     def hit(self, bucket: str, policy: RateLimitPolicy) -> RateLimitDecision:
         """Count one request in ``bucket`` under ``policy`` and return the decision.
+
+        Raises:
+            UnavailableError: the backing system failed.
+        """
+        ...
+
+    def hit_levels(self, levels: Sequence[Level], /) -> tuple[RateLimitDecision, ...]:
+        """Count one request in every level's bucket, or in none (:func:`decide_levels`).
+
+        The buckets all belong to one workspace. One decision per level, in order: the
+        request is admitted only if every one admits it, and only then is any bucket charged.
 
         Raises:
             UnavailableError: the backing system failed.
@@ -340,6 +362,14 @@ class AsyncRateLimiter(Protocol):
 
     async def ahit(self, bucket: str, policy: RateLimitPolicy) -> RateLimitDecision:
         """Count one request in ``bucket`` under ``policy`` and return the decision.
+
+        Raises:
+            UnavailableError: the backing system failed.
+        """
+        ...
+
+    async def ahit_levels(self, levels: Sequence[Level], /) -> tuple[RateLimitDecision, ...]:
+        """Async twin of :meth:`RateLimiter.hit_levels`.
 
         Raises:
             UnavailableError: the backing system failed.
@@ -362,20 +392,24 @@ class InProcessRateLimiter(RateLimiter, AsyncRateLimiter, Protocol):
         ...
 
 
-# What every root key's own limiter bucket starts with (see key_bucket).
-_KEY_BUCKET_PREFIX: Final = "key:"
+def key_bucket(workspace_id: str, key_id: str) -> str:
+    """Return the limiter bucket of a root key's own limit: ``"<workspace id>:key:<key id>"``.
 
-
-def key_bucket(key_id: str) -> str:
-    """Return the limiter bucket of a root key's own limit: ``"key:<key id>"``.
-
-    A limiter keys its state by this string where it keys a workspace's by the workspace id
-    (``ws_<hex>``, from :func:`authcore.tokens.generate_id`): a generated id never holds a
-    colon, so a key's bucket never names a workspace's, and a key's limit never shares state
-    with its workspace's or another key's. Like the workspace's, it is not derived from the
-    policy.
+    A limiter keys a workspace's state by the workspace id (``ws_<hex>``, from
+    :func:`authcore.tokens.generate_id`), which never holds a colon, so a key's bucket never
+    names a workspace's, an identity's or another key's. It starts with its workspace's id
+    so that a store that shards by key can keep a request's buckets together (Redis Cluster:
+    :func:`rate_limit_key`). Like the workspace's, it is not derived from the policy.
     """
-    return _KEY_BUCKET_PREFIX + key_id
+    return f"{workspace_id}:key:{key_id}"
+
+
+def identity_bucket(workspace_id: str, identity_id: str) -> str:
+    """Return the limiter bucket an identity's keys share: ``"<workspace id>:identity:<id>"``.
+
+    As :func:`key_bucket`: never any other level's bucket, grouped with its workspace's.
+    """
+    return f"{workspace_id}:identity:{identity_id}"
 
 
 def tighter(first: RateLimitDecision, second: RateLimitDecision) -> RateLimitDecision:
@@ -390,9 +424,152 @@ def tighter(first: RateLimitDecision, second: RateLimitDecision) -> RateLimitDec
 
 
 def rate_limit_key(bucket: str, namespace: str = "authcore:rl:") -> str:
-    """Return the storage key of a limiter bucket: the namespace, then the bucket.
+    """Return the storage key of a limiter bucket.
 
-    Deliberately not derived from the policy: a new limit must keep the bucket's state.
-    The fixed prefix keeps the mapping injective, so two buckets never share a key.
+    A workspace's bucket is ``<namespace><workspace id>``. A bucket within a workspace (a
+    key's or an identity's, ``<workspace id>:...``) is ``{<namespace><workspace id>}:...``:
+    the braces are a Redis Cluster hash tag naming exactly the workspace's own key, so all of
+    one request's keys live in one slot and one script can decide them together.
+    Deliberately not derived from the policy: a new limit must keep the bucket's state. The
+    fixed prefix and the braces keep the mapping injective.
     """
-    return f"{namespace}{bucket}"
+    workspace, colon, rest = bucket.partition(":")
+    if not colon:
+        return f"{namespace}{bucket}"
+    return f"{{{namespace}{workspace}}}:{rest}"
+
+
+# --- several levels at once ---------------------------------------------------------------
+
+
+def decide_levels(
+    tats: Sequence[int | None], now_us: int, policies: Sequence[RateLimitPolicy]
+) -> tuple[tuple[RateLimitDecision, ...], tuple[int, ...] | None]:
+    """Decide one request at ``now_us`` against several buckets at once (all or nothing).
+
+    ``tats[i]`` is bucket i's stored TAT under ``policies[i]``. The request is admitted only
+    when every bucket admits it; then every bucket's new TAT is returned, to be stored
+    together. When any bucket refuses, the TATs to store are None: no bucket is charged, so a
+    request refused by one level never spends another level's allowance (a key over its own
+    limit cannot wear down what its identity's or workspace's other keys share, nor the other
+    way round). :data:`GCRA_LEVELS_LUA` must stay a line-by-line copy of this function.
+
+    Raises:
+        UnavailableError: a stored TAT is out of range.
+        ValueError: ``now_us`` is out of range, or the sequences differ in length or are empty.
+    """
+    if len(tats) != len(policies) or not policies:
+        raise ValueError("decide_levels needs one TAT per policy, and at least one")
+    decisions: list[RateLimitDecision] = []
+    new_tats: list[int] = []
+    for tat, policy in zip(tats, policies, strict=True):
+        decision, new_tat = decide(tat, now_us, policy)
+        decisions.append(decision)
+        new_tats.append(new_tat)
+    admitted = all(decision[0] for decision in decisions)
+    return tuple(decisions), tuple(new_tats) if admitted else None
+
+
+def deciding(decisions: Sequence[RateLimitDecision]) -> RateLimitDecision:
+    """Return the one decision that stands for ``decisions`` (one per level, all decided
+    together): the refusal with the longest wait when any refuses, else the tightest
+    (:func:`tighter`, first among equals)."""
+    refused = [decision for decision in decisions if not decision[0]]
+    if refused:
+        return max(refused, key=lambda decision: decision[4])
+    result = decisions[0]
+    for decision in decisions[1:]:
+        result = tighter(result, decision)
+    return result
+
+
+# The same all-or-nothing GCRA over several keys, in one round trip. KEYS: the buckets' keys
+# (on a Redis Cluster they must share a hash slot: see rate_limit_key's ``scope``). ARGV: the
+# key TTL (s), then limit and emission interval (µs) per key. Returns 5 integers per key in
+# KEYS order: {allowed (0/1), limit, remaining, reset, retry_after}. Nothing is written unless
+# every key admits the request. Lua numbers are doubles: see the 2**53 comment above.
+GCRA_LEVELS_LUA: Final[str] = """\
+local function floor_div(a, b)
+  local q = math.floor(a / b)
+  if q * b > a then
+    q = q - 1
+  elseif (q + 1) * b <= a then
+    q = q + 1
+  end
+  return q
+end
+local function ceil_div(a, b)
+  return -floor_div(-a, b)
+end
+
+local ttl = tonumber(ARGV[1])
+local n = #KEYS
+if ttl == nil or ttl < 1 or ttl ~= math.floor(ttl) or ttl > 2147483647 or n < 1 or n > 8
+    or #ARGV ~= 1 + 2 * n then
+  return redis.error_reply('ERR authcore gcra: bad arguments')
+end
+local limits, intervals = {}, {}
+for i = 1, n do
+  local limit = tonumber(ARGV[2 * i])
+  local interval = tonumber(ARGV[2 * i + 1])
+  if limit == nil or interval == nil or limit < 1 or interval < 1
+      or limit ~= math.floor(limit) or interval ~= math.floor(interval)
+      or limit * interval > 137438953472 then
+    return redis.error_reply('ERR authcore gcra: bad arguments')
+  end
+  limits[i], intervals[i] = limit, interval
+end
+
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+
+local reply, new_tats, admitted = {}, {}, true
+for i = 1, n do
+  local limit, interval = limits[i], intervals[i]
+  local tat = now
+  local stored = redis.call('GET', KEYS[i])
+  if stored then
+    tat = tonumber(stored)
+    if tat == nil or tat < 0 or tat > 4503737066323968 or tat ~= math.floor(tat) then
+      return redis.error_reply('ERR authcore gcra: corrupt state')
+    end
+  end
+  local tau = limit * interval
+  local new_tat = math.max(tat, now) + interval
+  local base = 5 * (i - 1)
+  if new_tat - now > tau then
+    admitted = false
+    reply[base + 1], reply[base + 2], reply[base + 3] = 0, limit, 0
+    reply[base + 4] = ceil_div(tat - now, 1000000)
+    reply[base + 5] = ceil_div(new_tat - tau - now, 1000000)
+  else
+    new_tats[i] = new_tat
+    reply[base + 1], reply[base + 2] = 1, limit
+    reply[base + 3] = floor_div(tau - (new_tat - now), interval)
+    reply[base + 4], reply[base + 5] = ceil_div(new_tat - now, 1000000), 0
+  end
+end
+if admitted then
+  for i = 1, n do
+    local px = math.max(ttl * 1000, ceil_div(new_tats[i] - now, 1000))
+    redis.call('SET', KEYS[i], string.format('%.0f', new_tats[i]), 'PX', string.format('%.0f', px))
+  end
+end
+return reply
+"""
+
+
+def decisions_from_reply(
+    reply: object, policies: Sequence[RateLimitPolicy]
+) -> tuple[RateLimitDecision, ...]:
+    """Turn a :data:`GCRA_LEVELS_LUA` reply (5 integers per policy) into decisions.
+
+    Raises:
+        UnavailableError: the reply is not 5 consistent integers per policy.
+    """
+    if not isinstance(reply, list | tuple) or len(reply) != 5 * len(policies):
+        raise UnavailableError("limiter returned garbage")
+    return tuple(
+        decision_from_reply(list(reply[5 * i : 5 * i + 5]), policy)
+        for i, policy in enumerate(policies)
+    )

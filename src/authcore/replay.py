@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 import attrs
 
 from authcore.principal import Principal
-from authcore.ratelimit import RateLimitPolicy
+from authcore.ratelimit import Level, RateLimitPolicy, identity_bucket, key_bucket
 from authcore.usage import ALLOWED
 
 __all__ = ["Conclusion", "ReplaySource", "VerifiedResults"]
@@ -44,11 +44,29 @@ class Conclusion:
     key_id: str | None = None
     credential_id: str | None = None
     key_policy: RateLimitPolicy | None = None
+    identity_policy: RateLimitPolicy | None = None
     usage_key: tuple[str, str, str] = attrs.field(init=False, eq=False, repr=False)
+    levels: tuple[Level, ...] = attrs.field(init=False, eq=False, repr=False)
 
     @usage_key.default
     def _usage_key(self) -> tuple[str, str, str]:
         return (self.principal.workspace_id, self.credential_id or "", ALLOWED)
+
+    @levels.default
+    def _levels(self) -> tuple[Level, ...]:
+        # Every limit the request must pass, most specific first: the key's own, its
+        # identity's, the workspace's. Built once here, read on every replay.
+        principal = self.principal
+        workspace_id = principal.workspace_id
+        levels: list[Level] = []
+        if self.key_policy is not None and self.credential_id is not None:
+            levels.append((key_bucket(workspace_id, self.credential_id), self.key_policy))
+        if self.identity_policy is not None and principal.identity_id is not None:
+            bucket = identity_bucket(workspace_id, principal.identity_id)
+            levels.append((bucket, self.identity_policy))
+        if self.policy is not None:
+            levels.append((workspace_id, self.policy))
+        return tuple(levels)
 
 
 class VerifiedResults(Protocol):

@@ -10,7 +10,13 @@ from authcore.backends.cache import CachedStore
 from authcore.errors import RateLimitedError
 from authcore.flow import Authenticator
 from authcore.ratelimit import RateLimitDecision, RateLimiter, RateLimitPolicy
-from authcore.testing import MemoryStore, SettableClock, issue_root_key, make_workspace
+from authcore.testing import (
+    MemoryStore,
+    SettableClock,
+    add_identity,
+    issue_root_key,
+    make_workspace,
+)
 
 
 def race_threads(
@@ -101,3 +107,17 @@ async def admitted_by_tasks(auth: Authenticator, header: str, tasks: int) -> int
         return 1
 
     return sum(await asyncio.gather(*(one() for _ in range(tasks))))
+
+
+def identity_limited(
+    workspace: int, identity: int, keys: int, *, cached: bool = True
+) -> tuple[MemoryStore | CachedStore, list[str], str]:
+    """A workspace limited to ``workspace`` per day with one identity limited to ``identity``
+    per day, owning ``keys`` keys without limits of their own; store, headers, identity id."""
+    store = MemoryStore()
+    make_workspace(store, "ws_idt", rate_limit=RateLimitPolicy(workspace, 86_400))
+    owner = add_identity(store, "ws_idt", "customer", rate_limit=RateLimitPolicy(identity, 86_400))
+    issued = [issue_root_key(store, "ws_idt", [], identity_id=owner.id) for _ in range(keys)]
+    headers = [f"Bearer {secret.reveal()}" for _, secret in issued]
+    front = CachedStore(store, clock=SettableClock()) if cached else store
+    return front, headers, owner.id

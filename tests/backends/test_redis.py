@@ -48,7 +48,9 @@ def namespace(redis_url: str) -> Iterator[str]:
     yield prefix
     client = redis.Redis.from_url(redis_url)
     try:
-        keys = list(client.scan_iter(match=prefix + "*"))
+        # A workspace's own key starts with the namespace; its keys' and identities' start with
+        # "{" and the namespace (the Cluster hash tag, rate_limit_key).
+        keys = [*client.scan_iter(match=prefix + "*"), *client.scan_iter(match="{" + prefix + "*")]
         if keys:
             client.delete(*keys)
     finally:
@@ -210,10 +212,13 @@ def test_a_key_and_its_workspace_admit_exactly_the_tighter_limit_under_32_thread
     )
     admitted = race_requests(lambda header: auth.authenticate([header]), headers)
     assert sum(admitted.values()) == min(workspace, key)
-    # Two buckets, under the namespace: the key's never names the workspace's.
+    # Two buckets, under the namespace: the key's never names the workspace's, and carries
+    # the workspace's key as its hash tag (one Cluster slot for one script).
     namespace = limiter._namespace
+    key_name = rate_limit_key(key_bucket("ws_both", ids[0]), namespace)
+    assert key_name.startswith("{" + rate_limit_key("ws_both", namespace) + "}:")
     assert admin.exists(rate_limit_key("ws_both", namespace)) == 1
-    assert admin.exists(rate_limit_key(key_bucket(ids[0]), namespace)) == 1
+    assert admin.exists(key_name) == 1
     after = limiter.hit("ws_both", RateLimitPolicy(workspace, 86_400))
     assert after.remaining == max(0, workspace - min(workspace, key) - 1)
 

@@ -10,6 +10,7 @@ answer at every step.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -32,7 +33,7 @@ from authcore.flow import AsyncBackends, Authenticated, Authenticator, AuthSetti
 from authcore.gate import Gate
 from authcore.keyring import Keyring, SigningSecret
 from authcore.principal import Principal
-from authcore.ratelimit import LimiterFailurePolicy, RateLimitDecision, RateLimitPolicy
+from authcore.ratelimit import Level, LimiterFailurePolicy, RateLimitDecision, RateLimitPolicy
 from authcore.records import OPERATOR_ACTOR, PortalSessionRecord, RootKeyRecord, WorkspaceRecord
 from authcore.replay import VerifiedResults
 from authcore.responses import HTTPResponse
@@ -84,6 +85,13 @@ class CountingLimiter(MemoryRateLimiter):
         if self.failure is not None:
             raise self.failure
         return super().hit(bucket, policy)
+
+    def hit_levels(self, levels: Sequence[Level], /) -> tuple[RateLimitDecision, ...]:
+        # One decision per level, all taken in one call.
+        self.decisions += len(levels)
+        if self.failure is not None:
+            raise self.failure
+        return super().hit_levels(levels)
 
 
 def keyring(*kids: str) -> Keyring:
@@ -419,8 +427,8 @@ def test_a_replayed_key_with_its_own_limit_takes_both_decisions() -> None:
         world.authenticator.authenticate(bearer(world.key))
     assert info.value.decision.limit == 2
     assert info.value.credential_id == world.key_id
-    # Two decisions per admitted request; the key's refusal never asked the workspace.
-    assert world.limiter.decisions == 2 + 2 + 1
+    # Both levels in one call for every request, the refused one included.
+    assert world.limiter.decisions == 2 + 2 + 2
 
 
 def test_the_async_side_replays_a_key_limit_inline_and_awaited_alike() -> None:
@@ -436,7 +444,7 @@ def test_the_async_side_replays_a_key_limit_inline_and_awaited_alike() -> None:
         world.authenticator.replay_inline(bearer(world.key))
     with pytest.raises(RateLimitedError):
         asyncio.run(world.authenticator.aauthenticate(bearer(world.key)))
-    assert world.limiter.decisions == 3 * 2 + 2  # each decision taken once, never again
+    assert world.limiter.decisions == 5 * 2  # each request's call taken once, never again
 
 
 def test_an_awaited_limiter_replays_a_key_limit() -> None:
@@ -480,7 +488,8 @@ def test_an_in_process_limiter_failing_inline_sends_both_key_decisions_to_the_fa
     assert isinstance(inline, Authenticated)
     assert inline.rate_limit is not None
     assert inline.rate_limit.limit == 1
-    assert world.limiter.decisions == decisions + 1  # asked once, then the fallback for both
+    # Asked once for both levels (counted per level), then the fallback for both.
+    assert world.limiter.decisions == decisions + 2
     with pytest.raises(RateLimitedError):
         authenticator.replay_inline(bearer(world.key))
 
@@ -710,6 +719,11 @@ class AwaitedLimiter:
         if self.failure is not None:
             raise self.failure
         return self.inner.hit(bucket, policy)
+
+    async def ahit_levels(self, levels: Sequence[Level], /) -> tuple[RateLimitDecision, ...]:
+        if self.failure is not None:
+            raise self.failure
+        return self.inner.hit_levels(levels)
 
 
 def awaited_world(**settings: Any) -> tuple[World, Authenticator, AwaitedLimiter]:

@@ -17,14 +17,14 @@ import functools
 import itertools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final, TypeVar
 
 from authcore import changes
 from authcore.audit import AuditEvent
 from authcore.errors import ConflictError
 from authcore.identities import IDENTITY_TAKEN
-from authcore.ratelimit import RateLimitDecision, RateLimitPolicy, decide
+from authcore.ratelimit import Level, RateLimitDecision, RateLimitPolicy, decide, decide_levels
 from authcore.records import (
     AuditCursor,
     AuditPage,
@@ -408,6 +408,25 @@ class MemoryRateLimiter:
     async def ahit(self, bucket: str, policy: RateLimitPolicy) -> RateLimitDecision:
         """Async twin of :meth:`hit` (no I/O: it never awaits)."""
         return self.hit(bucket, policy)
+
+    def hit_levels(self, levels: Sequence[Level], /) -> tuple[RateLimitDecision, ...]:
+        """Take one request from every level's bucket, or from none (all under one lock)."""
+        buckets = [bucket for bucket, _ in levels]
+        policies = [policy for _, policy in levels]
+        with self._lock:
+            now = time.time_ns() // 1000 if self._clock_us is None else self._clock_us()
+            tats = [self._tat.get(bucket) for bucket in buckets]
+            decisions, new_tats = decide_levels(tats, now, policies)
+            if new_tats is not None:
+                for bucket, tat in zip(buckets, new_tats, strict=True):
+                    if bucket not in self._tat and len(self._tat) >= self._max:
+                        self._evict(now)
+                    self._tat[bucket] = tat
+            return decisions
+
+    async def ahit_levels(self, levels: Sequence[Level], /) -> tuple[RateLimitDecision, ...]:
+        """Async twin of :meth:`hit_levels` (no I/O: it never awaits)."""
+        return self.hit_levels(levels)
 
     def _evict(self, now: int) -> None:
         idle = [key for key, tat in self._tat.items() if tat <= now]

@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+from collections.abc import Sequence
 from typing import Any, Final
 
 import redis
@@ -53,10 +54,13 @@ from authcore.backends.redis_clients import (
 )
 from authcore.errors import ConfigurationError, UnavailableError
 from authcore.ratelimit import (
+    GCRA_LEVELS_LUA,
     GCRA_LUA,
+    Level,
     RateLimitDecision,
     RateLimitPolicy,
     decision_from_reply,
+    decisions_from_reply,
     rate_limit_key,
 )
 
@@ -117,8 +121,9 @@ def _check_timeouts(connection_kwargs: dict[str, Any]) -> float:
 
 
 def _check_namespace(namespace: str) -> str:
-    if not isinstance(namespace, str) or not namespace:
-        raise ConfigurationError("a rate-limit namespace is a non-empty string")
+    # No braces: rate_limit_key's Redis Cluster hash tags must be the only ones in a key.
+    if not isinstance(namespace, str) or not namespace or "{" in namespace or "}" in namespace:
+        raise ConfigurationError("a rate-limit namespace is a non-empty string without braces")
     return namespace
 
 
@@ -126,6 +131,16 @@ def _script_args(policy: RateLimitPolicy) -> tuple[int, int, int]:
     # ARGV: limit, emission interval (µs), minimum key TTL (s). One period keeps an idle
     # workspace's key around a little longer than strictly needed, which costs nothing.
     return (policy.limit, policy.emission_interval_us, policy.period)
+
+
+def _levels_args(levels: Sequence[Level]) -> tuple[list[str], list[int]]:
+    # KEYS, then ARGV for GCRA_LEVELS_LUA: the longest minimum TTL, then limit and emission
+    # interval per level.
+    ttl = max(policy.period for _, policy in levels)
+    args = [ttl]
+    for _, policy in levels:
+        args += (policy.limit, policy.emission_interval_us)
+    return [bucket for bucket, _ in levels], args
 
 
 def _failure(exc: BaseException) -> UnavailableError:
@@ -146,6 +161,7 @@ class RedisRateLimiter:
         self._client = client
         self._namespace = _check_namespace(namespace)
         self._script = client.register_script(GCRA_LUA)
+        self._levels_script = client.register_script(GCRA_LEVELS_LUA)
 
     @classmethod
     def from_url(
@@ -180,6 +196,21 @@ class RedisRateLimiter:
             raise _failure(exc) from None
         return decision_from_reply(reply, policy)
 
+    def hit_levels(self, levels: Sequence[Level], /) -> tuple[RateLimitDecision, ...]:
+        """Count one request in every level's bucket, or in none (one round trip, one script).
+
+        Raises:
+            UnavailableError: Redis is unreachable, too slow, or answered with an error or
+                garbage.
+        """
+        buckets, args = _levels_args(levels)
+        keys = [rate_limit_key(bucket, self._namespace) for bucket in buckets]
+        try:
+            reply = self._levels_script(keys=keys, args=args)
+        except (redis.RedisError, OSError) as exc:
+            raise _failure(exc) from None
+        return decisions_from_reply(reply, [policy for _, policy in levels])
+
     def close(self) -> None:
         """Close the client's connections."""
         close_client(self._client)
@@ -204,6 +235,7 @@ class AsyncRedisRateLimiter:
         self._client = client
         self._namespace = _check_namespace(namespace)
         self._script = client.register_script(GCRA_LUA)
+        self._levels_script = client.register_script(GCRA_LEVELS_LUA)
         # redis-py's asyncio cluster client learns the slot map on first use, and concurrent
         # first uses race each other: the first decision initializes it alone.
         self._uninitialized = isinstance(client, redis.asyncio.cluster.RedisCluster)
@@ -251,6 +283,25 @@ class AsyncRedisRateLimiter:
         except (redis.RedisError, OSError, TimeoutError) as exc:
             raise _failure(exc) from None
         return decision_from_reply(reply, policy)
+
+    async def ahit_levels(self, levels: Sequence[Level], /) -> tuple[RateLimitDecision, ...]:
+        """Async twin of :meth:`RedisRateLimiter.hit_levels` (one round trip).
+
+        Raises:
+            UnavailableError: Redis is unreachable, too slow, or answered with an error or
+                garbage.
+        """
+        buckets, args = _levels_args(levels)
+        keys = [rate_limit_key(bucket, self._namespace) for bucket in buckets]
+        try:
+            if self._uninitialized:
+                async with asyncio.timeout(self.timeout):
+                    await self._initialize()
+            async with asyncio.timeout(self.timeout):
+                reply = await self._levels_script(keys=keys, args=args)
+        except (redis.RedisError, OSError, TimeoutError) as exc:
+            raise _failure(exc) from None
+        return decisions_from_reply(reply, [policy for _, policy in levels])
 
     async def aclose(self) -> None:
         """Close the client's connections."""
