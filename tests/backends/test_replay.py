@@ -34,13 +34,20 @@ from authcore.gate import Gate
 from authcore.keyring import Keyring, SigningSecret
 from authcore.principal import Principal
 from authcore.ratelimit import Level, LimiterFailurePolicy, RateLimitDecision, RateLimitPolicy
-from authcore.records import OPERATOR_ACTOR, PortalSessionRecord, RootKeyRecord, WorkspaceRecord
+from authcore.records import (
+    OPERATOR_ACTOR,
+    IdentityRecord,
+    PortalSessionRecord,
+    RootKeyRecord,
+    WorkspaceRecord,
+)
 from authcore.replay import VerifiedResults
 from authcore.responses import HTTPResponse
 from authcore.testing import (
     MemoryRateLimiter,
     MemoryStore,
     SettableClock,
+    add_identity,
     issue_portal_session,
     issue_root_key,
     make_workspace,
@@ -541,6 +548,7 @@ class Side:
 class Seed:
     """The credentials both sides hold: the same records, so the same raw tokens work."""
 
+    identity: IdentityRecord
     keys: tuple[RootKeyRecord, ...]
     key_secrets: tuple[str, ...]
     sessions: tuple[PortalSessionRecord, ...]
@@ -550,12 +558,23 @@ class Seed:
 
 def make_seed() -> Seed:
     source = MemoryStore()
+    # One customer of ws_a, limited to 3 per 10 s across its two keys.
+    identity = add_identity(source, "ws_a", "customer", rate_limit=RateLimitPolicy(3, 10), now=NOW)
     keys = [
         issue_root_key(source, "ws_a", ["keys.read"], now=NOW),
         issue_root_key(source, "ws_a", ["keys.*"], now=NOW, expires_at=int(NOW) + 20),
         issue_root_key(source, "ws_b", ["audit.read"], now=NOW),
         # Its own limit, tighter than ws_a's 4/10 (and looser than the 2/10 it may get).
         issue_root_key(source, "ws_a", ["keys.read"], now=NOW, rate_limit=RateLimitPolicy(3, 10)),
+        issue_root_key(source, "ws_a", ["keys.read"], now=NOW, identity_id=identity.id),
+        issue_root_key(
+            source,
+            "ws_a",
+            ["keys.read"],
+            now=NOW,
+            identity_id=identity.id,
+            rate_limit=RateLimitPolicy(2, 10),
+        ),
     ]
     sessions = [
         issue_portal_session(source, "ws_a", "end-user-1", ["keys.read"], now=NOW, ttl=40),
@@ -568,6 +587,7 @@ def make_seed() -> Seed:
         for kid in ("k1", "k2")
     ]
     return Seed(
+        identity,
         tuple(record for record, _ in keys),
         tuple(secret.reveal() for _, secret in keys),
         tuple(record for record, _ in sessions),
@@ -581,6 +601,7 @@ def make_side(seed: Seed, *, cached: bool) -> Side:
     store = MemoryStore()
     make_workspace(store, "ws_a", rate_limit=RateLimitPolicy(4, 10))
     make_workspace(store, "ws_b")  # no policy of its own: the default applies
+    store.put_identity(seed.identity)
     for record in seed.keys:
         store.put_root_key(record)
     for session in seed.sessions:
@@ -639,6 +660,15 @@ def apply(side: Side, seed: Seed, event: tuple[Any, ...]) -> tuple[Any, ...] | N
         side.manage.disable_workspace(event[1], now=now, actor=OPERATOR_ACTOR)
     elif kind == "limit":
         side.manage.set_rate_limit(event[1], event[2], now=now, actor=OPERATOR_ACTOR)
+    elif kind == "identity_limit":
+        side.manage.set_identity_rate_limit(
+            "ws_a", "customer", event[1], now=now, actor=OPERATOR_ACTOR
+        )
+    elif kind == "identity_delete":
+        # Through the store, as in any process: its keys (and sessions) end with it.
+        side.manage.delete_identity(
+            "ws_a", "customer", revoke_keys=True, now=now, actor=OPERATOR_ACTOR
+        )
     elif kind == "keyring":
         side.rebuild(event[1])
     return None
@@ -649,6 +679,8 @@ CREDENTIALS = [
     ("key", 1),
     ("key", 2),
     ("key", 3),
+    ("key", 4),
+    ("key", 5),
     ("jwt", 0),
     ("jwt", 1),
     ("session", 0),
@@ -660,8 +692,8 @@ CREDENTIALS = [
 ALL_EVENTS: list[tuple[Any, ...]] = [
     *(("request", credential) for credential in CREDENTIALS * 3),
     *(("advance", seconds) for seconds in [0.5, 1.0, 4.9, 5.0, 10.0, 19.0, 30.0] * 2),
-    *(("revoke", index) for index in range(4)),
-    *(("rotate", index, grace) for index in range(4) for grace in (0, 5, 25)),
+    *(("revoke", index) for index in range(6)),
+    *(("rotate", index, grace) for index in range(6) for grace in (0, 5, 25)),
     *(("logout", index) for index in range(2)),
     *(("disable", workspace) for workspace in ("ws_a", "ws_b")),
     *(
@@ -670,6 +702,11 @@ ALL_EVENTS: list[tuple[Any, ...]] = [
         for policy in (None, RateLimitPolicy(2, 10), RateLimitPolicy(50, 1))
     ),
     *(("keyring", kids) for kids in [("k1",), ("k2",), ("k1", "k2"), ("k2", "k1")]),
+    *(
+        ("identity_limit", policy)
+        for policy in (None, RateLimitPolicy(1, 10), RateLimitPolicy(50, 1))
+    ),
+    ("identity_delete",),
 ]
 EVENTS = st.sampled_from(ALL_EVENTS)
 
@@ -685,6 +722,12 @@ EVENTS = st.sampled_from(ALL_EVENTS)
 # A key refused by its own limit (3/10) while its workspace (4/10) still has room, which
 # another credential of the workspace then gets.
 @example([*[("request", ("key", 3))] * 4, ("request", ("jwt", 0)), ("request", ("key", 3))])
+# Two keys of one identity sharing its 3/10; its limit tightened, then it is deleted.
+@example([*[("request", ("key", 4)), ("request", ("key", 5))] * 2, ("request", ("key", 3))])
+@example(
+    [("request", ("key", 4)), ("identity_limit", RateLimitPolicy(1, 10)), ("request", ("key", 5))]
+)
+@example([("request", ("key", 4)), ("identity_delete",), ("request", ("key", 4))])
 def test_the_cached_path_answers_exactly_as_the_uncached_flow(events: list[Any]) -> None:
     seed = SEED
     cached, plain = make_side(seed, cached=True), make_side(seed, cached=False)
