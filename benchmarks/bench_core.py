@@ -21,10 +21,11 @@ from authcore.flow import (
 from authcore.keyring import JWTSettings, Keyring, SigningSecret
 from authcore.permissions import PermissionSet
 from authcore.principal import Principal, Source, Subject
+from authcore.testing import add_identity, issue_root_key
 from authcore.tokens import Secret
 from benchmarks.floor import FloorDeniedError, floor_authenticate
 from benchmarks.harness import Mode, Row, compare, loop, not_measured
-from benchmarks.world import PERMISSION, WORKSPACE, World, build_world, now_us
+from benchmarks.world import GRANTS, PERMISSION, POLICY, WORKSPACE, World, build_world, now_us
 
 __all__ = ["authcore_request", "authenticator_for", "floor_request", "flow_request", "run"]
 
@@ -142,6 +143,27 @@ def _miss_row(mode: Mode) -> Row:
         mode=mode,
         target=None,
         note="info: the cost of a miss against a replay",
+    )
+
+
+def _identity_row(mode: Mode) -> Row:
+    world = build_world()
+    # A key of an identity, with limits at all three levels (its own, its identity's, its
+    # workspace's), generous enough never to refuse: the all-or-nothing three-level decision.
+    owner = add_identity(world.store, WORKSPACE, "customer-1", rate_limit=POLICY)
+    _, secret = issue_root_key(
+        world.store, WORKSPACE, GRANTS, now=time.time(), identity_id=owner.id,
+        rate_limit=POLICY,
+    )  # fmt: skip
+    return compare(
+        "core.identity",
+        "core hot path, root key of an identity with its own limit: three levels decided "
+        "together (MemoryRateLimiter.hit_levels) + authorize",
+        subject=loop(authcore_request(world, f"Bearer {secret.reveal()}")),
+        baseline=loop(authcore_request(world)),
+        baseline_what="the same request with the workspace limit only (core.pipeline)",
+        mode=mode,
+        target=1.15,
     )
 
 
@@ -292,6 +314,7 @@ def _permission_row(mode: Mode, *, wildcard: bool) -> Row:
 ROWS: list[tuple[str, Callable[[Mode], Row]]] = [
     ("core.pipeline", _pipeline_row),
     ("core.flow", _miss_row),
+    ("core.identity", _identity_row),
     ("jwt.cache_hit", _jwt_cache_row),
     ("jwt.cold", _jwt_cold_row),
     ("jwt.cold_request", _jwt_cold_request_row),

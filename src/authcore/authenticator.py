@@ -33,6 +33,7 @@ from authcore.flow import (
     Limiters,
     LimitFlow,
     admitted,
+    all_admitted,
     arun_flow,
     authentication_flow,
     rate_limit_step,
@@ -233,15 +234,22 @@ class Authenticator:
                 something that is not a decision.
         """
         levels, limiter = conclusion.levels, limiters.limiter
-        if len(levels) != 1 or limiter is None:
+        if limiter is None or not levels:
             return run_step(self._step(conclusion), limiters)
-        bucket, policy = levels[0]
-        try:
-            decision = limiter.hit(bucket, policy)
-        except Exception as exc:  # noqa: BLE001 - the flow's step decides what it means
-            return run_step(self._step(conclusion), limiters, exc)
-        if type(decision) is not RateLimitDecision or not decision.allowed:
-            decision = admitted(decision, conclusion)  # the step's own reading: it raises
+        if len(levels) == 1:
+            bucket, policy = levels[0]
+            try:
+                decision = limiter.hit(bucket, policy)
+            except Exception as exc:  # noqa: BLE001 - the flow's step decides what it means
+                return run_step(self._step(conclusion), limiters, exc)
+            if type(decision) is not RateLimitDecision or not decision.allowed:
+                decision = admitted(decision, conclusion)  # the step's own reading: it raises
+        else:
+            try:
+                decisions = limiter.hit_levels(levels)
+            except Exception as exc:  # noqa: BLE001 - the flow's step decides what it means
+                return run_step(self._step(conclusion), limiters, exc)
+            decision = all_admitted(decisions, conclusion)  # the step's own reading
         return _new_tuple(Authenticated, (conclusion.principal, decision, conclusion, True))
 
     def _start(self, authorization: Sequence[str], portal_cookie: str | None, now: float) -> Flow:

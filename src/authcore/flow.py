@@ -83,6 +83,7 @@ __all__ = [
     "UseFallbackLimiters",
     "VerifiedResults",
     "admitted",
+    "all_admitted",
     "arun_flow",
     "authentication_flow",
     "rate_limit_step",
@@ -361,22 +362,29 @@ def rate_limit_step(
         if settings.limiter_failure is not LimiterFailurePolicy.LOCAL_FALLBACK:
             raise exc.refused(conclusion.principal.workspace_id, conclusion.credential_id) from None
         decision = yield UseFallbackLimiter(*levels[0]) if one else UseFallbackLimiters(levels)
-    sent = admitted(decision, conclusion) if one else _all_admitted(decision, conclusion)
+    sent = admitted(decision, conclusion) if one else all_admitted(decision, conclusion)
     return Authenticated(conclusion.principal, sent, conclusion, replayed)
 
 
-def _all_admitted(decisions: object, conclusion: Conclusion) -> RateLimitDecision:
-    """The decision to send if every level admits the request (one per level, in order).
+def all_admitted(decisions: object, conclusion: Conclusion) -> RateLimitDecision:
+    """The decision to send if every level admits the request (one decision per level).
+
+    How the step reads an answer over several levels; a replay that took it in place reads
+    it with this too.
 
     Raises:
         UnavailableError: the answer is not one decision per level.
         RateLimitedError: a level refuses.
     """
-    if not isinstance(decisions, tuple) or len(decisions) != len(conclusion.levels):
+    if type(decisions) is not tuple or len(decisions) != len(conclusion.levels):
         raise UnavailableError("limiter returned an unexpected value")
-    if not all(isinstance(decision, RateLimitDecision) for decision in decisions):
-        raise UnavailableError("limiter returned an unexpected value")
-    return admitted(deciding(decisions), conclusion)
+    for decision in decisions:
+        if type(decision) is not RateLimitDecision:
+            raise UnavailableError("limiter returned an unexpected value")
+    sent = deciding(decisions)
+    if not sent.allowed:
+        admitted(sent, conclusion)  # raises: the one reading of a refusal
+    return sent
 
 
 def admitted(decision: object, conclusion: Conclusion) -> RateLimitDecision:

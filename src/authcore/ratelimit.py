@@ -474,13 +474,16 @@ def deciding(decisions: Sequence[RateLimitDecision]) -> RateLimitDecision:
     """Return the one decision that stands for ``decisions`` (one per level, all decided
     together): the refusal with the longest wait when any refuses, else the tightest
     (:func:`tighter`, first among equals)."""
-    refused = [decision for decision in decisions if not decision[0]]
-    if refused:
-        return max(refused, key=lambda decision: decision[4])
-    result = decisions[0]
-    for decision in decisions[1:]:
-        result = tighter(result, decision)
-    return result
+    # One pass, no closures: every request with more than one level runs this.
+    sent = decisions[0]
+    refusal: RateLimitDecision | None = None
+    for decision in decisions:
+        if not decision[0]:
+            if refusal is None or decision[4] > refusal[4]:
+                refusal = decision
+        elif decision[2] < sent[2] or (decision[2] == sent[2] and decision[3] > sent[3]):
+            sent = decision
+    return sent if refusal is None else refusal
 
 
 # The same all-or-nothing GCRA over several keys, in one round trip. KEYS: the buckets' keys

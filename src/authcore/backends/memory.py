@@ -24,7 +24,7 @@ from authcore import changes
 from authcore.audit import AuditEvent
 from authcore.errors import ConflictError
 from authcore.identities import IDENTITY_TAKEN
-from authcore.ratelimit import Level, RateLimitDecision, RateLimitPolicy, decide, decide_levels
+from authcore.ratelimit import Level, RateLimitDecision, RateLimitPolicy, decide
 from authcore.records import (
     AuditCursor,
     AuditPage,
@@ -410,19 +410,31 @@ class MemoryRateLimiter:
         return self.hit(bucket, policy)
 
     def hit_levels(self, levels: Sequence[Level], /) -> tuple[RateLimitDecision, ...]:
-        """Take one request from every level's bucket, or from none (all under one lock)."""
-        buckets = [bucket for bucket, _ in levels]
-        policies = [policy for _, policy in levels]
+        """Take one request from every level's bucket, or from none (all under one lock).
+
+        :func:`~authcore.ratelimit.decide_levels`, written out: one lock, one clock read, one
+        :func:`~authcore.ratelimit.decide` per level, and the buckets written only when every
+        level admitted (a property test holds the two to the same answers).
+        """
         with self._lock:
             now = time.time_ns() // 1000 if self._clock_us is None else self._clock_us()
-            tats = [self._tat.get(bucket) for bucket in buckets]
-            decisions, new_tats = decide_levels(tats, now, policies)
-            if new_tats is not None:
-                for bucket, tat in zip(buckets, new_tats, strict=True):
-                    if bucket not in self._tat and len(self._tat) >= self._max:
-                        self._evict(now)
-                    self._tat[bucket] = tat
-            return decisions
+            get = self._tat.get
+            decisions = []
+            tats = []
+            for bucket, policy in levels:
+                decision, tat = decide(get(bucket), now, policy)
+                decisions.append(decision)
+                tats.append(tat)
+            result = tuple(decisions)
+            for decision in result:
+                if not decision.allowed:
+                    return result
+            stored = self._tat
+            for (bucket, _), tat in zip(levels, tats, strict=True):
+                if bucket not in stored and len(stored) >= self._max:
+                    self._evict(now)
+                stored[bucket] = tat
+            return result
 
     async def ahit_levels(self, levels: Sequence[Level], /) -> tuple[RateLimitDecision, ...]:
         """Async twin of :meth:`hit_levels` (no I/O: it never awaits)."""
