@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from authcore import changes, plans
+from authcore import changes, plans, portal_sessions
 from authcore.audit import (
     ACTION_KEY_REVOKE,
     ACTION_KEY_ROTATE,
@@ -207,7 +207,7 @@ def test_an_exchange_works_exactly_when_code_and_session_are_live(  # noqa: PLR0
         expires_at=code_expires,
         used_at=used_at,
     )
-    plan = plans.plan_exchange_portal_code(
+    plan = portal_sessions.plan_exchange_portal_code(
         exchange,
         session if session_present else None,
         now=now,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from authcore import changes, identities
 from authcore import usage as usage_changes
-from authcore.plans import exchange_is_spent
+from authcore.portal_sessions import exchange_is_spent
 from authcore.records import (
     Actor,
     AuditCursor,

@@ -24,20 +24,22 @@ from authcore.identities import ensure_identity, new_identity
 from authcore.plans import (
     check_audit_limit,
     make_dashboard_user,
-    plan_create_portal_exchange,
-    plan_create_portal_session,
     plan_create_root_key,
     plan_create_workspace,
     plan_disable_workspace,
     plan_enable_workspace,
-    plan_exchange_portal_code,
     plan_link_org,
-    plan_revoke_portal_session,
-    plan_revoke_replayed_session,
     plan_revoke_root_key,
     plan_rotate_root_key,
     plan_set_key_rate_limit,
     plan_set_rate_limit,
+)
+from authcore.portal_sessions import (
+    plan_create_portal_exchange,
+    plan_create_portal_session,
+    plan_exchange_portal_code,
+    plan_revoke_portal_session,
+    plan_revoke_replayed_session,
 )
 from authcore.ratelimit import RateLimitPolicy
 from authcore.records import (

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 from authcore import changes, identities
 from authcore import usage as usage_changes
 from authcore.async_store import AsyncStore
-from authcore.plans import exchange_is_spent
+from authcore.portal_sessions import exchange_is_spent
 from authcore.records import (
     Actor,
     AuditCursor,

@@ -30,12 +30,17 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Generator, Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Final, TypeVar
 
 import attrs
 
-from authcore.backends.invalidation import Invalidation, InvalidationKind, InvalidationPublisher
+from authcore.backends.invalidation import (
+    Invalidation,
+    InvalidationPublisher,
+    invalidations_for,
+    observed,
+)
 from authcore.backends.token_cache import VerifiedTokenCache
 from authcore.errors import AuthcoreError, ConfigurationError, UnavailableError
 from authcore.principal import Source
@@ -47,7 +52,7 @@ from authcore.records import (
     WorkspaceRecord,
 )
 from authcore.replay import Conclusion, VerifiedResults
-from authcore.steps import Change, Delete, FindIdentity, Insert, Load, Step, Update
+from authcore.steps import Change
 from authcore.store import AsyncCredentialStore, AsyncStore, CredentialStore, Store
 from authcore.tokens import DEFAULT_PORTAL_TOKEN_PREFIX, DEFAULT_ROOT_KEY_PREFIX
 
@@ -574,7 +579,7 @@ class CachedStore(Store, AsyncStore):
             ConfigurationError: the inner store cannot run changes (a lookup-only store).
         """
         touched: list[tuple[Record, bool]] = []
-        result: _T = self._method("run")(_observed(change, touched))
+        result: _T = self._method("run")(observed(change, touched))
         if touched:
             self._changed(invalidations_for(touched))
         return result
@@ -582,55 +587,7 @@ class CachedStore(Store, AsyncStore):
     async def arun(self, change: Change[_T], /) -> _T:
         """Async twin of :meth:`run`."""
         touched: list[tuple[Record, bool]] = []
-        result: _T = await self._method("arun")(_observed(change, touched))
+        result: _T = await self._method("arun")(observed(change, touched))
         if touched:
             await self._achanged(invalidations_for(touched))
         return result
-
-
-def _observed(change: Change[_T], touched: list[tuple[Record, bool]]) -> Change[_T]:
-    """``change``, noting each record it writes or locks: ``(record, it existed before)``."""
-
-    def steps() -> Generator[Step, Any, _T]:
-        inner = change.steps
-        try:
-            step = next(inner)
-            while True:
-                if isinstance(step, Insert | Update | Delete):
-                    touched.append((step.record, not isinstance(step, Insert)))
-                result = yield step
-                if isinstance(step, Load | FindIdentity) and step.lock and result is not None:
-                    touched.append((result, True))
-                step = inner.send(result)
-        except StopIteration as stop:
-            value: _T = stop.value
-            return value
-        finally:
-            inner.close()
-
-    return Change(change.name, steps(), change.writes)
-
-
-def invalidations_for(touched: Sequence[tuple[Record, bool]]) -> list[Invalidation]:
-    """What every cache must drop once a change that touched these records has committed.
-
-    A workspace: itself and everything cached of it. An identity: itself and every conclusion
-    reached for its keys and sessions. A key or session: its digest (a new one
-    may sit in a negative entry: dropping it means a token tried before it existed works the
-    moment it does) and, when it existed before, its id (a rotation changes the *old* key).
-    Exchange codes and dashboard users are never cached.
-    """
-    found: dict[Invalidation, None] = {}
-    for record, existed in touched:
-        if isinstance(record, WorkspaceRecord):
-            found[Invalidation("workspace", record.id)] = None
-        elif isinstance(record, IdentityRecord):
-            found[Invalidation("identity", record.id)] = None
-        elif isinstance(record, RootKeyRecord | PortalSessionRecord):
-            found[Invalidation("digest", record.digest.hex())] = None
-            if existed:
-                kind: InvalidationKind = (
-                    "root_key" if isinstance(record, RootKeyRecord) else "portal_session"
-                )
-                found[Invalidation(kind, record.id)] = None
-    return list(found)

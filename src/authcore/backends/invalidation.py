@@ -10,11 +10,29 @@ carries the same messages to the other processes, in the wire form of
 
 from __future__ import annotations
 
-from typing import Final, Literal, Protocol
+from collections.abc import Generator, Sequence
+from typing import Any, Final, Literal, Protocol, TypeVar
 
 import attrs
 
-__all__ = ["Invalidation", "InvalidationKind", "InvalidationPublisher"]
+from authcore.records import (
+    IdentityRecord,
+    PortalSessionRecord,
+    Record,
+    RootKeyRecord,
+    WorkspaceRecord,
+)
+from authcore.steps import Change, Delete, FindIdentity, Insert, Load, Step, Update
+
+_T = TypeVar("_T")
+
+__all__ = [
+    "Invalidation",
+    "InvalidationKind",
+    "InvalidationPublisher",
+    "invalidations_for",
+    "observed",
+]
 
 InvalidationKind = Literal["digest", "workspace", "identity", "root_key", "portal_session", "all"]
 _WIRE_PREFIX: Final[dict[str, InvalidationKind]] = {
@@ -75,3 +93,51 @@ class InvalidationPublisher(Protocol):
     def publish(self, invalidation: Invalidation, /) -> None: ...
 
     async def apublish(self, invalidation: Invalidation, /) -> None: ...
+
+
+def observed(change: Change[_T], touched: list[tuple[Record, bool]]) -> Change[_T]:
+    """``change``, noting each record it writes or locks: ``(record, it existed before)``."""
+
+    def steps() -> Generator[Step, Any, _T]:
+        inner = change.steps
+        try:
+            step = next(inner)
+            while True:
+                if isinstance(step, Insert | Update | Delete):
+                    touched.append((step.record, not isinstance(step, Insert)))
+                result = yield step
+                if isinstance(step, Load | FindIdentity) and step.lock and result is not None:
+                    touched.append((result, True))
+                step = inner.send(result)
+        except StopIteration as stop:
+            value: _T = stop.value
+            return value
+        finally:
+            inner.close()
+
+    return Change(change.name, steps(), change.writes)
+
+
+def invalidations_for(touched: Sequence[tuple[Record, bool]]) -> list[Invalidation]:
+    """What every cache must drop once a change that touched these records has committed.
+
+    A workspace: itself and everything cached of it. An identity: itself and every conclusion
+    reached for its keys and sessions. A key or session: its digest (a new one
+    may sit in a negative entry: dropping it means a token tried before it existed works the
+    moment it does) and, when it existed before, its id (a rotation changes the *old* key).
+    Exchange codes and dashboard users are never cached.
+    """
+    found: dict[Invalidation, None] = {}
+    for record, existed in touched:
+        if isinstance(record, WorkspaceRecord):
+            found[Invalidation("workspace", record.id)] = None
+        elif isinstance(record, IdentityRecord):
+            found[Invalidation("identity", record.id)] = None
+        elif isinstance(record, RootKeyRecord | PortalSessionRecord):
+            found[Invalidation("digest", record.digest.hex())] = None
+            if existed:
+                kind: InvalidationKind = (
+                    "root_key" if isinstance(record, RootKeyRecord) else "portal_session"
+                )
+                found[Invalidation(kind, record.id)] = None
+    return list(found)
