@@ -109,7 +109,7 @@ def floor() -> Any:
 
 
 def floor_headers() -> Any:
-    """The floor plus what DESIGN.md asks of every admitted response and the floor skips:
+    """The floor plus what docs/architecture.md asks of every admitted response and the floor skips:
     the three ``RateLimit-*`` headers, added by wrapping ``send`` (as any ASGI middleware must).
 
     It tells how much of the gap between authcore and the floor is those headers alone.

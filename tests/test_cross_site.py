@@ -1,4 +1,4 @@
-"""The one cross-site rule for cookie-borne, state-changing requests (DESIGN.md)."""
+"""The one cross-site rule for cookie-borne, state-changing requests (docs/architecture.md)."""
 
 from __future__ import annotations
 
