@@ -14,8 +14,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
+from authcore.binding import principal_from
 from authcore.flow import Authenticator
-from authcore.session import principal_from
 from benchmarks.floor import FloorASGIMiddleware, FloorWSGIMiddleware
 from benchmarks.harness import Mode, RoundFn, Row, compare, not_measured
 from benchmarks.world import PERMISSION, World, build_world, now_us
@@ -138,7 +138,7 @@ def authcore_asgi_app(world: World, *, replay: bool = True, usage: bool = False)
         await bare_asgi_app(scope, receive, send)
 
     if usage:
-        from authcore.backends.usage import UsageCounter
+        from authcore.backends.usage_recorder import UsageCounter
         from authcore.gate import Gate
 
         counter = UsageCounter()

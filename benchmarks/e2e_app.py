@@ -11,10 +11,10 @@ import time
 from collections.abc import MutableMapping
 from typing import Any
 
+from authcore.binding import principal_from
 from authcore.flow import AsyncBackends, Authenticator, AuthSettings, Backends
 from authcore.ratelimit import RateLimitPolicy
 from authcore.records import RootKeyRecord
-from authcore.session import principal_from
 from authcore.testing import MemoryRateLimiter, MemoryStore, make_workspace
 from authcore.tokens import digest
 

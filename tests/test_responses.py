@@ -1,4 +1,4 @@
-"""Outcome -> HTTP: the table in docs/architecture.md, and nothing from the request in the answer."""
+"""Outcome -> HTTP: the table in docs/architecture.md; nothing from the request in the answer."""
 
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from authcore.adapters.asgi import AuthMiddleware as ASGIAuth
 from authcore.adapters.wsgi import AuthMiddleware as WSGIAuth
+from authcore.binding import principal_from
 from authcore.flow import AsyncBackends, Authenticator, AuthSettings, Backends
-from authcore.session import principal_from
 from authcore.testing import (
     MemoryRateLimiter,
     MemoryStore,

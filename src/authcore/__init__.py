@@ -9,6 +9,7 @@ API of the zero-I/O core; adapters live in ``authcore.adapters`` and backends in
 
 from authcore.audit import AuditEvent, AuditTarget, audit_event
 from authcore.authenticator import Authenticator
+from authcore.binding import attach_principal, principal_from, workspace_id_for_logs
 from authcore.credentials import (
     Credential,
     CredentialKind,
@@ -64,7 +65,6 @@ from authcore.ratelimit import (
 )
 from authcore.records import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
 from authcore.responses import HTTPResponse, error_response
-from authcore.session import attach_principal, principal_from, workspace_id_for_logs
 from authcore.tokens import Secret
 
 __all__ = [

@@ -2,9 +2,9 @@
 
 The request path pays one dictionary increment (:meth:`UsageCounter.count`, under a lock it
 holds for that increment only): no clock, no I/O, no write per request. A recorder
-(:class:`authcore.backends.usage.UsageRecorder`) drains the counter every few seconds and at
-every minute boundary and adds the counts to the store with :func:`record_usage`: one upsert per
-(workspace, credential, outcome, minute), so any number of API processes add up. A key's
+(:class:`authcore.backends.usage_recorder.UsageRecorder`) drains the counter every few
+seconds and at every minute boundary and adds the counts to the store with
+:func:`record_usage`: one upsert per (workspace, credential, outcome, minute), so any number of API processes add up. A key's
 "last used" comes from the same flush, at minute precision.
 
 Counts are per workspace, credential id and outcome (``"allowed"`` or the refusal's error
@@ -66,7 +66,7 @@ _MAX_TIME: Final = 2**53
 
 
 class UsageSink(Protocol):
-    """Where the request gate counts outcomes (:class:`authcore.backends.usage.UsageCounter`).
+    """Where the request gate counts outcomes (``backends.usage_recorder.UsageCounter``).
 
     ``count`` is on every request's path: one increment, no I/O, never raising.
     """

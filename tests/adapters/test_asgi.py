@@ -10,9 +10,9 @@ import pytest
 
 from authcore.adapters.asgi import AuthMiddleware, Message, Receive, Scope, Send, principal_from
 from authcore.adapters.logging import WorkspaceLogFilter
+from authcore.binding import PRINCIPAL_KEY, workspace_id_for_logs
 from authcore.errors import AuthcoreError, ConfigurationError, UnavailableError
 from authcore.responses import HTTPResponse
-from authcore.session import PRINCIPAL_KEY, workspace_id_for_logs
 from tests.adapters.world import make_world
 
 

@@ -34,10 +34,10 @@ from authcore.adapters import django as django_adapter
 from authcore.adapters import drf
 from authcore.adapters.logging import WorkspaceLogFilter
 from authcore.backends import Auth, connect
+from authcore.binding import bound_principal
 from authcore.errors import ConfigurationError, InvalidPermissionError
 from authcore.gate import AuthOutcome, Gate
 from authcore.records import OPERATOR_ACTOR
-from authcore.session import bound_principal
 from tests.adapters.world import World, make_world
 
 log = logging.getLogger("tests.django")

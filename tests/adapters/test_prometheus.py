@@ -16,9 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from authcore.adapters.prometheus import AUTH_BUCKETS, PrometheusMetrics, metrics_app
 from authcore.adapters.wsgi import AuthMiddleware
 from authcore.backends.cache import CachedStore
+from authcore.binding import principal_from
 from authcore.flow import AsyncBackends, Authenticator, AuthSettings, Backends
 from authcore.ratelimit import RateLimitPolicy
-from authcore.session import principal_from
 from authcore.testing import (
     MemoryRateLimiter,
     MemoryStore,

@@ -53,7 +53,7 @@ UPSTREAM_APP = textwrap.dedent(
     from authcore.backends.memory import MemoryStore
     from authcore.flow import AsyncBackends, Authenticator, AuthSettings
     from authcore.keyring import JWTSettings, Keyring, SigningSecret
-    from authcore.session import principal_from
+    from authcore.binding import principal_from
     from authcore.records import WorkspaceRecord
     from authcore.tokens import Secret
 

@@ -34,12 +34,12 @@ from starlette.routing import Route
 from authcore.adapters import flask as flask_adapter
 from authcore.adapters import starlette as starlette_adapter
 from authcore.adapters.wsgi import AuthMiddleware as WSGIAuthMiddleware
+from authcore.binding import principal_from
 from authcore.credentials import CredentialSettings
 from authcore.flow import AsyncBackends, Authenticator, AuthSettings, Backends
 from authcore.keyring import JWTSettings, Keyring, SigningSecret
 from authcore.ratelimit import RateLimitPolicy
 from authcore.records import IdentityRecord, PortalSessionRecord, RootKeyRecord, WorkspaceRecord
-from authcore.session import principal_from
 from authcore.testing import (
     MemoryRateLimiter,
     MemoryStore,

@@ -15,7 +15,7 @@ from starlette.routing import Route
 from authcore.adapters.starlette import install_auth, principal_from
 from authcore.backends import Auth, connect
 from authcore.backends.memory import MemoryStore
-from authcore.backends.usage import UsageCounter, UsageRecorder
+from authcore.backends.usage_recorder import UsageCounter, UsageRecorder
 from authcore.errors import ConfigurationError, UnavailableError
 from authcore.ratelimit import RateLimitPolicy
 from authcore.records import OPERATOR_ACTOR, UsageCount

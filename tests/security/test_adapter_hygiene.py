@@ -23,6 +23,7 @@ from flask import Flask, jsonify
 from authcore.adapters import flask as flask_adapter
 from authcore.adapters.asgi import AuthMiddleware as ASGIAuthMiddleware
 from authcore.adapters.wsgi import AuthMiddleware as WSGIAuthMiddleware
+from authcore.binding import principal_from
 from authcore.credentials import CredentialSettings
 from authcore.errors import AuthcoreError
 from authcore.flow import AsyncBackends, Authenticator, AuthSettings, Backends
@@ -30,7 +31,6 @@ from authcore.keyring import Keyring, SigningSecret
 from authcore.ratelimit import RateLimitDecision, RateLimitPolicy
 from authcore.records import RootKeyRecord
 from authcore.responses import HTTPResponse
-from authcore.session import principal_from
 from authcore.testing import (
     MemoryRateLimiter,
     MemoryStore,

@@ -3,7 +3,8 @@
 The review's requests, one by one, then Hypothesis: arbitrary JSON (all of Unicode, lone
 surrogates, deep nesting, huge numbers) and arbitrary query strings against every route of the
 example API and of the dashboard, served for real on loopback over a real SQLite file. The
-rule (docs/architecture.md): bad input is a 4xx problem, never a 500, and nothing is logged as an error.
+rule (docs/architecture.md): bad input is a 4xx problem, never a 500, and nothing is logged as
+an error.
 """
 
 from __future__ import annotations

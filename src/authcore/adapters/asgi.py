@@ -6,7 +6,7 @@ Works under any ASGI framework (Starlette, FastAPI, ...) and imports none. Per s
 - ``http``: the ``Authorization`` field values (latin-1, repeated fields kept separate), the
   portal cookie and the Fetch Metadata / ``Origin`` headers go to the route group's
   :class:`~authcore.authenticator.Authenticator`. On success the principal is stored in the
-  scope under :data:`authcore.session.PRINCIPAL_KEY` (and nowhere else), bound to the
+  scope under :data:`authcore.binding.PRINCIPAL_KEY` (and nowhere else), bound to the
   log/metrics context for the request, and the ``RateLimit-*`` headers are added to the
   response. Any other outcome is answered with the problem document of
   :func:`authcore.responses.error_response` (or the ``on_error`` hook's response); a bug in
@@ -38,14 +38,14 @@ from authcore.adapters._common import (
     make_gate,
 )
 from authcore.authenticator import Authenticator
+from authcore.binding import PRINCIPAL_KEY, bind_principal, reset_principal
+from authcore.binding import principal_from as _principal_in
 from authcore.errors import AuthcoreError
 from authcore.flow import Authenticated
 from authcore.gate import Gate, rate_limit_header_bytes
 from authcore.principal import Principal
 from authcore.ratelimit import RateLimitDecision
 from authcore.responses import HTTPResponse
-from authcore.session import PRINCIPAL_KEY, bind_principal, reset_principal
-from authcore.session import principal_from as _principal_in
 
 __all__ = [
     "ASGIApp",

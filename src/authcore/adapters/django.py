@@ -20,7 +20,7 @@ for the auth step), as Django documents for middleware that supports both:
   the portal cookie, ``HTTP_COOKIE``, ``HTTP_SEC_FETCH_SITE``, ``HTTP_ORIGIN``, ``HTTP_HOST``
   from ``request.META`` and ``request.scheme`` (which honours ``SECURE_PROXY_SSL_HEADER``). A
   refusal is answered with the gate's problem document; the view never runs;
-- the principal is stored in ``request.META`` under :data:`authcore.session.PRINCIPAL_KEY`, and
+- the principal is stored in ``request.META`` under :data:`authcore.binding.PRINCIPAL_KEY`, and
   only there (:func:`principal_from` reads it back, failing closed), and bound for log records
   while the view runs;
 - the ``RateLimit-*`` headers are added to the view's response, and the metrics hook is called;
@@ -55,7 +55,7 @@ from django.http.response import HttpResponseBase
 from django.urls import get_resolver
 from django.utils.module_loading import import_string
 
-from authcore import session
+from authcore import binding
 from authcore.adapters._common import (
     GateOptions,
     is_marked_public,
@@ -65,6 +65,7 @@ from authcore.adapters._common import (
     start_with_process,
 )
 from authcore.authenticator import Authenticator
+from authcore.binding import PRINCIPAL_KEY, bind_principal, reset_principal
 from authcore.errors import AuthcoreError, ConfigurationError
 from authcore.flow import Authenticated
 from authcore.gate import Gate, RouteGroups
@@ -72,7 +73,6 @@ from authcore.permissions import Query, as_query
 from authcore.principal import Principal
 from authcore.ratelimit import RateLimitDecision
 from authcore.responses import HTTPResponse, rate_limit_headers
-from authcore.session import PRINCIPAL_KEY, bind_principal, reset_principal
 
 __all__ = [
     "AuthcoreMiddleware",
@@ -101,7 +101,7 @@ def principal_from(request: HttpRequest) -> Principal:
     Raises:
         PrincipalMissingError: the middleware did not authenticate this request (500).
     """
-    return session.principal_from(request.META)
+    return binding.principal_from(request.META)
 
 
 def require(query: Query | str) -> Callable[[F], F]:

@@ -42,11 +42,11 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from authcore.adapters.django import configured_gate
+from authcore.binding import PRINCIPAL_KEY
 from authcore.errors import MissingCredentialError
 from authcore.permissions import Query, as_query
 from authcore.principal import Principal
 from authcore.responses import error_response
-from authcore.session import PRINCIPAL_KEY
 
 if TYPE_CHECKING:
     # Annotation only: rest_framework.views imports the authentication classes named in the

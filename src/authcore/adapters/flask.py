@@ -42,13 +42,13 @@ from authcore.adapters._common import (
 )
 from authcore.adapters.wsgi import admit_environ
 from authcore.authenticator import Authenticator
+from authcore.binding import bind_principal, reset_principal
 from authcore.errors import AuthcoreError, ConfigurationError, PrincipalMissingError
 from authcore.gate import Gate, RouteTable
 from authcore.permissions import Query, as_query
 from authcore.principal import Principal
 from authcore.ratelimit import RateLimitDecision
 from authcore.responses import HTTPResponse, rate_limit_headers
-from authcore.session import bind_principal, reset_principal
 
 __all__ = [
     "AuthCore",

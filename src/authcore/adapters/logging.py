@@ -1,7 +1,7 @@
 """Request metadata from the principal: a log filter and a metrics hook protocol.
 
 Both read the workspace id from the principal the adapter bound for the request
-(:func:`authcore.session.workspace_id_for_logs`), and get ``""`` when there is none. Nothing
+(:func:`authcore.binding.workspace_id_for_logs`), and get ``""`` when there is none. Nothing
 else stores a workspace id.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from authcore.session import workspace_id_for_logs
+from authcore.binding import workspace_id_for_logs
 
 __all__ = ["RequestMetrics", "WorkspaceLogFilter"]
 

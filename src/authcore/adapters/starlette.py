@@ -7,7 +7,7 @@
   Starlette endpoints. Both check the permission query and raise
   :class:`~authcore.errors.PermissionDeniedError` (403 ``insufficient_scope``).
 
-The principal lives in the ASGI scope under :data:`authcore.session.PRINCIPAL_KEY` only. It is
+The principal lives in the ASGI scope under :data:`authcore.binding.PRINCIPAL_KEY` only. It is
 deliberately not copied to ``request.state``: that namespace is shared with the app's
 lifespan state and any middleware, and one place to look means one place to trust.
 Nothing here imports FastAPI: the dependency is plain Starlette, which FastAPI injects.
@@ -26,7 +26,7 @@ from starlette.routing import BaseRoute, Host, Match
 from starlette.types import Scope
 from typing_extensions import Unpack
 
-from authcore import session
+from authcore import binding
 from authcore.adapters._common import (
     ErrorHook,
     GateOptions,
@@ -74,7 +74,7 @@ def principal_from(connection: HTTPConnection) -> Principal:
     Raises:
         PrincipalMissingError: the middleware did not run for this route (500, safe body).
     """
-    return session.principal_from(connection.scope)
+    return binding.principal_from(connection.scope)
 
 
 def to_response(response: HTTPResponse) -> Response:

@@ -3,7 +3,7 @@
 The same steps as the ASGI middleware, driven synchronously: the ``Authorization`` value, the
 portal cookie and the Fetch Metadata / ``Origin`` headers go to the route group's
 :class:`~authcore.authenticator.Authenticator`; on success the principal is stored in the
-environ under :data:`authcore.session.PRINCIPAL_KEY` (and nowhere else) and bound to the
+environ under :data:`authcore.binding.PRINCIPAL_KEY` (and nowhere else) and bound to the
 log/metrics context until the response is closed, and the ``RateLimit-*`` headers are added in
 ``start_response``. Any other outcome is answered with the problem document (or the
 ``on_error`` hook's response); a bug in the auth step is a safe 500.
@@ -31,13 +31,13 @@ from authcore.adapters._common import (
     start_with_process,
 )
 from authcore.authenticator import Authenticator
+from authcore.binding import PRINCIPAL_KEY, bind_principal, reset_principal
+from authcore.binding import principal_from as _principal_in
 from authcore.errors import AuthcoreError
 from authcore.flow import Authenticated
 from authcore.gate import Gate
 from authcore.principal import Principal
 from authcore.responses import HTTPResponse, rate_limit_headers
-from authcore.session import PRINCIPAL_KEY, bind_principal, reset_principal
-from authcore.session import principal_from as _principal_in
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo

@@ -36,8 +36,8 @@ from authcore.backends.database import DEFAULT_DB, check_database_url, open_stor
 from authcore.backends.dev_secrets import resolve_config
 from authcore.backends.memory import MemoryRateLimiter
 from authcore.backends.token_cache import VerifiedTokenCache
-from authcore.backends.usage import DEFAULT_INTERVAL as USAGE_INTERVAL
-from authcore.backends.usage import UsageCounter, UsageRecorder
+from authcore.backends.usage_recorder import DEFAULT_INTERVAL as USAGE_INTERVAL
+from authcore.backends.usage_recorder import UsageCounter, UsageRecorder
 from authcore.credentials import DEFAULT_PORTAL_COOKIE, CredentialSettings
 from authcore.errors import ConfigurationError, UnavailableError
 from authcore.flow import AsyncBackends, Authenticator, AuthSettings, Backends

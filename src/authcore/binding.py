@@ -1,4 +1,4 @@
-"""Step 4: attach the principal to the request session, and read it back fail-closed.
+"""Step 4: attach the principal to the request, bind it to the context, read it back fail-closed.
 
 The session stores only the principal, under :data:`PRINCIPAL_KEY`, in whatever per-request
 mapping the framework offers (ASGI ``scope``, WSGI ``environ``). There is no separate

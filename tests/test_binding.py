@@ -6,10 +6,7 @@ import contextvars
 
 import pytest
 
-from authcore.errors import PrincipalMissingError
-from authcore.permissions import PermissionSet
-from authcore.principal import Principal, Source, Subject
-from authcore.session import (
+from authcore.binding import (
     PRINCIPAL_KEY,
     attach_principal,
     bind_principal,
@@ -18,6 +15,9 @@ from authcore.session import (
     reset_principal,
     workspace_id_for_logs,
 )
+from authcore.errors import PrincipalMissingError
+from authcore.permissions import PermissionSet
+from authcore.principal import Principal, Source, Subject
 
 PRINCIPAL = Principal("ws_1", Subject("root_key", "key_1"), Source.ROOT_KEY, PermissionSet())
 
