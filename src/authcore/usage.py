@@ -4,8 +4,9 @@ The request path pays one dictionary increment (:meth:`UsageCounter.count`, unde
 holds for that increment only): no clock, no I/O, no write per request. A recorder
 (:class:`authcore.backends.usage_recorder.UsageRecorder`) drains the counter every few
 seconds and at every minute boundary and adds the counts to the store with
-:func:`record_usage`: one upsert per (workspace, credential, outcome, minute), so any number of API processes add up. A key's
-"last used" comes from the same flush, at minute precision.
+:func:`record_usage`: one upsert per (workspace, credential, outcome, minute), so any
+number of API processes add up. A key's "last used" comes from the same flush, at minute
+precision.
 
 Counts are per workspace, credential id and outcome (``"allowed"`` or the refusal's error
 code). A credential that was never verified counts as ``("", "", outcome)``: a flood of bogus
