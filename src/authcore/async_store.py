@@ -343,6 +343,7 @@ class AsyncStore(abc.ABC):
         workspace_id: str,
         *,
         credential_id: str | None = None,
+        identity_id: str | None = None,
         since: float,
         until: float,
         granularity: str = "hour",
@@ -352,6 +353,7 @@ class AsyncStore(abc.ABC):
             usage_changes.read_usage(
                 workspace_id,
                 credential_id=credential_id,
+                identity_id=identity_id,
                 since=since,
                 until=until,
                 granularity=granularity,

@@ -211,7 +211,9 @@ class MarkUsed:
 
 @attrs.frozen
 class ReadUsage:
-    """Read a workspace's counts (one credential's, when set) in ``[since, until)``.
+    """Read a workspace's counts in ``[since, until)``: one credential's when
+    ``credential_id`` is set, the workspace's root keys of one identity (revoked ones too)
+    when ``identity_id`` is; never both.
 
     The result is a ``list`` of :class:`~authcore.records.UsageCount` summed per ``span``-wide
     bucket and outcome, oldest first.
@@ -222,6 +224,7 @@ class ReadUsage:
     since: int
     until: int
     span: int
+    identity_id: str | None = None
 
 
 @attrs.frozen

@@ -423,15 +423,18 @@ class Store(abc.ABC):
         workspace_id: str,
         *,
         credential_id: str | None = None,
+        identity_id: str | None = None,
         since: float,
         until: float,
         granularity: str = "hour",
     ) -> list[UsageCount]:
-        """Return the workspace's (or one credential's) counts per bucket and outcome."""
+        """Return the workspace's counts per bucket and outcome (or one credential's, or those
+        of one identity's root keys summed)."""
         return self.run(
             usage_changes.read_usage(
                 workspace_id,
                 credential_id=credential_id,
+                identity_id=identity_id,
                 since=since,
                 until=until,
                 granularity=granularity,

@@ -105,19 +105,24 @@ def read_usage(
     workspace_id: str,
     *,
     credential_id: str | None = None,
+    identity_id: str | None = None,
     since: float,
     until: float,
     granularity: str = "hour",
 ) -> Change[list[UsageCount]]:
     """Read counts in ``[since, until)`` summed per ``granularity`` bucket and outcome.
 
-    ``since`` is rounded down and ``until`` up to whole buckets. Minute buckets older than the
-    roll-up age are gone: ask for ``hour`` or ``day`` there.
+    The workspace's, one credential's (``credential_id``), or the sum over the root keys of one
+    identity (``identity_id``: the keys that name it, revoked ones included; one read however
+    many keys it has). ``since`` is rounded down and ``until`` up to whole buckets. Minute
+    buckets older than the roll-up age are gone: ask for ``hour`` or ``day`` there.
 
     Raises:
-        ClientError: an unknown granularity, ``since`` not before ``until``, or a range over
-            :data:`MAX_BUCKETS` buckets.
+        ClientError: an unknown granularity, ``since`` not before ``until``, a range over
+            :data:`MAX_BUCKETS` buckets, or both ``credential_id`` and ``identity_id``.
     """
+    if credential_id is not None and identity_id is not None:
+        raise ClientError("credential_id and identity_id exclude each other")
     span = GRANULARITIES.get(granularity) if isinstance(granularity, str) else None
     if span is None:
         raise ClientError("granularity must be minute, hour or day")
@@ -131,7 +136,9 @@ def read_usage(
         raise ClientError(f"at most {MAX_BUCKETS} buckets per read")
 
     def steps() -> Steps[list[UsageCount]]:
-        found: list[UsageCount] = yield ReadUsage(workspace_id, credential_id, start, end, span)
+        found: list[UsageCount] = yield ReadUsage(
+            workspace_id, credential_id, start, end, span, identity_id
+        )
         return found
 
     return Change("read_usage", steps(), writes=False)

@@ -1,7 +1,9 @@
 """Portal sessions that can end, over real HTTP: the exchange, revocation, logout.
 
-- ``POST /v1/portal-sessions`` returns a one-time code (60 s), never a token;
-  ``POST /portal/exchange`` (code in the body) sets the HttpOnly, SameSite=Strict cookie once.
+- ``POST /v1/portal-sessions`` returns a one-time code (60 s), never a token, and the link to
+  the portal page with the code in its fragment; ``POST /portal/exchange`` (code in the body)
+  sets the HttpOnly, SameSite=Strict cookie once. A code seen twice, or in a URL, is spent and
+  the session it started ends.
 - ``DELETE /v1/portal-sessions/{id}`` (``portal.revoke_session``) and ``POST /portal/logout``
   revoke a session, audited with the caller as actor.
 """
@@ -43,10 +45,10 @@ def browser(stack: Stack) -> Iterator[httpx.Client]:
         yield client
 
 
-def _create(api: httpx.Client, end_user: str = "customer-1", ttl: int = 600) -> dict[str, Any]:
+def _create(api: httpx.Client, identity: str = "customer-1", ttl: int = 600) -> dict[str, Any]:
     response = api.post(
         "/v1/portal-sessions",
-        json={"end_user_id": end_user, "permissions": ["keys.read"], "ttl": ttl},
+        json={"identity": identity, "permissions": ["keys.read"], "ttl": ttl},
     )
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
@@ -80,10 +82,16 @@ def _events(api: httpx.Client) -> list[dict[str, Any]]:
 
 
 def test_the_exchange_sets_an_httponly_strict_cookie_for_the_portal_only(
-    api: httpx.Client, browser: httpx.Client
+    stack: Stack, api: httpx.Client, browser: httpx.Client
 ) -> None:
     created = _create(api)
-    assert set(created) == {"session_id", "code", "code_expires_at", "expires_at"}
+    assert set(created) == {
+        "session_id", "identity_id", "code", "code_expires_at", "expires_at", "portal_url",
+    }  # fmt: skip
+    assert created["identity_id"].startswith("idt_")
+    # The link a customer's backend hands out: this service's portal page, the code in the
+    # fragment (never sent to a server, so never in an access log).
+    assert created["portal_url"] == f"{stack.api_url}/portal/#code={created['code']}"
     assert created["code_expires_at"] - time.time() <= 60
     response = _exchange(browser, created["code"])
     token = _token(response)
@@ -109,25 +117,95 @@ def test_a_json_body_works_too(api: httpx.Client, browser: httpx.Client) -> None
     assert _whoami(browser, _token(response)) == 200
 
 
-def test_a_code_works_once(api: httpx.Client, browser: httpx.Client) -> None:
+def test_a_code_works_once_and_its_replay_ends_the_session(
+    stack: Stack, api: httpx.Client, browser: httpx.Client
+) -> None:
     created = _create(api)
     first = _token(_exchange(browser, created["code"]))
+    assert _whoami(browser, first) == 200
     again = _exchange(browser, created["code"])
     assert again.status_code == 400
     assert again.json()["code"] == "exchange_code_invalid"
     assert "set-cookie" not in again.headers
-    assert _whoami(browser, first) == 200
+    # Whoever replays a code may hold the session it started: the session ends (RFC 6749
+    # §4.1.2), audited with the reason.
+    assert _whoami(browser, first) == 401
+    event = _events(api)[0]
+    assert event["action"] == "portal_session.revoke"
+    assert event["targets"][0]["id"] == created["session_id"]
+    assert event["context"] == {"reason": "exchange_code_replayed"}
 
 
-def test_a_code_in_the_url_is_refused_and_not_spent(
-    api: httpx.Client, browser: httpx.Client
+@pytest.mark.parametrize("method", ["form", "json"])
+def test_a_code_in_the_url_is_refused_and_spent(
+    stack: Stack, api: httpx.Client, browser: httpx.Client, method: str
 ) -> None:
+    # Regression: the code used to be refused in the URL but still worked from the body,
+    # though a code in a URL is leaked (access logs, history, Referer).
     created = _create(api)
-    in_url = browser.post(f"/portal/exchange?code={created['code']}", headers=SAME_ORIGIN)
+    in_url = browser.post(
+        f"/portal/exchange?code={created['code']}",
+        data={"code": created["code"]},
+        headers=SAME_ORIGIN,
+    )
     assert in_url.status_code == 400
     assert in_url.json()["code"] == "code_in_url"
     assert "set-cookie" not in in_url.headers
-    assert _whoami(browser, _token(_exchange(browser, created["code"]))) == 200
+    browser.cookies.clear()
+    if method == "form":
+        later = _exchange(browser, created["code"])
+    else:
+        later = browser.post(
+            "/portal/exchange", json={"code": created["code"]}, headers=SAME_ORIGIN
+        )
+    assert later.status_code == 400
+    assert later.json()["code"] == "exchange_code_invalid"
+    assert "set-cookie" not in later.headers
+    # The session the code started (whose token nobody got) has ended.
+    session = stack.store.get_portal_session(created["session_id"])
+    assert session is not None
+    assert session.revoked_at is not None
+
+
+def test_a_used_code_seen_in_a_url_ends_the_session_it_started(
+    api: httpx.Client, browser: httpx.Client
+) -> None:
+    created = _create(api)
+    token = _token(_exchange(browser, created["code"]))
+    in_url = browser.post(f"/portal/exchange?code={created['code']}", headers=SAME_ORIGIN)
+    assert in_url.status_code == 400
+    assert in_url.json()["code"] == "code_in_url"
+    assert _whoami(browser, token) == 401
+
+
+def test_a_code_in_the_url_is_spent_even_cross_site(
+    stack: Stack, api: httpx.Client, browser: httpx.Client
+) -> None:
+    created = _create(api)
+    leaked = browser.post(
+        f"/portal/exchange?code={created['code']}", headers={"Sec-Fetch-Site": "cross-site"}
+    )
+    assert leaked.status_code == 400
+    assert leaked.json()["code"] == "code_in_url"
+    assert _exchange(browser, created["code"]).status_code == 400
+
+
+def test_any_query_is_refused_and_answers_alike(api: httpx.Client, browser: httpx.Client) -> None:
+    created = _create(api)
+    answers = [
+        browser.post(f"/portal/exchange?{query}", headers=SAME_ORIGIN)
+        for query in (
+            "code=" + "pc_" + "A" * 43,
+            "code=garbage",
+            "other=1",
+            f"x=1&code={created['code']}",
+        )
+    ]
+    assert {(a.status_code, a.content) for a in answers} == {
+        (answers[0].status_code, answers[0].content)
+    }
+    assert answers[0].json()["code"] == "code_in_url"
+    assert _exchange(browser, created["code"]).status_code == 400
 
 
 @pytest.mark.parametrize(
@@ -192,13 +270,13 @@ def test_a_revoked_pending_session_cannot_be_exchanged(
 def test_create_and_exchange_are_audited(
     stack: Stack, api: httpx.Client, browser: httpx.Client
 ) -> None:
-    created = _create(api, end_user="customer-audit")
+    created = _create(api, identity="customer-audit")
     _token(_exchange(browser, created["code"]))
     exchange, create = _events(api)[:2]
     assert create["action"] == "portal_session.create"
     assert create["actor"]["id"] == stack.admin_key_id
     assert exchange["action"] == "portal_session.exchange"
-    assert exchange["actor"] == {"type": "portal_end_user", "id": "customer-audit"}
+    assert exchange["actor"] == {"type": "identity", "id": created["identity_id"]}
     assert exchange["targets"][0]["id"] == created["session_id"]
 
 
@@ -255,7 +333,7 @@ def test_revoking_needs_portal_revoke_session(
 def test_logout_revokes_the_session_and_clears_the_cookie(
     api: httpx.Client, browser: httpx.Client
 ) -> None:
-    created = _create(api, end_user="customer-out")
+    created = _create(api, identity="customer-out")
     token = _token(_exchange(browser, created["code"]))
     response = browser.post(
         "/portal/logout", headers={**SAME_ORIGIN, "Cookie": f"authcore_portal={token}"}
@@ -268,7 +346,7 @@ def test_logout_revokes_the_session_and_clears_the_cookie(
     assert _whoami(browser, token) == 401
     event = _events(api)[0]
     assert event["action"] == "portal_session.revoke"
-    assert event["actor"] == {"type": "portal_end_user", "id": "customer-out"}
+    assert event["actor"] == {"type": "identity", "id": created["identity_id"]}
     assert event["targets"][0]["id"] == created["session_id"]
 
 

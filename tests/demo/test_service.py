@@ -162,7 +162,9 @@ def test_create_key_returns_it_once_and_it_works(world: World) -> None:
     assert response.status_code == 201
     assert response.headers["cache-control"] == "no-store"
     body = response.json()
-    assert set(body) == {"key_id", "key"}
+    assert set(body) == {"key_id", "key", "identity_id", "identity"}
+    assert body["identity_id"] is None
+    assert body["identity"] is None
     principal = world.client.get("/v1/principal", headers=bearer(body["key"])).json()
     assert principal["subject"]["id"] == body["key_id"]
     assert principal["permissions"] == ["keys.read"]
@@ -335,12 +337,12 @@ def test_audit_log_pages_with_a_cursor(world: World) -> None:
     assert second["events"][0]["id"] != first["events"][0]["id"]
 
 
-def portal_token(world: World, end_user_id: str = "customer-7", ttl: int = 600) -> str:
+def portal_token(world: World, identity: str = "customer-7", ttl: int = 600) -> str:
     """Create a portal session through the API and exchange its code, as a browser would."""
     created = world.client.post(
         "/v1/portal-sessions",
         headers=bearer(world.admin_key),
-        json={"end_user_id": end_user_id, "permissions": ["keys.read"], "ttl": ttl},
+        json={"identity": identity, "permissions": ["keys.read"], "ttl": ttl},
     )
     assert created.status_code == 201
     exchanged = world.client.post(
@@ -358,11 +360,13 @@ def test_portal_session_flow(world: World) -> None:
     response = world.client.post(
         "/v1/portal-sessions",
         headers=bearer(world.admin_key),
-        json={"end_user_id": "customer-7", "permissions": ["keys.read"], "ttl": 600},
+        json={"identity": "customer-7", "permissions": ["keys.read"], "ttl": 600},
     )
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"session_id", "code", "code_expires_at", "expires_at"}
+    assert set(body) == {
+        "session_id", "identity_id", "code", "code_expires_at", "expires_at", "portal_url",
+    }  # fmt: skip
     assert body["code"].startswith("pc_")
     exchanged = world.client.post(
         "/portal/exchange", data={"code": body["code"]}, headers={"Sec-Fetch-Site": "same-origin"}
@@ -379,7 +383,8 @@ def test_portal_session_flow(world: World) -> None:
     )
     assert by_cookie.status_code == 200
     assert by_cookie.json()["source"] == "portal_session"
-    assert by_cookie.json()["subject"] == {"type": "portal_end_user", "id": "customer-7"}
+    assert by_cookie.json()["subject"] == {"type": "identity", "id": body["identity_id"]}
+    assert by_cookie.json()["identity_id"] == body["identity_id"]
     assert_rate_limited_headers(by_cookie)
 
     by_bearer = world.client.get("/portal/v1/keys", headers=bearer(token))
@@ -392,16 +397,36 @@ def test_portal_session_flow(world: World) -> None:
         "portal_session.create",
     ]
     assert audit[1]["actor"]["id"] == world.admin_key_id
-    assert audit[0]["actor"] == {"type": "portal_end_user", "id": "customer-7"}
+    assert audit[0]["actor"] == {"type": "identity", "id": body["identity_id"]}
 
 
 def test_portal_session_cannot_escalate(world: World) -> None:
     response = world.client.post(
         "/v1/portal-sessions",
         headers=bearer(world.admin_key),
-        json={"end_user_id": "c", "permissions": ["billing.write"]},
+        json={"identity": "c", "permissions": ["billing.write"]},
     )
     assert_problem(response, 403, "permission_denied")
+    # Nor hand a key made in the portal more than the caller holds.
+    response = world.client.post(
+        "/v1/portal-sessions",
+        headers=bearer(world.admin_key),
+        json={"identity": "c", "permissions": ["keys.create"], "key_permissions": ["billing.*"]},
+    )
+    assert_problem(response, 403, "permission_denied")
+
+
+def test_portal_sessions_take_an_identity_not_an_end_user_id(world: World) -> None:
+    response = world.client.post(
+        "/v1/portal-sessions",
+        headers=bearer(world.admin_key),
+        json={"end_user_id": "c", "permissions": ["keys.read"]},
+    )
+    assert_problem(response, 400, "invalid_body")
+    missing = world.client.post(
+        "/v1/portal-sessions", headers=bearer(world.admin_key), json={"permissions": []}
+    )
+    assert_problem(missing, 400, "invalid_body")
 
 
 def test_portal_routes_refuse_root_keys_and_api_routes_refuse_portal_tokens(world: World) -> None:

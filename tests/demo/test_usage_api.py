@@ -255,3 +255,83 @@ def test_an_explicit_window_reads_only_its_buckets(world: World) -> None:
     long_ago = get_usage(world, path, world.admin_key, since="0", until="86400")
     assert long_ago["totals"] == {}
     assert (long_ago["since"], long_ago["until"]) == (0, 86_400)
+
+
+# --- per identity -------------------------------------------------------------------------
+
+
+def _identity_key(world: World, identity: str, permissions: list[str]) -> str:
+    created = world.auth.store.create_root_key(
+        world.workspace, permissions=permissions, name=identity, identity=identity,
+        now=time.time(), actor=OPERATOR_ACTOR,
+    )  # fmt: skip
+    assert created is not None
+    return created.key.reveal()
+
+
+def test_identity_usage_sums_that_identitys_keys_only(world: World) -> None:
+    first = _identity_key(world, "cust-a", ["keys.read"])
+    second = _identity_key(world, "cust-a", ["keys.read", "usage.read"])
+    theirs = _identity_key(world, "cust-b", ["keys.read"])
+    for key, times in ((first, 2), (second, 3), (theirs, 4), (world.reader_key, 5)):
+        for _ in range(times):
+            assert world.client.get("/v1/keys", headers=bearer(key)).status_code == 200
+    refused = world.client.get("/v1/audit-logs", headers=bearer(first))
+    assert_problem(refused, 403, "permission_denied")  # counted as allowed: the key was fine
+    world.flush()
+
+    body = get_usage(world, "/v1/usage", world.admin_key, identity="cust-a")
+    assert body["totals"] == {"allowed": 6}
+    assert summed(body) == {"allowed": 6}
+    assert body["identity"] == "cust-a"
+    assert body["identity_id"].startswith("idt_")
+    assert body["workspace_id"] == world.workspace
+    assert get_usage(world, "/v1/usage", world.admin_key, identity="cust-b")["totals"] == {
+        "allowed": 4
+    }
+    # An unknown identity has no keys, so no usage: not a 404.
+    unknown = get_usage(world, "/v1/usage", world.admin_key, identity="cust-z")
+    assert unknown["totals"] == {}
+    assert unknown["buckets"] == []
+    assert (unknown["identity"], unknown["identity_id"]) == ("cust-z", None)
+    # A key of an identity reads its identity's usage only, wherever it asks.
+    assert get_usage(world, "/v1/usage", second)["totals"] == {"allowed": 6}
+    assert get_usage(world, "/v1/usage", second, identity="cust-b")["totals"] == {}
+    keys = world.client.get("/v1/keys", headers=bearer(world.admin_key)).json()["keys"]
+    their_id = next(key["key_id"] for key in keys if key["name"] == "cust-b")
+    foreign = world.client.get(f"/v1/keys/{their_id}/usage", headers=bearer(second))
+    unknown_key = world.client.get("/v1/keys/key_nosuchkey/usage", headers=bearer(second))
+    assert_problem(foreign, 404, "not_found")
+    assert foreign.content == unknown_key.content
+
+
+def test_the_portal_reads_its_identitys_usage(world: World) -> None:
+    key = _identity_key(world, "cust-p", ["keys.read"])
+    for _ in range(3):
+        assert world.client.get("/v1/keys", headers=bearer(key)).status_code == 200
+    session = world.auth.store.create_portal_session(
+        world.workspace, "cust-p", permissions=["usage.read"], ttl=600, now=time.time(),
+        actor=OPERATOR_ACTOR,
+    )  # fmt: skip
+    assert session is not None
+    token = session.token.reveal()
+    world.flush()
+    body = get_usage(world, "/portal/v1/usage", token)
+    assert body["totals"] == {"allowed": 3}
+    assert body["identity"] == "cust-p"
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["identity=", "identity=a%E2%80%AEb", "identity=a%00b", "identity=a&identity=b"],
+)
+def test_a_bad_identity_filter_is_400(world: World, query: str) -> None:
+    response = world.client.get(f"/v1/usage?{query}", headers=bearer(world.admin_key))
+    assert_problem(response, 400, "invalid_query")
+
+
+def test_an_unknown_identitys_window_is_still_checked(world: World) -> None:
+    response = world.client.get(
+        "/v1/usage?identity=nobody&since=2000&until=1000", headers=bearer(world.admin_key)
+    )
+    assert_problem(response, 400, "invalid_query")

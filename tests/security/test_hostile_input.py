@@ -82,7 +82,8 @@ def _portal_token(stack: Stack) -> str:
     created = stack.store.create_portal_session(
         stack.workspace_id,
         "end-user-1",
-        permissions=["keys.read"],
+        permissions=["keys.read", "keys.create", "keys.revoke", "usage.read"],
+        key_permissions=["keys.read"],
         ttl=3600,
         now=time.time(),
         actor=OPERATOR_ACTOR,
@@ -120,8 +121,16 @@ def test_finding_2_ascii_digits_still_work(stack: Stack) -> None:
         ("/v1/keys", '{"name": "\\ud800", "permissions": []}'),
         ("/v1/keys", '{"name": "ok", "permissions": ["\\udfff"]}'),
         ("/v1/keys", '{"\\ud800": 1}'),
-        ("/v1/portal-sessions", '{"end_user_id": "\\ud800", "permissions": []}'),
-        ("/v1/portal-sessions", '{"end_user_id": "a\\udbffb", "permissions": []}'),
+        ("/v1/keys", '{"name": "ok", "permissions": [], "identity": "\\ud800"}'),
+        ("/v1/portal-sessions", '{"identity": "\\ud800", "permissions": []}'),
+        ("/v1/portal-sessions", '{"identity": "a\\udbffb", "permissions": []}'),
+        (
+            "/v1/portal-sessions",
+            '{"identity": "a", "permissions": [], "key_permissions": ["\\udfff"]}',
+        ),
+        ("/v1/identities", '{"external_id": "\\ud800"}'),
+        ("/v1/identities", '{"external_id": "ok", "meta": {"\\udc00": 1}}'),
+        ("/v1/identities", '{"external_id": "ok", "meta": {"k": "\\ud800"}}'),
     ],
 )
 def test_finding_2_a_lone_surrogate_in_a_body_is_400(
@@ -174,7 +183,11 @@ _FIELDS = (
     "name",
     "permissions",
     "expires_in",
-    "end_user_id",
+    "identity",
+    "key_permissions",
+    "external_id",
+    "meta",
+    "rate_limit",
     "ttl",
     "code",
     "user_id",
@@ -215,11 +228,22 @@ _GRANTS = st.lists(st.sampled_from(["keys.read", "audit.read"]), max_size=2) | s
 # The fields each route reads, with plausible and hostile values: a body of the right shape
 # gets past the shape checks to the code that uses the values (the store, the password hash).
 _ROUTE_FIELDS: dict[str, dict[str, st.SearchStrategy[object]]] = {
-    "keys": {"name": _NAMES, "permissions": _GRANTS, "expires_in": _INTEGERS | _VALUES},
-    "portal-sessions": {
-        "end_user_id": _NAMES,
+    "keys": {
+        "name": _NAMES,
         "permissions": _GRANTS,
+        "expires_in": _INTEGERS | _VALUES,
+        "identity": _NAMES,
+    },
+    "portal-sessions": {
+        "identity": _NAMES,
+        "permissions": _GRANTS,
+        "key_permissions": _GRANTS,
         "ttl": _INTEGERS | _VALUES,
+    },
+    "identities": {
+        "external_id": _NAMES,
+        "meta": _VALUES,
+        "rate_limit": _TEXT | st.sampled_from(["10/60", "0/60", "1000001/1", "5/86401"]),
     },
     "exchange": {"code": _TEXT | st.just("pc_" + "A" * 43)},
     "login": {"user_id": _NAMES, "password": _NAMES},
@@ -266,7 +290,10 @@ _NUMERALS = st.text(
 )
 _QUERIES = st.lists(
     st.tuples(
-        st.sampled_from(["limit", "limit", "before", "code"]) | _TEXT,
+        st.sampled_from(
+            ["limit", "limit", "before", "code", "identity", "after", "revoke_keys", "since"]
+        )
+        | _TEXT,
         _NUMERALS | _TEXT | st.integers(-5, 10**20).map(str),
     ),
     max_size=4,
@@ -281,12 +308,24 @@ _API_ROUTES = [
     ("GET", "/v1/keys"),
     ("POST", "/v1/keys"),
     ("DELETE", "/v1/keys/{id}"),
+    ("GET", "/v1/keys/{id}/usage"),
+    ("GET", "/v1/usage"),
     ("GET", "/v1/audit-logs"),
+    ("POST", "/v1/identities"),
+    ("GET", "/v1/identities"),
+    ("GET", "/v1/identities/{id}"),
+    ("PATCH", "/v1/identities/{id}"),
+    ("DELETE", "/v1/identities/{id}"),
     ("POST", "/v1/portal-sessions"),
     ("DELETE", "/v1/portal-sessions/{id}"),
     ("POST", "/portal/exchange"),
     ("GET", "/portal/v1/principal"),
+    ("GET", "/portal/v1/identity"),
     ("GET", "/portal/v1/keys"),
+    ("POST", "/portal/v1/keys"),
+    ("DELETE", "/portal/v1/keys/{id}"),
+    ("GET", "/portal/v1/usage"),
+    ("GET", "/portal/v1/keys/{id}/usage"),
     ("POST", "/portal/logout"),
 ]
 _DASHBOARD_ROUTES = [
@@ -328,7 +367,7 @@ class _Attempt:
         response = client.request(
             method,
             target,
-            content=self.body if method == "POST" else None,
+            content=self.body if method in {"POST", "PATCH"} else None,
             headers={**headers, "Content-Type": self.content_type},
         )
         client.cookies.clear()  # each request carries exactly the cookie it was given

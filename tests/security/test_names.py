@@ -56,11 +56,19 @@ def test_finding_9_the_api_refuses_such_a_key_name(stack: Stack, name: str) -> N
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("name", HOSTILE)
-def test_finding_9_the_api_refuses_such_an_end_user_id(stack: Stack, name: str) -> None:
+def test_finding_9_the_api_refuses_such_an_identity(stack: Stack, name: str) -> None:
     with stack.api() as api:
-        response = api.post("/v1/portal-sessions", json={"end_user_id": name, "permissions": []})
-    assert response.status_code == 400
-    assert response.json()["code"] == "invalid_body"
+        answers = [
+            api.post("/v1/portal-sessions", json={"identity": name, "permissions": []}),
+            api.post("/v1/identities", json={"external_id": name}),
+            api.post("/v1/keys", json={"name": "k", "permissions": [], "identity": name}),
+            api.get("/v1/keys", params={"identity": name}),
+            api.get("/v1/usage", params={"identity": name}),
+        ]
+        listed = api.get("/v1/identities", params={"limit": "100"}).json()["identities"]
+    assert [a.status_code for a in answers] == [400] * len(answers)
+    assert [a.json()["code"] for a in answers] == ["invalid_body"] * 3 + ["invalid_query"] * 2
+    assert name not in [identity["external_id"] for identity in listed]
 
 
 @pytest.mark.e2e

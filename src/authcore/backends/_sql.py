@@ -352,6 +352,18 @@ _READ_KEY_USAGE: Final = (
     " WHERE workspace_id = ? AND credential_id = ? AND bucket >= ? AND bucket < ?"
     " GROUP BY start, outcome ORDER BY start, outcome"
 )
+# One statement however many keys the identity has: the keys come from root_keys' identity
+# index, and each key's rows from usage_counts_credential (credential_id, bucket), so the read
+# costs the identity's own rows in the window. The workspace is the keys' (a key's usage is
+# only ever counted in its own workspace); naming usage_counts.workspace_id as well would make
+# SQLite scan the whole workspace through the primary key instead.
+_READ_IDENTITY_USAGE: Final = (
+    "SELECT bucket - bucket % ? AS start, outcome, SUM(count) FROM usage_counts"
+    " WHERE credential_id IN"
+    " (SELECT id FROM root_keys WHERE identity_id = ? AND workspace_id = ?)"
+    " AND bucket >= ? AND bucket < ?"
+    " GROUP BY start, outcome ORDER BY start, outcome"
+)
 _READ_LAST_USED: Final = (
     "SELECT credential_id, last_used_at FROM credential_last_used WHERE workspace_id = ?"
 )
@@ -523,7 +535,10 @@ def _usage(
     if isinstance(step, ReadUsage):
         span = step.span
         params: tuple[object, ...]
-        if step.credential_id is None:
+        if step.identity_id is not None:
+            sql = _READ_IDENTITY_USAGE
+            params = (span, step.identity_id, step.workspace_id, step.since, step.until)
+        elif step.credential_id is None:
             sql, params = _READ_USAGE, (span, step.workspace_id, step.since, step.until)
         else:
             sql = _READ_KEY_USAGE

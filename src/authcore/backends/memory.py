@@ -263,11 +263,12 @@ class MemoryStore(Store, AsyncStore):
         pending: list[Callable[[], None]],
     ) -> object:
         if isinstance(step, ReadUsage):
+            wanted = self._usage_credentials(step)
             sums: dict[tuple[int, str], int] = {}
             for (ws, _span, bucket, cred, outcome), count in self._usage.items():
                 if ws != step.workspace_id or not step.since <= bucket < step.until:
                     continue
-                if step.credential_id is not None and cred != step.credential_id:
+                if wanted is not None and cred not in wanted:
                     continue
                 start = (bucket - bucket % step.span, outcome)
                 sums[start] = sums.get(start, 0) + count
@@ -290,6 +291,16 @@ class MemoryStore(Store, AsyncStore):
             doomed = [k for k in self._usage if k[1] == step.span and k[2] < step.before]
             pending.append(functools.partial(self._forget_usage, doomed))
         return None
+
+    def _usage_credentials(self, step: ReadUsage) -> set[str] | None:
+        """The credential ids ``step`` reads (None: every one of the workspace)."""
+        if step.identity_id is not None:
+            return {
+                key.id
+                for key in self._keys_by_digest.values()
+                if key.identity_id == step.identity_id and key.workspace_id == step.workspace_id
+            }
+        return None if step.credential_id is None else {step.credential_id}
 
     def _add_usage(self, usage: UsageCount) -> None:
         key = (usage.workspace_id, usage.span, usage.bucket, usage.credential_id, usage.outcome)

@@ -1,21 +1,34 @@
 """The example API's ``/v1`` routes: the caller's principal, and its workspace's keys, audit log
-and portal sessions.
+and portal sessions (identities: :mod:`authcore.demo.identities`); the portal serves the key
+routes too, over its identity's keys.
 
 Each handler checks the permission its operation needs (``principal.authorize``) before it
 touches data, and every change goes through the store's mutation methods with the principal as
 the audit actor, so the change and its audit event commit together. A caller can never grant a
-permission it does not hold (403). Another workspace's key or session is "not found".
+permission it may not grant (403). Another workspace's key or session is "not found"; so is
+another identity's, for a caller bound to an identity (:mod:`authcore.demo._scope`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Final
 
+import attrs
 from starlette.requests import Request
 from starlette.responses import Response
 
 from authcore.adapters.starlette import principal_from
+from authcore.credentials import request_origin
+from authcore.demo._fields import (
+    check_grantable,
+    external_id_field,
+    grants_field,
+    int_field,
+    query_external_id,
+    rate_limit_field,
+    text_field,
+)
 from authcore.demo._http import (
     ProblemError,
     json_body,
@@ -26,20 +39,30 @@ from authcore.demo._http import (
     read_json_object,
     refuse_unknown_fields,
 )
-from authcore.errors import ClientError, ConfigurationError, PermissionDeniedError
-from authcore.names import check_name
-from authcore.permissions import MAX_GRANTS, PermissionSet
+from authcore.demo._scope import (
+    external_ids,
+    key_view,
+    own_identity,
+    resolve_scope,
+    scoped_key,
+)
+from authcore.errors import PermissionDeniedError
 from authcore.principal import Principal
 from authcore.ratelimit import RateLimitPolicy
 from authcore.records import MAX_AUDIT_PAGE, MAX_PORTAL_TTL, Actor, AuditCursor
 from authcore.store import AsyncStore
 
-__all__ = ["MAX_KEY_LIFETIME", "ManagementRoutes", "request_actor"]
+__all__ = ["MAX_KEY_LIFETIME", "PORTAL_PAGE", "ManagementRoutes", "portal_link", "request_actor"]
 
 #: Longest root-key lifetime a caller may ask for: ten years.
 MAX_KEY_LIFETIME: Final = 10 * 365 * 86_400
-_MAX_NAME: Final = 200
+#: The portal page's path; its link carries the exchange code in the fragment.
+PORTAL_PAGE: Final = "/portal/"
+_DEFAULT_PORTAL_TTL: Final = 3600
 _MAX_RENDERED: Final = 1024
+_KEY_FIELDS: Final = ("name", "permissions", "expires_in", "rate_limit", "identity")
+_PORTAL_KEY_FIELDS: Final = ("name", "permissions", "expires_in")
+_SESSION_FIELDS: Final = ("identity", "permissions", "key_permissions", "ttl")
 
 
 def request_actor(request: Request, principal: Principal) -> Actor:
@@ -47,65 +70,48 @@ def request_actor(request: Request, principal: Principal) -> Actor:
     return Actor(principal=principal, request_id=request.state.request_id)
 
 
-def _bad_field(name: str, what: str) -> ProblemError:
-    return ProblemError(400, "invalid_body", f"The field {name!r} must be {what}.")
+def portal_link(request: Request, code: str) -> str:
+    """Return the link that opens the portal page with ``code``: this service's origin (the
+    request's scheme and its one well-formed ``Host``), the page, the code in the fragment.
 
-
-def _text(body: dict[str, Any], name: str) -> str:
-    try:
-        return check_name(body.get(name), name, max_length=_MAX_NAME)
-    except ClientError:
-        raise _bad_field(
-            name,
-            f"a non-empty string of at most {_MAX_NAME} characters, without control, format or"
-            " line-separator characters",
-        ) from None
-
-
-def _int(body: dict[str, Any], name: str, high: int) -> int | None:
-    if name not in body or body[name] is None:
-        return None
-    value = body[name]
-    if type(value) is not int or not 1 <= value <= high:
-        raise _bad_field(name, f"an integer in 1..{high}")
-    return value
-
-
-def _rate_limit(body: dict[str, Any], name: str) -> RateLimitPolicy | None:
-    # The form the key list shows and the CLI takes: "N/SECONDS", ASCII digits only.
-    value = body.get(name)
-    if value is None:
-        return None
-    try:
-        return RateLimitPolicy.parse(value)
-    except ConfigurationError:
-        raise _bad_field(
-            name, 'a string "N/SECONDS" (e.g. "100/60"), N in 1..1000000 and SECONDS in 1..86400'
-        ) from None
-
-
-def _grants(body: dict[str, Any]) -> list[str]:
-    value = body.get("permissions")
-    if not isinstance(value, list) or len(value) > MAX_GRANTS:
-        raise _bad_field("permissions", "a list of permission strings")
-    if not all(isinstance(item, str) for item in value):
-        raise _bad_field("permissions", "a list of permission strings")
-    return value
-
-
-def _check_grantable(principal: Principal, grants: list[str]) -> None:
-    """A caller may hand out only what it holds itself (no privilege escalation).
-
-    Raises:
-        InvalidPermissionError: a grant breaks the grammar (400).
-        PermissionDeniedError: the caller's permissions do not cover every grant (403).
+    A fragment is never sent to a server, so the code stays out of every access log. Without
+    a usable ``Host`` the link is the path alone.
     """
-    if not principal.permissions.covers(PermissionSet(grants)):
-        raise PermissionDeniedError("cannot grant a permission the caller does not hold")
+    origin = request_origin(request.url.scheme, request.headers.getlist("host")) or ""
+    return f"{origin}{PORTAL_PAGE}#code={code}"
+
+
+def _no_such_identity() -> ProblemError:
+    return ProblemError(404, "not_found", "No such identity.")
+
+
+@attrs.frozen
+class _NewKey:
+    """The checked fields of a key to make (both key-creating routes)."""
+
+    name: str
+    grants: list[str]
+    expires_in: int | None
+    rate_limit: RateLimitPolicy | None = None
+
+    @classmethod
+    def read(cls, body: dict[str, object], *, rate_limit: RateLimitPolicy | None = None) -> _NewKey:
+        """Read ``name``, ``permissions`` and ``expires_in`` from ``body``.
+
+        Raises:
+            ProblemError: 400, a field that is not what it must be.
+        """
+        return cls(
+            text_field(body, "name"),
+            grants_field(body, "permissions"),
+            int_field(body, "expires_in", MAX_KEY_LIFETIME),
+            rate_limit,
+        )
 
 
 class ManagementRoutes:
-    """The ``/v1`` handlers (the portal serves two of them too), bound to one store and clock."""
+    """The ``/v1`` handlers (the portal serves the key handlers too), bound to one store and
+    clock."""
 
     def __init__(
         self, store: AsyncStore, clock: Callable[[], float], *, body_timeout: float
@@ -130,45 +136,108 @@ class ManagementRoutes:
         return json_bytes_response(body)
 
     async def list_keys(self, request: Request) -> Response:
+        """``GET /v1/keys`` and ``GET /portal/v1/keys``: the keys the caller may see, with
+        ``?identity=EXT`` only that identity's (unknown, or not the caller's: none)."""
         principal = principal_from(request)
         principal.authorize("keys.read")
-        records = await self.store.alist_root_keys(principal.workspace_id)
-        used = await self.store.alast_used(principal.workspace_id)
-        keys = [{**record.to_dict(), "last_used_at": used.get(record.id)} for record in records]
-        return json_response({"keys": keys})
+        scope = await resolve_scope(self.store, principal, query_external_id(request, "identity"))
+        if scope.nobody:
+            return json_response({"keys": []})
+        workspace_id = principal.workspace_id
+        identity = scope.identity
+        records = await self.store.alist_root_keys(
+            workspace_id, identity_id=None if identity is None else identity.id
+        )
+        if identity is None:
+            names = await external_ids(self.store, workspace_id, records)
+        else:
+            names = {identity.id: identity.external_id}
+        used = await self.store.alast_used(workspace_id)
+        return json_response({"keys": [key_view(record, names, used) for record in records]})
 
     async def create_key(self, request: Request) -> Response:
+        """``POST /v1/keys``: a key of the workspace, or of the identity named by ``identity``
+        (made on first use)."""
         principal = principal_from(request)
         principal.authorize("keys.create")
         body = await read_json_object(request, time_limit=self.body_timeout)
-        refuse_unknown_fields(body, ("name", "permissions", "expires_in", "rate_limit"))
-        name = _text(body, "name")
-        grants = _grants(body)
-        expires_in = _int(body, "expires_in", MAX_KEY_LIFETIME)
-        rate_limit = _rate_limit(body, "rate_limit")
-        _check_grantable(principal, grants)
+        refuse_unknown_fields(body, _KEY_FIELDS)
+        wanted = None if body.get("identity") is None else external_id_field(body, "identity")
+        new = _NewKey.read(body, rate_limit=rate_limit_field(body, "rate_limit"))
+        check_grantable(principal.grantable, new.grants)
+        owner = await self._owner(principal, wanted)
+        return await self._create_key(request, principal, new, owner)
+
+    async def create_portal_key(self, request: Request) -> Response:
+        """``POST /portal/v1/keys``: a key of the session's identity, holding at most what the
+        session's ``key_permissions`` allow."""
+        principal = principal_from(request)
+        principal.authorize("keys.create")
+        body = await read_json_object(request, time_limit=self.body_timeout)
+        refuse_unknown_fields(body, _PORTAL_KEY_FIELDS)
+        new = _NewKey.read(body)
+        check_grantable(principal.grantable, new.grants)
+        owner = await self._owner(principal, None)
+        return await self._create_key(request, principal, new, owner)
+
+    async def _owner(self, principal: Principal, wanted: str | None) -> str | None:
+        """Return the external id of the identity a key or session the caller makes belongs to.
+
+        A caller bound to an identity makes them for that identity only: what it makes never
+        escapes the identity's shared limit.
+
+        Raises:
+            ProblemError: 404, the caller's identity is gone.
+            PermissionDeniedError: the caller is bound to another identity than ``wanted``.
+        """
+        if principal.identity_id is None:
+            return wanted
+        own = await own_identity(self.store, principal)
+        if own is None:
+            raise _no_such_identity()
+        if wanted is not None and wanted != own.external_id:
+            raise PermissionDeniedError("a caller bound to an identity acts for it only")
+        return own.external_id
+
+    async def _create_key(
+        self, request: Request, principal: Principal, new: _NewKey, owner: str | None
+    ) -> Response:
         now = self.clock()
+        actor = request_actor(request, principal)
         created = await self.store.acreate_root_key(
             principal.workspace_id,
-            permissions=grants,
-            name=name,
-            expires_at=None if expires_in is None else int(now) + expires_in,
+            permissions=new.grants,
+            name=new.name,
+            expires_at=None if new.expires_in is None else int(now) + new.expires_in,
             now=now,
-            actor=request_actor(request, principal),
-            rate_limit=rate_limit,
+            actor=actor,
+            rate_limit=new.rate_limit,
+            identity=owner,
         )
         if created is None:
             raise ProblemError(404, "not_found", "The workspace does not exist.")
-        return json_response({"key_id": created.record.id, "key": created.key.reveal()}, 201)
+        record = created.record
+        bound = principal.identity_id
+        if bound is not None and record.identity_id != bound:
+            # The caller's identity was deleted and made again under the same external id
+            # between the lookup and the write: the new identity is not the caller's.
+            await self.store.arevoke_root_key(record.id, now=now, actor=actor)
+            raise _no_such_identity()
+        body = {
+            "key_id": record.id,
+            "key": created.key.reveal(),
+            "identity_id": record.identity_id,
+            "identity": owner,
+        }
+        return json_response(body, 201)
 
     async def revoke_key(self, request: Request) -> Response:
+        """``DELETE /v1/keys/{key_id}`` and ``DELETE /portal/v1/keys/{key_id}``."""
         principal = principal_from(request)
         principal.authorize("keys.revoke")
         key_id = path_id(request, "key_id", "key")
-        record = await self.store.aget_root_key(key_id)
-        # Another workspace's key is "not found": its existence is not this caller's business.
-        if record is None or record.workspace_id != principal.workspace_id:
-            raise ProblemError(404, "not_found", "No such key.")
+        # Another workspace's (or identity's) key is "not found": not this caller's business.
+        await scoped_key(self.store, principal, key_id)
         await self.store.arevoke_root_key(
             key_id, now=self.clock(), actor=request_actor(request, principal)
         )
@@ -191,30 +260,39 @@ class ManagementRoutes:
         )
 
     async def create_portal_session(self, request: Request) -> Response:
+        """``POST /v1/portal-sessions``: a session of one identity (made on first use), started
+        by a one-time code; ``portal_url`` opens the portal page with it."""
         principal = principal_from(request)
         principal.authorize("portal.create_session")
         body = await read_json_object(request, time_limit=self.body_timeout)
-        refuse_unknown_fields(body, ("end_user_id", "permissions", "ttl"))
-        end_user_id = _text(body, "end_user_id")
-        grants = _grants(body)
-        ttl = _int(body, "ttl", MAX_PORTAL_TTL) or 3600
-        _check_grantable(principal, grants)
+        refuse_unknown_fields(body, _SESSION_FIELDS)
+        wanted = external_id_field(body, "identity")
+        grants = grants_field(body, "permissions")
+        key_grants = grants_field(body, "key_permissions", required=False)
+        ttl = int_field(body, "ttl", MAX_PORTAL_TTL) or _DEFAULT_PORTAL_TTL
+        check_grantable(principal.grantable, grants)
+        check_grantable(principal.grantable, key_grants)
+        owner = await self._owner(principal, wanted)
         created = await self.store.acreate_portal_exchange(
             principal.workspace_id,
-            end_user_id,
+            owner or wanted,
             permissions=grants,
+            key_permissions=key_grants,
             ttl=ttl,
             now=self.clock(),
             actor=request_actor(request, principal),
         )
         if created is None:
             raise ProblemError(404, "not_found", "The workspace does not exist.")
+        code = created.code.reveal()
         return json_response(
             {
                 "session_id": created.record.id,
-                "code": created.code.reveal(),
+                "identity_id": created.record.identity_id,
+                "code": code,
                 "code_expires_at": created.code_expires_at,
                 "expires_at": created.record.expires_at,
+                "portal_url": portal_link(request, code),
             },
             201,
         )
@@ -224,8 +302,12 @@ class ManagementRoutes:
         principal.authorize("portal.revoke_session")
         session_id = path_id(request, "session_id", "portal session")
         record = await self.store.aget_portal_session(session_id)
-        # As for keys: another workspace's session is "not found".
-        if record is None or record.workspace_id != principal.workspace_id:
+        # As for keys: another workspace's (or identity's) session is "not found".
+        if (
+            record is None
+            or record.workspace_id != principal.workspace_id
+            or principal.identity_id not in (None, record.identity_id)
+        ):
             raise ProblemError(404, "not_found", "No such portal session.")
         await self.store.arevoke_portal_session(
             session_id, now=self.clock(), actor=request_actor(request, principal)

@@ -1,12 +1,16 @@
-"""The example API's portal exchange and logout: how an end user's browser gets, and ends, a
-portal session.
+"""The example API's portal routes of its own: how an end user's browser gets, and ends, a
+portal session, and what the session's identity is.
 
 The customer's backend asks ``POST /v1/portal-sessions`` for a session and gets a code that
-works once within 60 seconds; a page of this origin posts the code to ``/portal/exchange``,
-which mints the session's token and sets it as an HttpOnly, SameSite=Strict cookie (``Secure``
-over TLS) for ``/portal``. A long-lived token never travels in a URL. Both the exchange and
-the logout are writes a browser makes with this site's cookie, so both pass the one cross-site
-rule (:func:`authcore.credentials.is_same_origin`).
+works once within 60 seconds, and a link to the portal page with the code in the URL fragment
+(never sent to a server); the page posts the code to ``/portal/exchange``, which mints the
+session's token and sets it as an HttpOnly, SameSite=Strict cookie (``Secure`` over TLS) for
+``/portal``. A long-lived token never travels in a URL, and a code that does (in the query) is
+taken as leaked: it is spent, and the session it started ends. Both the exchange and the logout
+are writes a browser makes with this site's cookie, so both pass the one cross-site rule
+(:func:`authcore.credentials.is_same_origin`). ``GET /portal/v1/identity`` tells the page whose
+keys it shows and what a key made there may hold; the key and usage routes the portal shares
+with ``/v1`` (:mod:`authcore.demo.management`, :mod:`authcore.demo.usage`).
 """
 
 from __future__ import annotations
@@ -29,16 +33,19 @@ from authcore.credentials import (
     request_origin,
 )
 from authcore.demo._http import ProblemError, json_response, read_fields, refuse_unknown_fields
+from authcore.demo._scope import own_identity
 from authcore.demo.management import request_actor
 from authcore.errors import CrossSiteRequestError
 from authcore.records import PORTAL_EXCHANGE_CODE_PREFIX
 from authcore.store import AsyncStore
 from authcore.tokens import digest
 
-__all__ = ["PORTAL_COOKIE_PATH", "PortalRoutes"]
+__all__ = ["MAX_LEAKED_CODES", "PORTAL_COOKIE_PATH", "PortalRoutes"]
 
 #: The portal cookie is sent to the portal routes only.
 PORTAL_COOKIE_PATH: Final = "/portal"
+#: Most exchange codes one request's query may spend.
+MAX_LEAKED_CODES: Final = 4
 # What issue_token makes for an exchange code: the prefix and 43 base64url characters.
 _EXCHANGE_CODE: Final = re.compile(
     re.escape(PORTAL_EXCHANGE_CODE_PREFIX) + r"[A-Za-z0-9_-]{43}", re.ASCII
@@ -46,7 +53,8 @@ _EXCHANGE_CODE: Final = re.compile(
 
 
 class PortalRoutes:
-    """``POST /portal/exchange`` and ``POST /portal/logout``, bound to one store and clock."""
+    """``POST /portal/exchange``, ``POST /portal/logout`` and ``GET /portal/v1/identity``,
+    bound to one store and clock."""
 
     def __init__(
         self,
@@ -84,14 +92,35 @@ class PortalRoutes:
         ):
             raise CrossSiteRequestError("portal exchange from another site")
 
+    async def spend_leaked_codes(self, request: Request) -> None:
+        """Spend every exchange code in the request's query: a code in a URL is leaked (access
+        logs, history, ``Referer``), so it must never start a session anyone holds.
+
+        Each is presented twice: the first presentation spends it (starting its session, whose
+        token is dropped here), the second is a replay, for which the store ends the session
+        the code started and audits why; a code someone already used is ended by the first.
+        At most :data:`MAX_LEAKED_CODES` distinct codes per request; anything else is ignored.
+        """
+        codes = {
+            value
+            for value in request.query_params.getlist("code")[:MAX_LEAKED_CODES]
+            if _EXCHANGE_CODE.fullmatch(value)
+        }
+        for code in sorted(codes):
+            code_digest = digest(code)
+            for _presentation in range(2):
+                await self.store.aexchange_portal_code(code_digest, now=self.clock())
+
     async def exchange(self, request: Request) -> Response:
-        # Refused before the body is read: a page of another site cannot plant its own
-        # session in this browser (login CSRF), and a code in a URL is never accepted.
-        self._check_same_origin(request)
         if request.url.query:
+            # Before the cross-site rule: a leaked code dies whoever presents it.
+            await self.spend_leaked_codes(request)
             raise ProblemError(
                 400, "code_in_url", "The exchange code goes in the request body, never the URL."
             )
+        # Refused before the body is read: a page of another site cannot plant its own
+        # session in this browser (login CSRF).
+        self._check_same_origin(request)
         fields = await read_fields(request, time_limit=self.body_timeout)
         refuse_unknown_fields(fields, ("code",))
         code = fields.get("code")
@@ -115,6 +144,25 @@ class PortalRoutes:
             samesite="strict",
         )
         return response
+
+    async def identity(self, request: Request) -> Response:
+        """``GET /portal/v1/identity``: the session's identity, and what the end user may do
+        (``permissions``) and give a key made here (``key_permissions``)."""
+        principal = principal_from(request)
+        record = await own_identity(self.store, principal)
+        if record is None:  # deleted since the session was verified
+            raise ProblemError(404, "not_found", "No such identity.")
+        view = record.to_dict()
+        return json_response(
+            {
+                "identity_id": record.id,
+                "external_id": record.external_id,
+                "meta": view["meta"],
+                "rate_limit": view["rate_limit"],
+                "permissions": principal.permissions.to_list(),
+                "key_permissions": principal.grantable.to_list(),
+            }
+        )
 
     async def logout(self, request: Request) -> Response:
         principal = principal_from(request)

@@ -61,6 +61,10 @@ API_PERMISSIONS: tuple[str, ...] = (
     "portal.create_session",
     "portal.revoke_session",
     "usage.read",
+    "identities.create",
+    "identities.read",
+    "identities.update",
+    "identities.delete",
 )
 
 

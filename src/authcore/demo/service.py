@@ -4,22 +4,51 @@ Routes (see docs/concepts.md)::
 
     GET    /healthz                 public
     GET    /v1/principal            any authenticated caller
-    GET    /v1/keys                 keys.read
+    GET    /v1/keys                 keys.read     ?identity=EXT: that identity's keys only
     POST   /v1/keys                 keys.create   {"name", "permissions", "expires_in"?,
-                                    "rate_limit"? ("N/SECONDS", the key's own limit)} -> 201
+                                    "rate_limit"? ("N/SECONDS", the key's own limit),
+                                    "identity"? (external id, made on first use)} -> 201
     DELETE /v1/keys/{key_id}        keys.revoke   -> 204; another workspace's key: 404
     GET    /v1/keys/{key_id}/usage  usage.read    ?since=T&until=T&granularity=minute|hour|day
-    GET    /v1/usage                usage.read    the same query, for the whole workspace
+    GET    /v1/usage                usage.read    the same query, for the whole workspace, or
+                                    with ?identity=EXT summed over that identity's keys
     GET    /v1/audit-logs           audit.read    ?limit=N&before=CURSOR
-    POST   /v1/portal-sessions      portal.create_session {"end_user_id", "permissions", "ttl"?}
-                                    -> 201 {"session_id", "code", "code_expires_at", ...}
+    POST   /v1/identities           identities.create {"external_id", "meta"?, "rate_limit"?}
+                                    -> 201; 409 when the external id is taken
+    GET    /v1/identities           identities.read ?limit=N&after=EXT -> {"identities",
+                                    "next_after"}
+    GET    /v1/identities/{external_id}
+                                    identities.read -> the identity and "keys" (live ones)
+    PATCH  /v1/identities/{external_id}
+                                    identities.update {"rate_limit"?, "meta"?} (null clears)
+    DELETE /v1/identities/{external_id}
+                                    identities.delete ?revoke_keys=true -> 204; 409 while
+                                    keys of it still work and revoke_keys is not set
+    POST   /v1/portal-sessions      portal.create_session {"identity", "permissions",
+                                    "key_permissions"?, "ttl"?} -> 201 {"session_id",
+                                    "identity_id", "code", "code_expires_at", "expires_at",
+                                    "portal_url"}
     DELETE /v1/portal-sessions/{session_id}
                                     portal.revoke_session -> 204; another workspace's: 404
     POST   /portal/exchange         public: the one-time code (form or JSON body, never the
-                                    URL) for the ``authcore_portal`` cookie
+                                    URL: a code in the query is spent, 400) for the
+                                    ``authcore_portal`` cookie
     POST   /portal/logout           portal sessions only: revoke the session, clear the cookie
     GET    /portal/v1/principal     portal sessions only (cookie ``authcore_portal`` or Bearer)
-    GET    /portal/v1/keys          portal sessions only, keys.read
+    GET    /portal/v1/identity      portal sessions only: the session's identity, its
+                                    permissions and key_permissions
+    GET    /portal/v1/keys          keys.read     the session's identity's keys
+    POST   /portal/v1/keys          keys.create   {"name", "permissions" (within the
+                                    session's key_permissions), "expires_in"?} -> 201
+    DELETE /portal/v1/keys/{key_id} keys.revoke   -> 204; any other key: 404
+    GET    /portal/v1/usage         usage.read    the identity's usage (query as /v1/usage)
+    GET    /portal/v1/keys/{key_id}/usage
+                                    usage.read    one of the identity's keys
+
+The portal page (``/portal/`` and ``/portal/static/*``) is not in this list: the page's own
+module routes it, and ``portal_url`` links to it. A caller
+bound to an identity (a portal session, a key of an identity) sees that identity only:
+another identity's key answers exactly like an unknown one (:mod:`authcore.demo._scope`).
 
 The auth middleware does steps 1-4 (find, verify, normalize, rate-limit) for every route but
 ``/healthz`` and ``/portal/exchange``; each handler does step 5 (``principal.authorize``) before
@@ -29,16 +58,18 @@ a permission it does not hold (403).
 
 A portal session reaches the end user's browser without a long-lived token in any URL: the
 customer's backend asks ``POST /v1/portal-sessions`` for a session and gets a code that works
-once within 60 seconds; a page of this origin posts the code to ``/portal/exchange``, which
-mints the session's token and sets it as an HttpOnly, SameSite=Strict cookie (``Secure`` over
-TLS) for ``/portal``. Both the exchange and the logout are writes a browser makes with this
-site's cookie, so both pass the one cross-site rule (:func:`authcore.credentials.is_same_origin`).
+once within 60 seconds, and the page's link with the code in its fragment; a page of this
+origin posts the code to ``/portal/exchange``, which mints the session's token and sets it as
+an HttpOnly, SameSite=Strict cookie (``Secure`` over TLS) for ``/portal``. Both the exchange
+and the logout are writes a browser makes with this site's cookie, so both pass the one
+cross-site rule (:func:`authcore.credentials.is_same_origin`).
 
 Bad input is a 400 problem, never a 500: numbers in queries are ASCII digits, strings in bodies
 are valid Unicode, names and ids pass :func:`authcore.names.check_name`. A path with a trailing
 slash is a 404 (no redirect is built from the ``Host`` header), and a 405 carries ``Allow``.
 This module wires the app; the handlers are :class:`authcore.demo.management.ManagementRoutes`
-(``/v1``), :class:`authcore.demo.portal.PortalRoutes` (exchange and logout) and
+(``/v1`` and the portal's key routes), :class:`authcore.demo.identities.IdentityRoutes`,
+:class:`authcore.demo.portal.PortalRoutes` (exchange, logout, identity) and
 :class:`authcore.demo.usage.UsageRoutes`.
 """
 
@@ -66,6 +97,7 @@ from authcore.demo._http import (
     json_response,
     problem_response,
 )
+from authcore.demo.identities import IdentityRoutes
 from authcore.demo.management import ManagementRoutes
 from authcore.demo.portal import PORTAL_COOKIE_PATH, PortalRoutes
 from authcore.demo.usage import UsageRoutes
@@ -80,6 +112,7 @@ from authcore.usage import UsageSink
 __all__ = ["PORTAL_COOKIE_PATH", "PORTAL_PREFIX", "app_for", "create_app"]
 
 PORTAL_PREFIX: Final = "/portal/"
+_IDENTITY_PATH: Final = "/v1/identities/{external_id:path}"
 #: The limit for workspaces without their own policy (requests per minute).
 DEFAULT_RATE_LIMIT: Final = RateLimitPolicy(600, 60)
 
@@ -250,6 +283,7 @@ def _routes(
 ) -> list[Route]:
     """Return the route table, its handlers bound to ``store`` and ``clock``."""
     management = ManagementRoutes(store, clock, body_timeout=body_timeout)
+    identities = IdentityRoutes(store, clock, body_timeout=body_timeout)
     portal = PortalRoutes(
         store,
         clock,
@@ -267,6 +301,12 @@ def _routes(
         Route("/v1/keys/{key_id}/usage", usage.key, methods=["GET"]),
         Route("/v1/usage", usage.workspace, methods=["GET"]),
         Route("/v1/audit-logs", management.audit_logs, methods=["GET"]),
+        Route("/v1/identities", identities.create_identity, methods=["POST"]),
+        Route("/v1/identities", identities.list_identities, methods=["GET"]),
+        # ":path": an external id is the operator's own and may hold a "/".
+        Route(_IDENTITY_PATH, identities.get_identity, methods=["GET"]),
+        Route(_IDENTITY_PATH, identities.update_identity, methods=["PATCH"]),
+        Route(_IDENTITY_PATH, identities.delete_identity, methods=["DELETE"]),
         Route("/v1/portal-sessions", management.create_portal_session, methods=["POST"]),
         Route(
             "/v1/portal-sessions/{session_id}",
@@ -276,7 +316,12 @@ def _routes(
         Route("/portal/exchange", portal.exchange, methods=["POST"]),
         Route("/portal/logout", portal.logout, methods=["POST"]),
         Route("/portal/v1/principal", management.principal, methods=["GET"]),
+        Route("/portal/v1/identity", portal.identity, methods=["GET"]),
         Route("/portal/v1/keys", management.list_keys, methods=["GET"]),
+        Route("/portal/v1/keys", management.create_portal_key, methods=["POST"]),
+        Route("/portal/v1/keys/{key_id}", management.revoke_key, methods=["DELETE"]),
+        Route("/portal/v1/usage", usage.workspace, methods=["GET"]),
+        Route("/portal/v1/keys/{key_id}/usage", usage.key, methods=["GET"]),
     ]
 
 

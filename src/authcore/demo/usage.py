@@ -1,9 +1,14 @@
-"""The example API's usage routes: a workspace's or a key's authentication outcomes over time.
+"""The example API's usage routes: a workspace's, an identity's or a key's authentication
+outcomes over time.
 
 ``GET /v1/usage`` and ``GET /v1/keys/{key_id}/usage`` take ``since`` and ``until`` (seconds
 since the epoch; default: the last 24 hours) and ``granularity`` (``minute``, ``hour`` or
-``day``; default ``hour``). Both need ``usage.read`` and answer only for the caller's own
-workspace: another workspace's key is "not found". The body lists buckets oldest first, each
+``day``; default ``hour``); ``GET /v1/usage?identity=EXT`` sums the keys of one identity (one
+read however many keys it has; an unknown identity has none). Both need ``usage.read`` and
+answer only for what the caller may see (:mod:`authcore.demo._scope`): another workspace's key,
+or for a caller bound to an identity another identity's, is "not found", and that caller's
+``/v1/usage`` is its identity's. The portal serves both (``/portal/v1/usage``,
+``/portal/v1/keys/{key_id}/usage``) over its identity. The body lists buckets oldest first, each
 with its count per outcome, and the totals; a key's also says when it was last used.
 """
 
@@ -16,10 +21,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from authcore.adapters.starlette import principal_from
+from authcore.demo._fields import query_external_id
 from authcore.demo._http import ProblemError, json_response, path_id, query_int
+from authcore.demo._scope import Scope, resolve_scope, scoped_key
 from authcore.errors import ClientError
+from authcore.records import UsageCount
 from authcore.store import AsyncStore
-from authcore.usage import GRANULARITIES, summarize
+from authcore.usage import GRANULARITIES, read_usage, summarize
 
 __all__ = ["UsageRoutes"]
 
@@ -47,17 +55,29 @@ class UsageRoutes:
         return since, until, granularity
 
     async def _read(
-        self, workspace_id: str, credential_id: str | None, request: Request
+        self,
+        workspace_id: str,
+        request: Request,
+        *,
+        credential_id: str | None = None,
+        identity_id: str | None = None,
+        nobody: bool = False,
     ) -> dict[str, Any]:
         since, until, granularity = self._window(request)
+        counts: list[UsageCount] = []
         try:
-            counts = await self.store.ausage(
-                workspace_id,
-                credential_id=credential_id,
-                since=since,
-                until=until,
-                granularity=granularity,
-            )
+            if nobody:
+                # Nothing to read, but the window gets the read's checks (a pure call).
+                read_usage(workspace_id, since=since, until=until, granularity=granularity)
+            else:
+                counts = await self.store.ausage(
+                    workspace_id,
+                    credential_id=credential_id,
+                    identity_id=identity_id,
+                    since=since,
+                    until=until,
+                    granularity=granularity,
+                )
         except ClientError as exc:
             raise ProblemError(400, "invalid_query", f"{exc.detail}.") from None
         return {
@@ -69,20 +89,40 @@ class UsageRoutes:
         }
 
     async def workspace(self, request: Request) -> Response:
-        """``GET /v1/usage``: the caller's workspace, every credential and the unknown ones'
-        refusals excluded (they belong to no workspace)."""
+        """``GET /v1/usage`` (``/portal/v1/usage``): what the caller may see of its workspace,
+        every credential's, or with ``?identity=EXT`` that identity's keys'. The refusals of
+        credentials never verified are in none of them (they belong to no workspace)."""
         principal = principal_from(request)
         principal.authorize(USAGE_READ)
-        return json_response(await self._read(principal.workspace_id, None, request))
+        wanted = query_external_id(request, "identity")
+        scope = await resolve_scope(self.store, principal, wanted)
+        identity = scope.identity
+        document = await self._read(
+            principal.workspace_id,
+            request,
+            identity_id=None if identity is None else identity.id,
+            nobody=scope.nobody,
+        )
+        if identity is not None or wanted is not None:
+            document = {**_identity_fields(scope, wanted), **document}
+        return json_response(document)
 
     async def key(self, request: Request) -> Response:
-        """``GET /v1/keys/{key_id}/usage``: one key of the caller's workspace."""
+        """``GET /v1/keys/{key_id}/usage`` (``/portal/v1/keys/{key_id}/usage``): one key the
+        caller may see."""
         principal = principal_from(request)
         principal.authorize(USAGE_READ)
         key_id = path_id(request, "key_id", "key")
-        record = await self.store.aget_root_key(key_id)
-        if record is None or record.workspace_id != principal.workspace_id:
-            raise ProblemError(404, "not_found", "No such key.")
-        document = await self._read(principal.workspace_id, key_id, request)
+        await scoped_key(self.store, principal, key_id)
+        document = await self._read(principal.workspace_id, request, credential_id=key_id)
         used = await self.store.alast_used(principal.workspace_id)
         return json_response({"key_id": key_id, "last_used_at": used.get(key_id), **document})
+
+
+def _identity_fields(scope: Scope, wanted: str | None) -> dict[str, Any]:
+    """Which identity a read covered: ``identity`` (its external id) and ``identity_id`` (None
+    where no identity the caller may see has that external id)."""
+    identity = scope.identity
+    if identity is None:
+        return {"identity": wanted, "identity_id": None}
+    return {"identity": identity.external_id, "identity_id": identity.id}
