@@ -266,6 +266,10 @@ def test_end_user_manages_the_identitys_keys_in_the_portal(
     expect(page.locator("#new-key")).to_contain_text("you will not see this key again")
     key = page.locator("#new-key-value").inner_text()
     assert key.startswith("ak_")
+    browser.grant_permissions(["clipboard-read", "clipboard-write"], origin=world.api_url)
+    page.click("#new-key-copy")
+    expect(page.locator("#new-key-copied")).to_have_text("Copied.")
+    assert page.evaluate("navigator.clipboard.readText()") == key
     assert page.evaluate("localStorage.length + sessionStorage.length") == 0
     row = page.locator("#keys-body tr", has_text="ci-server")
     expect(row).to_contain_text("active")
@@ -460,6 +464,11 @@ def test_dashboard_lists_identities_and_makes_a_portal_link(
     expect(url).to_contain_text("/portal/#code=pc_")
     portal_url = url.inner_text()
     assert portal_url.startswith(f"{world.api_url}/portal/#code=")
+    browser.grant_permissions(["clipboard-read", "clipboard-write"], origin=world.dashboard_url)
+    link_row = page.locator('tr.link-row[data-detail-for="customer-a"]')
+    link_row.locator(".copy-row button").click()
+    expect(link_row.locator('.copy-row [role="status"]')).to_have_text("Copied.")
+    assert page.evaluate("navigator.clipboard.readText()") == portal_url
     _screenshot(page, tmp_path, "identities.png", "#identities-card")
     assert problems == []
 

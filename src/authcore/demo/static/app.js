@@ -322,8 +322,23 @@ const PORTAL_PERMISSIONS = ["keys.read", "keys.create", "keys.revoke", "usage.re
 // Never offered for keys made in the portal: administering the workspace is not a customer's.
 const ADMIN_PREFIXES = ["portal.", "identities.", "audit."];
 let identitiesAfter = null;
+// The logged-in user's own grants (what the API lets this user hand on, at most).
+let userGrants = [];
 // Identities whose keys row is open (kept across refreshes).
 const identityKeysOpen = new Set();
+
+// Whether a grant covers a permission: "*" as a whole segment matches one segment, "*" alone
+// matches all (authcore.permissions). Only for what the page offers: the API decides.
+function covers(grant, permission) {
+  if (grant === "*") return true;
+  const want = permission.split(".");
+  const have = grant.split(".");
+  return have.length === want.length && have.every((segment, i) => segment === "*" || segment === want[i]);
+}
+
+function userCan(permission) {
+  return userGrants.some((grant) => covers(grant, permission));
+}
 
 function isAdminPermission(permission) {
   return ADMIN_PREFIXES.some((prefix) => permission.startsWith(prefix));
@@ -459,7 +474,7 @@ async function makePortalLink(row, button) {
   button.disabled = true;
   const body = {
     identity: row.dataset.externalId,
-    permissions: PORTAL_PERMISSIONS,
+    permissions: PORTAL_PERMISSIONS.filter(userCan),
     key_permissions: portalKeyPermissions(),
     ttl: Number($("portal-ttl").value),
   };
@@ -560,6 +575,16 @@ function addIdentity(body, identity) {
 async function loadIdentities(more) {
   $("identities-error").textContent = "";
   const body = $("identities-body");
+  if (!userCan("identities.read")) {
+    body.replaceChildren();
+    const row = document.createElement("tr");
+    cell(row, "Listing identities needs the identities.read permission, which this dashboard user does not have.", "muted").colSpan = IDENTITY_COLUMNS;
+    body.appendChild(row);
+    $("identities-more").hidden = true;
+    $("portal-options").hidden = true;
+    return;
+  }
+  $("portal-options").hidden = false;
   const params = new URLSearchParams({ limit: String(IDENTITY_PAGE) });
   if (more && identitiesAfter !== null) params.set("after", identitiesAfter);
   try {
@@ -590,7 +615,8 @@ function showLogin() {
 }
 
 async function showApp(me) {
-  buildPortalOptions(me.permissions || []);
+  userGrants = me.permissions || [];
+  buildPortalOptions(userGrants);
   $("who-user").textContent = me.user_id;
   $("who-org").textContent = me.org_id;
   $("who").hidden = false;
@@ -717,6 +743,7 @@ async function login(event) {
 async function logout() {
   try { await call("POST", "/logout"); } catch (_) { /* the session is gone either way */ }
   $("new-key").hidden = true;
+  userGrants = [];
   $("identities-body").replaceChildren();
   showLogin();
 }

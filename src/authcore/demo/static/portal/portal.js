@@ -118,8 +118,17 @@ function utc(seconds, withDate = true) {
   return withDate ? `${text.slice(0, 10)} ${text.slice(11, 16)}` : text.slice(11, 16);
 }
 
+// Whether a grant covers a permission: "*" as a whole segment matches one segment, "*" alone
+// matches all (authcore.permissions). Only for what the page offers: the API decides.
+function covers(grant, permission) {
+  if (grant === "*") return true;
+  const want = permission.split(".");
+  const have = grant.split(".");
+  return have.length === want.length && have.every((segment, i) => segment === "*" || segment === want[i]);
+}
+
 function can(permission) {
-  return me !== null && me.permissions.includes(permission);
+  return me !== null && me.permissions.some((grant) => covers(grant, permission));
 }
 
 // --- usage charts (plain SVG, drawn here: no library, no inline style) ---------------------
