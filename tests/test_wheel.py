@@ -158,7 +158,7 @@ def test_the_command_line_runs_from_the_wheel(wheel_venv: Path) -> None:
     assert "usage: authcore" in out
 
 
-def test_the_demo_serves_the_dashboard_files_from_the_wheel(wheel_venv: Path) -> None:
+def test_the_demo_serves_the_dashboard_and_portal_files_from_the_wheel(wheel_venv: Path) -> None:
     api_port, dashboard_port = free_ports(2)
     argv = [
         str(wheel_venv / "bin" / "authcore"),
@@ -178,13 +178,23 @@ def test_the_demo_serves_the_dashboard_files_from_the_wheel(wheel_venv: Path) ->
         ready_path="/",
         name="authcore demo (wheel)",
     ) as server:
-        static = sorted(p.name for p in (PACKAGE / "demo" / "static").iterdir())
-        assert "index.html" in static
-        for name in static:
+        static = PACKAGE / "demo" / "static"
+        files = sorted(p.name for p in static.iterdir() if p.is_file())
+        assert "index.html" in files
+        for name in files:
             path = "/" if name == "index.html" else f"/static/{name}"
             answer = httpx.get(server.url + path, timeout=10)
             assert answer.status_code == 200, name
-            assert answer.content == (PACKAGE / "demo" / "static" / name).read_bytes()
+            assert answer.content == (static / name).read_bytes()
+        # The end user's portal page, served by the API.
+        api_url = f"http://127.0.0.1:{api_port}"
+        portal = sorted(p.name for p in (static / "portal").iterdir())
+        assert "index.html" in portal
+        for name in portal:
+            path = "/portal/" if name == "index.html" else f"/portal/static/{name}"
+            answer = httpx.get(api_url + path, timeout=10)
+            assert answer.status_code == 200, name
+            assert answer.content == (static / "portal" / name).read_bytes()
 
 
 def test_the_wheel_ships_its_type_information(wheel_venv: Path) -> None:

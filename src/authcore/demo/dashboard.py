@@ -77,6 +77,7 @@ _SECURITY_HEADERS: Final = {
 }
 _STATIC_TYPES: Final = {
     "app.js": "text/javascript; charset=utf-8",
+    "identities.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
 }
 

@@ -100,6 +100,7 @@ from authcore.demo._http import (
 from authcore.demo.identities import IdentityRoutes
 from authcore.demo.management import ManagementRoutes
 from authcore.demo.portal import PORTAL_COOKIE_PATH, PortalRoutes
+from authcore.demo.portal_page import portal_page, portal_static
 from authcore.demo.usage import UsageRoutes
 from authcore.flow import AsyncBackends, Authenticator, AuthSettings
 from authcore.gate import AuthObserver, RequestMetrics, RouteGroups
@@ -313,6 +314,8 @@ def _routes(
             management.revoke_portal_session,
             methods=["DELETE"],
         ),
+        Route("/portal/", portal_page, methods=["GET"]),
+        Route("/portal/static/{name}", portal_static, methods=["GET"]),
         Route("/portal/exchange", portal.exchange, methods=["POST"]),
         Route("/portal/logout", portal.logout, methods=["POST"]),
         Route("/portal/v1/principal", management.principal, methods=["GET"]),

@@ -320,12 +320,14 @@ function showLogin() {
 }
 
 async function showApp(me) {
+  userGrants = me.permissions || [];
+  buildPortalOptions(userGrants);
   $("who-user").textContent = me.user_id;
   $("who-org").textContent = me.org_id;
   $("who").hidden = false;
   $("login-view").hidden = true;
   $("app-view").hidden = false;
-  await Promise.all([loadKeys(), loadAudit(), loadUsage()]);
+  await Promise.all([loadKeys(), loadAudit(), loadUsage(), loadIdentities(false)]);
 }
 
 const KEY_COLUMNS = 7;
@@ -446,6 +448,8 @@ async function login(event) {
 async function logout() {
   try { await call("POST", "/logout"); } catch (_) { /* the session is gone either way */ }
   $("new-key").hidden = true;
+  userGrants = [];
+  $("identities-body").replaceChildren();
   showLogin();
 }
 
@@ -454,6 +458,8 @@ async function start() {
   $("create-form").addEventListener("submit", createKey);
   $("logout").addEventListener("click", logout);
   $("refresh").addEventListener("click", () => Promise.all([loadKeys(), loadAudit(), loadUsage()]));
+  $("identities-refresh").addEventListener("click", () => loadIdentities(false));
+  $("identities-more").addEventListener("click", () => loadIdentities(true));
   for (const button of document.querySelectorAll("button.range")) {
     button.addEventListener("click", () => setRange(button.dataset.range));
   }
