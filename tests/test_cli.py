@@ -133,6 +133,7 @@ def test_keys_revoke(run: Run, workspace: str) -> None:
         "key_id": key_id,
         "revoked": True,
         "other_processes_may_accept_for_seconds": OTHER_PROCESSES_MAY_ACCEPT_FOR,
+        "invalidated_through": ["database"],
     }
     listed = run.json("keys", "list", "--workspace", workspace)
     assert listed["keys"][0]["revoked_at"] is not None
@@ -186,6 +187,7 @@ def test_portal_revoke_session(run: Run, workspace: str) -> None:
         "session_id": session_id,
         "revoked": True,
         "other_processes_may_accept_for_seconds": OTHER_PROCESSES_MAY_ACCEPT_FOR,
+        "invalidated_through": ["database"],
     }
     code, out, _ = run("portal", "revoke-session", session_id)
     assert code == 0

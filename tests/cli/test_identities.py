@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from authcore.backends.outbox import REVOCATION_BOUND
 from tests.cli.runner import Run
 
 
@@ -90,6 +91,8 @@ def test_delete_refuses_while_live_keys_remain_unless_told_to_revoke_them(
     deleted = run.json("identities", "delete", *ids, "--revoke-keys")
     assert deleted["deleted"] is True
     assert deleted["external_id"] == "customer-1"
+    assert deleted["other_processes_may_accept_for_seconds"] == REVOCATION_BOUND
+    assert deleted["invalidated_through"] == ["database"]
     assert run.json("keys", "list", "--workspace", workspace)["keys"][0]["revoked_at"] is not None
     actions = [e["action"] for e in run.json("audit", "list", "--workspace", workspace)["events"]]
     assert actions[:3] == ["identity.delete", "portal_session.revoke", "key.revoke"]

@@ -126,6 +126,17 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX portal_sessions_identity ON portal_sessions (identity_id)",
         "UPDATE portal_sessions SET revoked_at = created_at WHERE revoked_at IS NULL",
     ),
+    # 5: the invalidation outbox (authcore.backends.outbox): every change that writes appends
+    # what caches must drop, in its own transaction; every serving process follows it by seq.
+    # created_at is the database's clock, for pruning.
+    (
+        """CREATE TABLE invalidations (
+            seq {seq},
+            created_at BIGINT NOT NULL,
+            message TEXT NOT NULL
+        )""",
+        "CREATE INDEX invalidations_created ON invalidations (created_at)",
+    ),
 )
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -10,10 +10,13 @@ the least recently used entry when full.
 Revocation bound:
 
 - through this ``CachedStore`` (revoke, rotate, disable, ...): immediate in this process;
-- in *other* processes without a publisher: until their cached entry expires, at most ``ttl``
-  seconds (``workspace_ttl`` for a disabled workspace);
+- in *other* processes that follow the SQL store's invalidation outbox
+  (:class:`authcore.backends.outbox.InvalidationFollower`, which ``connect()`` starts): within
+  :data:`authcore.backends.outbox.REVOCATION_BOUND` (1 s), whoever made the change;
 - with a publisher (:class:`authcore.backends.redis.RedisInvalidator`): the pub/sub delivery
-  latency; pub/sub is at-most-once, so a lost message falls back to the TTL bound.
+  latency; pub/sub is at-most-once, so a lost message falls back to the outbox;
+- otherwise (no follower, or a change made behind the library): until their cached entry
+  expires, at most ``ttl`` seconds (``workspace_ttl`` for a disabled workspace).
 
 A create through the library drops a negative entry for the new digest at once; a record
 created behind the library's back becomes visible within ``negative_ttl``.

@@ -32,7 +32,7 @@ import psycopg.errors
 import psycopg_pool
 from psycopg import sql as pgsql
 
-from authcore.backends import _rows, _sql
+from authcore.backends import _rows, _sql, outbox
 from authcore.errors import ClientError, ConfigurationError, ConflictError, UnavailableError
 from authcore.records import IdentityRecord, PortalSessionRecord, RootKeyRecord, WorkspaceRecord
 from authcore.steps import Change
@@ -120,6 +120,18 @@ class _Settings:
         self.lock_key = int.from_bytes(
             hashlib.sha256(f"authcore.migrate.{schema}".encode()).digest()[:8], "big", signed=True
         )
+        # The outbox's lock (sequence order is commit order) and its notification channel,
+        # both per schema: two schemas in one database do not wake each other's followers.
+        outbox_key = hashlib.sha256(f"authcore.outbox.{schema}".encode()).digest()
+        self.channel = f"authcore_inv_{outbox_key[8:16].hex()}"
+        self.outbox = outbox.Outbox(
+            "postgres",
+            lock=_sql.Statement(
+                "SELECT pg_advisory_xact_lock(?)",
+                (int.from_bytes(outbox_key[:8], "big", signed=True),),
+            ),
+            notify=_sql.Statement("SELECT pg_notify(?, '')", (self.channel,)),
+        )
         self.connection_kwargs: dict[str, Any] = {
             "autocommit": True,
             "connect_timeout": connect_timeout,
@@ -138,6 +150,41 @@ def _is_connection_loss(exc: psycopg.Error) -> bool:
     return isinstance(exc, psycopg.OperationalError) and not isinstance(
         exc, psycopg_pool.PoolTimeout | psycopg.errors.QueryCanceled
     )
+
+
+class _Listener:
+    """A follower's connection: ``LISTEN`` on the schema's channel, which every change that
+    records invalidations notifies on commit; a read at least every interval regardless."""
+
+    interval = outbox.POSTGRES_INTERVAL
+
+    def __init__(self, conninfo: str, settings: _Settings) -> None:
+        try:
+            self._conn = psycopg.connect(conninfo, **settings.connection_kwargs)
+        except psycopg.Error as exc:
+            raise _unavailable(exc) from None
+        try:
+            self._conn.execute(pgsql.SQL("LISTEN {}").format(pgsql.Identifier(settings.channel)))
+        except psycopg.Error as exc:
+            self._conn.close()
+            raise _unavailable(exc) from None
+
+    def wait(self, timeout: float, /) -> bool:
+        try:
+            for _ in self._conn.notifies(timeout=timeout, stop_after=1):
+                pass
+        except psycopg.Error as exc:
+            raise _unavailable(exc) from None
+        return True
+
+    def read(self, sql: str, params: tuple[object, ...], /) -> _sql.Rows:
+        try:
+            return _fetched(self._conn.execute(_sql.POSTGRES.render(sql), params))
+        except psycopg.Error as exc:
+            raise _unavailable(exc) from None
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 class PostgresStore(_sql.SQLLookups, Store, AsyncStore):
@@ -177,6 +224,7 @@ class PostgresStore(_sql.SQLLookups, Store, AsyncStore):
         self.root_key_prefix = self._settings.root_key_prefix
         self.portal_token_prefix = self._settings.portal_token_prefix
         self._timeout = self._settings.timeout
+        self._conninfo = conninfo
         self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = (
             psycopg_pool.ConnectionPool(
                 conninfo,
@@ -208,6 +256,15 @@ class PostgresStore(_sql.SQLLookups, Store, AsyncStore):
         prelude = self._settings.migration_prelude()
 
         self._write(lambda execute: _sql.drive_statements(_migration(prelude), execute))
+
+    def invalidation_source(self) -> outbox.InvalidationSource:
+        """A ``LISTEN``\\ing connection of its own, for an
+        :class:`~authcore.backends.outbox.InvalidationFollower`.
+
+        Raises:
+            UnavailableError: the server cannot be reached.
+        """
+        return _Listener(self._conninfo, self._settings)
 
     def schema_version(self) -> int:
         """Return the schema version recorded in the database.
@@ -265,7 +322,8 @@ class PostgresStore(_sql.SQLLookups, Store, AsyncStore):
     def run(self, change: Change[_T], /) -> _T:
         """Run ``change`` in one transaction (reads, autocommit, on one connection)."""
         if change.writes:
-            return self._write(lambda execute: _sql.run_change(change, execute))
+            recorded = self._settings.outbox
+            return self._write(lambda execute: outbox.run_recorded(change, execute, recorded))
         try:
             with self._pool.connection(timeout=self._timeout) as conn:
                 return _sql.run_change(change, lambda statement: self._execute(conn, statement))
@@ -351,6 +409,7 @@ class AsyncPostgresStore(AsyncStore):
         self.root_key_prefix = self._settings.root_key_prefix
         self.portal_token_prefix = self._settings.portal_token_prefix
         self._timeout = self._settings.timeout
+        self._conninfo = conninfo
         self._migrate_on_open = migrate
         self._pool: psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]] = (
             psycopg_pool.AsyncConnectionPool(
@@ -439,7 +498,10 @@ class AsyncPostgresStore(AsyncStore):
     async def arun(self, change: Change[_T], /) -> _T:
         """Run ``change`` in one transaction (reads, autocommit, on one connection)."""
         if change.writes:
-            return await self._awrite(lambda execute: _sql.arun_change(change, execute))
+            recorded = self._settings.outbox
+            return await self._awrite(
+                lambda execute: outbox.arun_recorded(change, execute, recorded)
+            )
         try:
             async with self._pool.connection(timeout=self._timeout) as conn:
                 return await _sql.arun_change(
@@ -459,6 +521,15 @@ class AsyncPostgresStore(AsyncStore):
             if statement.conflict is None:
                 raise
             raise ConflictError(statement.conflict) from None
+
+    def invalidation_source(self) -> outbox.InvalidationSource:
+        """The same as :meth:`PostgresStore.invalidation_source` (a blocking connection: the
+        follower is a thread, never on the event loop).
+
+        Raises:
+            UnavailableError: the server cannot be reached.
+        """
+        return _Listener(self._conninfo, self._settings)
 
     async def aclose(self) -> None:
         """Close the pool and its connections."""

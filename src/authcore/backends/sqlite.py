@@ -23,11 +23,12 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Final, TypeAlias, TypeVar
 
-from authcore.backends import _sql
+from authcore.backends import _sql, outbox
 from authcore.errors import ClientError, ConfigurationError, ConflictError, UnavailableError
 from authcore.records import IdentityRecord, PortalSessionRecord, RootKeyRecord, WorkspaceRecord
 from authcore.steps import Change
@@ -39,6 +40,7 @@ __all__ = ["SQLiteStore"]
 _T = TypeVar("_T")
 _Execute: TypeAlias = Callable[[_sql.Statement], _sql.Rows]
 _MAX_TIMEOUT: Final = 60.0
+_OUTBOX: Final = outbox.Outbox("sqlite")
 
 
 #: How much of the database file reader connections may map (256 MiB).
@@ -244,9 +246,13 @@ class SQLiteStore(_sql.SQLLookups, Store, AsyncStore):
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
     def run(self, change: Change[_T], /) -> _T:
-        """Run ``change``: a write in one ``BEGIN IMMEDIATE`` transaction, a read on a reader."""
+        """Run ``change``: a write in one ``BEGIN IMMEDIATE`` transaction, a read on a reader.
+
+        A write appends what it invalidates to the outbox in the same transaction
+        (:mod:`authcore.backends.outbox`).
+        """
         if change.writes:
-            return self._write(lambda execute: _sql.run_change(change, execute))
+            return self._write(lambda execute: outbox.run_recorded(change, execute, _OUTBOX))
         return self._reading(lambda execute: _sql.run_change(change, execute))
 
     async def arun(self, change: Change[_T], /) -> _T:
@@ -268,6 +274,15 @@ class SQLiteStore(_sql.SQLLookups, Store, AsyncStore):
     async def afind_identity(self, identity_id: str, /) -> IdentityRecord | None:
         """Async twin of :meth:`find_identity` (runs on the store's thread pool)."""
         return await self._offload(lambda: self.find_identity(identity_id))
+
+    def invalidation_source(self) -> outbox.InvalidationSource:
+        """A connection of its own for an :class:`~authcore.backends.outbox.InvalidationFollower`.
+
+        Raises:
+            UnavailableError: the file cannot be opened.
+        """
+        self._check_open()
+        return _Follow(self._connect(readonly=True))
 
     def schema_version(self) -> int:
         """Return the schema version recorded in the database.
@@ -308,3 +323,32 @@ class SQLiteStore(_sql.SQLLookups, Store, AsyncStore):
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self._path!r})"
+
+
+class _Follow:
+    """A follower's connection: ``PRAGMA data_version`` changes when another connection
+    commits, so rows are read only after a commit somewhere (any process, this one's writer)."""
+
+    interval = outbox.SQLITE_INTERVAL
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._version: object = None
+
+    def wait(self, timeout: float, /) -> bool:
+        time.sleep(timeout)
+        try:
+            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise _unavailable(exc) from None
+        changed, self._version = version != self._version, version
+        return bool(changed)
+
+    def read(self, sql: str, params: tuple[object, ...], /) -> _sql.Rows:
+        try:
+            return self._conn.execute(_sql.SQLITE.render(sql), params).fetchall()
+        except sqlite3.Error as exc:
+            raise _unavailable(exc) from None
+
+    def close(self) -> None:
+        self._conn.close()

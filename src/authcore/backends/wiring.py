@@ -12,8 +12,10 @@ It opens the store named by the database URL (``sqlite:///PATH``, the embedded d
 reads the same TOML configuration the command line reads (or, without one, the development
 secrets next to the SQLite database; see :mod:`authcore.backends.dev_secrets`), and builds the
 two route groups' authenticators: the API (root keys and dashboard JWTs) and the portal (portal
-sessions, under ``/portal/``). With a Redis URL the rate limit is shared by every process and
-cache invalidations reach them all; without one the limiter is in this process. The returned
+sessions, under ``/portal/``). Every change recorded in the SQL store's invalidation outbox, by
+any process, reaches this one's cache within a second (:mod:`authcore.backends.outbox`). With a
+Redis URL the rate limit is shared by every process and cache invalidations also travel through
+Redis, faster; without one the limiter is in this process. The returned
 :class:`Auth` goes straight to the adapters (``install_auth(app, auth)``, ``AuthCore(app,
 auth)``, ``AuthMiddleware(app, auth)``), which start and stop it with the app.
 
@@ -35,6 +37,7 @@ from authcore.backends.cache import CachedStore
 from authcore.backends.database import DEFAULT_DB, check_database_url, open_store
 from authcore.backends.dev_secrets import resolve_config
 from authcore.backends.memory import MemoryRateLimiter
+from authcore.backends.outbox import InvalidationFollower
 from authcore.backends.token_cache import VerifiedTokenCache
 from authcore.backends.usage_recorder import DEFAULT_INTERVAL as USAGE_INTERVAL
 from authcore.backends.usage_recorder import UsageCounter, UsageRecorder
@@ -58,7 +61,8 @@ __all__ = [
 ]
 
 #: Seconds a cached key, session or conclusion may outlive a change made in *another* process
-#: that did not publish it (no Redis): the revocation bound ``connect()`` builds with.
+#: when nothing told this one: the backstop behind the outbox follower and Redis (a change
+#: made behind the library, or while this process cannot reach the database).
 CACHE_TTL: Final = 30
 #: The limit of a workspace without a policy of its own (that of ``authcore.flow.AuthSettings``).
 DEFAULT_RATE_LIMIT: Final = AuthSettings().default_rate_limit
@@ -74,14 +78,17 @@ class Auth:
     - ``groups``: ``{"/portal/": portal}``, the route groups an adapter uses beside ``api``;
     - ``store``: the store behind the verification cache, sync and async; changes made through
       it (``create_root_key``, ``revoke_root_key``, ...) are seen at once in this process and,
-      with Redis, in every other;
+      through the store's outbox (and Redis, if configured), in every other within a second;
     - ``config``: the configuration that was read (its JWT keyring);
     - ``usage`` and ``recorder``: where every request's outcome is counted, and what flushes
       the counts to the store (None when ``usage=False``; see :mod:`authcore.usage`).
 
-    :meth:`start` / :meth:`astart` start what runs in the background (the Redis invalidation
-    subscriber, the usage recorder); :meth:`close` / :meth:`aclose` stop it (the recorder
-    flushes a last time) and close every pool and connection.
+    - ``follower``: the thread that applies the store's invalidation outbox to ``store``
+      (None for a store without one, the memory store).
+
+    :meth:`start` / :meth:`astart` start what runs in the background (the outbox follower, the
+    Redis invalidation subscriber, the usage recorder); :meth:`close` / :meth:`aclose` stop it
+    (the recorder flushes a last time) and close every pool and connection.
     The adapters call them with the app's lifecycle (ASGI lifespan; ``atexit`` for WSGI and
     Flask); a script may use ``with connect() as auth:``.
     """
@@ -97,12 +104,15 @@ class Auth:
         invalidator: RedisInvalidator | None = None,
         portal_prefix: str = PORTAL_PREFIX,
         recorder: UsageRecorder | None = None,
+        follower: InvalidationFollower | None = None,
     ) -> None:
         self.api = api
         self.portal = portal
         self.store = store
         self.config = config
         self.invalidator = invalidator
+        #: Applies what every process records in the store's outbox (None: a memory store).
+        self.follower = follower
         self.portal_prefix = portal_prefix
         self.recorder = recorder
         #: What the request gate counts into (None: usage is not counted).
@@ -166,6 +176,7 @@ class Auth:
         if recorder is not None:
             # Closed before the store (closers run last first): its last flush needs it.
             closers.append(recorder.close)
+        follower = _follower(store, cached, closers)
         return cls(
             api=api,
             portal=portal,
@@ -175,6 +186,7 @@ class Auth:
             invalidator=invalidator,
             portal_prefix=portal_prefix,
             recorder=recorder,
+            follower=follower,
         )
 
     @property
@@ -193,7 +205,8 @@ class Auth:
         return {self.portal_prefix: self.portal}
 
     def start(self) -> None:
-        """Start the background work (the Redis subscriber); idempotent.
+        """Start the background work (the outbox follower, the Redis subscriber, the usage
+        recorder); idempotent.
 
         Raises:
             ConfigurationError: the Auth was closed.
@@ -204,6 +217,8 @@ class Auth:
             if self._started:
                 return
             self._started = True
+            if self.follower is not None:
+                self.follower.start()
             if self.invalidator is not None:
                 self.invalidator.attach(self.store)
             if self.recorder is not None:
@@ -281,11 +296,12 @@ def connect(
     reads: ``AUTHCORE_DB`` (else ``sqlite:///./authcore.db``), ``AUTHCORE_REDIS`` (else no Redis)
     and ``AUTHCORE_CONFIG`` (else the development secrets next to the SQLite database, about
     which ``note`` hears). ``default_rate_limit`` applies to workspaces without a policy of
-    their own; ``cache_ttl`` bounds how long a change made in another process that could not
-    tell this one (no Redis) goes unseen; ``limiter_failure`` is the policy while Redis is down
-    (see :meth:`Auth.wire`); ``usage`` counts every outcome and records it in the store every
-    ``usage_interval`` seconds and on close (see :mod:`authcore.usage`). The :class:`Auth`
-    owns the store: closing it closes the store.
+    their own; ``cache_ttl`` bounds how long a change that never reached this process (made
+    behind the library, or while it could not reach the database) goes unseen;
+    ``limiter_failure`` is the policy while Redis is down (see :meth:`Auth.wire`); ``usage``
+    counts every outcome and records it in the store every ``usage_interval`` seconds and on
+    close (see :mod:`authcore.usage`). The :class:`Auth` owns the store: closing it closes the
+    store.
 
     Raises:
         ConfigurationError: a URL or the configuration is invalid.
@@ -352,6 +368,20 @@ def _backends(
         AsyncBackends(store=cached, limiter=alimiter, fallback_limiter=fallback),
         invalidator,
     )
+
+
+def _follower(
+    store: Any, cached: CachedStore, closers: list[Callable[[], Any]]
+) -> InvalidationFollower | None:
+    """What applies ``store``'s invalidation outbox to ``cached``, when it has one (the SQL
+    stores; the memory store serves one process)."""
+    open_source = getattr(store, "invalidation_source", None)
+    if not callable(open_source):
+        return None
+    follower = InvalidationFollower(cached, open_source)
+    # Stopped first (closers run last first): it reads through a connection of its own.
+    closers.append(follower.close)
+    return follower
 
 
 def _route_groups(

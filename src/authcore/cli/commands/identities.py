@@ -22,7 +22,7 @@ from authcore.cli.options import (
     rate_limit_or_none,
     whole_number,
 )
-from authcore.cli.output import OTHER_PROCESSES_MAY_ACCEPT_FOR, emit
+from authcore.cli.output import emit, revocation_bound
 from authcore.cli.parser import Commands, Parser
 from authcore.errors import ConflictError
 from authcore.identities import is_live
@@ -292,12 +292,8 @@ def cmd_identities_delete(args: argparse.Namespace) -> int:
     lines = [f"deleted {printable(record.external_id)} ({record.id})"]
     document = _ids(record, deleted=True, revoke_keys=args.revoke_keys)
     if args.revoke_keys:
-        bound = OTHER_PROCESSES_MAY_ACCEPT_FOR
-        document["other_processes_may_accept_for_seconds"] = bound
-        lines.append(
-            f"Its keys and portal sessions are revoked; running servers may still accept them"
-            f" for up to {bound} s (their verification cache), unless they share a Redis"
-            " invalidation channel."
-        )
+        bound, line = revocation_bound(args, "them")
+        document.update(bound)
+        lines.append(f"Its keys and portal sessions are revoked. {line}")
     emit(args, document, lines)
     return 0
