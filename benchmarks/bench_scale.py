@@ -368,7 +368,7 @@ def run(mode: Mode, only: Sequence[str] = ()) -> list[Row]:
         row for row in ROWS if not only or any(row[0].startswith(o) or o == "scale" for o in only)
     ]
     if mode.smoke:
-        # Many multi-process servers are not a smoke test; tests/demo/test_serve_workers.py and
+        # Many multi-process servers are not a smoke test; tests/service/test_serve_workers.py and
         # tests/backends/test_revocation_processes.py run the same services the same way.
         return [not_measured(name, name, "not run in smoke mode") for name, _, _ in selected]
     reachable = {"postgres": _reachable(_POSTGRES, 5432), "redis": _reachable(_REDIS, 6379)}

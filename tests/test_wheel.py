@@ -20,8 +20,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.demo.ports import free_ports
-from tests.demo.servers import authcore_env, process_server
+from tests.service.ports import free_ports
+from tests.service.servers import authcore_env, process_server
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "authcore"

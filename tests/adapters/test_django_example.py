@@ -20,8 +20,8 @@ import pytest
 
 from authcore.backends.sqlite import SQLiteStore
 from authcore.records import OPERATOR_ACTOR
-from tests.demo.ports import free_ports
-from tests.demo.servers import process_server
+from tests.service.ports import free_ports
+from tests.service.servers import process_server
 
 pytestmark = pytest.mark.e2e
 

@@ -25,8 +25,8 @@ import authcore
 from authcore.backends.outbox import REVOCATION_BOUND
 from authcore.records import OPERATOR_ACTOR
 from authcore.tokens import digest
-from tests.demo.ports import free_ports
-from tests.demo.servers import authcore_env, process_server
+from tests.service.ports import free_ports
+from tests.service.servers import authcore_env, process_server
 
 pytestmark = [pytest.mark.e2e]
 

@@ -1,7 +1,7 @@
 """What the outside review found in ``authcore dashboard`` and its proxy, over real HTTP.
 
 The dashboard and the example API run under uvicorn on loopback, built as the command line
-builds them (tests/demo/stack.py). Each test is named for the finding it holds:
+builds them (tests/service/stack.py). Each test is named for the finding it holds:
 
 - finding 1: the proxy read up to 1 MiB of body (with no time limit) before it looked at the
   session, so anonymous clients could make it buffer; now it answers before the body;
@@ -16,8 +16,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from authcore.demo._http import MAX_BODY_BYTES
-from tests.demo.stack import SAME_ORIGIN, Stack, demo_stack, send_partial
+from authcore.service._http import MAX_BODY_BYTES
+from tests.service.stack import SAME_ORIGIN, Stack, demo_stack, send_partial
 
 pytestmark = pytest.mark.e2e
 

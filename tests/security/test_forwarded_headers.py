@@ -19,8 +19,8 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from authcore.demo.runner import server_config
-from tests.demo.servers import authcore_env, authcore_server
+from authcore.service.runner import server_config
+from tests.service.servers import authcore_env, authcore_server
 
 pytestmark = pytest.mark.e2e
 

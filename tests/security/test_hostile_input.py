@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from authcore.records import OPERATOR_ACTOR
-from tests.demo.stack import SAME_ORIGIN, Stack, demo_stack
+from tests.service.stack import SAME_ORIGIN, Stack, demo_stack
 
 pytestmark = pytest.mark.e2e
 

@@ -20,7 +20,7 @@ from authcore.cli import main
 from authcore.errors import ClientError
 from authcore.names import check_name, printable, unsafe_in
 from authcore.records import OPERATOR_ACTOR
-from tests.demo.stack import Stack, demo_stack
+from tests.service.stack import Stack, demo_stack
 
 HOSTILE = [
     pytest.param("build\u0085server", id="C1-NEL"),

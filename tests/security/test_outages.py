@@ -29,11 +29,11 @@ import redis
 
 from authcore.backends.redis import AsyncRedisRateLimiter, RedisRateLimiter
 from authcore.backends.sqlite import SQLiteStore
-from authcore.demo.service import create_app
 from authcore.errors import UnavailableError
 from authcore.flow import AsyncBackends, Authenticator, Backends
 from authcore.ratelimit import LimiterFailurePolicy, RateLimitPolicy
 from authcore.records import OPERATOR_ACTOR
+from authcore.service.api import create_app
 from authcore.testing import MemoryRateLimiter
 from tests.adapters.world import Answer, World, make_world, starlette_app, wsgi_app
 from tests.backends.test_redis import Relay

@@ -91,7 +91,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _serve_workers(args: argparse.Namespace, trusted: list[str]) -> int:
     """``serve --workers N``: N processes on one port, sharing state through PostgreSQL/SQLite
     and Redis (each worker wires itself with connect(), as one process does)."""
-    from authcore.demo.runner import ServeError, run_workers  # noqa: PLC0415 - as in _run_servers
+    from authcore.service.runner import ServeError, run_workers  # noqa: PLC0415 - as in _run_servers
 
     if not args.redis:
         raise UsageError(
@@ -157,7 +157,7 @@ def _add_demo(commands: Commands) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from authcore.demo.runner import prepare_demo  # noqa: PLC0415 - as in _run_servers
+    from authcore.service.runner import prepare_demo  # noqa: PLC0415 - as in _run_servers
 
     trusted = _trusted_proxies(args)  # before connecting: a bad value creates no secrets file
     api_url = f"http://{args.host}:{args.api_port}"
@@ -206,7 +206,7 @@ def _connected(args: argparse.Namespace) -> Iterator[backends.Auth]:
 
 def _run_servers(auth: backends.Auth, **options: Any) -> None:
     # The servers import Starlette and uvicorn: only the commands that run them pay for that.
-    from authcore.demo.runner import ServeError, run_servers  # noqa: PLC0415 - see above
+    from authcore.service.runner import ServeError, run_servers  # noqa: PLC0415 - see above
 
     try:
         run_servers(auth, **options)

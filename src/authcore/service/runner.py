@@ -30,14 +30,14 @@ from uvicorn.supervisors import Multiprocess
 
 from authcore.adapters.proxy import DashboardProxy
 from authcore.backends import Auth
-from authcore.demo._http import MAX_BODY_BYTES
-from authcore.demo.dashboard import DashboardSessions, StoreWorkspaceResolver, create_dashboard
-from authcore.demo.service import app_for
 from authcore.gate import AuthObserver, RequestMetrics
 from authcore.passwords import hash_password
 from authcore.proxy import ProxySettings
 from authcore.ratelimit import RateLimitPolicy
 from authcore.records import OPERATOR_ACTOR
+from authcore.service._http import MAX_BODY_BYTES
+from authcore.service.api import app_for
+from authcore.service.dashboard import DashboardSessions, StoreWorkspaceResolver, create_dashboard
 from authcore.store import AsyncStore, Store
 
 __all__ = [
@@ -81,7 +81,7 @@ def build_api(
 ) -> Starlette:
     """Return the example API over ``auth`` (:func:`authcore.backends.connect`, or
     :meth:`Auth.wire <authcore.backends.Auth.wire>` for a store already open); see
-    :func:`authcore.demo.service.app_for` for the options."""
+    :func:`authcore.service.api.app_for` for the options."""
     return app_for(auth, own_lifecycle=own_lifecycle, observer=observer, metrics=metrics)
 
 
@@ -330,7 +330,7 @@ def run_workers(
     SIGTERM, then stop them gracefully (each finishes its requests and closes its Auth).
 
     ``environ`` is what each worker wires itself from (``AUTHCORE_DB``, ``AUTHCORE_REDIS``,
-    ``AUTHCORE_CONFIG``; see :mod:`authcore.demo.worker`). ``on_ready`` is called once the
+    ``AUTHCORE_CONFIG``; see :mod:`authcore.service.worker`). ``on_ready`` is called once the
     port answers.
 
     Raises:
@@ -339,7 +339,7 @@ def run_workers(
     # The workers are spawned processes: they read the environment they start with.
     os.environ.update(environ)
     host, port = address
-    config = server_config("authcore.demo.worker:app", trusted_proxies)
+    config = server_config("authcore.service.worker:app", trusted_proxies)
     config.factory = True
     config.workers = workers
     sock = _listen(host, port)

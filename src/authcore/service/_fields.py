@@ -1,7 +1,7 @@
 """The example API's body fields and query parameters, each read by one function: the value,
 or a 400 problem that names the field and never quotes what was sent.
 
-Bodies come from :func:`authcore.demo._http.read_json_object` (valid Unicode, no duplicate
+Bodies come from :func:`authcore.service._http.read_json_object` (valid Unicode, no duplicate
 members); what is checked here is each field's type, range and character rules. A caller can
 never grant what it may not grant itself (:func:`check_grantable`, 403).
 """
@@ -13,13 +13,13 @@ from typing import Any, Final
 
 from starlette.requests import Request
 
-from authcore.demo._http import ProblemError
 from authcore.errors import ClientError, ConfigurationError, PermissionDeniedError
 from authcore.identities import check_external_id, check_identity_meta
 from authcore.names import check_name
 from authcore.permissions import MAX_GRANTS, PermissionSet
 from authcore.ratelimit import RateLimitPolicy
 from authcore.records import MAX_IDENTITY_META_BYTES
+from authcore.service._http import ProblemError
 
 __all__ = [
     "bad_field",

@@ -22,12 +22,12 @@ import pytest
 from authcore.backends import Auth
 from authcore.backends.sqlite import SQLiteStore
 from authcore.config import Config
-from authcore.demo.runner import API_PERMISSIONS, build_api, build_dashboard
 from authcore.passwords import hash_password
 from authcore.ratelimit import RateLimitPolicy
 from authcore.records import OPERATOR_ACTOR
+from authcore.service.runner import API_PERMISSIONS, build_api, build_dashboard
 from tests.browser import CHROMIUM_ARGS, chromium_or_skip
-from tests.demo.servers import serve
+from tests.service.servers import serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 

@@ -21,7 +21,7 @@ import pytest
 
 from authcore.config import render_dev_config
 from authcore.tokens import Secret
-from tests.demo.ports import free_ports
+from tests.service.ports import free_ports
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 

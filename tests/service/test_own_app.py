@@ -1,6 +1,6 @@
 """The quickstart's "Protect your own app", run as written on PostgreSQL + Redis.
 
-``tests/demo/test_docs_commands.py`` runs the whole quickstart, this section included, on SQLite
+``tests/service/test_docs_commands.py`` runs the whole quickstart, this section included, on SQLite
 without Redis (where the revoked key is refused once the other process's cache lets go of it).
 Here the same Python files and the same commands run against a database of their own and a
 real Redis, for the FastAPI app (under uvicorn) and for the Flask version (under Flask's own
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.demo.test_docs_commands import DOCS, bash_blocks, own_app_files, run_script
+from tests.service.test_docs_commands import DOCS, bash_blocks, own_app_files, run_script
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 

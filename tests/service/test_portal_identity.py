@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from authcore.records import OPERATOR_ACTOR
-from tests.demo.stack import SAME_ORIGIN, Stack, demo_stack
+from tests.service.stack import SAME_ORIGIN, Stack, demo_stack
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ taken as leaked: it is spent, and the session it started ends. Both the exchange
 are writes a browser makes with this site's cookie, so both pass the one cross-site rule
 (:func:`authcore.credentials.is_same_origin`). ``GET /portal/v1/identity`` tells the page whose
 keys it shows and what a key made there may hold; the key and usage routes the portal shares
-with ``/v1`` (:mod:`authcore.demo.management`, :mod:`authcore.demo.usage`).
+with ``/v1`` (:mod:`authcore.service.management`, :mod:`authcore.service.usage`).
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ from authcore.credentials import (
     parse_cookie_header,
     request_origin,
 )
-from authcore.demo._http import ProblemError, json_response, read_fields, refuse_unknown_fields
-from authcore.demo._scope import own_identity
-from authcore.demo.management import request_actor
 from authcore.errors import CrossSiteRequestError
 from authcore.records import PORTAL_EXCHANGE_CODE_PREFIX
+from authcore.service._http import ProblemError, json_response, read_fields, refuse_unknown_fields
+from authcore.service._scope import own_identity
+from authcore.service.management import request_actor
 from authcore.store import AsyncStore
 from authcore.tokens import digest
 

@@ -1,7 +1,7 @@
 """The example API and its dashboard, both served for real on loopback, with test data.
 
 :func:`demo_stack` builds them the way ``authcore serve`` and ``authcore dashboard`` do
-(:func:`authcore.demo.runner.build_api` / :func:`~authcore.demo.runner.build_dashboard`) on a
+(:func:`authcore.service.runner.build_api` / :func:`~authcore.service.runner.build_dashboard`) on a
 real SQLite file, creates a workspace linked to an organization, a root key holding every
 permission the API checks and a dashboard user, and serves both under uvicorn in threads.
 """
@@ -21,11 +21,11 @@ import httpx
 from authcore.backends import Auth
 from authcore.backends.sqlite import SQLiteStore
 from authcore.config import Config, parse_config
-from authcore.demo.runner import API_PERMISSIONS, build_api, build_dashboard
 from authcore.passwords import hash_password
 from authcore.ratelimit import RateLimitPolicy
 from authcore.records import OPERATOR_ACTOR
-from tests.demo.servers import serve
+from authcore.service.runner import API_PERMISSIONS, build_api, build_dashboard
+from tests.service.servers import serve
 
 SIGNING_SECRET = "stack-signing-secret-0123456789abcdefghijklmnop"
 PASSWORD = "correct horse battery staple"

@@ -1,12 +1,12 @@
 """The example API's ``/v1`` routes: the caller's principal, and its workspace's keys, audit log
-and portal sessions (identities: :mod:`authcore.demo.identities`); the portal serves the key
+and portal sessions (identities: :mod:`authcore.service.identities`); the portal serves the key
 routes too, over its identity's keys.
 
 Each handler checks the permission its operation needs (``principal.authorize``) before it
 touches data, and every change goes through the store's mutation methods with the principal as
 the audit actor, so the change and its audit event commit together. A caller can never grant a
 permission it may not grant (403). Another workspace's key or session is "not found"; so is
-another identity's, for a caller bound to an identity (:mod:`authcore.demo._scope`).
+another identity's, for a caller bound to an identity (:mod:`authcore.service._scope`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,11 @@ from starlette.responses import Response
 
 from authcore.adapters.starlette import principal_from
 from authcore.credentials import request_origin
-from authcore.demo._fields import (
+from authcore.errors import PermissionDeniedError
+from authcore.principal import Principal
+from authcore.ratelimit import RateLimitPolicy
+from authcore.records import MAX_AUDIT_PAGE, MAX_PORTAL_TTL, Actor, AuditCursor
+from authcore.service._fields import (
     check_grantable,
     external_id_field,
     grants_field,
@@ -29,7 +33,7 @@ from authcore.demo._fields import (
     rate_limit_field,
     text_field,
 )
-from authcore.demo._http import (
+from authcore.service._http import (
     ProblemError,
     json_body,
     json_bytes_response,
@@ -39,17 +43,13 @@ from authcore.demo._http import (
     read_json_object,
     refuse_unknown_fields,
 )
-from authcore.demo._scope import (
+from authcore.service._scope import (
     external_ids,
     key_view,
     own_identity,
     resolve_scope,
     scoped_key,
 )
-from authcore.errors import PermissionDeniedError
-from authcore.principal import Principal
-from authcore.ratelimit import RateLimitPolicy
-from authcore.records import MAX_AUDIT_PAGE, MAX_PORTAL_TTL, Actor, AuditCursor
 from authcore.store import AsyncStore
 
 __all__ = ["MAX_KEY_LIFETIME", "PORTAL_PAGE", "ManagementRoutes", "portal_link", "request_actor"]

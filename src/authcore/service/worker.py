@@ -14,8 +14,8 @@ import os
 from starlette.applications import Starlette
 
 from authcore.backends import connect
-from authcore.demo.service import app_for
 from authcore.ratelimit import LimiterFailurePolicy
+from authcore.service.api import app_for
 
 __all__ = ["app"]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.demo.ports import free_ports
+from tests.service.ports import free_ports
 
 pytestmark = pytest.mark.e2e
 

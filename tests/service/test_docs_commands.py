@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.demo.ports import free_ports
+from tests.service.ports import free_ports
 
 pytestmark = pytest.mark.e2e
 

@@ -8,9 +8,9 @@ import json
 from starlette.requests import Request
 
 from authcore.binding import attach_principal
-from authcore.demo.management import ManagementRoutes
 from authcore.permissions import PermissionSet
 from authcore.principal import Principal, Source, Subject
+from authcore.service.management import ManagementRoutes
 from authcore.testing import MemoryStore
 
 

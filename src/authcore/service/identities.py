@@ -19,25 +19,25 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from authcore.adapters.starlette import principal_from
-from authcore.demo._fields import (
+from authcore.errors import ClientError, PermissionDeniedError
+from authcore.identities import check_external_id, is_live
+from authcore.principal import Principal
+from authcore.records import MAX_LIST_PAGE, IdentityRecord
+from authcore.service._fields import (
     external_id_field,
     meta_field,
     query_external_id,
     query_flag,
     rate_limit_field,
 )
-from authcore.demo._http import (
+from authcore.service._http import (
     ProblemError,
     json_response,
     query_int,
     read_json_object,
     refuse_unknown_fields,
 )
-from authcore.demo.management import request_actor
-from authcore.errors import ClientError, PermissionDeniedError
-from authcore.identities import check_external_id, is_live
-from authcore.principal import Principal
-from authcore.records import MAX_LIST_PAGE, IdentityRecord
+from authcore.service.management import request_actor
 from authcore.store import AsyncStore
 
 __all__ = ["IdentityRoutes"]

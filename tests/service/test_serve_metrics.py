@@ -21,8 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from authcore.cli import main
 from tests.adapters.world import UNKNOWN_KEY
-from tests.demo.ports import free_ports
-from tests.demo.servers import process_server
+from tests.service.ports import free_ports
+from tests.service.servers import process_server
 
 pytestmark = pytest.mark.e2e
 

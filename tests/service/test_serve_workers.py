@@ -27,7 +27,7 @@ import pytest
 from authcore.backends.postgres import PostgresStore
 from tests.backends.redis_topologies import redis_cluster
 from tests.backends.test_redis import Relay
-from tests.demo.ports import free_ports
+from tests.service.ports import free_ports
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 

@@ -48,7 +48,7 @@ Routes (see docs/concepts.md)::
 The portal page (``/portal/`` and ``/portal/static/*``) is not in this list: the page's own
 module routes it, and ``portal_url`` links to it. A caller
 bound to an identity (a portal session, a key of an identity) sees that identity only:
-another identity's key answers exactly like an unknown one (:mod:`authcore.demo._scope`).
+another identity's key answers exactly like an unknown one (:mod:`authcore.service._scope`).
 
 The auth middleware does steps 1-4 (find, verify, normalize, rate-limit) for every route but
 ``/healthz`` and ``/portal/exchange``; each handler does step 5 (``principal.authorize``) before
@@ -67,10 +67,10 @@ cross-site rule (:func:`authcore.credentials.is_same_origin`).
 Bad input is a 400 problem, never a 500: numbers in queries are ASCII digits, strings in bodies
 are valid Unicode, names and ids pass :func:`authcore.names.check_name`. A path with a trailing
 slash is a 404 (no redirect is built from the ``Host`` header), and a 405 carries ``Allow``.
-This module wires the app; the handlers are :class:`authcore.demo.management.ManagementRoutes`
-(``/v1`` and the portal's key routes), :class:`authcore.demo.identities.IdentityRoutes`,
-:class:`authcore.demo.portal.PortalRoutes` (exchange, logout, identity) and
-:class:`authcore.demo.usage.UsageRoutes`.
+This module wires the app; the handlers are :class:`authcore.service.management.ManagementRoutes`
+(``/v1`` and the portal's key routes), :class:`authcore.service.identities.IdentityRoutes`,
+:class:`authcore.service.portal.PortalRoutes` (exchange, logout, identity) and
+:class:`authcore.service.usage.UsageRoutes`.
 """
 
 from __future__ import annotations
@@ -90,22 +90,22 @@ from starlette.routing import Route
 from authcore.adapters.starlette import install_auth
 from authcore.backends import Auth
 from authcore.credentials import CredentialSettings
-from authcore.demo._http import (
+from authcore.flow import AsyncBackends, Authenticator, AuthSettings
+from authcore.gate import AuthObserver, RequestMetrics, RouteGroups
+from authcore.keyring import Keyring
+from authcore.ratelimit import AsyncRateLimiter, RateLimitPolicy
+from authcore.service._http import (
     BODY_TIMEOUT,
     ProblemError,
     allowed_methods,
     json_response,
     problem_response,
 )
-from authcore.demo.identities import IdentityRoutes
-from authcore.demo.management import ManagementRoutes
-from authcore.demo.portal import PORTAL_COOKIE_PATH, PortalRoutes
-from authcore.demo.portal_page import portal_page, portal_static
-from authcore.demo.usage import UsageRoutes
-from authcore.flow import AsyncBackends, Authenticator, AuthSettings
-from authcore.gate import AuthObserver, RequestMetrics, RouteGroups
-from authcore.keyring import Keyring
-from authcore.ratelimit import AsyncRateLimiter, RateLimitPolicy
+from authcore.service.identities import IdentityRoutes
+from authcore.service.management import ManagementRoutes
+from authcore.service.portal import PORTAL_COOKIE_PATH, PortalRoutes
+from authcore.service.portal_page import portal_page, portal_static
+from authcore.service.usage import UsageRoutes
 from authcore.store import AsyncStore
 from authcore.tokens import generate_id
 from authcore.usage import UsageSink

@@ -20,8 +20,8 @@ import pytest
 
 from authcore.backends.sqlite import SQLiteStore
 from authcore.records import OPERATOR_ACTOR
-from tests.demo.servers import authcore_server
-from tests.demo.stack import SAME_ORIGIN, Stack, demo_stack
+from tests.service.servers import authcore_server
+from tests.service.stack import SAME_ORIGIN, Stack, demo_stack
 
 pytestmark = pytest.mark.e2e
 

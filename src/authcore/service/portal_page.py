@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from authcore.adapters.starlette import public
-from authcore.demo._http import problem_response
+from authcore.service._http import problem_response
 
 __all__ = ["SECURITY_HEADERS", "portal_page", "portal_static"]
 
@@ -48,7 +48,9 @@ _STATIC_TYPES: Final = {
 
 def _read(name: str) -> bytes:
     return (
-        importlib.resources.files("authcore.demo").joinpath("static", "portal", name).read_bytes()
+        importlib.resources.files("authcore.service")
+        .joinpath("static", "portal", name)
+        .read_bytes()
     )
 
 

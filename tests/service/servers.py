@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from tests.demo.ports import free_ports
+from tests.service.ports import free_ports
 
 
 @contextlib.contextmanager

@@ -38,7 +38,13 @@ from starlette.routing import Mount, Route
 
 from authcore.backends.memory import MemoryRateLimiter
 from authcore.credentials import is_same_origin, parse_cookie_header, request_origin
-from authcore.demo._http import (
+from authcore.errors import ClientError, DuplicateCredentialError
+from authcore.names import check_name
+from authcore.passwords import hash_password, verify_password
+from authcore.proxy import DashboardSession
+from authcore.ratelimit import RateLimitPolicy
+from authcore.records import WorkspaceRecord
+from authcore.service._http import (
     BODY_TIMEOUT,
     ProblemError,
     allowed_methods,
@@ -46,12 +52,6 @@ from authcore.demo._http import (
     problem_response,
     read_json_object,
 )
-from authcore.errors import ClientError, DuplicateCredentialError
-from authcore.names import check_name
-from authcore.passwords import hash_password, verify_password
-from authcore.proxy import DashboardSession
-from authcore.ratelimit import RateLimitPolicy
-from authcore.records import WorkspaceRecord
 from authcore.store import AsyncStore
 from authcore.tokens import digest
 
@@ -163,7 +163,7 @@ class StoreWorkspaceResolver:
 
 
 def _static(name: str) -> bytes:
-    return importlib.resources.files("authcore.demo").joinpath("static", name).read_bytes()
+    return importlib.resources.files("authcore.service").joinpath("static", name).read_bytes()
 
 
 def _secure_headers(response: Response) -> Response:

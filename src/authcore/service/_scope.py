@@ -15,9 +15,9 @@ from typing import Final
 
 import attrs
 
-from authcore.demo._http import ProblemError
 from authcore.principal import Principal
 from authcore.records import IdentityRecord, RootKeyRecord
+from authcore.service._http import ProblemError
 from authcore.store import AsyncStore
 
 __all__ = [

@@ -18,10 +18,10 @@ import pytest
 from authcore.backends import Auth
 from authcore.backends.sqlite import SQLiteStore
 from authcore.config import Config
-from authcore.demo.runner import API_PERMISSIONS, build_api
 from authcore.ratelimit import RateLimitPolicy
 from authcore.records import OPERATOR_ACTOR
-from tests.demo.servers import serve
+from authcore.service.runner import API_PERMISSIONS, build_api
+from tests.service.servers import serve
 
 pytestmark = pytest.mark.e2e
 

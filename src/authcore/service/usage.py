@@ -5,7 +5,7 @@ outcomes over time.
 since the epoch; default: the last 24 hours) and ``granularity`` (``minute``, ``hour`` or
 ``day``; default ``hour``); ``GET /v1/usage?identity=EXT`` sums the keys of one identity (one
 read however many keys it has; an unknown identity has none). Both need ``usage.read`` and
-answer only for what the caller may see (:mod:`authcore.demo._scope`): another workspace's key,
+answer only for what the caller may see (:mod:`authcore.service._scope`): another workspace's key,
 or for a caller bound to an identity another identity's, is "not found", and that caller's
 ``/v1/usage`` is its identity's. The portal serves both (``/portal/v1/usage``,
 ``/portal/v1/keys/{key_id}/usage``) over its identity. The body lists buckets oldest first, each
@@ -21,11 +21,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from authcore.adapters.starlette import principal_from
-from authcore.demo._fields import query_external_id
-from authcore.demo._http import ProblemError, json_response, path_id, query_int
-from authcore.demo._scope import Scope, resolve_scope, scoped_key
 from authcore.errors import ClientError
 from authcore.records import UsageCount
+from authcore.service._fields import query_external_id
+from authcore.service._http import ProblemError, json_response, path_id, query_int
+from authcore.service._scope import Scope, resolve_scope, scoped_key
 from authcore.store import AsyncStore
 from authcore.usage import GRANULARITIES, read_usage, summarize
 
