@@ -7,6 +7,7 @@ the steps a backend runs. Both are driven here by hand, with records made up by 
 from __future__ import annotations
 
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Any
 
 import attrs
@@ -25,6 +26,7 @@ from authcore.audit import (
 from authcore.errors import ClientError, PermissionDeniedError
 from authcore.permissions import PermissionSet
 from authcore.principal import Principal, Source, Subject
+from authcore.ratelimit import RateLimitPolicy
 from authcore.records import (
     MAX_GRACE_SECONDS,
     OPERATOR_ACTOR,
@@ -275,3 +277,72 @@ def test_create_workspace_validates_before_anything_runs() -> None:
     assert steps == [Insert(result, conflict=changes.ORG_TAKEN), steps[1]]
     assert isinstance(steps[1], Append)
     assert steps[1].event.workspace_id == result.id
+
+
+# --- a credential hands out no more quota than it holds (issue 26, finding 2) ---------------
+
+
+def _limited_actor(policy: RateLimitPolicy | None) -> Actor:
+    principal = Principal(
+        workspace_id="ws_1",
+        subject=Subject("root_key", "key_maker"),
+        source=Source.ROOT_KEY,
+        permissions=PermissionSet(["*"]),
+        rate_limit=policy,
+    )
+    return Actor(principal)
+
+
+def _child(actor: Actor, rate_limit: RateLimitPolicy | None) -> RateLimitPolicy | None:
+    new, _ = plans.plan_create_root_key(
+        "ws_1", permissions=[], name=None, expires_at=None, now=1_800_000_000, actor=actor,
+        prefix="ak_", rate_limit=rate_limit,
+    )  # fmt: skip
+    return new.record.rate_limit
+
+
+def test_a_key_made_by_a_limited_key_inherits_its_limit() -> None:
+    assert _child(_limited_actor(RateLimitPolicy(5, 60)), None) == RateLimitPolicy(5, 60)
+
+
+@pytest.mark.parametrize(
+    "looser", [RateLimitPolicy(6, 60), RateLimitPolicy(5, 59), RateLimitPolicy(1_000_000, 1)]
+)
+def test_a_limited_key_cannot_give_a_looser_limit(looser: RateLimitPolicy) -> None:
+    with pytest.raises(PermissionDeniedError):
+        _child(_limited_actor(RateLimitPolicy(5, 60)), looser)
+
+
+@pytest.mark.parametrize("tighter", [RateLimitPolicy(5, 60), RateLimitPolicy(1, 60)])
+def test_a_limited_key_may_give_a_tighter_limit(tighter: RateLimitPolicy) -> None:
+    assert _child(_limited_actor(RateLimitPolicy(5, 60)), tighter) == tighter
+
+
+def test_an_unlimited_maker_or_the_operator_gives_what_it_is_asked() -> None:
+    assert _child(_limited_actor(None), RateLimitPolicy(1_000_000, 1)) == RateLimitPolicy(
+        1_000_000, 1
+    )
+    assert _child(Actor(), None) is None
+
+
+def test_a_limited_key_cannot_clear_or_loosen_another_keys_limit() -> None:
+    record, _ = plans.plan_create_root_key(
+        "ws_1", permissions=[], name=None, expires_at=None, now=1_800_000_000,
+        actor=Actor(), prefix="ak_", rate_limit=RateLimitPolicy(2, 60),
+    )  # fmt: skip
+    actor = _limited_actor(RateLimitPolicy(5, 60))
+    with pytest.raises(PermissionDeniedError):
+        plans.plan_set_key_rate_limit(
+            record.record, RateLimitPolicy(10, 60), now=1_800_000_001, actor=actor
+        )
+    cleared = plans.plan_set_key_rate_limit(record.record, None, now=1_800_000_001, actor=actor)
+    assert cleared is not None
+    assert cleared[0].rate_limit == RateLimitPolicy(5, 60)  # "none" means the maker's own
+
+
+@given(st.integers(1, 1000), st.integers(1, 3600), st.integers(1, 1000), st.integers(1, 3600))
+def test_covers_means_no_larger_burst_and_no_faster_rate(a: int, b: int, c: int, d: int) -> None:
+    mine, other = RateLimitPolicy(a, b), RateLimitPolicy(c, d)
+    # The same question asked with exact fractions: burst, then steady rate.
+    assert mine.covers(other) == (c <= a and Fraction(c, d) <= Fraction(a, b))
+    assert mine.covers(mine)

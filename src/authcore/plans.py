@@ -273,6 +273,8 @@ def plan_create_root_key(
         InvalidPermissionError: a grant breaks the grammar.
         ClientError: a blank name, ``expires_at`` not after ``now``, or ``rate_limit``
             neither a :class:`~authcore.ratelimit.RateLimitPolicy` nor None.
+        PermissionDeniedError: ``rate_limit`` is looser than the maker's own (a maker with
+            a limit passes it on when none is given).
     """
     _check_actor(actor, workspace_id)
     seconds = _seconds(now)
@@ -281,8 +283,7 @@ def plan_create_root_key(
         _check_text(name, "name")
     if expires_at is not None:
         _check_int(expires_at, "expires_at", seconds + 1, _MAX_TIME)
-    if rate_limit is not None and not isinstance(rate_limit, RateLimitPolicy):
-        raise ClientError("rate_limit must be a RateLimitPolicy or None")
+    rate_limit = _granted_limit(actor, rate_limit)
     issued = issue_token(prefix, "key")
     record = RootKeyRecord(
         id=issued.id,
@@ -305,6 +306,27 @@ def plan_create_root_key(
     if context:
         event = attrs.evolve(event, context=context)
     return NewRootKey(record, issued.secret), event
+
+
+def _granted_limit(actor: Actor, wanted: object) -> RateLimitPolicy | None:
+    """The limit a new key gets: no looser than its maker's own (a credential hands out no
+    more quota than it holds, as it hands out no permission it lacks). A maker with a limit
+    passes it on when none is asked for.
+
+    Raises:
+        ClientError: ``wanted`` is neither a policy nor None.
+        PermissionDeniedError: ``wanted`` is looser than the maker's own limit (403).
+    """
+    if wanted is not None and not isinstance(wanted, RateLimitPolicy):
+        raise ClientError("rate_limit must be a RateLimitPolicy or None")
+    own = None if actor.principal is None else actor.principal.rate_limit
+    if own is None:
+        return wanted
+    if wanted is None:
+        return own
+    if not own.covers(wanted):
+        raise PermissionDeniedError("a key may not get a looser rate limit than its maker's")
+    return wanted
 
 
 _Revocable = TypeVar("_Revocable", RootKeyRecord, PortalSessionRecord)
@@ -342,8 +364,7 @@ def plan_set_key_rate_limit(
         ClientError: ``policy`` is neither a policy nor None.
     """
     _check_actor(actor, record.workspace_id)
-    if policy is not None and not isinstance(policy, RateLimitPolicy):
-        raise ClientError("rate_limit must be a RateLimitPolicy or None")
+    policy = _granted_limit(actor, policy)
     seconds = _seconds(now)
     if record.rate_limit == policy:
         return None

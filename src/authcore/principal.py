@@ -25,6 +25,7 @@ from authcore.errors import (
 )
 from authcore.keyring import VerifiedClaims
 from authcore.permissions import PermissionSet, Query
+from authcore.ratelimit import RateLimitPolicy
 from authcore.records import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
 from authcore.tokens import digests_equal
 
@@ -79,6 +80,8 @@ class Principal:
     root key that has one, a portal session's identity, None otherwise. ``key_permissions`` is
     the most a key this caller makes may hold, where that is less than ``permissions`` (a
     portal session: the operator's choice for keys made in the portal); None: its permissions.
+    ``rate_limit`` is the credential's own limit (a root key's), the most quota a key it
+    makes may get: a credential hands out no more quota than it holds.
     """
 
     workspace_id: str
@@ -87,6 +90,7 @@ class Principal:
     permissions: PermissionSet
     identity_id: str | None = None
     key_permissions: PermissionSet | None = None
+    rate_limit: RateLimitPolicy | None = None
 
     @property
     def grantable(self) -> PermissionSet:
@@ -145,6 +149,7 @@ def _root_key_principal(record: RootKeyRecord) -> Principal:
         source=Source.ROOT_KEY,
         permissions=_permission_set(record.permissions),
         identity_id=record.identity_id,
+        rate_limit=record.rate_limit,
     )
 
 

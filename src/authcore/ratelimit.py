@@ -163,6 +163,11 @@ class RateLimitPolicy:
     def __str__(self) -> str:
         return f"{self.limit}/{self.period}"
 
+    def covers(self, other: RateLimitPolicy) -> bool:
+        """Whether ``other`` is at most as loose as this policy: no larger a burst
+        (``limit``) and no faster a steady rate (``limit / period``, compared exactly)."""
+        return other.limit <= self.limit and other.limit * self.period <= self.limit * other.period
+
 
 class RateLimitDecision(NamedTuple):
     """The whole answer of one limiter call, in whole numbers.

@@ -411,3 +411,23 @@ def test_another_workspaces_identity_is_unknown(stack: Stack, api: httpx.Client)
     assert_problem(api.get(f"/v1/identities/{ext}"), 404, "not_found")
     assert_problem(api.delete(f"/v1/identities/{ext}"), 404, "not_found")
     assert api.get("/v1/keys", params={"identity": ext}).json() == {"keys": []}
+
+
+def test_a_key_made_by_a_rate_limited_key_gets_at_most_its_limit(api: httpx.Client) -> None:
+    # Outside review, finding 2: a 5/60 key with keys.create made a child that answered 200
+    # twenty times. The child now inherits the maker's limit, and a looser one is refused.
+    maker = _key(api, None, permissions=["keys.create", "keys.read"], rate_limit="5/60")["key"]
+    made = api.post(
+        "/v1/keys", json={"name": "child", "permissions": ["keys.read"]}, headers=_bearer(maker)
+    )
+    assert made.status_code == 201, made.text
+    child = made.json()["key"]
+    looser = api.post(
+        "/v1/keys",
+        json={"name": "looser", "permissions": ["keys.read"], "rate_limit": "1000000/1"},
+        headers=_bearer(maker),
+    )
+    assert_problem(looser, 403, "permission_denied")
+    statuses = [api.get("/v1/principal", headers=_bearer(child)).status_code for _ in range(7)]
+    assert statuses[:5] == [200] * 5
+    assert statuses[5:] == [429, 429]
