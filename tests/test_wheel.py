@@ -122,7 +122,7 @@ def test_the_wheel_holds_every_file_of_the_package(wheel_venv: Path) -> None:
     )
     assert expected - set(installed) == set()
     assert "py.typed" in installed
-    assert any(name.startswith("demo/static/") for name in installed)
+    assert any(name.startswith("service/static/") for name in installed)
 
 
 def test_the_installed_package_is_not_the_checkout(wheel_venv: Path) -> None:
@@ -178,7 +178,7 @@ def test_the_demo_serves_the_dashboard_and_portal_files_from_the_wheel(wheel_ven
         ready_path="/",
         name="authcore demo (wheel)",
     ) as server:
-        static = PACKAGE / "demo" / "static"
+        static = PACKAGE / "service" / "static"
         files = sorted(p.name for p in static.iterdir() if p.is_file())
         assert "index.html" in files
         for name in files:

@@ -381,7 +381,9 @@ def test_no_committed_key_is_left_without_exactly_one_audit_event(tmp_path: Path
     commits its key together with exactly one ``key.create`` event.
     """
     path = tmp_path / "audit.db"
-    store = SQLiteStore(path, timeout=0.05)
+    # 0.5 s: long enough that six healthy writers never time out on each other's commits on a
+    # busy machine, short enough that a round with the lock held elsewhere refuses quickly.
+    store = SQLiteStore(path, timeout=0.5)
     workspace = store.create_workspace("audit", now=NOW, actor=OPERATOR_ACTOR)
     chaos = sqlite3.connect(path, isolation_level=None, timeout=5)
     committed: list[str] = []
