@@ -9,7 +9,8 @@ Targets, chosen by the first input byte so one corpus drives them all:
 
 Every input must end in a value or an ``AuthcoreError``; anything else is a crash that atheris
 reports with the input that caused it. Run: ``make fuzz`` (``FUZZ_SECONDS`` bounds the run).
-The corpus in ``fuzz/corpus/`` is kept in the repository and grows with each run.
+The seed corpus in ``fuzz/corpus/`` is kept in the repository; a run adds the inputs it finds
+there, which git ignores (``.gitignore``): keep one with ``git add -f``.
 """
 
 from __future__ import annotations

@@ -346,6 +346,12 @@ def test_jwt_check_rotation_allows_removal_after_max_lifetime(run: Run, tmp_path
             "signing_kid",
         ),
         (
+            # Found only when signing (jwt mint, the dashboard), and still named by the file.
+            "[jwt]\n[[jwt.secrets]]\nkid = 'a'\nsecret = '" + SECRET_A + "'\n"
+            "[[jwt.secrets]]\nkid = 'b'\nsecret = '" + SECRET_B + "'\n",
+            "signing_kid is required",
+        ),
+        (
             "[jwt]\nissuer_typo = 'x'\n[[jwt.secrets]]\nkid = 'a'\nsecret = '" + SECRET_A + "'\n",
             "issuer_typo",
         ),
@@ -365,6 +371,29 @@ def test_config_errors_are_one_line(
     assert str(config) in line
     assert SECRET_A not in line
     assert SECRET_B not in line
+
+
+def test_the_dashboard_names_the_config_file_without_a_signing_kid(tmp_path: Path) -> None:
+    # The dashboard signs (its proxy mints JWTs), so it needs the signing kid that serve does
+    # not; the refusal comes before any port is bound, one line naming the file.
+    config = write_config(
+        tmp_path / "two.toml",
+        f"[jwt]\n[[jwt.secrets]]\nkid = 'a'\nsecret = '{SECRET_A}'\n"
+        f"[[jwt.secrets]]\nkid = 'b'\nsecret = '{SECRET_B}'\n",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHCORE_")}
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "authcore", "--db", f"sqlite:///{tmp_path / 'a.db'}",
+            "--config", str(config), "dashboard", "--port", "1",
+        ],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"authcore: error: config file {config}: jwt.signing_kid is required when "
+        "jwt.secrets has more than one entry"
+    ]
 
 
 def test_config_secret_env_is_read_from_the_environment(

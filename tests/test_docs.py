@@ -9,6 +9,7 @@ be a verbatim excerpt of that file instead.
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,17 @@ def test_every_test_a_document_cites_exists(path: Path) -> None:
         assert cited.is_file(), f"{path.name} cites {match[1]}"
         if match[2]:
             assert f"def {match[2]}(" in cited.read_text(encoding="utf-8"), match[0]
+
+
+def test_the_install_section_names_no_unpublished_distribution_and_this_wheel() -> None:
+    # Nothing is on PyPI yet: the README installs from a clone or a wheel built there, and
+    # the wheel it names is the one this version builds.
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "version"
+    ]
+    install = (ROOT / "README.md").read_text(encoding="utf-8").partition("## Install")[2]
+    install = install.partition("\n## ")[0]
+    commands = re.findall(r"^pip install .*$", install, re.MULTILINE)
+    assert commands
+    assert not [c for c in commands if "authcore-auth[" in c or c.split()[2:3] == ["authcore"]]
+    assert f"dist/authcore_auth-{version}-py3-none-any.whl[" in install

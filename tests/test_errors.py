@@ -58,6 +58,12 @@ def test_detail_is_kept_for_developers_but_message_is_fixed() -> None:
     assert repr(exc) == "InvalidCredentialError(detail='revoked')"
 
 
+def test_the_rate_limit_message_names_no_level() -> None:
+    # A key over its own limit (or an identity over its) is not "this workspace": the
+    # decision does not say which bucket refused, so the fixed message must not guess.
+    assert errors.RateLimitedError.message == "Too many requests."
+
+
 def test_unavailable_carries_retry_after() -> None:
     assert errors.UnavailableError(retry_after=9).retry_after == 9
     assert errors.UnavailableError().retry_after == 1

@@ -87,6 +87,18 @@ class Config:
     jwt: JWTConfig
     origin: str
 
+    def signing_keyring(self) -> Keyring:
+        """:meth:`JWTConfig.signing_keyring`, its refusal naming where the config came from.
+
+        Raises:
+            ConfigurationError: there are several secrets and no ``signing_kid``; the detail
+                starts with ``origin``.
+        """
+        try:
+            return self.jwt.signing_keyring()
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{self.origin}: {exc.detail}") from None
+
 
 def _table(value: object, where: str, allowed: frozenset[str]) -> Mapping[str, object]:
     if not isinstance(value, dict):

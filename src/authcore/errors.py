@@ -234,11 +234,15 @@ class ConflictError(ClientError):
 
 
 class RateLimitedError(ClientError):
-    """The workspace is over its rate limit."""
+    """Over a rate limit: the workspace's, the identity's or the key's own.
+
+    The message names no level: the decision does not say which bucket refused, and a key
+    over its own limit is not its workspace over the workspace's.
+    """
 
     status = 429
     code = "rate_limited"
-    message = "Too many requests for this workspace."
+    message = "Too many requests."
     rank = 45
 
     def __init__(self, decision: RateLimitDecision, detail: str | None = None) -> None:

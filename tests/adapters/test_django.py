@@ -408,8 +408,8 @@ def test_has_permission_refuses_a_bad_query_at_once() -> None:
 @pytest.mark.parametrize(
     ("module", "missing", "extra"),
     [
-        ("authcore.adapters.django", "django", "authcore-auth[django]"),
-        ("authcore.adapters.drf", "rest_framework", "authcore-auth[drf]"),
+        ("authcore.adapters.django", "django", ".[django]"),
+        ("authcore.adapters.drf", "rest_framework", ".[drf]"),
     ],
 )
 def test_a_missing_framework_is_a_clear_import_error(
@@ -417,5 +417,5 @@ def test_a_missing_framework_is_a_clear_import_error(
 ) -> None:
     monkeypatch.setitem(sys.modules, missing, None)  # what Python does for a missing module
     monkeypatch.delitem(sys.modules, module)
-    with pytest.raises(ImportError, match=re.escape(f"pip install '{extra}'")):
+    with pytest.raises(ImportError, match=re.escape(f"pip install -e '{extra}'")):
         importlib.import_module(module)

@@ -43,6 +43,13 @@ async def test_guide_samples_build_working_apps() -> None:
             assert allowed.status_code == 200, app
             assert "ws_docs" in allowed.text
 
+    # A public path answers without a credential: the guide's apps never read a principal
+    # there (one that did would answer 500 principal_missing).
+    for app in (ns["app"], ns["fastapi_app"], ns["asgi_app"], ns["same_app"]):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://docs") as client:
+            assert (await client.get("/health")).status_code == 200, app
+
     transport = httpx.ASGITransport(app=ns["fastapi_app"])
     async with httpx.AsyncClient(transport=transport, base_url="http://docs") as client:
         schema = (await client.get("/openapi.json")).json()

@@ -310,5 +310,5 @@ def test_require_parses_the_query_at_once() -> None:
 def test_importing_without_fastapi_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delitem(sys.modules, "authcore.adapters.fastapi")
     monkeypatch.setitem(sys.modules, "fastapi", None)  # what an absent package looks like
-    with pytest.raises(ImportError, match=r"pip install 'authcore-auth\[fastapi\]'"):
+    with pytest.raises(ImportError, match=r"pip install -e '\.\[fastapi\]'"):
         importlib.import_module("authcore.adapters.fastapi")

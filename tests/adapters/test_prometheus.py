@@ -251,5 +251,5 @@ def test_a_missing_prometheus_client_is_a_clear_import_error(
 ) -> None:
     monkeypatch.setitem(sys.modules, "prometheus_client", None)
     monkeypatch.delitem(sys.modules, "authcore.adapters.prometheus")
-    with pytest.raises(ImportError, match=re.escape("pip install 'authcore-auth[prometheus]'")):
+    with pytest.raises(ImportError, match=re.escape("pip install -e '.[prometheus]'")):
         importlib.import_module("authcore.adapters.prometheus")

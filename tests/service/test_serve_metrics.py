@@ -146,8 +146,9 @@ def test_metrics_without_prometheus_client_is_one_line(
     assert main(["--db", db, "serve", "--port", "1", "--metrics-port", "2"]) == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert errors == [
-        "authcore: error: authcore.adapters.prometheus needs prometheus_client: "
-        "pip install 'authcore-auth[prometheus]'"
+        "authcore: error: authcore.adapters.prometheus needs prometheus_client, authcore's "
+        "'prometheus' extra: in a clone of authcore, pip install -e '.[prometheus]' "
+        "(authcore-auth is not on PyPI yet, and 'pip install authcore' is an unrelated project)"
     ]
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "lifecycle_of",
     "log_unexpected",
     "make_gate",
+    "missing_extra",
     "public",
     "safe_response",
     "start_with_process",
@@ -76,6 +77,19 @@ class GateOptions(TypedDict, total=False):
     timer: Callable[[], float]
     observer: AuthObserver | None
     usage: UsageSink | None
+
+
+def missing_extra(module: str, needs: str, extra: str) -> str:
+    """Return the message of an adapter's import guard: what it needs, and how to install it.
+
+    authcore-auth is not on PyPI yet (README.md, "Install"), and ``pip install authcore``
+    installs an unrelated project: the message says so rather than name a command that fails.
+    """
+    return (
+        f"{module} needs {needs}, authcore's {extra!r} extra: in a clone of authcore, "
+        f"pip install -e '.[{extra}]' (authcore-auth is not on PyPI yet, and "
+        "'pip install authcore' is an unrelated project)"
+    )
 
 
 def public(view: F) -> F:

@@ -35,11 +35,13 @@ the middleware after any middleware that sets ``request.urlconf``. The DRF class
 
 from __future__ import annotations
 
+from authcore.adapters._common import missing_extra
+
 try:
     import django  # noqa: F401 - the import guard: the clear error comes from here
 except ImportError as exc:
     raise ImportError(
-        "authcore.adapters.django needs Django: pip install 'authcore-auth[django]'"
+        missing_extra("authcore.adapters.django", "Django", "django"), name=exc.name
     ) from exc
 
 import functools

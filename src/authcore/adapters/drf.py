@@ -27,11 +27,13 @@ request; neither authenticates anything itself (one gate per request, in the mid
 
 from __future__ import annotations
 
+from authcore.adapters._common import missing_extra
+
 try:
     import rest_framework  # noqa: F401 - the import guard: the clear error comes from here
 except ImportError as exc:
     raise ImportError(
-        "authcore.adapters.drf needs Django REST framework: pip install 'authcore-auth[drf]'"
+        missing_extra("authcore.adapters.drf", "Django REST framework", "drf"), name=exc.name
     ) from exc
 
 from typing import TYPE_CHECKING, ClassVar, Final

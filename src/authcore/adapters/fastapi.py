@@ -29,6 +29,8 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final, TypedDict
 
+from authcore.adapters._common import missing_extra
+
 try:
     from fastapi import Depends, params
     from fastapi.openapi.models import APIKey, APIKeyIn
@@ -36,8 +38,7 @@ try:
     from fastapi.security.base import SecurityBase
 except ImportError as error:
     raise ImportError(
-        "authcore.adapters.fastapi needs FastAPI: pip install 'authcore-auth[fastapi]'",
-        name=error.name,
+        missing_extra("authcore.adapters.fastapi", "FastAPI", "fastapi"), name=error.name
     ) from error
 
 from starlette.requests import HTTPConnection
@@ -232,7 +233,10 @@ _REFUSALS: Final[dict[int, tuple[str, tuple[AuthcoreError, ...]]]] = {
         "came from another site.",
         (PermissionDeniedError(), WorkspaceDisabledError(), CrossSiteRequestError()),
     ),
-    429: ("The workspace is over its rate limit.", (RateLimitedError(_DECISION),)),
+    429: (
+        "Over a rate limit (the workspace's, the identity's or the key's).",
+        (RateLimitedError(_DECISION),),
+    ),
     503: ("A key store, session store or rate limiter is unavailable.", (UnavailableError(),)),
 }
 

@@ -27,19 +27,27 @@ import inspect
 from collections.abc import Callable
 from typing import Any, Final, TypeVar, cast
 
-from flask import Flask, Request, Response, has_request_context, request
-from typing_extensions import Unpack
-from werkzeug.local import LocalProxy
-
 from authcore.adapters._common import (
     GateOptions,
     GateSource,
     is_marked_public,
     lifecycle_of,
     make_gate,
+    missing_extra,
     public,
     start_with_process,
 )
+
+try:
+    from flask import Flask, Request, Response, has_request_context, request
+    from werkzeug.local import LocalProxy
+except ImportError as exc:
+    raise ImportError(
+        missing_extra("authcore.adapters.flask", "Flask", "flask"), name=exc.name
+    ) from exc
+
+from typing_extensions import Unpack
+
 from authcore.adapters.wsgi import admit_environ
 from authcore.authenticator import Authenticator
 from authcore.binding import bind_principal, reset_principal

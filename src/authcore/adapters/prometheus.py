@@ -35,12 +35,14 @@ rate-limit decisions, requests); never to a histogram, whose every bucket would 
 
 from __future__ import annotations
 
+from authcore.adapters._common import missing_extra
+
 try:
     import prometheus_client  # noqa: F401 - the import guard: the clear error comes from here
 except ImportError as exc:
     raise ImportError(
-        "authcore.adapters.prometheus needs prometheus_client: "
-        "pip install 'authcore-auth[prometheus]'"
+        missing_extra("authcore.adapters.prometheus", "prometheus_client", "prometheus"),
+        name=exc.name,
     ) from exc
 
 from collections.abc import Sequence

@@ -38,9 +38,17 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any, Final
 
-import anyio
 import attrs
-import httpx
+
+from authcore.adapters._common import missing_extra
+
+try:
+    import anyio
+    import httpx
+except ImportError as exc:
+    raise ImportError(
+        missing_extra("authcore.adapters.proxy", "httpx", "proxy"), name=exc.name
+    ) from exc
 
 from authcore.errors import (
     AuthcoreError,

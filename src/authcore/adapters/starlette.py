@@ -20,13 +20,6 @@ import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, NamedTuple, Protocol, TypeVar, cast
 
-from starlette.requests import HTTPConnection, Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Host, Match
-from starlette.types import Scope
-from typing_extensions import Unpack
-
-from authcore import binding
 from authcore.adapters._common import (
     ErrorHook,
     GateOptions,
@@ -34,9 +27,24 @@ from authcore.adapters._common import (
     is_marked_public,
     lifecycle_of,
     make_gate,
+    missing_extra,
     public,
     safe_response,
 )
+
+try:
+    from starlette.requests import HTTPConnection, Request
+    from starlette.responses import Response
+    from starlette.routing import BaseRoute, Host, Match
+    from starlette.types import Scope
+except ImportError as exc:
+    raise ImportError(
+        missing_extra("authcore.adapters.starlette", "Starlette", "asgi"), name=exc.name
+    ) from exc
+
+from typing_extensions import Unpack
+
+from authcore import binding
 from authcore.adapters.asgi import AuthMiddleware
 from authcore.errors import AuthcoreError
 from authcore.permissions import Query, as_query

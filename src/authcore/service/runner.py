@@ -138,7 +138,7 @@ def build_dashboard(
         ),
         sessions,
         StoreWorkspaceResolver(store),
-        config.jwt.signing_keyring(),
+        config.signing_keyring(),
         clock=clock,
     )
     return create_dashboard(store, proxy, sessions=sessions, secure_cookies=secure_cookies)

@@ -33,8 +33,9 @@ def _add_mint(jwt: Commands) -> None:
 
 def cmd_jwt_mint(args: argparse.Namespace) -> int:
     grants = checked_grants(args.permission)
-    jwt = load_config(args).jwt
-    keyring = jwt.signing_keyring()
+    config = load_config(args)
+    jwt = config.jwt
+    keyring = config.signing_keyring()
     now = int(current_time())
     ttl = jwt.settings.max_lifetime if args.ttl is None else args.ttl
     if ttl > jwt.settings.max_lifetime:
