@@ -11,8 +11,11 @@ sentence. The dashboard lists the identities and makes a portal link that works.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +33,7 @@ from authcore.records import OPERATOR_ACTOR
 from authcore.service.portal_page import SECURITY_HEADERS
 from authcore.service.runner import API_PERMISSIONS, build_api, build_dashboard
 from tests.browser import CHROMIUM_ARGS, chromium_or_skip
-from tests.service.servers import serve
+from tests.service.servers import authcore_env, serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -97,6 +100,24 @@ class World:
             )
         assert answer.status_code == 201, answer.text
         created: dict[str, Any] = answer.json()
+        assert created["portal_url"] == f"{self.api_url}/portal/#code={created['code']}"
+        return created
+
+    def cli_portal_link(self, db: Path, identity: str = "customer-a") -> dict[str, Any]:
+        """Make the link as an operator does: ``authcore portal create-session``, a process."""
+        argv = [
+            sys.executable, "-m", "authcore", "--db", f"sqlite:///{db}",
+            "portal", "create-session", "--workspace", self.workspace_id,
+            "--identity", identity, "--base-url", self.api_url, "--json",
+            *(arg for p in PORTAL_PERMISSIONS for arg in ("--permission", p)),
+            *(arg for p in KEY_PERMISSIONS for arg in ("--key-permission", p)),
+        ]  # fmt: skip
+        done = subprocess.run(
+            argv, cwd=db.parent, env=authcore_env(), capture_output=True, text=True,
+            timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        created: dict[str, Any] = json.loads(done.stdout)
         assert created["portal_url"] == f"{self.api_url}/portal/#code={created['code']}"
         return created
 
@@ -221,7 +242,8 @@ def test_end_user_manages_the_identitys_keys_in_the_portal(
     world: World, browser: Any, tmp_path: Path
 ) -> None:
     expect = _expect()
-    link = world.portal_link()
+    # The operator makes the link on the command line, against the API's own database.
+    link = world.cli_portal_link(tmp_path / "authcore.db")  # the store fixture's file
     page = browser.new_page()
     problems = _watch(page)
     exchanges: list[str] = []
