@@ -647,7 +647,7 @@ def test_a_limiter_outage_sends_both_decisions_to_the_fallback(drive: Driver) ->
 
 def test_the_names_that_moved_out_of_flow_are_still_importable_from_it() -> None:
     assert authcore.flow.Authenticator is authcore.authenticator.Authenticator
-    for name in ("Conclusion", "ReplaySource", "VerifiedResults"):
+    for name in ("Conclusion", "ConclusionSource", "ConclusionTable"):
         assert getattr(authcore.flow, name) is getattr(authcore.replay, name)
     assert all(hasattr(authcore.flow, name) for name in authcore.flow.__all__)
     assert not hasattr(authcore.flow, "Authenticators")

@@ -41,7 +41,7 @@ from authcore.flow import (
     run_step,
 )
 from authcore.ratelimit import InProcessRateLimiter, RateLimitDecision, RateLimiter
-from authcore.replay import Conclusion, ReplaySource, VerifiedResults
+from authcore.replay import Conclusion, ConclusionSource, ConclusionTable
 
 __all__ = ["Authenticator"]
 
@@ -65,7 +65,7 @@ class Authenticator:
     ``clock`` returns seconds since the epoch; adapters pass ``time.time`` and tests a
     settable clock (:class:`authcore.testing.SettableClock`).
 
-    When the store keeps conclusions (a :class:`~authcore.replay.ReplaySource` such as
+    When the store keeps conclusions (a :class:`~authcore.replay.ConclusionSource` such as
     :class:`authcore.backends.cache.CachedStore`), a request whose credential the flow has
     already verified replays that conclusion: it skips steps 1-3, still checks the
     conclusion's ``valid_until`` (and a JWT's secret) against now, and always takes a fresh
@@ -185,7 +185,7 @@ class Authenticator:
 
     def _lookup(
         self,
-        table: VerifiedResults,
+        table: ConclusionTable,
         authorization: Sequence[str],
         portal_cookie: str | None,
         now: float,
@@ -264,8 +264,8 @@ class Authenticator:
 
 def _replay_table(
     backends: Backends | AsyncBackends | None, enabled: bool
-) -> VerifiedResults | None:
-    if not enabled or backends is None or not isinstance(backends.store, ReplaySource):
+) -> ConclusionTable | None:
+    if not enabled or backends is None or not isinstance(backends.store, ConclusionSource):
         return None
     return backends.store.verified_results()
 

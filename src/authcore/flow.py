@@ -50,14 +50,14 @@ from authcore.ratelimit import (
     deciding,
 )
 from authcore.records import IdentityRecord, PortalSessionRecord, RootKeyRecord, WorkspaceRecord
-from authcore.replay import Conclusion, ReplaySource, VerifiedResults
+from authcore.replay import Conclusion, ConclusionSource, ConclusionTable
 from authcore.store import AsyncCredentialStore, CredentialStore
 from authcore.tokens import digest
 
 if TYPE_CHECKING:
     from authcore.authenticator import Authenticator
 
-# Conclusion, ReplaySource, VerifiedResults (authcore.replay) and Authenticator
+# Conclusion, ConclusionSource, ConclusionTable (authcore.replay) and Authenticator
 # (authcore.authenticator) lived here once, and are still importable from here.
 __all__ = [
     "AsyncBackends",
@@ -68,6 +68,8 @@ __all__ = [
     "CheckRateLimit",
     "CheckRateLimits",
     "Conclusion",
+    "ConclusionSource",
+    "ConclusionTable",
     "Flow",
     "LimitFlow",
     "LimitNeed",
@@ -77,11 +79,9 @@ __all__ = [
     "LookupRootKey",
     "LookupWorkspace",
     "Need",
-    "ReplaySource",
     "TokenCache",
     "UseFallbackLimiter",
     "UseFallbackLimiters",
-    "VerifiedResults",
     "admitted",
     "all_admitted",
     "arun_flow",

@@ -1,8 +1,8 @@
 """What a replay replays: the flow's conclusion about one credential, and the table that keeps it.
 
 The flow (:mod:`authcore.flow`) ends every verified credential in a :class:`Conclusion`. A
-bounded table of them (:class:`VerifiedResults`, kept by a store that is a
-:class:`ReplaySource` such as :class:`authcore.backends.cache.CachedStore`) lets
+bounded table of them (:class:`ConclusionTable`, kept by a store that is a
+:class:`ConclusionSource` such as :class:`authcore.backends.cache.CachedStore`) lets
 :class:`authcore.authenticator.Authenticator` skip steps 1-3 for a credential it has already
 verified: it checks the conclusion's ``valid_until`` against its clock and always takes a fresh
 rate-limit decision. Whoever keeps the table invalidates it on every event that could change a
@@ -19,7 +19,7 @@ from authcore.principal import Principal
 from authcore.ratelimit import Level, RateLimitPolicy, identity_bucket, key_bucket
 from authcore.usage import ALLOWED
 
-__all__ = ["Conclusion", "ReplaySource", "VerifiedResults"]
+__all__ = ["Conclusion", "ConclusionSource", "ConclusionTable"]
 
 
 @attrs.frozen
@@ -69,7 +69,7 @@ class Conclusion:
         return tuple(levels)
 
 
-class VerifiedResults(Protocol):
+class ConclusionTable(Protocol):
     """A bounded table of conclusions, kept true by its owner's invalidations.
 
     Keyed by the SHA-256 digest of the credential's token (the stored digest for root keys
@@ -87,7 +87,7 @@ class VerifiedResults(Protocol):
 
 
 @runtime_checkable
-class ReplaySource(Protocol):
+class ConclusionSource(Protocol):
     """A store that can keep conclusions (``CachedStore``): one table per authenticator."""
 
-    def verified_results(self) -> VerifiedResults: ...
+    def verified_results(self) -> ConclusionTable: ...

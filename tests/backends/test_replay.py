@@ -41,7 +41,7 @@ from authcore.records import (
     RootKeyRecord,
     WorkspaceRecord,
 )
-from authcore.replay import VerifiedResults
+from authcore.replay import ConclusionTable
 from authcore.responses import HTTPResponse
 from authcore.testing import (
     MemoryRateLimiter,
@@ -296,7 +296,7 @@ class SharedTable(CachedStore):
         super().__init__(store, clock=clock)
         self.table = super().verified_results()
 
-    def verified_results(self) -> VerifiedResults:
+    def verified_results(self) -> ConclusionTable:
         return self.table
 
 

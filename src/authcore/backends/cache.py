@@ -54,7 +54,7 @@ from authcore.records import (
     RootKeyRecord,
     WorkspaceRecord,
 )
-from authcore.replay import Conclusion, VerifiedResults
+from authcore.replay import Conclusion, ConclusionTable
 from authcore.steps import Change
 from authcore.store import AsyncCredentialStore, AsyncStore, CredentialStore, Store
 from authcore.tokens import DEFAULT_PORTAL_TOKEN_PREFIX, DEFAULT_ROOT_KEY_PREFIX
@@ -148,7 +148,7 @@ def _expect(value: object, kind: type[_T]) -> _T | None:
 
 
 class _VerifiedTable:
-    """One authenticator's conclusions, by credential digest (:class:`VerifiedResults`).
+    """One authenticator's conclusions, by credential digest (:class:`ConclusionTable`).
 
     Reads are one ``dict.get`` without a lock (atomic under the GIL); writes and drops run
     under the owning cache's lock. Bounded: when full, the oldest conclusion goes first (a
@@ -167,7 +167,7 @@ class _VerifiedTable:
         return len(self._entries)
 
     def __repr__(self) -> str:
-        return f"VerifiedResults(entries={len(self._entries)})"
+        return f"ConclusionTable(entries={len(self._entries)})"
 
     def ticket(self) -> int:
         """The cache's invalidation count, taken before a flow runs."""
@@ -337,7 +337,7 @@ class CachedStore(Store, AsyncStore):
 
     # --- verified results (conclusions the flow reached) --------------------------------------
 
-    def verified_results(self) -> VerifiedResults:
+    def verified_results(self) -> ConclusionTable:
         """Return a new table of conclusions that this cache keeps true.
 
         :class:`~authcore.authenticator.Authenticator` takes one per route group. Every invalidation

@@ -172,10 +172,7 @@ class Auth:
                 portal_cookie=portal_cookie,
                 portal_origins=portal_origins,
             )
-        recorder = UsageRecorder(store, UsageCounter(), interval=usage_interval) if usage else None
-        if recorder is not None:
-            # Closed before the store (closers run last first): its last flush needs it.
-            closers.append(recorder.close)
+        recorder = _recorder(store, usage, usage_interval, closers)
         follower = _follower(store, cached, closers)
         return cls(
             api=api,
@@ -368,6 +365,17 @@ def _backends(
         AsyncBackends(store=cached, limiter=alimiter, fallback_limiter=fallback),
         invalidator,
     )
+
+
+def _recorder(
+    store: Any, usage: bool, interval: float, closers: list[Callable[[], Any]]
+) -> UsageRecorder | None:
+    if not usage:
+        return None
+    recorder = UsageRecorder(store, UsageCounter(), interval=interval)
+    # Closed before the store (closers run last first): its last flush needs it.
+    closers.append(recorder.close)
+    return recorder
 
 
 def _follower(

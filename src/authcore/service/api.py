@@ -70,7 +70,7 @@ slash is a 404 (no redirect is built from the ``Host`` header), and a 405 carrie
 This module wires the app; the handlers are :class:`authcore.service.management.ManagementRoutes`
 (``/v1`` and the portal's key routes), :class:`authcore.service.identities.IdentityRoutes`,
 :class:`authcore.service.portal.PortalRoutes` (exchange, logout, identity) and
-:class:`authcore.service.usage.UsageRoutes`.
+:class:`authcore.service.usage_routes.UsageRoutes`.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ from authcore.service.identities import IdentityRoutes
 from authcore.service.management import ManagementRoutes
 from authcore.service.portal import PORTAL_COOKIE_PATH, PortalRoutes
 from authcore.service.portal_page import portal_page, portal_static
-from authcore.service.usage import UsageRoutes
+from authcore.service.usage_routes import UsageRoutes
 from authcore.store import AsyncStore
 from authcore.tokens import generate_id
 from authcore.usage import UsageSink

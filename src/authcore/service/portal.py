@@ -10,7 +10,7 @@ taken as leaked: it is spent, and the session it started ends. Both the exchange
 are writes a browser makes with this site's cookie, so both pass the one cross-site rule
 (:func:`authcore.credentials.is_same_origin`). ``GET /portal/v1/identity`` tells the page whose
 keys it shows and what a key made there may hold; the key and usage routes the portal shares
-with ``/v1`` (:mod:`authcore.service.management`, :mod:`authcore.service.usage`).
+with ``/v1`` (:mod:`authcore.service.management`, :mod:`authcore.service.usage_routes`).
 """
 
 from __future__ import annotations
