@@ -6,6 +6,7 @@ of its own, exactly as another process reads it); the PostgreSQL tests use the s
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -30,7 +31,7 @@ DEADLINE = outbox.REVOCATION_BOUND + 4.0
 
 
 def _messages(path: Path) -> list[str]:
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         return [row[0] for row in conn.execute("SELECT message FROM invalidations ORDER BY seq")]
 
 
@@ -109,11 +110,11 @@ def test_old_rows_are_pruned_by_the_next_write_but_the_newest_stays(
     writer: SQLiteStore, path: Path
 ) -> None:
     _, key_id, _ = _key(writer)
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         conn.execute("UPDATE invalidations SET created_at = created_at - ?", (2 * 3600,))
         old_newest = conn.execute("SELECT MAX(seq) FROM invalidations").fetchone()[0]
     writer.revoke_root_key(key_id, now=NOW, actor=OPERATOR_ACTOR)
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         seqs = [row[0] for row in conn.execute("SELECT seq FROM invalidations")]
     assert seqs
     assert min(seqs) > old_newest  # the old rows are gone, the new ones kept
@@ -188,7 +189,7 @@ def test_a_follower_away_longer_than_the_window_clears_its_cache(
         cache.find_root_key(digest(other.key.reveal()))
         writer.revoke_root_key(key_id, now=NOW, actor=OPERATOR_ACTOR)
         # The follower was away: those rows aged out and the next write pruned them.
-        with sqlite3.connect(path) as conn:
+        with contextlib.closing(sqlite3.connect(path)) as conn, conn:
             conn.execute("UPDATE invalidations SET created_at = created_at - ?", (2 * 3600,))
         writer.disable_workspace(workspace_id, now=NOW, actor=OPERATOR_ACTOR)
         assert cache.size > 0

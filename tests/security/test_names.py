@@ -8,6 +8,7 @@ escapes what an older database may still hold.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -136,7 +137,7 @@ def test_finding_9_keys_list_escapes_a_name_stored_before_the_check(
         )
         assert created is not None
     # As an older version (or a hand edit) could have left it.
-    with sqlite3.connect(tmp_path / "authcore.db") as raw:
+    with contextlib.closing(sqlite3.connect(tmp_path / "authcore.db")) as raw, raw:
         raw.execute(
             "UPDATE root_keys SET name = ? WHERE id = ?",
             ("evil\u202efdp.exe\x1b[2J\u2028", created.record.id),
