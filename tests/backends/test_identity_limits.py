@@ -40,8 +40,8 @@ def test_keys_of_one_identity_share_its_limit_exactly_under_32_threads(cached: b
         backends=Backends(store, limiter=MemoryRateLimiter(clock_us=fixed_clock)),
     )
     admitted = race_requests(lambda header: auth.authenticate([header]), headers)
+    # Exactly the identity's limit over both keys; how the threads split it is scheduling.
     assert sum(admitted.values()) == 45
-    assert all(count > 0 for count in admitted.values())
 
 
 async def test_keys_of_one_identity_share_its_limit_exactly_under_500_tasks() -> None:
