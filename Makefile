@@ -14,6 +14,10 @@ PYTHON_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_
 OTHER_PYTHONS := $(filter-out $(PYTHON_VERSION),$(PYTHONS))
 # No coverage gate there: coverage is measured once, on $(PYTHON), by the whole suite.
 OTHER_PYTHON_TESTS := $(wildcard tests/test_*.py) tests/adapters tests/backends
+# pytest-xdist workers: one per core by default (CI has two). Much of the suite waits on real
+# servers and databases, which a second worker overlaps; PYTEST_WORKERS=0 runs it in one
+# process (what `pytest` alone does), e.g. to read a failure's output in order.
+PYTEST_WORKERS ?= auto
 
 .PHONY: test test-latest lock demo lint typecheck pytest pytest-other-pythons pytest-subset bench fuzz soak clean
 
@@ -51,7 +55,7 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python scripts/prepare_test_env.py
 	$(BIN)/coverage erase
-	$(BIN)/pytest --cov --cov-branch --cov-report= -p no:cacheprovider
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --cov --cov-branch --cov-report= -p no:cacheprovider
 	$(BIN)/coverage report --fail-under=85
 	@echo "core coverage gate (95%):"
 	$(BIN)/coverage report --fail-under=95 --include='src/authcore/[a-z]*.py,src/authcore/proxy/*.py' --omit='src/authcore/cli/*,src/authcore/__main__.py,src/authcore/testing.py'
@@ -70,7 +74,7 @@ pytest-python%:
 # interpreters is covered by the unit and backend tests, and the budget is 10 minutes.
 pytest-subset: $(STAMP)
 	$(BIN)/python scripts/prepare_test_env.py
-	$(BIN)/pytest -q -p no:cacheprovider -m "not e2e" $(OTHER_PYTHON_TESTS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) -q -p no:cacheprovider -m "not e2e" $(OTHER_PYTHON_TESTS)
 
 test: lint typecheck pytest pytest-other-pythons
 

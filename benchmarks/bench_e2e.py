@@ -153,7 +153,7 @@ def run(mode: Mode) -> list[Row]:
         from authcore.adapters.asgi import AuthMiddleware  # noqa: F401  # same
     except ImportError as exc:
         return [not_measured(_NAME, _WHAT, f"import failed: {exc}", target=0.85)]
-    pairs, seconds = (1, 1.0) if mode.smoke else (3, 2.0) if mode.name == "quick" else (6, 3.0)
+    pairs, seconds = (1, 0.25) if mode.smoke else (3, 2.0) if mode.name == "quick" else (6, 3.0)
     use_wrk = shutil.which("wrk") is not None
     key = "ak_" + secrets.token_urlsafe(32)
 
