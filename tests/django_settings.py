@@ -29,6 +29,7 @@ DJANGO_SETTINGS: dict[str, Any] = {
         "DEFAULT_AUTHENTICATION_CLASSES": ["authcore.adapters.drf.AuthcoreAuthentication"],
         "DEFAULT_PERMISSION_CLASSES": [],
         "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+        "EXCEPTION_HANDLER": "authcore.adapters.drf.exception_handler",
         "UNAUTHENTICATED_USER": None,
     },
 }

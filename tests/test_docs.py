@@ -1,13 +1,14 @@
-"""Every Python sample in README.md and docs/*.md runs.
+"""Every page of README.md and docs/*.md runs as written, and says what it runs.
 
-Blocks fenced as ```python are executed in order, one namespace per document, in a temporary
-working directory, so a sample that drifts from the API fails here. A sample that is only an
-excerpt of a file that a test already runs is fenced as ```python title="path" and checked to
-be a verbatim excerpt of that file instead.
+Each page's shell and Python blocks run in page order (``tests/docs_pages.py`` says how, and
+what a page may promise about output); a block that cannot run here carries a
+``<!-- not run: REASON -->`` marker, and :data:`NOT_RUN` lists every one, so a new marker is a
+visible change. A failure names the page, the line of the block's fence and what was wrong.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -15,49 +16,106 @@ from pathlib import Path
 import pytest
 
 from authcore.backends import Auth
+from tests.docs_pages import (
+    PAGES,
+    SHELLS,
+    Block,
+    Shell,
+    blocks,
+    matches_output,
+    missing_promise,
+    page_environment,
+    page_ports,
+    substitute_ports,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-FENCE = re.compile(r"^```python(?P<info>[^\n]*)\n(?P<code>.*?)^```", re.DOTALL | re.MULTILINE)
+DOCS = PAGES
 TITLE = re.compile(r'title="(?P<path>[^"]+)"')
 
-
-def blocks(path: Path) -> list[tuple[str, str]]:
-    return [(m["info"], m["code"]) for m in FENCE.finditer(path.read_text(encoding="utf-8"))]
-
-
-DOCS_WITH_SAMPLES = [path for path in DOCS if blocks(path)]
+#: Every block that does not run, by page and the start of its first line (each says why).
+NOT_RUN = {
+    ("README.md", "make bench  # benchmarks: prints a table and rewri"),
+    ("README.md", "make demo"),
+    ("README.md", "make demo   # the example API on 127.0.0.1:8000 an"),
+    ("README.md", "make test-latest   # the whole `make test` on the "),
+    ("README.md", "pip install -e '.[fastapi,redis]'     # from the c"),
+    ("README.md", "pip wheel --no-deps -w dist .         # or: python"),
+    ("deploy.md", "authcore --db postgresql://authcore@db/authcore --"),
+    ("deploy.md", "authcore --db sqlite:////var/lib/authcore/authcore"),
+    ("quickstart.md", "make demo"),
+}
 
 
 def test_readme_has_a_python_sample() -> None:
-    assert blocks(ROOT / "README.md")
+    assert [block for block in blocks(ROOT / "README.md") if block.lang == "python"]
 
 
-@pytest.mark.parametrize("path", DOCS_WITH_SAMPLES, ids=lambda p: p.name)
-def test_python_samples_run(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_block_that_does_not_run_says_why_and_is_listed() -> None:
+    skipped = [block for page in PAGES for block in blocks(page) if block.skipped is not None]
+    for block in skipped:
+        assert block.skipped, f"{block.where}: a not-run marker needs a reason"
+        assert block.lang in SHELLS or block.lang == "python", f"{block.where}: marks no code"
+    listed = {(block.page, block.code.splitlines()[0][:50]) for block in skipped}
+    assert listed == NOT_RUN
+
+
+def _run_python(block: Block, namespace: dict[str, object], directory: Path) -> None:
+    title = TITLE.search(block.info)
+    if title:
+        source = (ROOT / title["path"]).read_text(encoding="utf-8")
+        assert block.code.strip() in source, f"{block.where}: not an excerpt of {title['path']}"
+        return
+    if block.save_as is not None:
+        (directory / block.save_as).write_text(block.code, encoding="utf-8")
+    code = compile(block.code, block.where, "exec")
+    exec(code, namespace)  # noqa: S102 - our own docs
+
+
+def _run_shell(block: Block, shell: Shell, ports: dict[int, int]) -> None:
+    finished, out, err = shell.run(substitute_ports(block.commands(), ports))
+    shown = f"stdout:\n{out}\nstderr:\n{err}"
+    assert finished, f"{block.where} failed (or ran over its time):\n{shown}"
+    assert "Traceback" not in err, f"{block.where}:\n{shown}"
+    promise = missing_promise(block.promises(), out)
+    assert promise is None, f"{block.where} promises {promise!r}; it printed:\n{shown}"
+    if block.output is not None:
+        line = matches_output(substitute_ports(block.output, ports), out)
+        assert line is None, f"{block.where}: output lacks {line!r}; it printed:\n{shown}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_the_page_runs_as_written(
+    page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env, ports = page_environment(tmp_path), page_ports()
     monkeypatch.chdir(tmp_path)
-    namespace: dict[str, object] = {"__name__": f"docs_{path.stem}"}
-    opened: list[Auth] = []
-    for info, code in blocks(path):
-        title = TITLE.search(info)
-        if title:
-            source = (ROOT / title["path"]).read_text(encoding="utf-8")
-            assert code.strip() in source, (
-                f"{path.name}: sample is not an excerpt of {title['path']}"
-            )
-            continue
-        exec(compile(code, f"{path.name}:sample", "exec"), namespace)  # noqa: S102 - our own docs
-        # not isinstance: a LocalProxy (Flask's current_principal) would resolve itself
-        opened.extend(value for value in namespace.values() if type(value) is Auth)
-    # What a sample opened with connect() is closed, as the app's lifecycle would.
-    for auth in opened:
-        auth.close()
+    for name in [name for name in os.environ if name.startswith("AUTHCORE_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AUTHCORE_DB", env["AUTHCORE_DB"])
+    namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}
+    shell: Shell | None = None
+    try:
+        for block in (block for block in blocks(page) if block.runs):
+            if block.lang == "python":
+                _run_python(block, namespace, tmp_path)
+                continue
+            shell = shell or Shell(tmp_path, env)
+            _run_shell(block, shell, ports)
+    finally:
+        if shell is not None:
+            shell.close()
+        # What a sample opened with connect() is closed, as the app's lifecycle would.
+        # (not isinstance: a LocalProxy, Flask's current_principal, would resolve itself)
+        for value in namespace.values():
+            if type(value) is Auth:
+                value.close()
 
 
 TEST_REFERENCE = re.compile(r"`(tests/[\w/]+\.py)(?:::(\w+))?`")
 
 
-@pytest.mark.parametrize("path", [ROOT / "SECURITY.md", *DOCS], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [ROOT / "SECURITY.md", *PAGES], ids=lambda p: p.name)
 def test_every_test_a_document_cites_exists(path: Path) -> None:
     # SECURITY.md backs each promise with the tests that hold it: a renamed test must not
     # leave a promise pointing at nothing.
@@ -80,3 +138,11 @@ def test_the_install_section_names_no_unpublished_distribution_and_this_wheel() 
     assert commands
     assert not [c for c in commands if "authcore-auth[" in c or c.split()[2:3] == ["authcore"]]
     assert f"dist/authcore_auth-{version}-py3-none-any.whl[" in install
+
+
+def test_output_blocks_and_promises_fail_when_the_output_differs() -> None:
+    out = 'revoked key_1\n{"workspace":"ws_9"}401\nRunning servers may accept it for 1 s.\n'
+    assert matches_output("revoked key_...\n...\nRunning servers ... 1 s.\n", out) is None
+    assert matches_output("Running servers ... 30 s.\n", out) == "Running servers ... 30 s."
+    assert missing_promise(['{"workspace":"ws_', "401"], out) is None
+    assert missing_promise(["401", '{"workspace"'], out) == '{"workspace"'  # order counts

@@ -27,6 +27,8 @@ AUTHCORE = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["authcore.adapters.drf.AuthcoreAuthentication"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # DRF's own auth errors (IsAuthenticated's 401, ...) as authcore's problem documents.
+    "EXCEPTION_HANDLER": "authcore.adapters.drf.exception_handler",
     # No django.contrib.auth here: an unauthenticated DRF request has user None.
     "UNAUTHENTICATED_USER": None,
 }

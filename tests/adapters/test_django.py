@@ -25,6 +25,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.test import Client, override_settings
 from django.urls import path
 from django.views import View
+from rest_framework.exceptions import AuthenticationFailed, ValidationError
+from rest_framework.exceptions import PermissionDenied as DRFPermissionDenied
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -35,10 +37,11 @@ from authcore.adapters import drf
 from authcore.adapters.logging import WorkspaceLogFilter
 from authcore.backends import Auth, connect
 from authcore.binding import bound_principal
-from authcore.errors import ConfigurationError, InvalidPermissionError
+from authcore.errors import ConfigurationError, InvalidPermissionError, MissingCredentialError
 from authcore.gate import AuthOutcome, Gate
 from authcore.records import OPERATOR_ACTOR
 from tests.adapters.world import World, make_world
+from tests.django_settings import DJANGO_SETTINGS
 
 log = logging.getLogger("tests.django")
 
@@ -71,6 +74,34 @@ class Whoami(APIView):
         return Response({"user": str(user), "workspace_id": user.principal.workspace_id})
 
 
+@django_adapter.public
+class PublicWhoami(Whoami):
+    """Public, guarded by DRF's own IsAuthenticated: DRF raises NotAuthenticated itself."""
+
+
+class Refusing(APIView):
+    """Raises DRF's own exceptions: PermissionDenied (an auth error) and a ValidationError."""
+
+    def get(self, request: Request) -> Response:
+        if request.query_params.get("bad"):
+            raise ValidationError({"name": ["required"]})
+        raise DRFPermissionDenied("secret detail that must not reach the client")
+
+
+class RefusingAuthentication(drf.AuthcoreAuthentication):
+    """Another authentication class in front, which raises DRF's AuthenticationFailed."""
+
+    def authenticate(self, request: Request) -> None:
+        raise AuthenticationFailed("another scheme refused it")
+
+
+class FailingAuth(APIView):
+    authentication_classes = (RefusingAuthentication,)
+
+    def get(self, request: Request) -> Response:
+        return Response({})
+
+
 class Both(APIView):
     permission_classes = (drf.HasPermission("keys.read AND keys.create"),)
 
@@ -99,6 +130,9 @@ URLS.urlpatterns = [  # type: ignore[attr-defined]  # a urlconf module made here
     path("public-api", PublicApi.as_view()),
     path("portal/public-api", PublicApi.as_view()),
     path("whoami", Whoami.as_view()),
+    path("public-whoami", PublicWhoami.as_view()),
+    path("refusing", Refusing.as_view()),
+    path("failing-auth", FailingAuth.as_view()),
     path("both", Both.as_view()),
     path("async-keys", async_keys),
     path("sync-keys", sync_keys),
@@ -355,16 +389,71 @@ def test_metrics_and_observer_hooks_hear_of_every_request() -> None:
 # --- DRF ------------------------------------------------------------------------------------
 
 
-def test_drf_answers_401_with_the_bearer_challenge_when_nobody_authenticated() -> None:
+def problem(response: Any) -> dict[str, Any]:
+    assert response.headers["Content-Type"] == "application/problem+json"
+    document: dict[str, Any] = response.json()
+    return document
+
+
+@pytest.mark.parametrize("view", ["public-api", "public-whoami"])
+def test_drf_answers_401_problem_json_with_the_bearer_challenge_when_nobody_authenticated(
+    view: str,
+) -> None:
+    # public-api: authcore's HasPermission; public-whoami: DRF's own IsAuthenticated.
     with app(make_world()):
         client = Client()
-        api = client.get("/public-api")
+        api = client.get(f"/{view}")
         portal = client.get("/portal/public-api")
     assert api.status_code == 401
     assert api.headers["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert problem(api) == {
+        "type": "urn:authcore:problem:credential_missing",
+        "title": MissingCredentialError.message,
+        "status": 401,
+        "code": "credential_missing",
+    }
     # The realm of the route group the path belongs to.
     assert portal.status_code == 401
     assert portal.headers["WWW-Authenticate"] == 'Bearer realm="portal"'
+    assert problem(portal)["code"] == "credential_missing"
+
+
+def test_has_permission_answers_the_401_problem_document_without_the_exception_handler() -> None:
+    # HasPermission raises authcore's own error, which the middleware answers: no setting needed.
+    drf_defaults = {**DJANGO_SETTINGS["REST_FRAMEWORK"]}
+    del drf_defaults["EXCEPTION_HANDLER"]
+    with app(make_world()), override_settings(REST_FRAMEWORK=drf_defaults):
+        response = Client().get("/public-api")
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert problem(response)["code"] == "credential_missing"
+
+
+def test_drf_own_permission_denied_is_the_403_problem_document() -> None:
+    world = make_world()
+    key = world.key("drf_refused")
+    with app(world):
+        client = Client()
+        denied = client.get("/refusing", headers=bearer(key))
+        invalid = client.get("/refusing?bad=1", headers=bearer(key))
+    assert denied.status_code == 403
+    assert problem(denied)["code"] == "permission_denied"
+    assert b"secret detail" not in denied.content
+    assert denied.headers["WWW-Authenticate"] == 'Bearer realm="api", error="insufficient_scope"'
+    # Not an auth error: DRF's own answer, unchanged.
+    assert invalid.status_code == 400
+    assert invalid.json() == {"name": ["required"]}
+
+
+def test_drf_authentication_failed_is_the_401_invalid_token_document() -> None:
+    world = make_world()
+    key = world.key("drf_failed")
+    with app(world):
+        response = Client().get("/failing-auth", headers=bearer(key))
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="api", error="invalid_token"'
+    assert problem(response)["code"] == "credential_invalid"
+    assert b"another scheme" not in response.content
 
 
 def test_drf_sees_the_middleware_principal_as_an_authenticated_user() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -275,3 +276,42 @@ def test_a_wiring_that_fails_closes_what_it_opened_but_not_the_store(
     # The store stays open for whoever opened it (connect() closes it itself).
     assert store.create_workspace("shop", now=1.8e9, actor=OPERATOR_ACTOR).name == "shop"
     store.close()
+
+
+@pytest.mark.parametrize("topology", ["server", "sentinel", "cluster"])
+def test_with_redis_unreachable_a_revocation_commits_and_a_request_gets_503(
+    tmp_path: Path, topology: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A closed loopback port: every topology is down from the start, which once made the
+    # Cluster client fail connect() itself (it asks for the slot map when it is made).
+    redis_url = unreachable_redis(topology)
+    with connect(sqlite_url(tmp_path), redis=redis_url, environ={}) as auth:
+        live, _ = key_for(auth, ["orders.read"])
+        _, key_id = key_for(auth, ["orders.read"])
+        with caplog.at_level("WARNING", logger="authcore.redis"):
+            record = auth.store.revoke_root_key(key_id, now=1.8e9, actor=OPERATOR_ACTOR)
+        assert record is not None
+        assert record.revoked_at is not None
+        # No limiter: refused with 503 (the failure policy), never a 500 or an admission.
+        with pytest.raises(UnavailableError):
+            auth.api.authenticate([f"Bearer {live}"])
+    published = [r.getMessage() for r in caplog.records if "publish failed" in r.getMessage()]
+    assert published
+    for message in published:
+        assert key_id not in message
+        assert "hunter2" not in message
+    with SQLiteStore(str(tmp_path / "app.db")) as store:
+        stored = store.get_root_key(key_id)
+    assert stored is not None
+    assert stored.revoked_at is not None
+
+
+def unreachable_redis(topology: str) -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    return {
+        "server": f"redis://:hunter2@127.0.0.1:{port}/0",
+        "sentinel": f"redis+sentinel://:hunter2@127.0.0.1:{port}/authcore",
+        "cluster": f"redis+cluster://:hunter2@127.0.0.1:{port}",
+    }[topology]

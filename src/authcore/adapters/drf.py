@@ -21,8 +21,13 @@ request; neither authenticates anything itself (one gate per request, in the mid
   once, when the class is made). A principal that lacks the permission raises
   :class:`~authcore.errors.PermissionDeniedError`, which the middleware answers with the same
   403 problem document (``error="insufficient_scope"``) as every other adapter; no principal
-  is DRF's "not authenticated" (401). Combine permissions in the query (``AND``/``OR``), not
-  with DRF's ``|`` or ``~``, which cannot see past a raised denial.
+  is :class:`~authcore.errors.MissingCredentialError`, the same 401 problem document with the
+  route group's Bearer challenge. Combine permissions in the query (``AND``/``OR``), not with
+  DRF's ``|`` or ``~``, which cannot see past a raised denial.
+- :func:`exception_handler` (``REST_FRAMEWORK["EXCEPTION_HANDLER"]``) answers the auth errors
+  DRF raises itself (``NotAuthenticated`` from ``IsAuthenticated``, ``AuthenticationFailed``,
+  ``PermissionDenied``) with authcore's problem documents too, so a DRF view answers 401 and
+  403 exactly as every other adapter does; anything else is DRF's own answer.
 """
 
 from __future__ import annotations
@@ -36,16 +41,25 @@ except ImportError as exc:
         missing_extra("authcore.adapters.drf", "Django REST framework", "drf"), name=exc.name
     ) from exc
 
-from typing import TYPE_CHECKING, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import attrs
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import HttpResponse
+from rest_framework import exceptions as drf_exceptions
+from rest_framework import views as drf_views
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from authcore.adapters.django import configured_gate
+from authcore.adapters.django import configured_gate, to_response
 from authcore.binding import PRINCIPAL_KEY
-from authcore.errors import MissingCredentialError
+from authcore.errors import (
+    AuthcoreError,
+    InvalidCredentialError,
+    MissingCredentialError,
+    PermissionDeniedError,
+)
 from authcore.permissions import Query, as_query
 from authcore.principal import Principal
 from authcore.responses import error_response
@@ -55,7 +69,7 @@ if TYPE_CHECKING:
     # settings (this module) while it is being made.
     from rest_framework.views import APIView
 
-__all__ = ["AuthcoreAuthentication", "HasPermission", "PrincipalUser"]
+__all__ = ["AuthcoreAuthentication", "HasPermission", "PrincipalUser", "exception_handler"]
 
 _CHALLENGE: Final = "www-authenticate"
 
@@ -116,7 +130,9 @@ def HasPermission(query: Query | str) -> type[BasePermission]:  # noqa: N802 - u
         def has_permission(self, request: Request, view: APIView) -> bool:
             principal = _principal(request)
             if principal is None:
-                return False  # DRF answers 401 with our challenge: nobody authenticated
+                # Nobody authenticated (a public path or view): the middleware's 401 problem
+                # document, as on every adapter, with or without exception_handler.
+                raise MissingCredentialError
             principal.authorize(parsed)  # PermissionDeniedError: the middleware's 403
             return True
 
@@ -125,3 +141,37 @@ def HasPermission(query: Query | str) -> type[BasePermission]:  # noqa: N802 - u
 
     _HasPermission.__name__ = _HasPermission.__qualname__ = "HasPermission"
     return _HasPermission
+
+
+def _authcore_error(exc: Exception) -> AuthcoreError | None:
+    """The authcore error a DRF (or Django) auth exception stands for, if it is one."""
+    if isinstance(exc, AuthcoreError):
+        return exc
+    if isinstance(exc, drf_exceptions.NotAuthenticated):
+        return MissingCredentialError()
+    if isinstance(exc, drf_exceptions.AuthenticationFailed):
+        return InvalidCredentialError()
+    if isinstance(exc, (drf_exceptions.PermissionDenied, DjangoPermissionDenied)):
+        return PermissionDeniedError()
+    return None
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:
+    """DRF's ``EXCEPTION_HANDLER``: auth errors as authcore's problem documents.
+
+    ``NotAuthenticated`` is the 401 with the route group's Bearer challenge,
+    ``AuthenticationFailed`` the 401 ``invalid_token``, ``PermissionDenied`` (DRF's or
+    Django's) the 403 ``permission_denied``, an ``AuthcoreError`` its own answer; their text
+    never reaches the client. Everything else goes to DRF's default handler.
+
+    Raises:
+        ConfigurationError: ``settings.AUTHCORE`` is missing or invalid.
+    """
+    error = _authcore_error(exc)
+    if error is None:
+        response: HttpResponse | None = drf_views.exception_handler(exc, context)
+        return response
+    request = context.get("request")
+    path = request.path_info if request is not None else "/"
+    gate = configured_gate()
+    return to_response(gate.answer(error, gate.routes.authenticator_for(path)))

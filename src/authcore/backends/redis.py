@@ -40,6 +40,7 @@ from typing import Any, Final
 import redis
 import redis.asyncio
 import redis.asyncio.cluster
+from redis.exceptions import RedisClusterException
 
 from authcore.backends.cache import CachedStore
 from authcore.backends.invalidation import Invalidation
@@ -81,6 +82,10 @@ __all__ = [
 ]
 
 _log = logging.getLogger("authcore.redis")
+#: What a call to Redis raises when Redis is down, slow or answers garbage. redis-py's cluster
+#: client raises RedisClusterException (not a RedisError) when no node answers.
+_FAILURES: Final = (redis.RedisError, RedisClusterException, OSError)
+_ASYNC_FAILURES: Final = (*_FAILURES, TimeoutError)
 
 #: Key prefix of every limiter key: ``authcore:rl:<workspace id>``.
 DEFAULT_NAMESPACE: Final = "authcore:rl:"
@@ -192,7 +197,7 @@ class RedisRateLimiter:
         key = rate_limit_key(bucket, self._namespace)
         try:
             reply = self._script(keys=[key], args=_script_args(policy))
-        except (redis.RedisError, OSError) as exc:
+        except _FAILURES as exc:
             raise _failure(exc) from None
         return decision_from_reply(reply, policy)
 
@@ -207,7 +212,7 @@ class RedisRateLimiter:
         keys = [rate_limit_key(bucket, self._namespace) for bucket in buckets]
         try:
             reply = self._levels_script(keys=keys, args=args)
-        except (redis.RedisError, OSError) as exc:
+        except _FAILURES as exc:
             raise _failure(exc) from None
         return decisions_from_reply(reply, [policy for _, policy in levels])
 
@@ -280,7 +285,7 @@ class AsyncRedisRateLimiter:
                     await self._initialize()
             async with asyncio.timeout(self.timeout):
                 reply = await self._script(keys=[key], args=_script_args(policy))
-        except (redis.RedisError, OSError, TimeoutError) as exc:
+        except _ASYNC_FAILURES as exc:
             raise _failure(exc) from None
         return decision_from_reply(reply, policy)
 
@@ -299,7 +304,7 @@ class AsyncRedisRateLimiter:
                     await self._initialize()
             async with asyncio.timeout(self.timeout):
                 reply = await self._levels_script(keys=keys, args=args)
-        except (redis.RedisError, OSError, TimeoutError) as exc:
+        except _ASYNC_FAILURES as exc:
             raise _failure(exc) from None
         return decisions_from_reply(reply, [policy for _, policy in levels])
 
@@ -322,9 +327,11 @@ _MAX_BACKOFF: Final = 2.0
 
 def _publish_failed(exc: BaseException) -> None:
     # The change is committed already; failing the caller would suggest it was not. Other
-    # processes fall back to the cache TTL. No message content: it names a digest or an id.
+    # processes still get it from a SQL store's invalidation outbox (within a second), else
+    # after the cache TTL. No message content: it names a digest or an id.
     _log.warning(
-        "cache invalidation publish failed (%s); other processes rely on the cache TTL",
+        "cache invalidation publish failed (%s); other processes get it from the store's"
+        " invalidation outbox, or after the cache TTL",
         type(exc).__name__,
     )
 
@@ -373,6 +380,7 @@ class RedisInvalidator:
             raise ConfigurationError("an invalidation channel is a non-empty string")
         self._client = client
         self._channel = channel
+        self._failed_publishes = 0
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
@@ -391,11 +399,17 @@ class RedisInvalidator:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(channel={self._channel!r})"
 
+    @property
+    def failed_publishes(self) -> int:
+        """How many publishes failed so far (each was logged)."""
+        return self._failed_publishes
+
     def publish(self, invalidation: Invalidation, /) -> None:
-        """Tell every subscribed process; a failure is logged, never raised."""
+        """Tell every subscribed process; a failure is logged and counted, never raised."""
         try:
             self._client.publish(self._channel, invalidation.encode())
-        except (redis.RedisError, OSError) as exc:
+        except _FAILURES as exc:
+            self._failed_publishes += 1
             _publish_failed(exc)
 
     async def apublish(self, invalidation: Invalidation, /) -> None:
@@ -437,21 +451,24 @@ class RedisInvalidator:
     def _run(self, subscription: _Subscription) -> None:
         backoff = 0.05
         while not self._stop.is_set():
-            pubsub = self._client.pubsub()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis-py 8.2 on
+            pubsub = None
             try:
+                # Inside the try: a Cluster client meets its nodes here (redis_clients.LazyCluster).
+                pubsub = self._client.pubsub()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis-py 8.2 on
                 pubsub.subscribe(self._channel)
                 while not self._stop.is_set():
                     message = pubsub.get_message(timeout=_POLL_SECONDS)
                     if message is not None and subscription.handle(message):
                         self._ready.set()
                         backoff = 0.05
-            except (redis.RedisError, OSError) as exc:
+            except _FAILURES as exc:
                 self._ready.clear()
                 _log.warning("cache invalidation subscriber lost Redis (%s)", type(exc).__name__)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF)
             finally:
-                pubsub.close()
+                if pubsub is not None:
+                    pubsub.close()
 
 
 class AsyncRedisInvalidator:
@@ -467,6 +484,7 @@ class AsyncRedisInvalidator:
             raise ConfigurationError("an invalidation channel is a non-empty string")
         self._client = client
         self._channel = channel
+        self._failed_publishes = 0
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         # Strong references to fire-and-forget publishes (see publish()).
@@ -489,12 +507,18 @@ class AsyncRedisInvalidator:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(channel={self._channel!r})"
 
+    @property
+    def failed_publishes(self) -> int:
+        """How many publishes failed so far (each was logged)."""
+        return self._failed_publishes
+
     async def apublish(self, invalidation: Invalidation, /) -> None:
-        """Tell every subscribed process; a failure is logged, never raised."""
+        """Tell every subscribed process; a failure is logged and counted, never raised."""
         try:
             async with asyncio.timeout(self._timeout):
                 await self._client.publish(self._channel, invalidation.encode())
-        except (redis.RedisError, OSError, TimeoutError) as exc:
+        except _ASYNC_FAILURES as exc:
+            self._failed_publishes += 1
             _publish_failed(exc)
 
     def publish(self, invalidation: Invalidation, /) -> None:
@@ -557,7 +581,7 @@ class AsyncRedisInvalidator:
                     if message is not None and subscription.handle(message):
                         self._ready.set()
                         backoff = 0.05
-            except (redis.RedisError, OSError, TimeoutError) as exc:
+            except _ASYNC_FAILURES as exc:
                 self._ready.clear()
                 _log.warning("cache invalidation subscriber lost Redis (%s)", type(exc).__name__)
                 await asyncio.sleep(backoff)

@@ -6,10 +6,15 @@ Redis costs a request at most about one connect and one reply. Besides redis-py'
 ``redis://``, ``rediss://`` and ``unix://``, a URL may name the master of a Sentinel service
 (``redis+sentinel://``) or a Redis Cluster (``redis+cluster://``). A malformed URL is a
 :class:`~authcore.errors.ConfigurationError` that never quotes it (it may hold a password).
+
+No client meets its servers when it is made: an unreachable Redis is a ``redis.RedisError``
+at its first use (a 503, a logged publish), never a failure of whoever builds it (``connect()``,
+a server starting while Redis is down, the command line before it commits a revocation).
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Final
 from urllib.parse import unquote
 
@@ -22,6 +27,8 @@ import redis.cluster
 import redis.sentinel
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
+from redis.commands.core import Script
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from authcore.errors import ConfigurationError
@@ -30,6 +37,7 @@ __all__ = [
     "CLUSTER_SCHEME",
     "DEFAULT_TIMEOUT",
     "SENTINEL_SCHEME",
+    "LazyCluster",
     "aclose_client",
     "async_client_from_url",
     "client_from_url",
@@ -46,6 +54,7 @@ _DEFAULT_PORT: Final = 6379
 _DEFAULT_SENTINEL_PORT: Final = 26379
 _ASYNC_CLUSTER_CONNECTIONS: Final = 1000
 _SENTINEL_TIMEOUT: Final = 1.0
+_TIMEOUT_OPTIONS: Final = ("socket_timeout", "socket_connect_timeout")
 
 
 @attrs.frozen
@@ -127,7 +136,7 @@ def client_from_url(
             return master
         if url.startswith(CLUSTER_SCHEME):
             target = _parse_multi(url, CLUSTER_SCHEME, _DEFAULT_PORT)
-            return redis.cluster.RedisCluster(
+            return LazyCluster(
                 startup_nodes=[
                     redis.cluster.ClusterNode(h, p)  # type: ignore[no-untyped-call]  # as above
                     for h, p in target.nodes
@@ -186,6 +195,66 @@ def async_client_from_url(
         return redis.asyncio.Redis.from_url(url, retry=_async_no_retry(), **options)
     except (ValueError, TypeError, redis.RedisError) as exc:
         raise ConfigurationError(f"invalid Redis URL ({type(exc).__name__})") from None
+
+
+class LazyCluster:
+    """A synchronous Redis Cluster client that asks for the slot map at its first use.
+
+    redis-py's ``RedisCluster`` reads the slot map from its startup nodes in its constructor,
+    and raises ``RedisClusterUnreachableError`` (not a ``RedisError``) when none answers. This
+    makes the client on first use instead, and turns that failure into ``redis.
+    ConnectionError``, which everything built on a client already treats as "Redis is down";
+    the next use tries again. Everything else is the ``RedisCluster``'s own.
+    """
+
+    #: What :func:`close_client` closes besides the client: nothing (no sentinels here).
+    authcore_sentinels: Final[tuple[()]] = ()
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._client: redis.cluster.RedisCluster | None = None
+        self._lock = threading.Lock()
+
+    def cluster(self) -> redis.cluster.RedisCluster:
+        """The ``RedisCluster``, made now if it is not yet.
+
+        Raises:
+            redis.ConnectionError: no startup node answered (the message names no node).
+        """
+        with self._lock:
+            if self._client is None:
+                try:
+                    self._client = redis.cluster.RedisCluster(**self._options)
+                except RedisClusterException as exc:
+                    message = f"Redis Cluster unreachable ({type(exc).__name__})"
+                    raise redis.ConnectionError(message) from None
+            return self._client
+
+    def get_connection_kwargs(self) -> dict[str, Any]:
+        """What every connection is made with (the timeouts the limiters check)."""
+        return {name: self._options[name] for name in _TIMEOUT_OPTIONS}
+
+    def register_script(self, script: str) -> Script:
+        """A Lua script run through this client (it meets the cluster when first called).
+
+        Given as UTF-8 bytes, RedisCluster's encoding, so the script needs no encoder yet.
+        """
+        return Script(self, script.encode())  # type: ignore[arg-type]  # a RedisCluster by delegation
+
+    def close(self) -> None:
+        """Close the cluster's connections, if it was ever reached."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name == "connection_pool":  # a cluster has no one pool
+            raise AttributeError(name)
+        return getattr(self.cluster(), name)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
 
 
 def close_client(client: Any) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Final
 
 from authcore import backends
+from authcore.backends.outbox import REVOCATION_BOUND
 from authcore.cli.errors import CommandError, UsageError
 from authcore.cli.output import note
 from authcore.config import Config
@@ -37,8 +38,13 @@ def open_store(url: str) -> Store:
 
 @contextlib.contextmanager
 def opened_store(args: argparse.Namespace) -> Iterator[Store]:
-    """The store named by ``--db``; with ``--redis``, changes are published to the servers
-    (their verification caches drop a revoked key at once, not after their TTL)."""
+    """The store named by ``--db``; with ``--redis``, changes are also published to the servers
+    (their verification caches drop a revoked key at once, not within the outbox's second).
+
+    A change commits before it is published, and a failed publish fails nothing: the command
+    says so on standard error and sets ``args.published`` to False (the servers still follow
+    the database's invalidations).
+    """
     store = open_store(args.db)
     try:
         if not args.redis:
@@ -50,11 +56,16 @@ def opened_store(args: argparse.Namespace) -> Iterator[Store]:
             raise UsageError(f"--redis: {exc.detail or exc.message}") from None
         except UnavailableError as exc:
             raise CommandError(exc.detail or "Redis is unavailable") from None
-        cached = backends.CachedStore(store, publisher=publisher)
         try:
-            yield cached
+            yield backends.CachedStore(store, publisher=publisher)
         finally:
             publisher.close()
+            if publisher.failed_publishes:
+                args.published = False
+                note(
+                    "could not publish the change to Redis (--redis); it is committed, and"
+                    f" running servers take it from this database within {REVOCATION_BOUND} s"
+                )
     finally:
         close = getattr(store, "close", None)
         if callable(close):

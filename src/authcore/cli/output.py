@@ -36,9 +36,11 @@ def emit(args: argparse.Namespace, payload: Mapping[str, Any], lines: Sequence[s
 
 def revocation_bound(args: argparse.Namespace, what: str = "it") -> tuple[dict[str, Any], str]:
     """What the ``--json`` document and the text say about running servers, for a revocation
-    committed by this command (through the database's outbox; with ``--redis``, Redis too)."""
+    committed by this command (through the database's outbox; with ``--redis``, Redis too,
+    unless the publish failed: ``args.published`` is then False)."""
     bound = OTHER_PROCESSES_MAY_ACCEPT_FOR
-    through = ["database", "redis"] if getattr(args, "redis", None) else ["database"]
+    published = getattr(args, "redis", None) and getattr(args, "published", True)
+    through = ["database", "redis"] if published else ["database"]
     document = {"other_processes_may_accept_for_seconds": bound, "invalidated_through": through}
     if len(through) == 2:
         line = (

@@ -50,7 +50,8 @@ _GROUPS: Final[tuple[Callable[[Commands], None], ...]] = (
 # What takes add_argument(): a parser or one of its argument groups (argparse's private base).
 _Container = argparse._ActionsContainer
 # Loggers of the database drivers: they log connection attempts, quoting connection strings.
-_DRIVER_LOGGERS: Final = ("psycopg", "psycopg_pool")
+#: authcore.redis: a failed publish is reported once by the command itself (cli.context).
+_DRIVER_LOGGERS: Final = ("psycopg", "psycopg_pool", "authcore.redis")
 
 
 def build_parser() -> argparse.ArgumentParser:
