@@ -103,21 +103,29 @@ def install_error_handlers(
     app.add_exception_handler(AuthcoreError, handle)
 
 
+def _marked(route: BaseRoute) -> bool:
+    return is_marked_public(getattr(route, "endpoint", None)) or is_marked_public(
+        getattr(route, "app", None)
+    )
+
+
 def _routes_public(routes: Sequence[BaseRoute], scope: Scope) -> bool:
+    partial: BaseRoute | None = None
     for route in routes:
         match, child = route.matches(scope)
+        if match is Match.PARTIAL and partial is None:
+            partial = route
         if match is not Match.FULL:
-            # Starlette routes to the first full match; a partial one (wrong method) is a 405.
             continue
-        if is_marked_public(getattr(route, "endpoint", None)) or is_marked_public(
-            getattr(route, "app", None)
-        ):
+        if _marked(route):
             return True
         inner = getattr(route, "routes", None)
         if inner:
             return _routes_public(inner, {**scope, **child})
         return False
-    return False
+    # Starlette routes to the first full match, else answers the first partial one (the path
+    # matched, the method did not) with a 405: on a public route that 405 needs no credential.
+    return partial is not None and _marked(partial)
 
 
 def _has_host_routes(routes: Sequence[BaseRoute]) -> bool:

@@ -77,12 +77,17 @@ def external_id_field(body: Mapping[str, Any], name: str) -> str:
 def int_field(body: Mapping[str, Any], name: str, high: int) -> int | None:
     """Return the body's optional integer ``name`` in ``1..high`` (None: absent or null).
 
+    JSON has one number type: ``60.0`` is the integer 60, as JSON Schema's ``integer`` says
+    (the published OpenAPI document uses it).
+
     Raises:
-        ProblemError: 400, not a JSON integer in range (``true`` is not one).
+        ProblemError: 400, not a JSON integer in range (``true`` is not one, nor ``60.5``).
     """
     if name not in body or body[name] is None:
         return None
     value = body[name]
+    if type(value) is float and value.is_integer() and 1 <= value <= high:
+        value = int(value)
     if type(value) is not int or not 1 <= value <= high:
         raise bad_field(name, f"an integer in 1..{high}")
     return value

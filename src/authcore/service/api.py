@@ -3,6 +3,8 @@
 Routes (see docs/concepts.md)::
 
     GET    /healthz                 public
+    GET    /openapi.json, /docs     public: this list as OpenAPI 3.1, generated from the
+                                    route table below (:mod:`authcore.service.operations`)
     GET    /v1/principal            any authenticated caller
     GET    /v1/keys                 keys.read     ?identity=EXT: that identity's keys only
     POST   /v1/keys                 keys.create   {"name", "permissions", "expires_in"?,
@@ -75,6 +77,7 @@ This module wires the app; the handlers are :class:`authcore.service.management.
 
 from __future__ import annotations
 
+import importlib.metadata
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
@@ -85,7 +88,6 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from authcore.adapters.starlette import install_auth
 from authcore.backends import Auth
@@ -94,6 +96,7 @@ from authcore.flow import AsyncBackends, Authenticator, AuthSettings
 from authcore.gate import AuthObserver, RequestMetrics, RouteGroups
 from authcore.keyring import Keyring
 from authcore.ratelimit import AsyncRateLimiter, RateLimitPolicy
+from authcore.service import operations as ops
 from authcore.service._http import (
     BODY_TIMEOUT,
     ProblemError,
@@ -101,8 +104,10 @@ from authcore.service._http import (
     json_response,
     problem_response,
 )
+from authcore.service.docs_page import DOCS_PATH, OPENAPI_PATH, DocsRoutes
 from authcore.service.identities import IdentityRoutes
 from authcore.service.management import ManagementRoutes
+from authcore.service.openapi import Access, DocumentedRoute
 from authcore.service.portal import PORTAL_COOKIE_PATH, PortalRoutes
 from authcore.service.portal_page import portal_page, portal_static
 from authcore.service.usage_routes import UsageRoutes
@@ -281,8 +286,10 @@ def _routes(
     portal_credentials: CredentialSettings,
     secure_cookies: bool | None,
     body_timeout: float,
-) -> list[Route]:
-    """Return the route table, its handlers bound to ``store`` and ``clock``."""
+) -> list[DocumentedRoute]:
+    """Return the route table, its handlers bound to ``store`` and ``clock``, each route with
+    the operation it serves (:mod:`authcore.service.operations`): the OpenAPI document's source.
+    """
     management = ManagementRoutes(store, clock, body_timeout=body_timeout)
     identities = IdentityRoutes(store, clock, body_timeout=body_timeout)
     portal = PortalRoutes(
@@ -293,39 +300,57 @@ def _routes(
         body_timeout=body_timeout,
     )
     usage = UsageRoutes(store, clock)
+    docs = DocsRoutes(title="authcore serve", version=_version())
+    route = DocumentedRoute
     return [
-        Route("/healthz", _healthz, methods=["GET"]),
-        Route("/v1/principal", management.principal, methods=["GET"]),
-        Route("/v1/keys", management.list_keys, methods=["GET"]),
-        Route("/v1/keys", management.create_key, methods=["POST"]),
-        Route("/v1/keys/{key_id}", management.revoke_key, methods=["DELETE"]),
-        Route("/v1/keys/{key_id}/usage", usage.key, methods=["GET"]),
-        Route("/v1/usage", usage.workspace, methods=["GET"]),
-        Route("/v1/audit-logs", management.audit_logs, methods=["GET"]),
-        Route("/v1/identities", identities.create_identity, methods=["POST"]),
-        Route("/v1/identities", identities.list_identities, methods=["GET"]),
+        route("/healthz", _healthz, "GET", ops.HEALTHZ),
+        route(OPENAPI_PATH, docs.openapi, "GET", ops.OPENAPI),
+        route(DOCS_PATH, docs.page, "GET", ops.DOCS_PAGE),
+        route("/docs/static/{name}", docs.static, "GET", ops.DOCS_STATIC),
+        route("/v1/principal", management.principal, "GET", ops.PRINCIPAL_OP),
+        route("/v1/keys", management.list_keys, "GET", ops.LIST_KEYS),
+        route("/v1/keys", management.create_key, "POST", ops.CREATE_KEY),
+        route("/v1/keys/{key_id}", management.revoke_key, "DELETE", ops.REVOKE_KEY),
+        route("/v1/keys/{key_id}/usage", usage.key, "GET", ops.KEY_USAGE_OP),
+        route("/v1/usage", usage.workspace, "GET", ops.WORKSPACE_USAGE),
+        route("/v1/audit-logs", management.audit_logs, "GET", ops.AUDIT_LOGS),
+        route("/v1/identities", identities.create_identity, "POST", ops.CREATE_IDENTITY),
+        route("/v1/identities", identities.list_identities, "GET", ops.LIST_IDENTITIES),
         # ":path": an external id is the operator's own and may hold a "/".
-        Route(_IDENTITY_PATH, identities.get_identity, methods=["GET"]),
-        Route(_IDENTITY_PATH, identities.update_identity, methods=["PATCH"]),
-        Route(_IDENTITY_PATH, identities.delete_identity, methods=["DELETE"]),
-        Route("/v1/portal-sessions", management.create_portal_session, methods=["POST"]),
-        Route(
+        route(_IDENTITY_PATH, identities.get_identity, "GET", ops.GET_IDENTITY),
+        route(_IDENTITY_PATH, identities.update_identity, "PATCH", ops.UPDATE_IDENTITY),
+        route(_IDENTITY_PATH, identities.delete_identity, "DELETE", ops.DELETE_IDENTITY),
+        route(
+            "/v1/portal-sessions",
+            management.create_portal_session,
+            "POST",
+            ops.CREATE_PORTAL_SESSION,
+        ),
+        route(
             "/v1/portal-sessions/{session_id}",
             management.revoke_portal_session,
-            methods=["DELETE"],
+            "DELETE",
+            ops.REVOKE_PORTAL_SESSION,
         ),
-        Route("/portal/", portal_page, methods=["GET"]),
-        Route("/portal/static/{name}", portal_static, methods=["GET"]),
-        Route("/portal/exchange", portal.exchange, methods=["POST"]),
-        Route("/portal/logout", portal.logout, methods=["POST"]),
-        Route("/portal/v1/principal", management.principal, methods=["GET"]),
-        Route("/portal/v1/identity", portal.identity, methods=["GET"]),
-        Route("/portal/v1/keys", management.list_keys, methods=["GET"]),
-        Route("/portal/v1/keys", management.create_portal_key, methods=["POST"]),
-        Route("/portal/v1/keys/{key_id}", management.revoke_key, methods=["DELETE"]),
-        Route("/portal/v1/usage", usage.workspace, methods=["GET"]),
-        Route("/portal/v1/keys/{key_id}/usage", usage.key, methods=["GET"]),
+        route("/portal/", portal_page, "GET", ops.PORTAL_PAGE),
+        route("/portal/static/{name}", portal_static, "GET", ops.PORTAL_STATIC),
+        route("/portal/exchange", portal.exchange, "POST", ops.PORTAL_EXCHANGE),
+        route("/portal/logout", portal.logout, "POST", ops.PORTAL_LOGOUT),
+        route("/portal/v1/principal", management.principal, "GET", ops.PORTAL_PRINCIPAL),
+        route("/portal/v1/identity", portal.identity, "GET", ops.PORTAL_IDENTITY),
+        route("/portal/v1/keys", management.list_keys, "GET", ops.PORTAL_LIST_KEYS),
+        route("/portal/v1/keys", management.create_portal_key, "POST", ops.PORTAL_CREATE_KEY),
+        route("/portal/v1/keys/{key_id}", management.revoke_key, "DELETE", ops.PORTAL_REVOKE_KEY),
+        route("/portal/v1/usage", usage.workspace, "GET", ops.PORTAL_USAGE),
+        route("/portal/v1/keys/{key_id}/usage", usage.key, "GET", ops.PORTAL_KEY_USAGE),
     ]
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("authcore-auth")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - run from a source tree
+        return "0"
 
 
 def _build(
@@ -359,7 +384,13 @@ def _build(
     app.router.redirect_slashes = False
     # Steps 1-4 for every route but the public ones; the portal group accepts only portal
     # sessions, the rest only root keys and JWTs. Also answers AuthcoreErrors from handlers.
-    public = ["/healthz", "/portal/exchange"]
+    # Public: the routes whose operation says so (those with a path parameter, the pages'
+    # static files, are marked @public on their handler).
+    public = [
+        route.path
+        for route in routes
+        if route.operation.access is Access.PUBLIC and "{" not in route.path
+    ]
     observer, metrics = hooks.observer, hooks.metrics
     if gate_source is None:
         install_auth(
