@@ -34,8 +34,12 @@ def test_readme_has_a_python_sample() -> None:
 
 
 @pytest.mark.parametrize("path", DOCS_WITH_SAMPLES, ids=lambda p: p.name)
-def test_python_samples_run(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_python_samples_run(
+    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, authcore_config_file: Path
+) -> None:
     monkeypatch.chdir(tmp_path)
+    # A configured service, as the docs advise beyond a laptop (so connect() does not warn).
+    monkeypatch.setenv("AUTHCORE_CONFIG", str(authcore_config_file))
     namespace: dict[str, object] = {"__name__": f"docs_{path.stem}"}
     opened: list[Auth] = []
     for info, code in blocks(path):
