@@ -6,8 +6,10 @@ Outside CI a test that needs a server skips with a clear reason when it is unrea
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
+import shutil
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -24,6 +26,7 @@ configure_django()
 # Development secrets for a database other than SQLite go to $XDG_STATE_HOME/authcore/: never
 # the real home directory from a test run (processes the tests start inherit this too).
 os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="authcore-test-state-")
+atexit.register(shutil.rmtree, os.environ["XDG_STATE_HOME"], ignore_errors=True)
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_URL = os.environ.get("AUTHCORE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
