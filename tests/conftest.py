@@ -6,10 +6,14 @@ Outside CI a test that needs a server skips with a clear reason when it is unrea
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -19,9 +23,27 @@ from tests.django_settings import configure_django
 # Django, once, before any test module is imported (see tests/django_settings.py).
 configure_django()
 
+# Development secrets for a database other than SQLite go to $XDG_STATE_HOME/authcore/: never
+# the real home directory from a test run (processes the tests start inherit this too).
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="authcore-test-state-")
+atexit.register(shutil.rmtree, os.environ["XDG_STATE_HOME"], ignore_errors=True)
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_URL = os.environ.get("AUTHCORE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("AUTHCORE_TEST_REDIS", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture
+def authcore_config_file(tmp_path: Path) -> Path:
+    """A configuration file with one JWT secret, for code that calls ``connect()`` without
+    meaning to test the development secrets (which it would announce: DevSecretsWarning)."""
+    path = tmp_path / "authcore-test.toml"
+    path.write_text(
+        '[jwt]\nsigning_kid = "k1"\n\n[[jwt.secrets]]\nkid = "k1"\n'
+        f'secret = "{secrets.token_urlsafe(32)}"\n',
+        encoding="utf-8",
+    )
+    return path
 
 
 def _reachable(url: str, default_port: int) -> bool:

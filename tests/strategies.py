@@ -31,6 +31,15 @@ b64tokens = st.builds(
 )
 
 #: Tokens shaped like ours, so classification is exercised, not just syntax.
+
+
+def name_texts(max_size: int) -> st.SearchStrategy[str]:
+    """Text the names rule accepts (authcore.names): non-blank, no Cc, Cf, Cs, Zl, Zp."""
+    # authcore.names.REFUSED_CATEGORIES, spelled out for the strategy's typed parameter.
+    allowed = st.characters(exclude_categories=("Cc", "Cf", "Cs", "Zl", "Zp"))
+    return st.text(allowed, min_size=1, max_size=max_size).filter(str.strip)
+
+
 shaped_tokens = st.one_of(
     b64tokens,
     b64tokens.map(lambda t: DEFAULT_ROOT_KEY_PREFIX + t),

@@ -43,6 +43,16 @@ def test_workspace_create_json_has_exactly_workspace_id(run: Run) -> None:
     assert result["workspace_id"].startswith("ws_")
 
 
+def test_an_organization_has_one_workspace(run: Run) -> None:
+    first = run.json("workspace", "create", "--name", "acme", "--org", "org_x")["workspace_id"]
+    message = run.fails("workspace", "create", "--name", "acme-2", "--org", "org_x", code=1)
+    assert f"organization 'org_x' already has a workspace ({first})" in message
+    assert "an organization has one workspace" in message
+    # Without --org, or with another org id, a second workspace is made.
+    assert run.json("workspace", "create", "--name", "acme-2")["workspace_id"] != first
+    assert run.json("workspace", "create", "--name", "acme-3", "--org", "org_y")
+
+
 def test_workspace_disable(run: Run, workspace: str) -> None:
     code, out, _ = run("workspace", "disable", workspace)
     assert code == 0

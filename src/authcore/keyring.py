@@ -54,6 +54,7 @@ from authcore.errors import (
     InvalidCredentialError,
     MalformedCredentialError,
 )
+from authcore.names import unsafe_in
 from authcore.rotation import RotationCheck, check_rotation
 from authcore.tokens import Secret
 
@@ -290,22 +291,28 @@ def _numeric_date(claims: dict[str, Any], name: str) -> int | None:
     return value
 
 
-def _optional_str(claims: dict[str, Any], name: str, limit: int) -> str | None:
-    value = claims.get(name)
-    if value is None and name not in claims:
-        return None
-    if not isinstance(value, str) or len(value) > limit:
-        _reject(f"{name} is not a string of at most {limit} characters")
+def _id_claim(claims: dict[str, Any], name: str, limit: int) -> str:
+    # The names rule (authcore.names): an id reaches audit events, logs and stores, so a blank
+    # one, or one holding a control, format (bidi), line-separator or surrogate character, is
+    # refused here, before any store sees it: every backend answers the same 401.
+    value = claims[name]
+    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        _reject(f"{name} is not a non-blank string of at most {limit} characters")
+    if unsafe_in(value):
+        _reject(f"{name} holds a control, format, line-separator or surrogate character")
     return value
+
+
+def _optional_str(claims: dict[str, Any], name: str, limit: int) -> str | None:
+    if claims.get(name) is None and name not in claims:
+        return None
+    return _id_claim(claims, name, limit)
 
 
 def _required_str(claims: dict[str, Any], name: str, limit: int) -> str:
     if name not in claims:
         _reject(f"{name} missing")
-    value = claims[name]
-    if not isinstance(value, str) or not value or len(value) > limit:
-        _reject(f"{name} is not a non-empty string of at most {limit} characters")
-    return value
+    return _id_claim(claims, name, limit)
 
 
 def _check_claims(

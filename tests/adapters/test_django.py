@@ -189,14 +189,14 @@ def test_the_gate_comes_from_a_dotted_path_an_object_or_a_factory(target: object
 
 
 def test_the_gate_comes_from_connect_and_the_auth_starts_with_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, authcore_config_file: Path
 ) -> None:
     # The setting a service of its own uses: everything from AUTHCORE_DB, started at once
     # (Django has no lifespan) and closed when the process exits.
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("AUTHCORE_DB", f"sqlite:///{tmp_path / 'django.db'}")
     monkeypatch.delenv("AUTHCORE_REDIS", raising=False)
-    monkeypatch.delenv("AUTHCORE_CONFIG", raising=False)
+    monkeypatch.setenv("AUTHCORE_CONFIG", str(authcore_config_file))
     opened: list[Auth] = []
 
     def connected() -> Auth:

@@ -19,7 +19,14 @@ from starlette.routing import Route
 
 from authcore.adapters.flask import AuthCore
 from authcore.adapters.starlette import install_auth, principal_from
-from authcore.backends import Auth, CachedStore, connect, resolve_config
+from authcore.backends import (
+    Auth,
+    CachedStore,
+    DevSecretsWarning,
+    connect,
+    dev_secrets_path,
+    resolve_config,
+)
 from authcore.backends import redis as redis_backend
 from authcore.backends.sqlite import SQLiteStore
 from authcore.errors import ConfigurationError, InvalidCredentialError, UnavailableError
@@ -31,13 +38,23 @@ from authcore.testing import call_asgi
 
 @pytest.fixture(autouse=True)
 def _in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Without a config file and a SQLite path, the development secrets go to the working
-    # directory: keep them in the test's own.
+    # Nothing here may land in the directory the tests were started from.
     monkeypatch.chdir(tmp_path)
 
 
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'app.db'}"
+
+
+def configured(tmp_path: Path) -> str:
+    """A configuration file with one JWT secret: what a service that is not about the
+    development secrets passes (without one, connect() warns: DevSecretsWarning)."""
+    path = tmp_path / "authcore.toml"
+    path.write_text(
+        '[jwt]\nsigning_kid = "k1"\n\n[[jwt.secrets]]\nkid = "k1"\n'
+        'secret = "connect-test-secret-0123456789abcdefghij"\n'
+    )
+    return str(path)
 
 
 def key_for(auth: Auth, permissions: list[str]) -> tuple[str, str]:
@@ -114,13 +131,13 @@ def test_connect_reads_the_database_from_the_environment(tmp_path: Path) -> None
     # Without a config file: the development secrets next to the database, said once.
     assert (tmp_path / "authcore-dev-secrets.toml").exists()
     assert notes == [
-        "no --config given: created development JWT secrets in "
-        f"{tmp_path / 'authcore-dev-secrets.toml'} (do not deploy)"
+        "no configuration given (--config, AUTHCORE_CONFIG or config=): created development"
+        f" JWT secrets in {tmp_path / 'authcore-dev-secrets.toml'} (do not deploy)"
     ]
 
 
 def test_the_api_and_the_portal_are_two_route_groups(tmp_path: Path) -> None:
-    with connect(sqlite_url(tmp_path), environ={}) as auth:
+    with connect(sqlite_url(tmp_path), environ={}, config=configured(tmp_path)) as auth:
         assert auth.authenticator is auth.api
         assert auth.groups == {"/portal/": auth.portal}
         assert auth.api.settings.keyring is not None  # dashboard JWTs verify
@@ -129,7 +146,7 @@ def test_the_api_and_the_portal_are_two_route_groups(tmp_path: Path) -> None:
 
 
 def test_an_app_serves_the_key_and_refuses_it_once_revoked(tmp_path: Path) -> None:
-    auth = connect(sqlite_url(tmp_path), environ={})
+    auth = connect(sqlite_url(tmp_path), environ={}, config=configured(tmp_path))
     app = starlette_app(auth)
     key, key_id = key_for(auth, ["orders.read"])
 
@@ -150,7 +167,7 @@ def test_an_app_serves_the_key_and_refuses_it_once_revoked(tmp_path: Path) -> No
 
 def test_the_lifespan_leaves_no_thread_behind_on_sqlite(tmp_path: Path) -> None:
     before = threading.active_count()
-    auth = connect(sqlite_url(tmp_path), environ={})
+    auth = connect(sqlite_url(tmp_path), environ={}, config=configured(tmp_path))
     app = starlette_app(auth)
     key, _ = key_for(auth, ["orders.read"])
 
@@ -171,7 +188,9 @@ def test_the_lifespan_leaves_no_thread_or_connection_behind_on_postgres_and_redi
 ) -> None:
     threads = threading.active_count()
     postgres, redis = tcp_connections(5432), tcp_connections(6379)
-    auth = connect(fresh_postgres_database, redis=redis_url, environ={}, config=None)
+    auth = connect(
+        fresh_postgres_database, redis=redis_url, environ={}, config=configured(tmp_path)
+    )
     app = starlette_app(auth)
     key, _ = key_for(auth, ["orders.read"])
     seen: dict[str, int] = {}
@@ -201,8 +220,9 @@ def test_the_lifespan_leaves_no_thread_or_connection_behind_on_postgres_and_redi
 def test_a_revocation_published_by_one_auth_reaches_another(
     tmp_path: Path, fresh_postgres_database: str, redis_url: str
 ) -> None:
-    first = connect(fresh_postgres_database, redis=redis_url, environ={}, config=None)
-    second = connect(fresh_postgres_database, redis=redis_url, environ={}, config=None)
+    config = configured(tmp_path)
+    first = connect(fresh_postgres_database, redis=redis_url, environ={}, config=config)
+    second = connect(fresh_postgres_database, redis=redis_url, environ={}, config=config)
     with first, second:
         assert first.invalidator is not None
         assert second.invalidator is not None
@@ -226,7 +246,7 @@ def test_a_revocation_published_by_one_auth_reaches_another(
 
 def test_flask_starts_the_auth_with_the_extension(tmp_path: Path) -> None:
     before = threading.active_count()
-    auth = connect(sqlite_url(tmp_path), environ={})
+    auth = connect(sqlite_url(tmp_path), environ={}, config=configured(tmp_path))
     key, _ = key_for(auth, ["orders.read"])
     app = Flask(__name__)
     AuthCore(app, auth)
@@ -248,10 +268,80 @@ def test_bad_urls_are_configuration_errors_without_secrets(tmp_path: Path) -> No
     assert "hunter2" not in str(bad_db.value.detail)
     assert "unsupported database URL scheme 'mysql'" in str(bad_db.value.detail)
     with pytest.raises(ConfigurationError):
-        connect(sqlite_url(tmp_path), redis="not a url", environ={})
+        connect(sqlite_url(tmp_path), redis="not a url", environ={}, config=configured(tmp_path))
     with pytest.raises(UnavailableError) as down:
         connect("postgresql://u:hunter2@127.0.0.1:1/x?connect_timeout=1", environ={})
     assert "hunter2" not in str(down.value.detail)
+    # Neither the unsupported nor the unreachable database got development secrets (and no
+    # DevSecretsWarning was raised: the suite turns warnings into errors).
+    assert not os.path.exists(dev_secrets_path("postgresql://u:hunter2@127.0.0.1:1/x"))
+    assert not list(tmp_path.glob("*dev-secrets*"))
+
+
+def test_an_unreachable_database_gets_no_development_secrets(tmp_path: Path) -> None:
+    url = "postgresql://u@127.0.0.1:1/x?connect_timeout=1"
+    with pytest.raises(UnavailableError):
+        connect(url, environ={})
+    assert not os.path.exists(dev_secrets_path(url))
+    assert not list(tmp_path.iterdir())
+
+
+def test_without_a_configuration_connect_warns_and_logs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    secrets_file = tmp_path / "authcore-dev-secrets.toml"
+    with pytest.warns(DevSecretsWarning, match="created development JWT secrets") as warned:
+        connect(sqlite_url(tmp_path), environ={}).close()
+    # Reported at the caller's line, not inside authcore.
+    assert warned[0].filename == __file__
+    with pytest.warns(DevSecretsWarning, match="using the development JWT secrets"):
+        connect(sqlite_url(tmp_path), environ={}).close()
+    logged = [r for r in caplog.records if r.name == "authcore.backends.dev_secrets"]
+    assert [r.levelname for r in logged] == ["WARNING", "WARNING"]
+    assert all(str(secrets_file) in r.getMessage() for r in logged)
+    secret = secrets_file.read_text().split('secret = "')[1].split('"')[0]
+    assert all(secret not in r.getMessage() for r in logged)
+
+
+@pytest.mark.postgres
+def test_postgres_development_secrets_are_one_file_whatever_the_directory(
+    tmp_path: Path, fresh_postgres_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tokens = []
+    for directory in ("one", "two"):
+        (tmp_path / directory).mkdir()
+        monkeypatch.chdir(tmp_path / directory)
+        with pytest.warns(DevSecretsWarning):
+            auth = connect(fresh_postgres_database, environ={})
+        with auth:
+            keyring = auth.config.signing_keyring()
+            tokens.append(keyring.mint(subject="u1", workspace_id="ws_1", permissions=[], now=1))
+            assert auth.api.settings.keyring is not None
+            for token in tokens:  # what the first process minted, the second accepts
+                assert auth.api.settings.keyring.verify(token.reveal(), 2).subject == "u1"
+    path = Path(dev_secrets_path(fresh_postgres_database))
+    assert path.parent == Path(os.environ["XDG_STATE_HOME"]) / "authcore"
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert not list(tmp_path.glob("*/*dev-secrets*"))
+
+
+def test_the_development_secrets_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    one = dev_secrets_path("postgresql://app:first@db.example/app")
+    assert one.startswith(str(tmp_path / "state" / "authcore" / "dev-secrets-"))
+    # The password is not part of the name; the database is.
+    assert dev_secrets_path("postgresql://app:second@db.example/app") == one
+    assert dev_secrets_path("postgresql://app:first@db.example/other") != one
+    # A relative XDG_STATE_HOME is ignored (XDG base directory specification): ~/.local/state.
+    monkeypatch.setenv("XDG_STATE_HOME", "relative")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert dev_secrets_path("postgresql://app@db.example/app").startswith(
+        str(tmp_path / "home" / ".local" / "state" / "authcore" / "dev-secrets-")
+    )
+    # SQLite: next to the database file.
+    assert dev_secrets_path("sqlite:///data/app.db") == os.path.abspath(
+        "data/authcore-dev-secrets.toml"
+    )
 
 
 def test_a_wiring_that_fails_closes_what_it_opened_but_not_the_store(
@@ -266,7 +356,7 @@ def test_a_wiring_that_fails_closes_what_it_opened_but_not_the_store(
     monkeypatch.setattr(redis_backend.AsyncRedisRateLimiter, "aclose", recording("alimiter"))
     monkeypatch.setattr(redis_backend.RedisInvalidator, "close", recording("invalidator"))
     store = SQLiteStore(str(tmp_path / "app.db"))
-    config = resolve_config(None, sqlite_url(tmp_path), environ={})
+    config = resolve_config(configured(tmp_path), sqlite_url(tmp_path), environ={})
     with pytest.raises(ConfigurationError):
         # Redis clients connect lazily: port 1 is never dialled. The cookie name is refused.
         Auth.wire(

@@ -118,9 +118,10 @@ def _app(auth: Auth) -> Starlette:
 
 
 def test_every_outcome_of_a_wired_app_is_recorded_in_the_store(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, authcore_config_file: Path
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AUTHCORE_CONFIG", str(authcore_config_file))
     auth = connect(f"sqlite:///{tmp_path / 'usage.db'}", usage_interval=3600)
     store = auth.store
     ws = store.create_workspace(
@@ -172,9 +173,10 @@ class BlockingStore:
 
 
 def test_a_flush_that_hangs_never_holds_up_a_request(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, authcore_config_file: Path
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AUTHCORE_CONFIG", str(authcore_config_file))
     auth = connect(f"sqlite:///{tmp_path / 'usage.db'}", usage_interval=0.05)
     store = auth.store
     ws = store.create_workspace("shop", now=T0, actor=OPERATOR_ACTOR)

@@ -59,8 +59,9 @@ def authcore_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 class Process:
     """A server process started by :func:`process_server`: its URL, then its exit."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pid: int) -> None:
         self.url = url
+        self.pid = pid
         self.stderr = ""
         self.returncode: int | None = None
 
@@ -83,7 +84,7 @@ def process_server(
     process = subprocess.Popen(
         list(argv), cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
-    handle = Process(f"http://127.0.0.1:{port}")
+    handle = Process(f"http://127.0.0.1:{port}", process.pid)
     try:
         deadline = time.monotonic() + timeout
         while True:

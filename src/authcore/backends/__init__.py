@@ -25,7 +25,12 @@ from __future__ import annotations
 
 from authcore.backends.cache import CachedStore
 from authcore.backends.database import DEFAULT_DB, open_store, redact_database_url, sqlite_path
-from authcore.backends.dev_secrets import DEV_SECRETS_FILE, resolve_config
+from authcore.backends.dev_secrets import (
+    DEV_SECRETS_FILE,
+    DevSecretsWarning,
+    dev_secrets_path,
+    resolve_config,
+)
 from authcore.backends.wiring import (
     CACHE_TTL,
     DEFAULT_RATE_LIMIT,
@@ -43,7 +48,9 @@ __all__ = [
     "PORTAL_PREFIX",
     "Auth",
     "CachedStore",
+    "DevSecretsWarning",
     "connect",
+    "dev_secrets_path",
     "invalidation_publisher",
     "open_store",
     "redact_database_url",

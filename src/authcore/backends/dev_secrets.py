@@ -1,31 +1,50 @@
 """The configuration a service runs with: a TOML file, or development secrets made on first use.
 
 :func:`resolve_config` is what the command line and :func:`authcore.backends.connect` read.
-Without a file, the development JWT secrets live next to the SQLite database
-(:data:`DEV_SECRETS_FILE`): created once, mode 0600, and trusted afterwards only if they are
-still a regular file of this user that nobody else can read or write.
+Without a file, the development JWT secrets are created once, mode 0600, and trusted afterwards
+only if they are still a regular file of this user that nobody else can read or write. Where
+they live (:func:`dev_secrets_path`): next to an SQLite database (:data:`DEV_SECRETS_FILE`);
+for another database, in ``$XDG_STATE_HOME/authcore/`` (else ``~/.local/state/authcore/``),
+named by a hash of the database URL without its password, so every process using that
+database finds the same file wherever it was started.
+
+Running on development secrets is announced every time: through the ``note`` the caller
+passes (the command line prints it), else as a :class:`DevSecretsWarning` and a warning on the
+``authcore.backends.dev_secrets`` logger.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import secrets as _random
 import stat
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Final
 
-from authcore.backends.database import sqlite_path
+from authcore.backends.database import redact_database_url, sqlite_path
 from authcore.config import Config, load_config, parse_config, render_dev_config
 from authcore.errors import ConfigurationError
 from authcore.tokens import Secret
 
-__all__ = ["DEV_SECRETS_FILE", "resolve_config"]
+__all__ = ["DEV_SECRETS_FILE", "DevSecretsWarning", "dev_secrets_path", "resolve_config"]
 
 #: Development JWT secrets, kept next to the SQLite database when no config file is given.
 DEV_SECRETS_FILE: Final = "authcore-dev-secrets.toml"
 
 _DEV_KID: Final = "dev-1"
 _MAX_DEV_SECRETS_BYTES: Final = 64 * 1024
+_NO_CONFIG: Final = "no configuration given (--config, AUTHCORE_CONFIG or config=)"
+_log = logging.getLogger("authcore.backends.dev_secrets")
+
+
+class DevSecretsWarning(UserWarning):
+    """A service runs on development JWT secrets (no configuration file): do not deploy it so.
+
+    Anyone who can read the development secrets file can mint JWTs the service accepts.
+    """
 
 
 def resolve_config(
@@ -50,10 +69,34 @@ def resolve_config(
     return _load_dev_config(db_url, environ, note)
 
 
-def _dev_secrets_path(db_url: str) -> str:
+def dev_secrets_path(db_url: str) -> str:
+    """Return where the development secrets for ``db_url`` live (see the module docstring).
+
+    Read from the process environment: ``XDG_STATE_HOME`` (an absolute path, per the XDG base
+    directory specification), else ``HOME``.
+
+    Raises:
+        ConfigurationError: an ``sqlite:`` URL without a path.
+    """
     path = sqlite_path(db_url)
-    directory = os.path.dirname(os.path.abspath(path)) if path is not None else os.getcwd()
-    return os.path.join(directory, DEV_SECRETS_FILE)
+    if path is not None:
+        return os.path.join(os.path.dirname(os.path.abspath(path)), DEV_SECRETS_FILE)
+    state = os.environ.get("XDG_STATE_HOME", "")
+    if not os.path.isabs(state):
+        state = os.path.join(os.path.expanduser("~"), ".local", "state")
+    # Without the password: changing it must not change the file (nor may a name derive from it).
+    digest = hashlib.sha256(redact_database_url(db_url).encode()).hexdigest()[:16]
+    return os.path.join(state, "authcore", f"dev-secrets-{digest}.toml")
+
+
+def _announce(message: str, note: Callable[[str], None] | None) -> None:
+    if note is not None:
+        note(message)  # the caller (the command line) shows it; the log keeps a record
+        _log.info("%s", message)
+        return
+    _log.warning("%s", message)
+    # _load_dev_config <- resolve_config <- connect <- the caller's code: the line to show.
+    warnings.warn(message, DevSecretsWarning, stacklevel=5)
 
 
 def _read_dev_secrets(path: str) -> str:
@@ -101,7 +144,14 @@ def _load_dev_config(
         ConfigurationError: an existing file that is not safe to trust, or one that cannot be
             created.
     """
-    path = _dev_secrets_path(db_url)
+    path = dev_secrets_path(db_url)
+    if sqlite_path(db_url) is None:
+        try:
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot create {os.path.dirname(path)}: {exc.strerror}"
+            ) from None
     try:
         # O_EXCL: never overwrite a file someone else created (nor follow a symlink to one);
         # 0600: only this user reads it.
@@ -110,7 +160,7 @@ def _load_dev_config(
         )
     except FileExistsError:
         text = _read_dev_secrets(path)
-        message = f"no --config given: using the development JWT secrets in {path}"
+        message = f"{_NO_CONFIG}: using the development JWT secrets in {path}"
     except OSError as exc:
         raise ConfigurationError(f"cannot create {path}: {exc.strerror}") from None
     else:
@@ -119,7 +169,7 @@ def _load_dev_config(
             os.fchmod(handle.fileno(), 0o600)
             handle.write(render_dev_config(_DEV_KID, Secret(_random.token_urlsafe(48))))
         text = _read_dev_secrets(path)
-        message = f"no --config given: created development JWT secrets in {path} (do not deploy)"
-    if note is not None:
-        note(message)
-    return parse_config(text, environ=environ, origin=f"config file {path}")
+        message = f"{_NO_CONFIG}: created development JWT secrets in {path} (do not deploy)"
+    config = parse_config(text, environ=environ, origin=f"config file {path}")
+    _announce(message, note)
+    return config

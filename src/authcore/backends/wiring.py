@@ -307,9 +307,14 @@ def connect(
     env = os.environ if environ is None else environ
     db_url = db or env.get("AUTHCORE_DB") or DEFAULT_DB
     check_database_url(db_url)  # before the configuration: a bad URL writes no file
-    loaded = resolve_config(config or env.get("AUTHCORE_CONFIG"), db_url, environ=env, note=note)
+    config = config or env.get("AUTHCORE_CONFIG")
+    # A configuration file is read before the store opens (a bad one creates no database); the
+    # development secrets are made only once the store is open (an unreachable one, none).
+    loaded = resolve_config(config, db_url, environ=env) if config else None
     store = open_store(db_url)
     try:
+        if loaded is None:
+            loaded = resolve_config(None, db_url, environ=env, note=note)
         return Auth.wire(
             store,
             loaded,

@@ -11,8 +11,9 @@ exchange code, a minted JWT, the demo's generated password) are printed only by 
 whose purpose is to show them, and only once.
 
 Without ``--config`` (or ``AUTHCORE_CONFIG``) the JWT commands and the servers use a development
-keyring kept in ``authcore-dev-secrets.toml`` next to the SQLite database (created on first use,
-mode 0600), and say so on stderr. An existing file is used only if it is a regular file (not a
+keyring kept in ``authcore-dev-secrets.toml`` next to the SQLite database, or for another database
+in ``$XDG_STATE_HOME/authcore/`` (:func:`authcore.backends.dev_secrets_path`; created on first
+use, mode 0600), and say so on stderr. An existing file is used only if it is a regular file (not a
 symlink) owned by the current user with mode 0600. Production deployments pass a config file.
 
 A database URL or libpq keyword string is never shown with its password: every message shows

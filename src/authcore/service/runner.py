@@ -38,6 +38,8 @@ from authcore.records import OPERATOR_ACTOR
 from authcore.service._http import MAX_BODY_BYTES
 from authcore.service.api import app_for
 from authcore.service.dashboard import DashboardSessions, StoreWorkspaceResolver, create_dashboard
+from authcore.service.head_limits import HeadLimits
+from authcore.service.http_head import ServerConfig
 from authcore.store import AsyncStore, Store
 
 __all__ = [
@@ -280,6 +282,7 @@ def run_servers(
     trusted_proxies: Sequence[str] = (),
     on_ready: Callable[[], None] | None = None,
     metrics: tuple[str, int] | None = None,
+    head_limits: HeadLimits | None = None,
 ) -> None:
     """Run the API and/or the dashboard over ``auth`` under uvicorn until interrupted.
 
@@ -287,7 +290,9 @@ def run_servers(
     ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are believed; with none (the default) the
     client is the connection's peer, whatever the headers say. ``on_ready`` is called once all
     servers accept connections. SIGINT and SIGTERM stop them gracefully. With ``metrics``,
-    the API's Prometheus metrics are served on that address at ``/metrics``.
+    the API's Prometheus metrics are served on that address at ``/metrics``. ``head_limits``
+    bound a request head's size and arrival time (:mod:`authcore.service.http_head`; default
+    64 KiB, 10 s).
 
     Raises:
         ServeError: an address cannot be bound (for example, the port is taken), or
@@ -311,7 +316,8 @@ def run_servers(
     servers: list[tuple[_Server, socket.socket]] = []
     try:
         for app, (host, port) in apps:
-            servers.append((_server(app, trusted_proxies), _listen(host, port)))
+            config = server_config(app, trusted_proxies, head_limits)
+            servers.append((_Server(config), _listen(host, port)))
         asyncio.run(_serve_all(servers, on_ready))
     finally:
         for _, sock in servers:
@@ -325,6 +331,7 @@ def run_workers(
     environ: dict[str, str],
     trusted_proxies: Sequence[str] = (),
     on_ready: Callable[[], None] | None = None,
+    head_limits: HeadLimits | None = None,
 ) -> None:
     """Run ``workers`` processes of the example API on one listening socket until SIGINT or
     SIGTERM, then stop them gracefully (each finishes its requests and closes its Auth).
@@ -339,7 +346,7 @@ def run_workers(
     # The workers are spawned processes: they read the environment they start with.
     os.environ.update(environ)
     host, port = address
-    config = server_config("authcore.service.worker:app", trusted_proxies)
+    config = server_config("authcore.service.worker:app", trusted_proxies, head_limits)
     config.factory = True
     config.workers = workers
     sock = _listen(host, port)
@@ -374,23 +381,23 @@ def _announce_when_up(host: str, port: int, on_ready: Callable[[], None]) -> Non
         time.sleep(0.1)
 
 
-def server_config(app: Any, trusted_proxies: Sequence[str] = ()) -> uvicorn.Config:
+def server_config(
+    app: Any, trusted_proxies: Sequence[str] = (), head_limits: HeadLimits | None = None
+) -> uvicorn.Config:
     """Return the uvicorn configuration the command line serves ``app`` with.
 
     Proxy headers are off unless ``trusted_proxies`` names who may send them: uvicorn's own
-    default believes them from 127.0.0.1 (or ``$FORWARDED_ALLOW_IPS``).
+    default believes them from 127.0.0.1 (or ``$FORWARDED_ALLOW_IPS``). HTTP/1.1 is parsed by
+    httptools with ``head_limits`` (default: :class:`~authcore.service.http_head.HeadLimits`).
     """
     trusted = list(trusted_proxies)
     # The socket comes from _listen(); host and port here are only what uvicorn logs.
-    return uvicorn.Config(
+    return ServerConfig(
         app,
+        head_limits=head_limits,
         log_level="warning",
         lifespan="on",
         proxy_headers=bool(trusted),
         # Never None: uvicorn would then read $FORWARDED_ALLOW_IPS or default to 127.0.0.1.
         forwarded_allow_ips=trusted or [],
     )
-
-
-def _server(app: Any, trusted_proxies: Sequence[str]) -> _Server:
-    return _Server(server_config(app, trusted_proxies))

@@ -19,6 +19,13 @@ from authcore.cli.parser import Commands, Parser
 from authcore.errors import ConfigurationError, UnavailableError
 from authcore.names import printable
 from authcore.ratelimit import LimiterFailurePolicy
+from authcore.service.head_limits import (
+    DEFAULT_HEAD_BYTES,
+    DEFAULT_HEAD_TIMEOUT,
+    HEAD_BYTES_RANGE,
+    HEAD_TIMEOUT_RANGE,
+    HeadLimits,
+)
 
 _TRUSTED_PROXIES_ENV: Final = "AUTHCORE_TRUSTED_PROXIES"
 #: Most worker processes ``serve --workers`` starts on one machine.
@@ -42,6 +49,7 @@ def _add_serve(commands: Commands) -> None:
     sub.add_argument("--host", default="127.0.0.1")
     sub.add_argument("--port", type=_port, default=8000)
     _add_trusted_proxy(sub)
+    _add_head_limits(sub)
     sub.add_argument(
         "--metrics-port",
         type=_port,
@@ -84,6 +92,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             trusted_proxies=trusted,
             on_ready=lambda: note(ready),
             metrics=metrics,
+            head_limits=_head_limits(args),
         )
     return 0
 
@@ -118,6 +127,7 @@ def _serve_workers(args: argparse.Namespace, trusted: list[str]) -> int:
             environ=environ,
             trusted_proxies=trusted,
             on_ready=lambda: note(f"example API on {url}, {args.workers} workers (Ctrl-C stops)"),
+            head_limits=_head_limits(args),
         )
     except ServeError as exc:
         raise CommandError(str(exc)) from None
@@ -130,6 +140,7 @@ def _add_dashboard(commands: Commands) -> None:
     sub.add_argument("--port", type=_port, default=8001)
     sub.add_argument("--api-url", default="http://127.0.0.1:8000", metavar="URL")
     _add_trusted_proxy(sub)
+    _add_head_limits(sub)
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
@@ -144,6 +155,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
             on_ready=lambda: note(
                 f"dashboard on http://{args.host}:{args.port}, proxying to {args.api_url}"
             ),
+            head_limits=_head_limits(args),
         )
     return 0
 
@@ -154,6 +166,7 @@ def _add_demo(commands: Commands) -> None:
     sub.add_argument("--api-port", type=_port, default=8000)
     sub.add_argument("--dashboard-port", type=_port, default=8001)
     _add_trusted_proxy(sub)
+    _add_head_limits(sub)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -176,6 +189,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             api_url=api_url,
             trusted_proxies=trusted,
             on_ready=announce,
+            head_limits=_head_limits(args),
         )
     return 0
 
@@ -259,3 +273,28 @@ def _trusted_proxies_from_env(name: str) -> list[str]:
         return [_trusted_proxy(entry) for entry in entries]
     except argparse.ArgumentTypeError as exc:
         raise UsageError(f"{name}: {exc}") from None
+
+
+def _add_head_limits(sub: Parser) -> None:
+    low, high = HEAD_BYTES_RANGE
+    sub.add_argument(
+        "--max-head-bytes",
+        type=whole_number(low, high, "a size in bytes"),
+        default=env_default("AUTHCORE_MAX_HEAD_BYTES", str(DEFAULT_HEAD_BYTES)),
+        metavar="BYTES",
+        help=f"largest request head (request line and headers) before 431, {low:,}..{high:,}"
+        f" (default {DEFAULT_HEAD_BYTES:,}; env AUTHCORE_MAX_HEAD_BYTES)",
+    )
+    low, high = HEAD_TIMEOUT_RANGE
+    sub.add_argument(
+        "--head-timeout",
+        type=whole_number(low, high, "a number of seconds"),
+        default=env_default("AUTHCORE_HEAD_TIMEOUT", str(DEFAULT_HEAD_TIMEOUT)),
+        metavar="SECONDS",
+        help=f"close a connection whose request head is not complete this long after it began,"
+        f" {low}..{high} (default {DEFAULT_HEAD_TIMEOUT}; env AUTHCORE_HEAD_TIMEOUT)",
+    )
+
+
+def _head_limits(args: argparse.Namespace) -> HeadLimits:
+    return HeadLimits(max_bytes=args.max_head_bytes, timeout=args.head_timeout)

@@ -9,6 +9,7 @@ from authcore.cli.errors import CommandError
 from authcore.cli.options import identifier, rate_limit
 from authcore.cli.output import emit
 from authcore.cli.parser import Commands
+from authcore.errors import ConflictError
 from authcore.records import OPERATOR_ACTOR
 
 
@@ -28,13 +29,23 @@ def _add_create(workspace: Commands) -> None:
 
 def cmd_workspace_create(args: argparse.Namespace) -> int:
     with opened_store(args) as store:
-        record = store.create_workspace(
-            args.name,
-            org_id=args.org,
-            rate_limit=args.rate_limit,
-            now=current_time(),
-            actor=OPERATOR_ACTOR,
-        )
+        try:
+            record = store.create_workspace(
+                args.name,
+                org_id=args.org,
+                rate_limit=args.rate_limit,
+                now=current_time(),
+                actor=OPERATOR_ACTOR,
+            )
+        except ConflictError:
+            # Only the org id is unique: an organization has one workspace, by design (the
+            # dashboard maps a user's organization to exactly one workspace).
+            linked = store.find_workspace_by_org(args.org)
+            where = f" ({linked.id})" if linked is not None else ""
+            raise CommandError(
+                f"organization {args.org!r} already has a workspace{where}: an organization has"
+                " one workspace; create this one without --org or with another org id"
+            ) from None
     emit(args, {"workspace_id": record.id}, [record.id])
     return 0
 
