@@ -375,7 +375,9 @@ def test_with_redis_unreachable_a_revocation_commits_and_a_request_gets_503(
     # A closed loopback port: every topology is down from the start, which once made the
     # Cluster client fail connect() itself (it asks for the slot map when it is made).
     redis_url = unreachable_redis(topology)
-    with connect(sqlite_url(tmp_path), redis=redis_url, environ={}) as auth:
+    with connect(
+        sqlite_url(tmp_path), redis=redis_url, environ={}, config=configured(tmp_path)
+    ) as auth:
         live, _ = key_for(auth, ["orders.read"])
         _, key_id = key_for(auth, ["orders.read"])
         with caplog.at_level("WARNING", logger="authcore.redis"):

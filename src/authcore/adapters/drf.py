@@ -47,7 +47,6 @@ import attrs
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import HttpResponse
 from rest_framework import exceptions as drf_exceptions
-from rest_framework import views as drf_views
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
@@ -169,6 +168,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse |
     """
     error = _authcore_error(exc)
     if error is None:
+        # Imported here: rest_framework.views reads Django's settings as it is imported, and
+        # this module must import without them (a wheel's import check, a settings module).
+        from rest_framework import views as drf_views  # noqa: PLC0415 - see above
+
         response: HttpResponse | None = drf_views.exception_handler(exc, context)
         return response
     request = context.get("request")
