@@ -20,7 +20,7 @@ from authcore.cli.errors import UsageError
 from authcore.errors import AuthcoreError, ClientError, InvalidPermissionError
 from authcore.identities import check_identity_meta
 from authcore.names import check_name
-from authcore.permissions import PermissionSet
+from authcore.plans import validate_grants
 from authcore.ratelimit import RateLimitPolicy
 
 _DIGITS: Final = re.compile(r"[0-9]+", re.ASCII)
@@ -153,14 +153,15 @@ def _usable_base_url(text: str) -> bool:
 
 
 def checked_grants(values: Sequence[str] | None, option: str = "--permission") -> list[str]:
-    """The ``--permission`` (or ``option``) values, each checked against the grant grammar.
+    """The ``--permission`` (or ``option``) values, each checked against the grant grammar,
+    and all of them against the bounds of one key or session (``validate_grants``).
 
     Raises:
-        UsageError: a value is not a valid grant.
+        UsageError: a value is not a valid grant, or there are too many.
     """
     grants = list(values or [])
     try:
-        PermissionSet(grants)
+        validate_grants(grants)
     except InvalidPermissionError as exc:
         raise UsageError(f"{option}: {exc.detail}") from None
     return grants
