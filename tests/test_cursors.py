@@ -37,7 +37,7 @@ def test_an_identity_cursor_round_trips(external_id: str) -> None:
     assert parse_identity_cursor(identity_cursor(external_id)) == external_id
 
 
-@given(times, st.integers(0, 10**17))
+@given(st.integers(0, 10**12 - 1), st.integers(0, 10**17))
 def test_an_audit_cursor_round_trips(when: int, seq: int) -> None:
     assert parse_audit_cursor(audit_cursor(AuditCursor(when, seq))) == AuditCursor(when, seq)
 
