@@ -14,12 +14,15 @@ from authcore import changes, identities
 from authcore import usage as usage_changes
 from authcore.portal_sessions import exchange_is_spent
 from authcore.records import (
+    DEFAULT_LIST_PAGE,
     Actor,
     AuditCursor,
     AuditPage,
     DashboardUserRecord,
     IdentityPage,
     IdentityRecord,
+    KeyCursor,
+    KeyPage,
     NewPortalExchange,
     NewPortalSession,
     NewRootKey,
@@ -213,6 +216,21 @@ class AsyncStore(abc.ABC):
     ) -> list[RootKeyRecord]:
         """Async twin of :meth:`Store.list_root_keys`."""
         return await self.arun(changes.list_root_keys(workspace_id, identity_id=identity_id))
+
+    async def alist_root_keys_page(
+        self,
+        workspace_id: str,
+        /,
+        *,
+        identity_id: str | None = None,
+        limit: int = DEFAULT_LIST_PAGE,
+        after: KeyCursor | None = None,
+    ) -> KeyPage:
+        """Async twin of :meth:`Store.list_root_keys_page`."""
+        change = changes.list_root_keys_page(
+            workspace_id, identity_id=identity_id, limit=limit, after=after
+        )
+        return await self.arun(change)
 
     async def aget_root_key(self, key_id: str, /) -> RootKeyRecord | None:
         """Async twin of :meth:`Store.get_root_key`."""

@@ -20,7 +20,7 @@ import attrs
 
 from authcore.audit import AuditEvent
 from authcore.errors import ClientError
-from authcore.identities import ensure_identity, new_identity
+from authcore.identities import check_list_limit, ensure_identity, new_identity
 from authcore.plans import (
     check_audit_limit,
     make_dashboard_user,
@@ -43,11 +43,14 @@ from authcore.portal_sessions import (
 )
 from authcore.ratelimit import RateLimitPolicy
 from authcore.records import (
+    DEFAULT_LIST_PAGE,
     Actor,
     AuditCursor,
     AuditPage,
     DashboardUserRecord,
     IdentityRecord,
+    KeyCursor,
+    KeyPage,
     NewPortalExchange,
     NewPortalSession,
     NewRootKey,
@@ -90,6 +93,7 @@ __all__ = [
     "link_org",
     "list_audit",
     "list_root_keys",
+    "list_root_keys_page",
     "revoke_portal_session",
     "revoke_root_key",
     "rotate_root_key",
@@ -295,6 +299,35 @@ def list_root_keys(
 def _list_keys(workspace_id: str, identity_id: str | None) -> Steps[list[RootKeyRecord]]:
     keys: list[RootKeyRecord] = yield ListRootKeys(workspace_id, identity_id)
     return keys
+
+
+def list_root_keys_page(
+    workspace_id: str,
+    *,
+    identity_id: str | None = None,
+    limit: int = DEFAULT_LIST_PAGE,
+    after: KeyCursor | None = None,
+) -> Change[KeyPage]:
+    """Read one page of the workspace's root keys (one identity's, if set), oldest first by
+    ``(created_at, id)``, after ``after``.
+
+    Raises:
+        ClientError: ``limit`` not in 1..500, or ``after`` not a :class:`KeyCursor`.
+    """
+    size = check_list_limit(limit)
+    if after is not None and not isinstance(after, KeyCursor):
+        raise ClientError("after must be a KeyCursor")
+    return Change("list_root_keys", _key_page(workspace_id, identity_id, size, after), writes=False)
+
+
+def _key_page(
+    workspace_id: str, identity_id: str | None, limit: int, after: KeyCursor | None
+) -> Steps[KeyPage]:
+    # One more than the page, to know whether another follows.
+    found: list[RootKeyRecord] = yield ListRootKeys(workspace_id, identity_id, limit + 1, after)
+    page = tuple(found[:limit])
+    last = page[-1] if len(found) > limit else None
+    return KeyPage(page, None if last is None else KeyCursor(last.created_at, last.id))
 
 
 def get_root_key(key_id: str) -> Change[RootKeyRecord | None]:

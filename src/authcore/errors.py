@@ -21,6 +21,7 @@ response built from an error is never an oracle and never echoes a secret.
     │   │   └── WorkspaceUnavailableError * 403, the organization has no active workspace
     │   ├── RateLimitedError                429 (carries the limiter's decision)
     │   ├── InvalidPermissionError          400 (a permission or query that breaks the grammar)
+    │   │   └── TooManyGrantsError          400, a key or portal session over its grant bounds
     │   ├── ConflictError                   409 (an org id or user id that is already taken)
     │   ├── CrossSiteRequestError           403 (a state-changing cookie request from elsewhere)
     │   └── ProxyRequestError *             400, the request cannot be forwarded as it is
@@ -87,6 +88,7 @@ __all__ = [
     "RateLimitedError",
     "ServerError",
     "SigningUnavailableError",
+    "TooManyGrantsError",
     "UnavailableError",
     "UnsupportedSchemeError",
     "UpstreamError",
@@ -222,6 +224,18 @@ class InvalidPermissionError(ClientError):
     code = "invalid_permission"
     message = "The permission is invalid."
     rank = 20
+
+
+class TooManyGrantsError(InvalidPermissionError):
+    """A key, portal session or dashboard user would hold more grants than one may.
+
+    The bounds are :data:`authcore.plans.MAX_KEY_GRANTS` grants and
+    :data:`authcore.plans.MAX_KEY_GRANT_BYTES` bytes of grant text in all; the message names
+    them (a test keeps it in step).
+    """
+
+    code = "too_many_grants"
+    message = "Too many permissions: at most 256 grants and 8192 bytes of grants in all."
 
 
 class ConflictError(ClientError):

@@ -136,7 +136,7 @@ def _has_non_finite(value: object) -> bool:
 
 
 def check_list_limit(limit: object) -> int:
-    """Return ``limit`` if it is a valid page size (1..100).
+    """Return ``limit`` if it is a valid page size (1..``MAX_LIST_PAGE``).
 
     Raises:
         ClientError: not an int in range (400).

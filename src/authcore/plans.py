@@ -26,9 +26,14 @@ from authcore.audit import (
     AuditTarget,
     audit_event,
 )
-from authcore.errors import ClientError, InvalidPermissionError, PermissionDeniedError
+from authcore.errors import (
+    ClientError,
+    InvalidPermissionError,
+    PermissionDeniedError,
+    TooManyGrantsError,
+)
 from authcore.names import MAX_NAME_LENGTH, check_name
-from authcore.permissions import MAX_GRANTS, validate_grant
+from authcore.permissions import validate_grant
 from authcore.ratelimit import RateLimitPolicy
 from authcore.records import (
     MAX_AUDIT_PAGE,
@@ -43,6 +48,8 @@ from authcore.records import (
 from authcore.tokens import generate_id, issue_token
 
 __all__ = [
+    "MAX_KEY_GRANTS",
+    "MAX_KEY_GRANT_BYTES",
     "MAX_NAME_LENGTH",
     "check_audit_limit",
     "check_id",
@@ -58,6 +65,16 @@ __all__ = [
     "plan_set_rate_limit",
     "validate_grants",
 ]
+
+#: Most grants one key, portal session (and its ``key_permissions``) or dashboard user holds.
+#: Permissions name an API's operations; a few dozen cover most APIs and a wildcard covers a
+#: group, so 256 is ample. The bound is what one tenant can pin: every verified key's grants
+#: live in each process's caches and in every list page that shows the key.
+MAX_KEY_GRANTS: Final = 256
+#: Most bytes of grant text (ASCII, so characters) one of those holds, duplicates dropped:
+#: 256 grants of 32 characters each. With it a stored key stays under about 9 KiB of JSON, so a
+#: page of keys is bounded too (256 grants of 128 characters would be 32 KiB a key).
+MAX_KEY_GRANT_BYTES: Final = 8192
 
 # Times are whole seconds; anything past this is a bug, not a date (year ~285 million).
 _MAX_TIME: Final = 2**53
@@ -103,15 +120,23 @@ def check_audit_limit(limit: object) -> int:
 def validate_grants(permissions: Sequence[str]) -> tuple[str, ...]:
     """Return the grants, validated, duplicates dropped, in their first order.
 
+    At most :data:`MAX_KEY_GRANTS` grants (counted before duplicates are dropped, so the work
+    is bounded before any is done) of at most :data:`MAX_KEY_GRANT_BYTES` bytes in all.
+
     Raises:
-        InvalidPermissionError: a single string instead of a sequence, too many grants, or a
-            grant that breaks the grammar.
+        TooManyGrantsError: more grants, or more bytes of them, than those bounds.
+        InvalidPermissionError: a single string instead of a sequence, or a grant that breaks
+            the grammar.
     """
     if isinstance(permissions, str | bytes) or not isinstance(permissions, Sequence):
         raise InvalidPermissionError("permissions must be a sequence of str")
-    if len(permissions) > MAX_GRANTS:
-        raise InvalidPermissionError(f"more than {MAX_GRANTS} grants")
-    return tuple(dict.fromkeys(validate_grant(grant) for grant in permissions))
+    if len(permissions) > MAX_KEY_GRANTS:
+        raise TooManyGrantsError(f"more than {MAX_KEY_GRANTS} grants")
+    grants = tuple(dict.fromkeys(validate_grant(grant) for grant in permissions))
+    # validate_grant admits ASCII only, so characters are bytes.
+    if sum(len(grant) for grant in grants) > MAX_KEY_GRANT_BYTES:
+        raise TooManyGrantsError(f"more than {MAX_KEY_GRANT_BYTES} bytes of grants")
+    return grants
 
 
 def _check_actor(actor: Actor, workspace_id: str) -> None:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from authcore.principal import Principal
 
 __all__ = [
+    "DEFAULT_LIST_PAGE",
     "MAX_AUDIT_PAGE",
     "MAX_GRACE_SECONDS",
     "MAX_IDENTITY_META_BYTES",
@@ -38,6 +39,8 @@ __all__ = [
     "DashboardUserRecord",
     "IdentityPage",
     "IdentityRecord",
+    "KeyCursor",
+    "KeyPage",
     "NewPortalExchange",
     "NewPortalSession",
     "NewRootKey",
@@ -53,8 +56,11 @@ __all__ = [
 MAX_GRACE_SECONDS: Final = 30 * 86_400
 #: Largest identity metadata: a JSON object of at most this many bytes, UTF-8, as stored.
 MAX_IDENTITY_META_BYTES: Final = 1024
-#: Most records one page of a list (identities, keys) holds.
-MAX_LIST_PAGE: Final = 100
+#: Most records one page of a list (identities, keys) holds. A key is at most about 9 KiB of
+#: JSON (authcore.plans.MAX_KEY_GRANT_BYTES), so a page of keys stays under about 5 MB.
+MAX_LIST_PAGE: Final = 500
+#: The page size of a list (keys, identities, audit events) when the caller names none.
+DEFAULT_LIST_PAGE: Final = 100
 #: Longest portal-session lifetime: 30 days.
 MAX_PORTAL_TTL: Final = 30 * 86_400
 #: Most audit events one ``list_audit`` call returns.
@@ -124,6 +130,18 @@ class IdentityPage:
 
     identities: tuple[IdentityRecord, ...]
     next_after: str | None
+
+
+@attrs.frozen
+class KeyCursor:
+    """Where the next page of keys starts: strictly after ``(created_at, id)``.
+
+    Keys are listed oldest first, by ``(created_at, id)``: ids are unique, so the order is
+    total and a key made while a caller pages is never shown twice.
+    """
+
+    created_at: int
+    id: str
 
 
 @attrs.frozen(cache_hash=True)
@@ -299,6 +317,14 @@ class AuditPage:
 
     events: tuple[AuditEvent, ...]
     next_cursor: AuditCursor | None
+
+
+@attrs.frozen
+class KeyPage:
+    """One page of keys, oldest first; ``next_cursor`` is None on the last page."""
+
+    keys: tuple[RootKeyRecord, ...]
+    next_cursor: KeyCursor | None
 
 
 @attrs.frozen

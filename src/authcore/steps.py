@@ -9,7 +9,7 @@ step                       what the backend does, inside the change's one transa
 =========================  =================================================================
 :class:`Load`              read one record by id (or digest); with ``lock``, hold it (row
                            lock or write lock) until the change commits
-:class:`ListRootKeys`      read a workspace's keys (or one identity's), oldest first
+:class:`ListRootKeys`      read a workspace's keys (or one identity's), oldest first; a page
 :class:`FindIdentity`      read a workspace's identity by its external id (``lock``: hold it)
 :class:`EnsureIdentity`    add an identity unless its external id is taken; read the stored one
 :class:`ListIdentities`    read one page of a workspace's identities, by external id
@@ -40,7 +40,7 @@ from typing import Any, Generic, Literal, TypeAlias, TypeVar
 import attrs
 
 from authcore.audit import AuditEvent
-from authcore.records import AuditCursor, IdentityRecord, Record, UsageCount
+from authcore.records import AuditCursor, IdentityRecord, KeyCursor, Record, UsageCount
 
 __all__ = [
     "AddUsage",
@@ -99,13 +99,17 @@ class Load:
 
 @attrs.frozen
 class ListRootKeys:
-    """Read the workspace's root keys (records only), oldest first: a ``list``.
+    """Read the workspace's root keys (records only), oldest first by ``(created_at, id)``:
+    a ``list``.
 
-    With ``identity_id``, only that identity's keys.
+    With ``identity_id``, only that identity's keys; with ``after``, only those after it in
+    that order; with ``limit``, at most that many (None: all).
     """
 
     workspace_id: str
     identity_id: str | None = None
+    limit: int | None = None
+    after: KeyCursor | None = None
 
 
 @attrs.frozen

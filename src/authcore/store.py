@@ -43,12 +43,15 @@ from authcore import usage as usage_changes
 from authcore.async_store import AsyncStore
 from authcore.portal_sessions import exchange_is_spent
 from authcore.records import (
+    DEFAULT_LIST_PAGE,
     Actor,
     AuditCursor,
     AuditPage,
     DashboardUserRecord,
     IdentityPage,
     IdentityRecord,
+    KeyCursor,
+    KeyPage,
     NewPortalExchange,
     NewPortalSession,
     NewRootKey,
@@ -293,8 +296,29 @@ class Store(abc.ABC):
         self, workspace_id: str, /, *, identity_id: str | None = None
     ) -> list[RootKeyRecord]:
         """Return the workspace's root keys (records only), oldest first; with
-        ``identity_id``, only that identity's."""
+        ``identity_id``, only that identity's. All of them: what a caller is shown is
+        :meth:`list_root_keys_page`."""
         return self.run(changes.list_root_keys(workspace_id, identity_id=identity_id))
+
+    def list_root_keys_page(
+        self,
+        workspace_id: str,
+        /,
+        *,
+        identity_id: str | None = None,
+        limit: int = DEFAULT_LIST_PAGE,
+        after: KeyCursor | None = None,
+    ) -> KeyPage:
+        """Return one page of the workspace's root keys (one identity's, if set), oldest
+        first, after ``after`` (the page before's ``next_cursor``).
+
+        Raises:
+            ClientError: ``limit`` not in 1..500, or ``after`` not a :class:`KeyCursor`.
+        """
+        change = changes.list_root_keys_page(
+            workspace_id, identity_id=identity_id, limit=limit, after=after
+        )
+        return self.run(change)
 
     def get_root_key(self, key_id: str, /) -> RootKeyRecord | None:
         """Return the root key with id ``key_id``."""

@@ -22,7 +22,12 @@ from authcore.audit import (
 from authcore.errors import ClientError, ConflictError, InvalidCredentialError
 from authcore.principal import principal_from_portal_session, principal_from_root_key
 from authcore.ratelimit import RateLimitPolicy
-from authcore.records import MAX_IDENTITY_META_BYTES, OPERATOR_ACTOR, WorkspaceRecord
+from authcore.records import (
+    MAX_IDENTITY_META_BYTES,
+    MAX_LIST_PAGE,
+    OPERATOR_ACTOR,
+    WorkspaceRecord,
+)
 from authcore.tokens import digest
 
 from .conftest import StoreUnderTest
@@ -162,7 +167,7 @@ async def test_identities_page_by_external_id(backend: StoreUnderTest) -> None:
     with pytest.raises(ClientError):
         await backend.call("list_identities", ws.id, limit=0)
     with pytest.raises(ClientError):
-        await backend.call("list_identities", ws.id, limit=101)
+        await backend.call("list_identities", ws.id, limit=MAX_LIST_PAGE + 1)
 
 
 async def test_an_identity_limit_is_set_cleared_and_audited(backend: StoreUnderTest) -> None:

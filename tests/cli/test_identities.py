@@ -50,9 +50,9 @@ def test_list_pages_by_external_id_and_prints_the_cursor(run: Run, workspace: st
     assert rest["next_after"] is None
     code, out, _ = run("identities", "list", "--workspace", workspace, "--limit", "2")
     assert code == 0
-    assert out.splitlines()[-1] == "next page: --after b"
-    assert "in 1..100" in run.fails("identities", "list", "--workspace", workspace,
-                                    "--limit", "101", code=2)  # fmt: skip
+    assert out.splitlines()[-1] == f"next page: --cursor {first['next_cursor']}"
+    assert "in 1..500" in run.fails("identities", "list", "--workspace", workspace,
+                                    "--limit", "501", code=2)  # fmt: skip
     assert "not found" in run.fails("identities", "list", "--workspace", "ws_nope", code=1)
 
 

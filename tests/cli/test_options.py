@@ -42,7 +42,7 @@ def test_a_number_is_ascii_digits_only(run: Run, text: str) -> None:
         (["usage", "--workspace", "w", "--since", HUGE], "--since"),
         (["prune-usage", "--retention-days", "367"], "--retention-days"),
         (["prune-usage", "--rollup-after-hours", HUGE], "--rollup-after-hours"),
-        (["identities", "list", "--workspace", "w", "--limit", "101"], "--limit"),
+        (["identities", "list", "--workspace", "w", "--limit", "501"], "--limit"),
         (["serve", "--workers", HUGE], "--workers"),
         (["serve", "--port", "65536"], "--port"),
     ],

@@ -115,7 +115,7 @@ def test_list_pages_by_external_id(api: httpx.Client) -> None:
     after = f"{prefix}-"  # every one of them sorts after this
     while True:
         page = api.get("/v1/identities", params={"limit": "2", "after": after}).json()
-        assert set(page) == {"identities", "next_after"}
+        assert set(page) == {"identities", "next", "next_cursor", "next_after"}
         assert len(page["identities"]) <= 2
         seen += [item["external_id"] for item in page["identities"]]
         if page["next_after"] is None or not page["next_after"].startswith(prefix):
@@ -123,14 +123,14 @@ def test_list_pages_by_external_id(api: httpx.Client) -> None:
         after = page["next_after"]
     assert [ext for ext in seen if ext.startswith(prefix)] == made
     default = api.get("/v1/identities").json()
-    assert len(default["identities"]) <= 50
+    assert len(default["identities"]) <= 100
 
 
 @pytest.mark.parametrize(
     "query",
     [
         "limit=0",
-        "limit=101",
+        "limit=501",
         "limit=abc",
         "limit=%D9%A1",  # an Arabic-Indic one: ASCII digits only
         "limit=1&limit=2",
@@ -297,7 +297,11 @@ def test_the_key_list_filters_by_identity(api: httpx.Client) -> None:
     assert {key["key_id"] for key in keys} == wanted
     assert {key["identity"] for key in keys} == {mine}
     # An unknown identity has no keys: an empty list, not a 404.
-    assert api.get("/v1/keys", params={"identity": "nobody-at-all"}).json() == {"keys": []}
+    assert api.get("/v1/keys", params={"identity": "nobody-at-all"}).json() == {
+        "keys": [],
+        "next": None,
+        "next_cursor": None,
+    }
     for bad in ("a\u202eb", "", "x" * 201):
         assert_problem(api.get("/v1/keys", params={"identity": bad}), 400, "invalid_query")
     assert_problem(api.get(f"/v1/keys?identity={mine}&identity={theirs}"), 400, "invalid_query")
@@ -339,7 +343,11 @@ def test_a_key_of_an_identity_acts_for_that_identity_only(stack: Stack, api: htt
         listed = client.get("/v1/keys").json()["keys"]
         assert {key["identity_id"] for key in listed} == {bound["identity_id"]}
         assert theirs_key["key_id"] not in client.get("/v1/keys").text
-        assert client.get("/v1/keys", params={"identity": theirs}).json() == {"keys": []}
+        assert client.get("/v1/keys", params={"identity": theirs}).json() == {
+            "keys": [],
+            "next": None,
+            "next_cursor": None,
+        }
         foreign = client.delete(f"/v1/keys/{theirs_key['key_id']}")
         unknown = client.delete("/v1/keys/key_000000000000000000000000")
         assert_problem(foreign, 404, "not_found")
@@ -410,7 +418,11 @@ def test_another_workspaces_identity_is_unknown(stack: Stack, api: httpx.Client)
     stack.store.create_identity(other.id, ext, now=time.time(), actor=OPERATOR_ACTOR)
     assert_problem(api.get(f"/v1/identities/{ext}"), 404, "not_found")
     assert_problem(api.delete(f"/v1/identities/{ext}"), 404, "not_found")
-    assert api.get("/v1/keys", params={"identity": ext}).json() == {"keys": []}
+    assert api.get("/v1/keys", params={"identity": ext}).json() == {
+        "keys": [],
+        "next": None,
+        "next_cursor": None,
+    }
 
 
 def test_a_key_made_by_a_rate_limited_key_gets_at_most_its_limit(api: httpx.Client) -> None:

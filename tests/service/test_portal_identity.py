@@ -133,7 +133,7 @@ def test_the_key_list_holds_the_identitys_keys_only(
     assert customers.foreign_key_id not in response.text
     # Asking for another identity's keys finds none, as for an unknown one.
     theirs = portal.get("/portal/v1/keys", params={"identity": customers.theirs})
-    assert theirs.json() == {"keys": []}
+    assert theirs.json() == {"keys": [], "next": None, "next_cursor": None}
 
 
 def test_the_identity_route_says_whose_portal_it_is(

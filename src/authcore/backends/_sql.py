@@ -189,16 +189,18 @@ FIND_ROOT_KEY: Final = (
     "SELECT id, workspace_id, digest, start, name, permissions, created_at, expires_at, "
     "revoked_at, rate_limit, rate_period, identity_id FROM root_keys WHERE digest = ?"
 )
-LIST_ROOT_KEYS: Final = (
-    "SELECT id, workspace_id, digest, start, name, permissions, created_at, expires_at, "
-    "revoked_at, rate_limit, rate_period, identity_id FROM root_keys WHERE workspace_id = ?"
-    " ORDER BY created_at, id"
-)
-_LIST_IDENTITY_KEYS: Final = (
+_KEY_COLUMNS: Final = (
     "SELECT id, workspace_id, digest, start, name, permissions, created_at, expires_at, "
     "revoked_at, rate_limit, rate_period, identity_id FROM root_keys"
-    " WHERE identity_id = ? AND workspace_id = ? ORDER BY created_at, id"
 )
+# A page of keys: oldest first by (created_at, id), ids compared by code point on both
+# databases (as the memory store does), so a cursor means the same everywhere. Eight fixed
+# texts (whose keys, after a cursor or not, limited or not): the dialects' render cache stays
+# bounded.
+_KEYS_OF_WORKSPACE: Final = " WHERE workspace_id = ?"
+_KEYS_OF_IDENTITY: Final = " WHERE identity_id = ? AND workspace_id = ?"
+_KEYS_AFTER: Final = " AND (created_at > ? OR (created_at = ? AND id{collate} > ?))"
+_KEYS_ORDER: Final = " ORDER BY created_at, id{collate}"
 _IDENTITY_COLUMNS: Final = (
     "SELECT id, workspace_id, external_id, meta, rate_limit, rate_period, created_at"
     " FROM identities"
@@ -362,6 +364,22 @@ def _sessions(rows: Rows) -> list[PortalSessionRecord]:
     return [_rows.session_from_row(row) for row in rows]
 
 
+def _list_keys(step: ListRootKeys) -> Statement:
+    sql = _KEY_COLUMNS + _KEYS_OF_WORKSPACE
+    params: list[object] = [step.workspace_id]
+    if step.identity_id is not None:
+        sql = _KEY_COLUMNS + _KEYS_OF_IDENTITY
+        params = [step.identity_id, step.workspace_id]
+    if step.after is not None:
+        sql += _KEYS_AFTER
+        params += [step.after.created_at, step.after.created_at, step.after.id]
+    sql += _KEYS_ORDER
+    if step.limit is not None:
+        sql += " LIMIT ?"
+        params.append(step.limit)
+    return Statement(sql, tuple(params))
+
+
 def _identity_step(
     step: FindIdentity | ListIdentities | ListPortalSessions | Delete,
 ) -> tuple[Statement, Callable[[Rows], object]]:
@@ -450,10 +468,7 @@ def translate(step: Step) -> tuple[Statement, Callable[[Rows], object]]:
             sql = sql.replace("{for_update}", "")
         return Statement(sql, (step.key,)), _first(convert)
     if isinstance(step, ListRootKeys):
-        if step.identity_id is not None:
-            owner = (step.identity_id, step.workspace_id)
-            return Statement(_LIST_IDENTITY_KEYS, owner), _keys
-        return Statement(LIST_ROOT_KEYS, (step.workspace_id,)), _keys
+        return _list_keys(step), _keys
     if isinstance(step, FindIdentity | ListIdentities | ListPortalSessions | Delete):
         return _identity_step(step)
     if isinstance(step, EnsureIdentity):

@@ -203,13 +203,7 @@ class MemoryStore(Store, AsyncStore):
         if isinstance(step, Load):
             return self._load(step)
         if isinstance(step, ListRootKeys):
-            keys = [
-                k
-                for k in self._keys_by_digest.values()
-                if k.workspace_id == step.workspace_id
-                and (step.identity_id is None or k.identity_id == step.identity_id)
-            ]
-            return sorted(keys, key=lambda key: (key.created_at, key.id))
+            return self._list_keys(step)
         if isinstance(step, ListAudit):
             return self._page(step)
         if isinstance(step, FindIdentity | EnsureIdentity | ListIdentities | ListPortalSessions):
@@ -225,6 +219,20 @@ class MemoryStore(Store, AsyncStore):
         else:
             return self._usage_step(step, pending)
         return None
+
+    def _list_keys(self, step: ListRootKeys) -> list[RootKeyRecord]:
+        after = step.after
+        keys = sorted(
+            (
+                k
+                for k in self._keys_by_digest.values()
+                if k.workspace_id == step.workspace_id
+                and (step.identity_id is None or k.identity_id == step.identity_id)
+                and (after is None or (k.created_at, k.id) > (after.created_at, after.id))
+            ),
+            key=lambda key: (key.created_at, key.id),
+        )
+        return keys if step.limit is None else keys[: step.limit]
 
     def _identity_step(
         self,

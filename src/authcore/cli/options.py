@@ -20,8 +20,9 @@ from authcore.cli.errors import UsageError
 from authcore.errors import AuthcoreError, ClientError, InvalidPermissionError
 from authcore.identities import check_identity_meta
 from authcore.names import check_name
-from authcore.permissions import PermissionSet
+from authcore.plans import validate_grants
 from authcore.ratelimit import RateLimitPolicy
+from authcore.records import DEFAULT_LIST_PAGE, MAX_LIST_PAGE
 
 _DIGITS: Final = re.compile(r"[0-9]+", re.ASCII)
 #: Bounds of ``--rate-limit N/SECONDS`` (those of :class:`~authcore.ratelimit.RateLimitPolicy`).
@@ -64,6 +65,29 @@ def whole_number(low: int, high: int, what: str = "a whole number") -> Callable[
         return value
 
     return parse
+
+
+def add_page_options(parser: argparse.ArgumentParser, parse: Callable[[str], object]) -> None:
+    """Add ``--limit`` (records per page) and ``--cursor`` (read by ``parse``: the
+    ``next_cursor`` the previous page printed) to a list command."""
+    parser.add_argument(
+        "--limit",
+        type=whole_number(1, MAX_LIST_PAGE),
+        default=DEFAULT_LIST_PAGE,
+        help=f"records per page, 1..{MAX_LIST_PAGE} (default {DEFAULT_LIST_PAGE})",
+    )
+
+    def cursor(text: str) -> object:
+        try:
+            return parse(text)
+        except ClientError:
+            raise argparse.ArgumentTypeError(
+                f"is not a cursor this list printed, got {shown(text)}"
+            ) from None
+
+    parser.add_argument(
+        "--cursor", type=cursor, help="start where the previous page ended: its next cursor"
+    )
 
 
 #: An argparse type: a time, in whole seconds since the epoch (the stores' bound).
@@ -153,14 +177,15 @@ def _usable_base_url(text: str) -> bool:
 
 
 def checked_grants(values: Sequence[str] | None, option: str = "--permission") -> list[str]:
-    """The ``--permission`` (or ``option``) values, each checked against the grant grammar.
+    """The ``--permission`` (or ``option``) values, each checked against the grant grammar,
+    and all of them against the bounds of one key or session (``validate_grants``).
 
     Raises:
-        UsageError: a value is not a valid grant.
+        UsageError: a value is not a valid grant, or there are too many.
     """
     grants = list(values or [])
     try:
-        PermissionSet(grants)
+        validate_grants(grants)
     except InvalidPermissionError as exc:
         raise UsageError(f"{option}: {exc.detail}") from None
     return grants

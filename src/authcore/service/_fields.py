@@ -13,10 +13,16 @@ from typing import Any, Final
 
 from starlette.requests import Request
 
-from authcore.errors import ClientError, ConfigurationError, PermissionDeniedError
+from authcore.errors import (
+    ClientError,
+    ConfigurationError,
+    PermissionDeniedError,
+    TooManyGrantsError,
+)
 from authcore.identities import check_external_id, check_identity_meta
 from authcore.names import check_name
-from authcore.permissions import MAX_GRANTS, PermissionSet
+from authcore.permissions import PermissionSet
+from authcore.plans import MAX_KEY_GRANTS
 from authcore.ratelimit import RateLimitPolicy
 from authcore.records import MAX_IDENTITY_META_BYTES
 from authcore.service._http import ProblemError
@@ -132,13 +138,17 @@ def grants_field(body: Mapping[str, Any], name: str, *, required: bool = True) -
     The grammar is checked by :func:`check_grantable` (400 ``invalid_permission``).
 
     Raises:
-        ProblemError: 400, not a list of at most ``MAX_GRANTS`` strings.
+        ProblemError: 400, not a list of strings.
+        TooManyGrantsError: 400, more than ``MAX_KEY_GRANTS`` of them (checked here, before
+            any is parsed; the store checks the bytes bound).
     """
     if not required and body.get(name) is None:
         return []
     value = body.get(name)
-    if not isinstance(value, list) or len(value) > MAX_GRANTS:
+    if not isinstance(value, list):
         raise bad_field(name, "a list of permission strings")
+    if len(value) > MAX_KEY_GRANTS:
+        raise TooManyGrantsError(f"{name}: more than {MAX_KEY_GRANTS} grants")
     if not all(isinstance(item, str) for item in value):
         raise bad_field(name, "a list of permission strings")
     return value

@@ -6,7 +6,9 @@ Routes (see docs/concepts.md)::
     GET    /openapi.json, /docs     public: this list as OpenAPI 3.1, generated from the
                                     route table below (:mod:`authcore.service.operations`)
     GET    /v1/principal            any authenticated caller
-    GET    /v1/keys                 keys.read     ?identity=EXT: that identity's keys only
+    GET    /v1/keys                 keys.read     ?identity=EXT: that identity's keys only;
+                                    every list: ?limit=N (default 100, at most 500)&cursor=C
+                                    -> {..., "next" (link or null), "next_cursor"}
     POST   /v1/keys                 keys.create   {"name", "permissions", "expires_in"?,
                                     "rate_limit"? ("N/SECONDS", the key's own limit),
                                     "identity"? (external id, made on first use)} -> 201
@@ -14,10 +16,11 @@ Routes (see docs/concepts.md)::
     GET    /v1/keys/{key_id}/usage  usage.read    ?since=T&until=T&granularity=minute|hour|day
     GET    /v1/usage                usage.read    the same query, for the whole workspace, or
                                     with ?identity=EXT summed over that identity's keys
-    GET    /v1/audit-logs           audit.read    ?limit=N&before=CURSOR
+    GET    /v1/audit-logs           audit.read    ?limit=N&cursor=C (or the older before=)
     POST   /v1/identities           identities.create {"external_id", "meta"?, "rate_limit"?}
                                     -> 201; 409 when the external id is taken
-    GET    /v1/identities           identities.read ?limit=N&after=EXT -> {"identities",
+    GET    /v1/identities           identities.read ?limit=N&cursor=C (or the older
+                                    after=EXT) -> {"identities", "next", "next_cursor",
                                     "next_after"}
     GET    /v1/identities/{external_id}
                                     identities.read -> the identity and "keys" (live ones)
@@ -39,7 +42,7 @@ Routes (see docs/concepts.md)::
     GET    /portal/v1/principal     portal sessions only (cookie ``authcore_portal`` or Bearer)
     GET    /portal/v1/identity      portal sessions only: the session's identity, its
                                     permissions and key_permissions
-    GET    /portal/v1/keys          keys.read     the session's identity's keys
+    GET    /portal/v1/keys          keys.read     the session's identity's keys, paged as above
     POST   /portal/v1/keys          keys.create   {"name", "permissions" (within the
                                     session's key_permissions), "expires_in"?} -> 201
     DELETE /portal/v1/keys/{key_id} keys.revoke   -> 204; any other key: 404

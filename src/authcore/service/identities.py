@@ -19,30 +19,29 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from authcore.adapters.starlette import principal_from
+from authcore.cursors import identity_cursor, parse_identity_cursor
 from authcore.errors import ClientError, PermissionDeniedError
 from authcore.identities import check_external_id, is_live
 from authcore.principal import Principal
-from authcore.records import MAX_LIST_PAGE, IdentityRecord
+from authcore.records import IdentityRecord
 from authcore.service._fields import (
     external_id_field,
     meta_field,
-    query_external_id,
     query_flag,
     rate_limit_field,
 )
 from authcore.service._http import (
     ProblemError,
     json_response,
-    query_int,
     read_json_object,
     refuse_unknown_fields,
 )
+from authcore.service._pages import next_page, page_query
 from authcore.service.management import request_actor
 from authcore.store import AsyncStore
 
 __all__ = ["IdentityRoutes"]
 
-_DEFAULT_PAGE: Final = 50
 _CREATE_FIELDS: Final = ("external_id", "meta", "rate_limit")
 _UPDATE_FIELDS: Final = ("meta", "rate_limit")
 
@@ -65,6 +64,15 @@ def _path_external_id(request: Request) -> str:
         return check_external_id(request.path_params["external_id"])
     except ClientError:
         raise _no_such_identity() from None
+
+
+def _identity_cursor(token: str) -> str:
+    """The external id a cursor of this list starts after.
+
+    Raises:
+        ClientError: not a cursor of this list, or one naming no possible external id.
+    """
+    return check_external_id(parse_identity_cursor(token))
 
 
 def _no_such_identity() -> ProblemError:
@@ -103,15 +111,19 @@ class IdentityRoutes:
         return json_response(created.to_dict(), 201)
 
     async def list_identities(self, request: Request) -> Response:
-        """``GET /v1/identities?limit=N&after=EXT``: one page, by external id."""
+        """``GET /v1/identities?limit=N&cursor=C``: one page, by external id (``?after=EXT``
+        and ``next_after``, from before cursors, still work)."""
         principal = principal_from(request)
         _authorize(principal, "identities.read")
-        limit = query_int(request, "limit", default=_DEFAULT_PAGE, low=1, high=MAX_LIST_PAGE)
-        after = query_external_id(request, "after")
+        limit, after = page_query(
+            request, _identity_cursor, legacy="after", parse_legacy=check_external_id
+        )
         page = await self.store.alist_identities(principal.workspace_id, limit=limit, after=after)
+        token = None if page.next_after is None else identity_cursor(page.next_after)
         return json_response(
             {
                 "identities": [record.to_dict() for record in page.identities],
+                **next_page(request, token),
                 "next_after": page.next_after,
             }
         )

@@ -20,10 +20,11 @@ from starlette.responses import Response
 
 from authcore.adapters.starlette import principal_from
 from authcore.credentials import request_origin
-from authcore.errors import PermissionDeniedError
+from authcore.cursors import audit_cursor, key_cursor, parse_audit_cursor, parse_key_cursor
+from authcore.errors import ClientError, PermissionDeniedError
 from authcore.principal import Principal
 from authcore.ratelimit import RateLimitPolicy
-from authcore.records import MAX_AUDIT_PAGE, MAX_PORTAL_TTL, Actor, AuditCursor
+from authcore.records import MAX_PORTAL_TTL, Actor, AuditCursor
 from authcore.service._fields import (
     check_grantable,
     external_id_field,
@@ -39,10 +40,10 @@ from authcore.service._http import (
     json_bytes_response,
     json_response,
     path_id,
-    query_int,
     read_json_object,
     refuse_unknown_fields,
 )
+from authcore.service._pages import next_page, page_query
 from authcore.service._scope import (
     external_ids,
     key_view,
@@ -109,6 +110,14 @@ class _NewKey:
         )
 
 
+def _parse_before(text: str) -> AuditCursor:
+    """``?before=``: the old ``"<time>.<seq>"`` text, or a cursor of today's form."""
+    try:
+        return AuditCursor.parse(text)
+    except ClientError:
+        return parse_audit_cursor(text)
+
+
 class ManagementRoutes:
     """The ``/v1`` handlers (the portal serves the key handlers too), bound to one store and
     clock."""
@@ -136,24 +145,36 @@ class ManagementRoutes:
         return json_bytes_response(body)
 
     async def list_keys(self, request: Request) -> Response:
-        """``GET /v1/keys`` and ``GET /portal/v1/keys``: the keys the caller may see, with
-        ``?identity=EXT`` only that identity's (unknown, or not the caller's: none)."""
+        """``GET /v1/keys`` and ``GET /portal/v1/keys``: one page of the keys the caller may
+        see (``?limit=N&cursor=C``), with ``?identity=EXT`` only that identity's (unknown, or
+        not the caller's: none)."""
         principal = principal_from(request)
         principal.authorize("keys.read")
-        scope = await resolve_scope(self.store, principal, query_external_id(request, "identity"))
+        wanted = query_external_id(request, "identity")
+        limit, after = page_query(request, parse_key_cursor)
+        scope = await resolve_scope(self.store, principal, wanted)
         if scope.nobody:
-            return json_response({"keys": []})
+            return json_response({"keys": [], **next_page(request, None)})
         workspace_id = principal.workspace_id
         identity = scope.identity
-        records = await self.store.alist_root_keys(
-            workspace_id, identity_id=None if identity is None else identity.id
+        page = await self.store.alist_root_keys_page(
+            workspace_id,
+            identity_id=None if identity is None else identity.id,
+            limit=limit,
+            after=after,
         )
         if identity is None:
-            names = await external_ids(self.store, workspace_id, records)
+            names = await external_ids(self.store, workspace_id, page.keys)
         else:
             names = {identity.id: identity.external_id}
         used = await self.store.alast_used(workspace_id)
-        return json_response({"keys": [key_view(record, names, used) for record in records]})
+        token = None if page.next_cursor is None else key_cursor(page.next_cursor)
+        return json_response(
+            {
+                "keys": [key_view(record, names, used) for record in page.keys],
+                **next_page(request, token, keep=("limit", "identity")),
+            }
+        )
 
     async def create_key(self, request: Request) -> Response:
         """``POST /v1/keys``: a key of the workspace, or of the identity named by ``identity``
@@ -246,17 +267,14 @@ class ManagementRoutes:
     async def audit_logs(self, request: Request) -> Response:
         principal = principal_from(request)
         principal.authorize("audit.read")
-        limit = query_int(request, "limit", default=50, low=1, high=MAX_AUDIT_PAGE)
-        before_values = request.query_params.getlist("before")
-        if len(before_values) > 1:
-            raise ProblemError(400, "invalid_query", "before may be given once.")
-        before = AuditCursor.parse(before_values[0]) if before_values else None
+        # ?before= (the "<time>.<seq>" text this route gave before cursors) still works.
+        limit, before = page_query(
+            request, parse_audit_cursor, legacy="before", parse_legacy=_parse_before
+        )
         page = await self.store.alist_audit(principal.workspace_id, limit=limit, before=before)
+        token = None if page.next_cursor is None else audit_cursor(page.next_cursor)
         return json_response(
-            {
-                "events": [event.to_dict() for event in page.events],
-                "next_cursor": None if page.next_cursor is None else str(page.next_cursor),
-            }
+            {"events": [event.to_dict() for event in page.events], **next_page(request, token)}
         )
 
     async def create_portal_session(self, request: Request) -> Response:

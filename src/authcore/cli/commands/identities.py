@@ -13,21 +13,22 @@ import time
 from typing import Any
 
 from authcore.cli.context import current_time, opened_store
-from authcore.cli.errors import CommandError
+from authcore.cli.errors import CommandError, UsageError
 from authcore.cli.options import (
+    add_page_options,
     identifier,
     json_object,
     json_object_or_none,
     rate_limit,
     rate_limit_or_none,
-    whole_number,
 )
 from authcore.cli.output import emit, revocation_bound
 from authcore.cli.parser import Commands, Parser
+from authcore.cursors import identity_cursor, parse_identity_cursor
 from authcore.errors import ConflictError
-from authcore.identities import is_live
+from authcore.identities import check_external_id, is_live
 from authcore.names import printable
-from authcore.records import MAX_LIST_PAGE, OPERATOR_ACTOR, IdentityRecord
+from authcore.records import OPERATOR_ACTOR, IdentityRecord
 from authcore.store import Store
 
 
@@ -82,33 +83,33 @@ def _add_list(identities: Commands) -> None:
         "list", cmd_identities_list, "list a workspace's identities, a page at a time"
     )
     _add_workspace(sub)
-    sub.add_argument(
-        "--limit",
-        type=whole_number(1, MAX_LIST_PAGE),
-        default=50,
-        help=f"identities per page, 1..{MAX_LIST_PAGE} (default 50)",
-    )
+    add_page_options(sub, lambda text: check_external_id(parse_identity_cursor(text)))
     sub.add_argument(
         "--after",
         metavar="EXTERNAL_ID",
         type=identifier,
-        help="start after this external id: the cursor the previous page printed",
+        help="start after this external id (as --cursor does, by name)",
     )
 
 
 def cmd_identities_list(args: argparse.Namespace) -> int:
     with opened_store(args) as store:
         _check_workspace(store, args.workspace)
-        page = store.list_identities(args.workspace, limit=args.limit, after=args.after)
+        if args.cursor is not None and args.after is not None:
+            raise UsageError("give --cursor or --after, not both")
+        after = args.after if args.cursor is None else args.cursor
+        page = store.list_identities(args.workspace, limit=args.limit, after=after)
     lines = [
         f"{printable(r.external_id)}  {r.id}  limit {r.rate_limit or '-'}" for r in page.identities
     ] or ["(no identities)"]
-    if page.next_after is not None:
-        lines.append(f"next page: --after {printable(page.next_after)}")
+    token = None if page.next_after is None else identity_cursor(page.next_after)
+    if token is not None:
+        lines.append(f"next page: --cursor {token}")
     emit(
         args,
         {
             "identities": [record.to_dict() for record in page.identities],
+            "next_cursor": token,
             "next_after": page.next_after,
         },
         lines,

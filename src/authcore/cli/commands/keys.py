@@ -10,6 +10,7 @@ from typing import Final
 from authcore.cli.context import current_time, opened_store
 from authcore.cli.errors import CommandError
 from authcore.cli.options import (
+    add_page_options,
     checked_grants,
     identifier,
     rate_limit,
@@ -18,6 +19,7 @@ from authcore.cli.options import (
 )
 from authcore.cli.output import emit, emit_revoked
 from authcore.cli.parser import Commands
+from authcore.cursors import key_cursor, parse_key_cursor
 from authcore.names import printable
 from authcore.records import OPERATOR_ACTOR, RootKeyRecord
 from authcore.store import Store
@@ -93,6 +95,7 @@ def _add_list(keys: Commands) -> None:
     sub.add_argument(
         "--identity", metavar="EXTERNAL_ID", type=identifier, help="only this identity's keys"
     )
+    add_page_options(sub, parse_key_cursor)
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
@@ -105,7 +108,10 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
             if identity is None:
                 raise CommandError(f"identity {args.identity!r} not found in {args.workspace}")
             identity_id = identity.id
-        records = store.list_root_keys(args.workspace, identity_id=identity_id)
+        page = store.list_root_keys_page(
+            args.workspace, identity_id=identity_id, limit=args.limit, after=args.cursor
+        )
+        records = page.keys
         used = store.last_used(args.workspace)
         owners = _external_ids(store, records)
     keys = [
@@ -125,7 +131,11 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
         f"  last used {_when(k['last_used_at'])}"
         for k in keys
     ]
-    emit(args, {"keys": keys}, lines or ["(no keys)"])
+    token = None if page.next_cursor is None else key_cursor(page.next_cursor)
+    lines = lines or ["(no keys)"]
+    if token is not None:
+        lines.append(f"next page: --cursor {token}")
+    emit(args, {"keys": keys, "next_cursor": token}, lines)
     return 0
 
 

@@ -332,11 +332,24 @@ async function showApp(me) {
 
 const KEY_COLUMNS = 7;
 
+// Every page of a list: the API answers a bounded page and the relative link of the next one
+// ("next", null on the last), which the proxy serves under /proxy.
+async function callPages(path, items) {
+  const all = [];
+  let link = path;
+  while (link) {
+    const data = await call("GET", link);
+    all.push(...data[items]);
+    link = data.next ? `/proxy${data.next}` : null;
+  }
+  return all;
+}
+
 async function loadKeys() {
   $("keys-error").textContent = "";
   const body = $("keys-body");
   try {
-    const data = await call("GET", "/proxy/v1/keys");
+    const data = { keys: await callPages("/proxy/v1/keys", "keys") };
     body.replaceChildren();
     for (const key of data.keys) {
       const row = document.createElement("tr");

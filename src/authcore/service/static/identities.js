@@ -3,7 +3,7 @@
 "use strict";
 
 // --- identities ----------------------------------------------------------------------------
-// The API's customers, a page at a time ("More" follows next_after). Each row shows what the
+// The API's customers, a page at a time ("More" follows next_cursor). Each row shows what the
 // list answer carries, then fills in its live key count and its last day's requests. "Keys"
 // opens the identity's keys; "Portal link" asks the API for a portal session of the identity
 // and shows the one-time link to hand to its end user.
@@ -14,7 +14,7 @@ const IDENTITY_COLUMNS = 6;
 const PORTAL_PERMISSIONS = ["keys.read", "keys.create", "keys.revoke", "usage.read"];
 // Never offered for keys made in the portal: administering the workspace is not a customer's.
 const ADMIN_PREFIXES = ["portal.", "identities.", "audit."];
-let identitiesAfter = null;
+let identitiesCursor = null;
 // The logged-in user's own grants (what the API lets this user hand on, at most).
 let userGrants = [];
 // Identities whose keys row is open (kept across refreshes).
@@ -101,7 +101,7 @@ async function loadIdentityKeys(row) {
   error.textContent = "";
   const id = row.dataset.externalId;
   try {
-    const data = await call("GET", `/proxy/v1/keys?identity=${encodeURIComponent(id)}`);
+    const data = { keys: await callPages(`/proxy/v1/keys?identity=${encodeURIComponent(id)}`, "keys") };
     const table = document.createElement("table");
     table.className = "nested";
     const head = document.createElement("tr");
@@ -279,13 +279,13 @@ async function loadIdentities(more) {
   }
   $("portal-options").hidden = false;
   const params = new URLSearchParams({ limit: String(IDENTITY_PAGE) });
-  if (more && identitiesAfter !== null) params.set("after", identitiesAfter);
+  if (more && identitiesCursor !== null) params.set("cursor", identitiesCursor);
   try {
     const data = await call("GET", `/proxy/v1/identities?${params}`);
     if (!more) body.replaceChildren();
     for (const identity of data.identities) addIdentity(body, identity);
-    identitiesAfter = data.next_after === undefined ? null : data.next_after;
-    $("identities-more").hidden = identitiesAfter === null;
+    identitiesCursor = data.next_cursor === undefined ? null : data.next_cursor;
+    $("identities-more").hidden = identitiesCursor === null;
     if (!more && data.identities.length === 0) {
       const row = document.createElement("tr");
       cell(row, "No identities yet.", "muted").colSpan = IDENTITY_COLUMNS;

@@ -350,9 +350,16 @@ const COLUMNS = 8;
 
 async function loadKeys(at) {
   $("keys-error").textContent = "";
-  let data;
+  const data = { keys: [] };
   try {
-    data = await call("GET", "v1/keys");
+    // Every page: the API answers a bounded page and the link of the next ("next", null on
+    // the last), a path on this same origin.
+    let link = "v1/keys";
+    while (link) {
+      const page = await call("GET", link);
+      data.keys.push(...page.keys);
+      link = page.next;
+    }
   } catch (error) {
     if (at === generation && error.status !== 401) $("keys-error").textContent = error.message;
     return;
