@@ -166,9 +166,7 @@ async def test_operations_document_401_403_and_429_as_problem_documents() -> Non
             "credential_invalid",
         }
         assert "WWW-Authenticate" in responses["401"]["headers"]
-        assert {"Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} == set(
-            responses["429"]["headers"]
-        )
+        assert {"Retry-After", "RateLimit-Policy", "RateLimit"} == set(responses["429"]["headers"])
     assert "401" not in paths["/health"]["get"]["responses"]
 
 

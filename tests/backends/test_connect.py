@@ -275,3 +275,41 @@ def test_a_wiring_that_fails_closes_what_it_opened_but_not_the_store(
     # The store stays open for whoever opened it (connect() closes it itself).
     assert store.create_workspace("shop", now=1.8e9, actor=OPERATOR_ACTOR).name == "shop"
     store.close()
+
+
+def _config_file(tmp_path: Path, extra: str) -> str:
+    path = tmp_path / "authcore.toml"
+    path.write_text(
+        f'{extra}[jwt]\n[[jwt.secrets]]\nkid = "k1"\nsecret = "{"s" * 40}"\n', encoding="utf-8"
+    )
+    return str(path)
+
+
+def _fields(auth: Auth) -> list[str]:
+    key, _ = key_for(auth, ["orders.read"])
+    app = starlette_app(auth)
+    answer = call_asgi(app, "GET", "/whoami", headers=[("authorization", f"Bearer {key}")])
+    assert answer.status == 200
+    return [name for name, _ in answer.headers if name.startswith("ratelimit")]
+
+
+def test_the_draft_fields_are_the_default_and_the_config_file_chooses(tmp_path: Path) -> None:
+    with connect(sqlite_url(tmp_path), environ={}) as auth:
+        assert _fields(auth) == ["ratelimit-policy", "ratelimit"]
+    config = _config_file(tmp_path, 'rate_limit_headers = "legacy"\n')
+    with connect(f"sqlite:///{tmp_path / 'b.db'}", config=config, environ={}) as auth:
+        assert auth.portal.settings.rate_limit_headers.value == "legacy"
+        assert _fields(auth) == ["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"]
+    # An argument to connect() outranks the file.
+    with connect(
+        f"sqlite:///{tmp_path / 'c.db'}", config=config, environ={}, rate_limit_headers="none"
+    ) as auth:
+        assert _fields(auth) == []
+
+
+def test_an_unknown_rate_limit_headers_option_is_a_configuration_error(tmp_path: Path) -> None:
+    config = _config_file(tmp_path, 'rate_limit_headers = "ietf"\n')
+    with pytest.raises(ConfigurationError, match="rate_limit_headers"):
+        connect(sqlite_url(tmp_path), config=config, environ={})
+    with pytest.raises(ConfigurationError, match="rate_limit_headers"):
+        connect(sqlite_url(tmp_path), environ={}, rate_limit_headers="Draft")
