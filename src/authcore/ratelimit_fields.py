@@ -114,8 +114,12 @@ class LimitFields:
 
     style: RateLimitHeaders
     items: tuple[tuple[str, bytes], ...]
+    # Made once: the policy field (bytes and str), and the RateLimit item of each level with
+    # its two integers left to fill in (bytes and str), so a request formats, never joins.
     _policy: tuple[bytes, bytes] = attrs.field(init=False, eq=False, repr=False)
-    _formats: tuple[bytes, ...] = attrs.field(init=False, eq=False, repr=False)
+    _policy_text: tuple[str, str] = attrs.field(init=False, eq=False, repr=False)
+    _format: bytes = attrs.field(init=False, eq=False, repr=False)
+    _format_text: str = attrs.field(init=False, eq=False, repr=False)
     _draft: bool = attrs.field(init=False, eq=False, repr=False)
     _legacy: bool = attrs.field(init=False, eq=False, repr=False)
 
@@ -123,12 +127,16 @@ class LimitFields:
         names = [_quoted(name) for name, _ in self.items]
         # RFC 9651 §4.1.1: list members are joined by "," and one SP.
         policy = b", ".join(_quoted(name) + params for name, params in self.items)
-        object.__setattr__(self, "_policy", (b"ratelimit-policy", policy))
-        object.__setattr__(self, "_formats", tuple(name + b";r=%d;t=%d" for name in names))
+        item_format = b", ".join(name + b";r=%d;t=%d" for name in names)
+        setattr_ = object.__setattr__
+        setattr_(self, "_policy", (b"ratelimit-policy", policy))
+        setattr_(self, "_policy_text", ("ratelimit-policy", policy.decode("ascii")))
+        setattr_(self, "_format", item_format)
+        setattr_(self, "_format_text", item_format.decode("ascii"))
         style = self.style
         both = style is RateLimitHeaders.BOTH
-        object.__setattr__(self, "_draft", both or style is RateLimitHeaders.DRAFT)
-        object.__setattr__(self, "_legacy", both or style is RateLimitHeaders.LEGACY)
+        setattr_(self, "_draft", both or style is RateLimitHeaders.DRAFT)
+        setattr_(self, "_legacy", both or style is RateLimitHeaders.LEGACY)
 
     @classmethod
     def for_levels(cls, style: RateLimitHeaders, levels: Sequence[Level]) -> LimitFields | None:
@@ -153,19 +161,17 @@ class LimitFields:
 
         ``sent`` is the deciding decision (:attr:`authcore.flow.Authenticated.rate_limit`);
         ``decisions`` one per item when there are several (``()``: ``sent`` is the one).
+
+        Raises:
+            TypeError: ``decisions`` is not one decision per item (a bug in the caller).
         """
-        fields: list[tuple[bytes, bytes]] = []
         if self._draft:
-            formats = self._formats
-            if not decisions:
-                value = formats[0] % (sent[2], sent[3])
-            else:
-                value = b", ".join(
-                    form % (decision[2], decision[3])
-                    for form, decision in zip(formats, decisions, strict=True)
-                )
-            fields.append(self._policy)
-            fields.append((b"ratelimit", value))
+            state = (sent[2], sent[3]) if not decisions else _numbers(decisions)
+            fields = [self._policy, (b"ratelimit", self._format % state)]
+            if not self._legacy:
+                return fields
+        else:
+            fields = []
         if self._legacy:
             fields.append((b"ratelimit-limit", b"%d" % sent[1]))
             fields.append((b"ratelimit-remaining", b"%d" % sent[2]))
@@ -175,8 +181,29 @@ class LimitFields:
     def headers(
         self, sent: RateLimitDecision, decisions: Sequence[RateLimitDecision] = ()
     ) -> list[tuple[str, str]]:
-        """:meth:`header_bytes` as ``str`` pairs (WSGI, Flask, Django, problem responses)."""
-        return [
-            (name.decode("ascii"), value.decode("ascii"))
-            for name, value in self.header_bytes(sent, decisions)
-        ]
+        """:meth:`header_bytes` as ``str`` pairs (WSGI, Flask, Django, problem responses).
+
+        Raises:
+            TypeError: ``decisions`` is not one decision per item (a bug in the caller).
+        """
+        if self._draft:
+            state = (sent[2], sent[3]) if not decisions else _numbers(decisions)
+            fields = [self._policy_text, ("ratelimit", self._format_text % state)]
+            if not self._legacy:
+                return fields
+        else:
+            fields = []
+        if self._legacy:
+            fields.append(("ratelimit-limit", str(sent[1])))
+            fields.append(("ratelimit-remaining", str(sent[2])))
+            fields.append(("ratelimit-reset", str(sent[3])))
+        return fields
+
+
+def _numbers(decisions: Sequence[RateLimitDecision]) -> tuple[int, ...]:
+    # (r, t) of every level, in order: what the RateLimit item format takes.
+    numbers: list[int] = []
+    for decision in decisions:
+        numbers.append(decision[2])
+        numbers.append(decision[3])
+    return tuple(numbers)
