@@ -214,7 +214,7 @@ def run(mode: Mode) -> list[Row]:
         f"bare app: {stat(bare_rps).median:,.0f} req/s ({bare_us:.0f} us of server time per "
         f"request); AuthMiddleware: {stat(auth_rps).median:,.0f} req/s; floor middleware in the "
         f"same rounds: {stat(floor_rps).median:,.0f} req/s ({floor_ratio:.3f}x bare); the floor "
-        "plus the three RateLimit-* headers authcore must send (added through a send wrapper): "
+        "plus the two rate-limit fields authcore sends (added through a send wrapper): "
         f"{stat(headers_rps).median:,.0f} req/s ({headers_ratio:.3f}x bare). "
         f"At {bare_us:.0f} us per bare request, 0.85x leaves {bare_us * (1 / 0.85 - 1):.1f} us "
         "of server time per request for authentication. Server CPU per request (from "

@@ -110,15 +110,15 @@ def floor() -> Any:
 
 def floor_headers() -> Any:
     """The floor plus what docs/architecture.md asks of every admitted response and the floor skips:
-    the three ``RateLimit-*`` headers, added by wrapping ``send`` (as any ASGI middleware must).
+    the draft's two rate-limit fields (``RateLimit-Policy``, ``RateLimit``), added by wrapping
+    ``send`` (as any ASGI middleware must).
 
-    It tells how much of the gap between authcore and the floor is those headers alone.
+    It tells how much of the gap between authcore and the floor is those fields alone.
     """
     app = floor()
     extra = [
-        (b"ratelimit-limit", b"1000000"),
-        (b"ratelimit-remaining", b"999999"),
-        (b"ratelimit-reset", b"1"),
+        (b"ratelimit-policy", b'"workspace";q=1000000;w=1'),
+        (b"ratelimit", b'"workspace";r=999999;t=1'),
     ]
 
     async def with_headers(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:

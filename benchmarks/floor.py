@@ -3,8 +3,11 @@
 ``hashlib.sha256`` of the presented key, one ``dict`` lookup, a frozen principal, an inline
 integer GCRA step in a ``dict``, and a ``set`` membership check for the permission. It keeps the
 shape of the real job (a key that is not found, or a workspace over its limit, is refused) and
-nothing more: no header grammar, no constant-time compare, no workspace record, no rate-limit
-headers. authcore's figures are ratios against this floor, measured in the same run.
+nothing more: no header grammar, no constant-time compare, no workspace record. With
+``fields=True`` the middlewares also send what authcore sends on an admitted response, the
+draft's two rate-limit fields (``RateLimit-Policy`` made once, ``RateLimit`` from the GCRA
+step), so the comparison stays fair; without, they are the header-less floor (an info row).
+authcore's figures are ratios against this floor, measured in the same run.
 """
 
 from __future__ import annotations
@@ -82,8 +85,20 @@ def floor_authenticate(  # noqa: PLR0917 - positional on purpose: the floor is t
     return FloorPrincipal(workspace_id, key_id, permissions)
 
 
+def _policy_field(interval_us: int, tau_us: int) -> tuple[bytes, bytes]:
+    limit = tau_us // interval_us
+    return (b"ratelimit-policy", b'"workspace";q=%d;w=%d' % (limit, -(-tau_us // 1_000_000)))
+
+
+def _limit_field(tat: int, now_us: int, interval_us: int, tau_us: int) -> tuple[bytes, bytes]:
+    remaining = (tau_us - (tat - now_us)) // interval_us
+    reset = -((now_us - tat) // 1_000_000)
+    return (b"ratelimit", b'"workspace";r=%d;t=%d' % (remaining, reset))
+
+
 class FloorASGIMiddleware:
-    """An equally minimal ASGI middleware around :func:`floor_authenticate`."""
+    """An equally minimal ASGI middleware around :func:`floor_authenticate` (with ``fields``,
+    the rate-limit fields added through a ``send`` wrapper, as any ASGI middleware must)."""
 
     def __init__(
         self,
@@ -92,6 +107,8 @@ class FloorASGIMiddleware:
         clock_us: Callable[[], int],
         interval_us: int,
         tau_us: int,
+        *,
+        fields: bool = True,
     ) -> None:
         self.app = app
         self.keys = keys
@@ -99,6 +116,8 @@ class FloorASGIMiddleware:
         self.clock_us = clock_us
         self.interval_us = interval_us
         self.tau_us = tau_us
+        self.fields = fields
+        self.policy_field = _policy_field(interval_us, tau_us)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Authenticate HTTP requests, pass everything else through."""
@@ -110,6 +129,7 @@ class FloorASGIMiddleware:
             if name == b"authorization":
                 authorization = value
                 break
+        now = self.clock_us()
         try:
             if authorization is None or not authorization.startswith(b"Bearer "):
                 raise FloorDeniedError  # noqa: TRY301 - one refusal path, as in the real thing
@@ -117,7 +137,7 @@ class FloorASGIMiddleware:
                 authorization[7:].decode("latin-1"),
                 self.keys,
                 self.tats,
-                self.clock_us(),
+                now,
                 self.interval_us,
                 self.tau_us,
             )
@@ -126,11 +146,23 @@ class FloorASGIMiddleware:
             await send({"type": "http.response.body", "body": b""})
             return
         scope["floor.principal"] = principal
-        await self.app(scope, receive, send)
+        if not self.fields:
+            await self.app(scope, receive, send)
+            return
+        tat = self.tats[principal.workspace_id]
+        extra = (self.policy_field, _limit_field(tat, now, self.interval_us, self.tau_us))
+
+        def send_with_fields(message: MutableMapping[str, Any]) -> Awaitable[None]:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+            return send(message)
+
+        await self.app(scope, receive, send_with_fields)
 
 
 class FloorWSGIMiddleware:
-    """An equally minimal WSGI middleware around :func:`floor_authenticate`."""
+    """An equally minimal WSGI middleware around :func:`floor_authenticate` (with ``fields``,
+    the rate-limit fields added through a ``start_response`` wrapper)."""
 
     def __init__(
         self,
@@ -139,6 +171,8 @@ class FloorWSGIMiddleware:
         clock_us: Callable[[], int],
         interval_us: int,
         tau_us: int,
+        *,
+        fields: bool = True,
     ) -> None:
         self.app = app
         self.keys = keys
@@ -146,10 +180,14 @@ class FloorWSGIMiddleware:
         self.clock_us = clock_us
         self.interval_us = interval_us
         self.tau_us = tau_us
+        self.fields = fields
+        name, value = _policy_field(interval_us, tau_us)
+        self.policy_field = (name.decode(), value.decode())
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Authenticate the request, then call the app."""
         authorization: str = environ.get("HTTP_AUTHORIZATION", "")
+        now = self.clock_us()
         try:
             if not authorization.startswith("Bearer "):
                 raise FloorDeniedError  # noqa: TRY301 - one refusal path, as in the real thing
@@ -157,7 +195,7 @@ class FloorWSGIMiddleware:
                 authorization[7:],
                 self.keys,
                 self.tats,
-                self.clock_us(),
+                now,
                 self.interval_us,
                 self.tau_us,
             )
@@ -165,4 +203,13 @@ class FloorWSGIMiddleware:
             start_response("401 Unauthorized", [])
             return [b""]
         environ["floor.principal"] = principal
-        return self.app(environ, start_response)
+        if not self.fields:
+            return self.app(environ, start_response)
+        tat = self.tats[principal.workspace_id]
+        name, value = _limit_field(tat, now, self.interval_us, self.tau_us)
+        extra = [self.policy_field, (name.decode(), value.decode())]
+
+        def start_with_fields(status: str, headers: list[Any], exc_info: Any = None) -> Any:
+            return start_response(status, [*headers, *extra], exc_info)
+
+        return self.app(environ, start_with_fields)

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from authcore import errors
-from authcore.ratelimit import RateLimitDecision
+from authcore.ratelimit import RateLimitDecision, RateLimitPolicy
+from authcore.ratelimit_fields import LimitFields, RateLimitHeaders
 from authcore.responses import PROBLEM_CONTENT_TYPE, error_response, rate_limit_headers
 
 DENIED = RateLimitDecision(allowed=False, limit=10, remaining=0, reset=30, retry_after=6)
@@ -51,12 +52,37 @@ def test_status_and_challenge_follow_the_table(
     assert body["title"] == error.message
 
 
-def test_429_carries_retry_after_and_rate_limit_headers() -> None:
+def test_429_carries_retry_after_and_the_drafts_fields() -> None:
     headers = dict(error_response(errors.RateLimitedError(DENIED)).headers)
     assert headers["retry-after"] == "6"
-    assert headers["ratelimit-limit"] == "10"
-    assert headers["ratelimit-remaining"] == "0"
-    assert headers["ratelimit-reset"] == "30"
+    # Built by hand, the error says neither its level nor its window: the draft's own name.
+    assert headers["ratelimit-policy"] == '"default";q=10'
+    assert headers["ratelimit"] == '"default";r=0;t=30'
+    assert "ratelimit-limit" not in headers
+
+
+def test_429_of_the_flow_describes_every_level_in_the_route_groups_style() -> None:
+    levels = (("ws_1:key:key_1", RateLimitPolicy(10, 60)), ("ws_1", RateLimitPolicy(600, 60)))
+    ok = RateLimitDecision(allowed=True, limit=600, remaining=500, reset=10, retry_after=0)
+    for style, expected in (
+        (
+            RateLimitHeaders.DRAFT,
+            {
+                "ratelimit-policy": '"key";q=10;w=60, "workspace";q=600;w=60',
+                "ratelimit": '"key";r=0;t=30, "workspace";r=500;t=10',
+            },
+        ),
+        (
+            RateLimitHeaders.LEGACY,
+            {"ratelimit-limit": "10", "ratelimit-remaining": "0", "ratelimit-reset": "30"},
+        ),
+        (RateLimitHeaders.NONE, {}),
+    ):
+        fields = LimitFields.for_levels(style, levels)
+        error = errors.RateLimitedError(DENIED, fields=fields, decisions=(DENIED, ok))
+        headers = dict(error_response(error).headers)
+        assert headers["retry-after"] == "6"
+        assert {k: v for k, v in headers.items() if k.startswith("ratelimit")} == expected
 
 
 def test_503_carries_retry_after() -> None:
@@ -85,7 +111,7 @@ def test_realm_is_configurable() -> None:
     assert dict(response.headers)["www-authenticate"] == 'Bearer realm="portal"'
 
 
-def test_rate_limit_headers_from_decision() -> None:
+def test_legacy_rate_limit_headers_from_decision() -> None:
     decision = RateLimitDecision(allowed=True, limit=100, remaining=42, reset=9, retry_after=0)
     assert rate_limit_headers(decision) == [
         ("ratelimit-limit", "100"),

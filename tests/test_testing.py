@@ -53,7 +53,8 @@ def test_call_asgi_runs_the_middleware_and_the_app() -> None:
     ok = call_asgi(app, "GET", "/x?y=1", [("Authorization", f"Bearer {key}")])
     assert ok.status == 200
     assert ok.json()["workspace_id"] == "ws_1"
-    assert ok.header("RateLimit-Limit") == "600"
+    assert ok.header("RateLimit-Policy") == '"workspace";q=600;w=60'
+    assert ok.header("RateLimit") == '"workspace";r=599;t=1'
     denied = call_asgi(app, "GET", "/x")
     assert denied.status == 401
     assert denied.header("www-authenticate") == 'Bearer realm="api"'

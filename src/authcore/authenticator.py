@@ -244,13 +244,15 @@ class Authenticator:
                 return run_step(self._step(conclusion), limiters, exc)
             if type(decision) is not RateLimitDecision or not decision.allowed:
                 decision = admitted(decision, conclusion)  # the step's own reading: it raises
-        else:
-            try:
-                decisions = limiter.hit_levels(levels)
-            except Exception as exc:  # noqa: BLE001 - the flow's step decides what it means
-                return run_step(self._step(conclusion), limiters, exc)
-            decision = all_admitted(decisions, conclusion)  # the step's own reading
-        return _new_tuple(Authenticated, (conclusion.principal, decision, conclusion, True))
+            return _new_tuple(Authenticated, (conclusion.principal, decision, conclusion, True, ()))
+        try:
+            decisions = limiter.hit_levels(levels)
+        except Exception as exc:  # noqa: BLE001 - the flow's step decides what it means
+            return run_step(self._step(conclusion), limiters, exc)
+        decision = all_admitted(decisions, conclusion)  # the step's own reading
+        return _new_tuple(
+            Authenticated, (conclusion.principal, decision, conclusion, True, decisions)
+        )
 
     def _start(self, authorization: Sequence[str], portal_cookie: str | None, now: float) -> Flow:
         credential = extract_credential(authorization, portal_cookie, self._settings.credentials)

@@ -17,6 +17,11 @@ The file holds the JWT keyring the API verifies with and the dashboard signs wit
     kid = "k1"
     secret = "..."                    # ... or written inline (at least 32 bytes)
 
+One more top-level key chooses the rate-limit fields responses carry (see
+:class:`~authcore.ratelimit_fields.RateLimitHeaders`)::
+
+    rate_limit_headers = "draft"      # default; or "legacy", "both", "none"
+
 Unknown keys are errors (a typo must never silently fall back to a default). :func:`parse_config`
 is pure: it takes the text and the environment as values. :func:`load_config` is the one
 function here that reads a file. Every problem is a
@@ -34,11 +39,12 @@ import attrs
 
 from authcore.errors import ConfigurationError
 from authcore.keyring import JWTSettings, Keyring, SigningSecret
+from authcore.ratelimit_fields import RateLimitHeaders, rate_limit_headers_option
 from authcore.tokens import Secret
 
 __all__ = ["Config", "JWTConfig", "load_config", "parse_config", "render_dev_config"]
 
-_TOP_KEYS: Final = frozenset({"jwt"})
+_TOP_KEYS: Final = frozenset({"jwt", "rate_limit_headers"})
 _JWT_KEYS: Final = frozenset(
     {"issuer", "audience", "max_lifetime", "leeway", "signing_kid", "secrets"}
 )
@@ -82,10 +88,14 @@ class JWTConfig:
 
 @attrs.frozen
 class Config:
-    """A parsed configuration file; ``origin`` says where it came from (for messages)."""
+    """A parsed configuration file; ``origin`` says where it came from (for messages).
+
+    ``rate_limit_headers``: which rate-limit fields the service's responses carry.
+    """
 
     jwt: JWTConfig
     origin: str
+    rate_limit_headers: RateLimitHeaders = RateLimitHeaders.DRAFT
 
     def signing_keyring(self) -> Keyring:
         """:meth:`JWTConfig.signing_keyring`, its refusal naming where the config came from.
@@ -155,7 +165,8 @@ def parse_config(text: str, *, environ: Mapping[str, str], origin: str = "config
     """Parse TOML ``text``; ``secret_env`` names are looked up in ``environ``.
 
     Raises:
-        ConfigurationError: invalid TOML, an unknown key, a wrong type, a missing environment
+        ConfigurationError: invalid TOML, an unknown key, a wrong type or an unknown
+            ``rate_limit_headers``, a missing environment
             variable, a short or duplicate secret, a duplicate kid, or a ``signing_kid`` that
             names no secret. The detail starts with ``origin`` and never holds a secret.
     """
@@ -166,7 +177,8 @@ def parse_config(text: str, *, environ: Mapping[str, str], origin: str = "config
         raise ConfigurationError(f"{origin}: invalid TOML: {exc}") from None
     try:
         table = _table(data, "the file", _TOP_KEYS)
-        return Config(_parse_jwt(table.get("jwt"), environ), origin)
+        headers = rate_limit_headers_option(table.get("rate_limit_headers", "draft"))
+        return Config(_parse_jwt(table.get("jwt"), environ), origin, headers)
     except ConfigurationError as exc:
         raise ConfigurationError(f"{origin}: {exc.detail}") from None
 

@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING, ClassVar, Self
 
 if TYPE_CHECKING:
     from authcore.ratelimit import RateLimitDecision
+    from authcore.ratelimit_fields import LimitFields
 
 __all__ = [
     "AuthcoreError",
@@ -259,8 +260,19 @@ class RateLimitedError(ClientError):
     message = "Too many requests."
     rank = 45
 
-    def __init__(self, decision: RateLimitDecision, detail: str | None = None) -> None:
+    def __init__(
+        self,
+        decision: RateLimitDecision,
+        detail: str | None = None,
+        *,
+        fields: LimitFields | None = None,
+        decisions: tuple[RateLimitDecision, ...] = (),
+    ) -> None:
         self.decision = decision
+        #: The rate-limit fields of the refused request's levels (None: built by hand) and
+        #: every level's decision where there are several.
+        self.fields = fields
+        self.decisions = decisions
         super().__init__(detail)
 
 

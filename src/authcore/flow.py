@@ -49,6 +49,7 @@ from authcore.ratelimit import (
     RateLimitPolicy,
     deciding,
 )
+from authcore.ratelimit_fields import RateLimitHeaders, rate_limit_headers_option
 from authcore.records import IdentityRecord, PortalSessionRecord, RootKeyRecord, WorkspaceRecord
 from authcore.replay import Conclusion, ConclusionSource, ConclusionTable
 from authcore.store import AsyncCredentialStore, CredentialStore
@@ -176,7 +177,9 @@ class Authenticated(NamedTuple):
     """The flow's result: the principal and the limiter decision (None when unlimited).
 
     With several limits (a root key's own, its identity's, its workspace's) ``rate_limit`` is
-    the tightest decision (:func:`authcore.ratelimit.deciding`), whose headers are sent.
+    the tightest decision (:func:`authcore.ratelimit.deciding`), the one the legacy fields
+    describe, and ``decisions`` holds every level's, in the conclusion's level order (the
+    draft's fields describe each); with one level ``decisions`` is empty.
 
     ``conclusion`` is what a verified-result cache may replay for the same credential;
     ``replayed`` says the answer came from that cache rather than from the whole flow. A named
@@ -187,6 +190,7 @@ class Authenticated(NamedTuple):
     rate_limit: RateLimitDecision | None
     conclusion: Conclusion | None = None
     replayed: bool = False
+    decisions: tuple[RateLimitDecision, ...] = ()
 
 
 Flow: TypeAlias = Generator[Need, object, Authenticated]
@@ -213,7 +217,9 @@ class AuthSettings:
     """How one route group authenticates.
 
     ``default_rate_limit`` applies to workspaces with no policy of their own; ``None`` there
-    and on the workspace means the workspace is not rate limited.
+    and on the workspace means the workspace is not rate limited. ``rate_limit_headers`` says
+    which rate-limit fields responses carry (:class:`~authcore.ratelimit_fields.RateLimitHeaders`
+    or its name: ``"draft"``, the default, ``"legacy"``, ``"both"`` or ``"none"``).
     """
 
     credentials: CredentialSettings = attrs.field(factory=CredentialSettings.api)
@@ -222,6 +228,9 @@ class AuthSettings:
     limiter_failure: LimiterFailurePolicy = LimiterFailurePolicy.FAIL_CLOSED
     token_cache: TokenCache | None = None
     realm: str = attrs.field(default="api", validator=_check_realm)
+    rate_limit_headers: RateLimitHeaders = attrs.field(
+        default=RateLimitHeaders.DRAFT, converter=rate_limit_headers_option
+    )
 
 
 # --- the flow -----------------------------------------------------------------------------
@@ -326,6 +335,7 @@ def authentication_flow(credential: Credential, settings: AuthSettings, now: flo
         credential_id,
         key_policy,
         identity_policy,
+        settings.rate_limit_headers,
     )
     return (yield from rate_limit_step(conclusion, settings))
 
@@ -362,8 +372,12 @@ def rate_limit_step(
         if settings.limiter_failure is not LimiterFailurePolicy.LOCAL_FALLBACK:
             raise exc.refused(conclusion.principal.workspace_id, conclusion.credential_id) from None
         decision = yield UseFallbackLimiter(*levels[0]) if one else UseFallbackLimiters(levels)
-    sent = admitted(decision, conclusion) if one else all_admitted(decision, conclusion)
-    return Authenticated(conclusion.principal, sent, conclusion, replayed)
+    principal = conclusion.principal
+    if one:
+        return Authenticated(principal, admitted(decision, conclusion), conclusion, replayed)
+    sent = all_admitted(decision, conclusion)
+    # all_admitted checked it: a tuple of decisions, one per level.
+    return Authenticated(principal, sent, conclusion, replayed, decision)  # type: ignore[arg-type]
 
 
 def all_admitted(decisions: object, conclusion: Conclusion) -> RateLimitDecision:
@@ -383,11 +397,13 @@ def all_admitted(decisions: object, conclusion: Conclusion) -> RateLimitDecision
             raise UnavailableError("limiter returned an unexpected value")
     sent = deciding(decisions)
     if not sent.allowed:
-        admitted(sent, conclusion)  # raises: the one reading of a refusal
+        admitted(sent, conclusion, decisions)  # raises: the one reading of a refusal
     return sent
 
 
-def admitted(decision: object, conclusion: Conclusion) -> RateLimitDecision:
+def admitted(
+    decision: object, conclusion: Conclusion, decisions: tuple[RateLimitDecision, ...] = ()
+) -> RateLimitDecision:
     """``decision`` if it admits the request: how the step reads every decision it gets.
 
     A replay that took its decision in place reads an unusual one (anything but an admitting
@@ -395,12 +411,13 @@ def admitted(decision: object, conclusion: Conclusion) -> RateLimitDecision:
 
     Raises:
         UnavailableError: it is not a decision at all.
-        RateLimitedError: it refuses (attributed to the workspace and the credential).
+        RateLimitedError: it refuses (attributed to the workspace and the credential; with
+            the conclusion's fields and every level's decision, ``decisions``, for the 429).
     """
     if not isinstance(decision, RateLimitDecision):
         raise UnavailableError("limiter returned an unexpected value")
     if not decision.allowed:
-        error = RateLimitedError(decision)
+        error = RateLimitedError(decision, fields=conclusion.fields, decisions=decisions)
         raise error.refused(conclusion.principal.workspace_id, conclusion.credential_id)
     return decision
 

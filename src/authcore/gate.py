@@ -36,6 +36,7 @@ from authcore.errors import AuthcoreError, ConfigurationError, RateLimitedError,
 from authcore.flow import Authenticated
 from authcore.principal import Principal
 from authcore.ratelimit import RateLimitDecision
+from authcore.ratelimit_fields import LimitFields
 from authcore.responses import HTTPResponse, error_response
 from authcore.usage import ALLOWED, UsageSink
 
@@ -49,6 +50,8 @@ __all__ = [
     "RouteGroups",
     "RouteTable",
     "answer_error",
+    "rate_limit_field_bytes",
+    "rate_limit_fields",
     "rate_limit_header_bytes",
 ]
 
@@ -194,8 +197,38 @@ class RouteTable:
         return self.default
 
 
+def rate_limit_field_bytes(result: Authenticated) -> list[tuple[bytes, bytes]]:
+    """The rate-limit fields an admitted request's response carries, as ASGI wants them.
+
+    Those of the route group's style (:class:`~authcore.ratelimit_fields.RateLimitHeaders`),
+    made by the conclusion's :class:`~authcore.ratelimit_fields.LimitFields`; none for an
+    unlimited request.
+    """
+    sent = result[1]
+    if sent is None:
+        return []
+    conclusion = result[2]
+    fields = None if conclusion is None else conclusion.fields
+    if fields is None:
+        fields = LimitFields.for_decision(sent)
+    return fields.header_bytes(sent, result[4])
+
+
+def rate_limit_fields(result: Authenticated) -> list[tuple[str, str]]:
+    """:func:`rate_limit_field_bytes` as ``str`` pairs (WSGI, Flask, Django)."""
+    sent = result[1]
+    if sent is None:
+        return []
+    conclusion = result[2]
+    fields = None if conclusion is None else conclusion.fields
+    if fields is None:
+        fields = LimitFields.for_decision(sent)
+    return fields.headers(sent, result[4])
+
+
 def rate_limit_header_bytes(decision: RateLimitDecision) -> list[tuple[bytes, bytes]]:
-    """The ``RateLimit-*`` headers of :func:`~authcore.responses.rate_limit_headers`, as bytes."""
+    """The legacy ``RateLimit-*`` fields of :func:`~authcore.responses.rate_limit_headers`,
+    as bytes."""
     return [
         (b"ratelimit-limit", b"%d" % decision.limit),
         (b"ratelimit-remaining", b"%d" % decision.remaining),

@@ -122,11 +122,15 @@ class RateLimitPolicy:
     # (T, tau) computed once per policy: decide() reads them on every request.
     _interval: int = attrs.field(init=False, eq=False, repr=False)
     _tau: int = attrs.field(init=False, eq=False, repr=False)
+    #: The parameters of this policy's item in a ``RateLimit-Policy`` field, ``;q=600;w=60``
+    #: (draft-ietf-httpapi-ratelimit-headers-11 §3.1), made once per policy, not per request.
+    field_params: bytes = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         interval, tau = _constants(self.limit, self.period)
         object.__setattr__(self, "_interval", interval)
         object.__setattr__(self, "_tau", tau)
+        object.__setattr__(self, "field_params", b";q=%d;w=%d" % (self.limit, self.period))
 
     @property
     def emission_interval_us(self) -> int:

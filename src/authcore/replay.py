@@ -17,6 +17,7 @@ import attrs
 
 from authcore.principal import Principal
 from authcore.ratelimit import Level, RateLimitPolicy, identity_bucket, key_bucket
+from authcore.ratelimit_fields import LimitFields, RateLimitHeaders
 from authcore.usage import ALLOWED
 
 __all__ = ["Conclusion", "ConclusionSource", "ConclusionTable"]
@@ -36,6 +37,8 @@ class Conclusion:
     is only ever set together with ``credential_id``. It never holds a secret.
     ``usage_key`` is what an admitted request with this credential counts as in usage
     (workspace id, credential id, ``"allowed"``), built once here rather than per request.
+    ``fields`` are the rate-limit header fields of its ``levels`` in the route group's
+    ``rate_limit_headers`` style (None: none to send), made once here too.
     """
 
     principal: Principal
@@ -45,8 +48,10 @@ class Conclusion:
     credential_id: str | None = None
     key_policy: RateLimitPolicy | None = None
     identity_policy: RateLimitPolicy | None = None
+    rate_limit_headers: RateLimitHeaders = RateLimitHeaders.DRAFT
     usage_key: tuple[str, str, str] = attrs.field(init=False, eq=False, repr=False)
     levels: tuple[Level, ...] = attrs.field(init=False, eq=False, repr=False)
+    fields: LimitFields | None = attrs.field(init=False, eq=False, repr=False)
 
     @usage_key.default
     def _usage_key(self) -> tuple[str, str, str]:
@@ -67,6 +72,10 @@ class Conclusion:
         if self.policy is not None:
             levels.append((workspace_id, self.policy))
         return tuple(levels)
+
+    @fields.default
+    def _fields(self) -> LimitFields | None:
+        return LimitFields.for_levels(self.rate_limit_headers, self.levels)
 
 
 class ConclusionTable(Protocol):

@@ -22,6 +22,7 @@ from authcore.errors import (
     UnavailableError,
 )
 from authcore.ratelimit import RateLimitDecision
+from authcore.ratelimit_fields import LimitFields
 
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
@@ -48,7 +49,9 @@ class HTTPResponse:
 
 
 def rate_limit_headers(decision: RateLimitDecision) -> list[tuple[str, str]]:
-    """Return the ``RateLimit-*`` headers for a limiter decision (IETF ratelimit-headers)."""
+    """Return the legacy ``RateLimit-Limit``, ``-Remaining`` and ``-Reset`` fields of a
+    decision (draft-ietf-httpapi-ratelimit-headers up to -06; see
+    :mod:`authcore.ratelimit_fields` for the current draft's two)."""
     return [
         ("ratelimit-limit", str(decision.limit)),
         ("ratelimit-remaining", str(decision.remaining)),
@@ -90,7 +93,8 @@ def error_response(error: AuthcoreError, *, realm: str = "api") -> HTTPResponse:
         headers.append(("www-authenticate", challenge))
     if isinstance(error, RateLimitedError):
         headers.append(("retry-after", str(max(1, error.decision.retry_after))))
-        headers.extend(rate_limit_headers(error.decision))
+        fields = error.fields or LimitFields.for_decision(error.decision)
+        headers.extend(fields.headers(error.decision, error.decisions))
     elif isinstance(error, UnavailableError):
         headers.append(("retry-after", str(max(1, error.retry_after))))
     elif isinstance(error, MethodNotAllowedError):

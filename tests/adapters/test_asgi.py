@@ -107,7 +107,7 @@ async def test_websocket_with_valid_key_is_accepted_with_rate_limit_headers() ->
     await AuthMiddleware(_echo_app, world.api)(scope, recorder.receive, recorder.send)
     accept = recorder.sent[0]
     assert accept["type"] == "websocket.accept"
-    assert (b"ratelimit-limit", b"600") in accept["headers"]
+    assert (b"ratelimit-policy", b'"workspace";q=600;w=60') in accept["headers"]
     assert principal_from(scope).workspace_id == "ws_ws_ok"
 
 

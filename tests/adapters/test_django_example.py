@@ -97,13 +97,13 @@ def test_django_example_serves_plain_and_drf_views_behind_the_gate(
         denied = client.get("/api/key-count", headers=narrow)
         missing = client.get("/nowhere")
     assert health.json() == {"ok": True}
-    assert "ratelimit-limit" not in health.headers
+    assert "ratelimit-policy" not in health.headers
     assert anonymous.status_code == 401
     assert anonymous.headers["www-authenticate"] == 'Bearer realm="api"'
     assert anonymous.headers["content-type"] == "application/problem+json"
     assert listed.status_code == 200
     assert listed.json() == {"workspace_id": keys["workspace"]}
-    assert listed.headers["ratelimit-limit"] == "600"
+    assert listed.headers["ratelimit-policy"] == '"workspace";q=600;w=60'
     assert counted.status_code == 200
     assert counted.json()["workspace_id"] == keys["workspace"]
     assert counted.json()["caller"].startswith("root_key:")

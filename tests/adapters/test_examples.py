@@ -23,12 +23,12 @@ async def test_fastapi_example_serves_health_publicly_and_keys_to_keys_read() ->
         allowed = await client.get("/keys", headers={"Authorization": f"Bearer {reader.reveal()}"})
         denied = await client.get("/keys", headers={"Authorization": f"Bearer {other.reveal()}"})
     assert health.status_code == 200
-    assert "ratelimit-limit" not in health.headers
+    assert "ratelimit-policy" not in health.headers
     assert anonymous.status_code == 401
     assert anonymous.headers["www-authenticate"] == 'Bearer realm="api"'
     assert allowed.status_code == 200
     assert allowed.json() == {"workspace_id": "ws_fastapi"}
-    assert allowed.headers["ratelimit-limit"] == "600"
+    assert allowed.headers["ratelimit-policy"] == '"workspace";q=600;w=60'
     assert denied.status_code == 403
     assert denied.headers["content-type"] == "application/problem+json"
     assert 'error="insufficient_scope"' in denied.headers["www-authenticate"]
@@ -67,7 +67,7 @@ def test_flask_example_serves_health_publicly_and_keys_to_keys_read() -> None:
     assert anonymous.status_code == 401
     assert allowed.status_code == 200
     assert allowed.get_json() == {"workspace_id": "ws_flask"}
-    assert allowed.headers["RateLimit-Limit"] == "600"
+    assert allowed.headers["RateLimit-Policy"] == '"workspace";q=600;w=60'
     assert denied.status_code == 403
     assert denied.mimetype == "application/problem+json"
     assert stream.getvalue() == "INFO [ws_flask] listing keys\n"

@@ -42,3 +42,39 @@ async def test_unknown_revoked_and_expired_credentials_get_identical_answers(ada
         answers = [await run_case(send, world, case) for case in CASES if case.name in names]
     assert len(answers) == len(names)
     assert len({(a.status, a.headers, a.body) for a in answers}) == 1
+
+
+@pytest.mark.parametrize(
+    ("style", "names"),
+    [
+        ("legacy", {"ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"}),
+        (
+            "both",
+            {
+                "ratelimit-policy",
+                "ratelimit",
+                "ratelimit-limit",
+                "ratelimit-remaining",
+                "ratelimit-reset",
+            },
+        ),
+        ("none", set()),
+    ],
+)
+async def test_every_adapter_sends_the_styles_fields_identically(
+    style: str, names: set[str]
+) -> None:
+    wanted = {"valid_key", "key_with_its_own_limit", "key_limit_reached"}
+    answers: dict[str, list[object]] = {}
+    for adapter, sender in SENDERS.items():
+        world = make_world(style)
+        async with sender(world) as send:
+            answers[adapter] = []
+            for case in CASES:
+                if case.name in wanted:
+                    answer = await run_case(send, world, case)
+                    sent = {name for name, _ in answer.headers if name.startswith("ratelimit")}
+                    assert sent == names, (adapter, case.name, answer.headers)
+                    answers[adapter].append(answer.comparable())
+    first = answers["asgi"]
+    assert all(answer == first for answer in answers.values())

@@ -48,7 +48,7 @@ async def test_fastapi_dependency_requires_the_whole_query() -> None:
     assert both.status_code == 200
     assert one.status_code == 403
     assert one.headers["www-authenticate"] == 'Bearer realm="api", error="insufficient_scope"'
-    assert one.headers["ratelimit-remaining"] == "599"
+    assert one.headers["ratelimit"] == '"workspace";r=599;t=1'
 
 
 async def test_route_without_middleware_fails_closed_with_a_safe_500() -> None:

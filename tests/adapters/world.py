@@ -115,8 +115,9 @@ class World:
             disabled=options.pop("disabled", False),
             rate_limit=options.pop("rate_limit", None),
         )
+        key_limit = options.pop("key_rate_limit", None)
         _, secret = issue_root_key(
-            self.store, workspace, permissions, now=self.clock.now, **options
+            self.store, workspace, permissions, now=self.clock.now, rate_limit=key_limit, **options
         )
         return secret.reveal()
 
@@ -143,12 +144,13 @@ class World:
         return token.reveal()
 
 
-def make_world() -> World:
+def make_world(rate_limit_headers: str = "draft") -> World:
     clock = SettableClock()
     store = MemoryStore()
     limiter = MemoryRateLimiter(clock_us=clock.us)
     keyring = Keyring([SigningSecret("k1", JWT_SECRET)], signing_kid="k1")
-    api = _authenticator(store, limiter, clock, AuthSettings(keyring=keyring))
+    settings = AuthSettings(keyring=keyring, rate_limit_headers=rate_limit_headers)
+    api = _authenticator(store, limiter, clock, settings)
     portal = _authenticator(
         store,
         limiter,
@@ -286,7 +288,8 @@ class Case:
     status: int
     code: str | None = None  # problem "code", None for a success
     challenge: str | None = None  # the exact WWW-Authenticate, None: header absent
-    rate_limited: bool = False  # expect RateLimit-* headers
+    rate_limited: bool = False  # expect the rate-limit fields (the draft's, by default)
+    fields: tuple[tuple[str, str], ...] = ()  # their exact values, where the case pins them
     retry_after: bool = False
     repeat: int = 1  # send this many times; the last answer counts
     codes: frozenset[str] = frozenset()  # alternative codes (see duplicate_header)
@@ -458,6 +461,36 @@ CASES: tuple[Case, ...] = (
         repeat=2,
     ),
     Case(
+        "key_with_its_own_limit",
+        "GET",
+        "/keys",
+        lambda w: bearer(w.key("own", "keys.read", key_rate_limit=RateLimitPolicy(5, 60))),
+        200,
+        rate_limited=True,
+        repeat=2,
+        fields=(
+            ("ratelimit", '"key";r=3;t=24, "workspace";r=598;t=1'),
+            ("ratelimit-policy", '"key";q=5;w=60, "workspace";q=600;w=60'),
+        ),
+    ),
+    Case(
+        "key_limit_reached",
+        "GET",
+        "/keys",
+        lambda w: bearer(w.key("own1", "keys.read", key_rate_limit=RateLimitPolicy(1, 60))),
+        429,
+        "rate_limited",
+        rate_limited=True,
+        retry_after=True,
+        repeat=2,
+        # The refused request charged no level; the workspace's item says what it would hold
+        # had the request been charged (one less than it has): never more than it has.
+        fields=(
+            ("ratelimit", '"key";r=0;t=60, "workspace";r=598;t=1'),
+            ("ratelimit-policy", '"key";q=1;w=60, "workspace";q=600;w=60'),
+        ),
+    ),
+    Case(
         "store_down",
         "GET",
         "/down/keys",
@@ -528,11 +561,15 @@ COMPARED_HEADERS = (
     "content-type",
     "www-authenticate",
     "retry-after",
+    "ratelimit-policy",
+    "ratelimit",
     "ratelimit-limit",
     "ratelimit-remaining",
     "ratelimit-reset",
     "cache-control",
 )
+DRAFT_FIELDS = ("ratelimit-policy", "ratelimit")
+LEGACY_FIELDS = ("ratelimit-limit", "ratelimit-remaining", "ratelimit-reset")
 
 
 @attrs.frozen
@@ -575,8 +612,12 @@ def check(case: Case, answer: Answer) -> None:
     """Assert that ``answer`` is what ``case`` expects."""
     assert answer.status == case.status, (case.name, answer)
     assert answer.header("www-authenticate") == case.challenge, case.name
-    for name in ("ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"):
+    for name in DRAFT_FIELDS:
         assert (answer.header(name) is not None) == case.rate_limited, (case.name, name)
+    for name in LEGACY_FIELDS:
+        assert answer.header(name) is None, (case.name, name)  # the draft's alone, by default
+    for name, value in case.fields:
+        assert answer.header(name) == value, (case.name, name)
     assert (answer.header("retry-after") is not None) == case.retry_after, case.name
     if case.status >= 400:
         assert answer.header("content-type") == "application/problem+json", case.name

@@ -407,3 +407,42 @@ def unreachable_redis(topology: str) -> str:
         "sentinel": f"redis+sentinel://:hunter2@127.0.0.1:{port}/authcore",
         "cluster": f"redis+cluster://:hunter2@127.0.0.1:{port}",
     }[topology]
+
+
+def _config_file(tmp_path: Path, extra: str) -> str:
+    path = tmp_path / "authcore.toml"
+    path.write_text(
+        f'{extra}[jwt]\n[[jwt.secrets]]\nkid = "k1"\nsecret = "{"s" * 40}"\n', encoding="utf-8"
+    )
+    return str(path)
+
+
+def _fields(auth: Auth) -> list[str]:
+    key, _ = key_for(auth, ["orders.read"])
+    app = starlette_app(auth)
+    answer = call_asgi(app, "GET", "/whoami", headers=[("authorization", f"Bearer {key}")])
+    assert answer.status == 200
+    return [name for name, _ in answer.headers if name.startswith("ratelimit")]
+
+
+def test_the_draft_fields_are_the_default_and_the_config_file_chooses(tmp_path: Path) -> None:
+    with connect(sqlite_url(tmp_path), environ={}, config=configured(tmp_path)) as auth:
+        assert _fields(auth) == ["ratelimit-policy", "ratelimit"]
+    config = _config_file(tmp_path, 'rate_limit_headers = "legacy"\n')
+    with connect(f"sqlite:///{tmp_path / 'b.db'}", config=config, environ={}) as auth:
+        assert auth.portal.settings.rate_limit_headers.value == "legacy"
+        assert _fields(auth) == ["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"]
+    # An argument to connect() outranks the file.
+    with connect(
+        f"sqlite:///{tmp_path / 'c.db'}", config=config, environ={}, rate_limit_headers="none"
+    ) as auth:
+        assert _fields(auth) == []
+
+
+def test_an_unknown_rate_limit_headers_option_is_a_configuration_error(tmp_path: Path) -> None:
+    config = _config_file(tmp_path, 'rate_limit_headers = "ietf"\n')
+    with pytest.raises(ConfigurationError, match="rate_limit_headers"):
+        connect(sqlite_url(tmp_path), config=config, environ={})
+    config = configured(tmp_path)
+    with pytest.raises(ConfigurationError, match="rate_limit_headers"):
+        connect(sqlite_url(tmp_path), environ={}, config=config, rate_limit_headers="Draft")

@@ -4,7 +4,7 @@ Hypothesis builds requests (methods, paths, header sets with repeated ``Authoriz
 ``Cookie`` fields, any latin-1 bytes, real and near-miss credentials) and hands them to each
 adapter through a hand-built ASGI scope or WSGI environ, as a server would. The answer must be
 200 (a principal), or one of 400/401/403/429/431/503 with a problem document; an app-level
-404/405 may only follow a principal (the ``RateLimit-*`` headers prove the auth step passed),
+404/405 may only follow a principal (the rate-limit fields prove the auth step passed),
 but for the 405 of a route marked public.
 Never a 500, never an exception out of the adapter.
 """
@@ -52,7 +52,7 @@ def check(answer: Answer, path: str = "") -> None:
     if answer.status == 405 and path in MARKED_PUBLIC:
         return
     if answer.status in APP_STATUSES:
-        assert answer.header("ratelimit-limit") is not None, answer
+        assert answer.header("ratelimit-policy") is not None, answer
         return
     assert answer.status in AUTH_STATUSES, answer
     if answer.status != 200 and answer.body:
@@ -120,4 +120,4 @@ def test_the_property_can_see_a_principal(adapter: str) -> None:
         app = wsgi_app(world) if adapter == "wsgi" else flask_app(world)
         answer = send_wsgi_raw(app, "GET", "/keys", headers)
     assert answer.status == 200
-    assert answer.header("ratelimit-limit") is not None
+    assert answer.header("ratelimit-policy") is not None

@@ -18,6 +18,7 @@ from schemathesis.specs.openapi.definitions import OPENAPI_31
 from starlette.routing import Route
 
 from authcore.backends.memory import MemoryRateLimiter, MemoryStore
+from authcore.ratelimit_fields import RateLimitHeaders
 from authcore.service.api import create_app
 from authcore.service.openapi import openapi_document, openapi_path
 from authcore.service.portal_page import SECURITY_HEADERS
@@ -115,18 +116,36 @@ def test_security_schemes_headers_and_the_shared_problem_are_declared(
         }
     assert set(components["responses"]["Problem429"]["headers"]) >= {
         "Retry-After",
-        "RateLimit-Limit",
+        "RateLimit-Policy",
+        "RateLimit",
     }
     assert "Retry-After" in components["responses"]["Problem503"]["headers"]
     assert "WWW-Authenticate" in components["responses"]["Problem401"]["headers"]
     keys = document["paths"]["/v1/keys"]["get"]
     assert keys["security"] == [{"bearer": []}]
     assert keys["x-permission"] == "keys.read"
-    assert set(keys["responses"]["200"]["headers"]) >= {"RateLimit-Remaining", "X-Request-Id"}
+    assert set(keys["responses"]["200"]["headers"]) >= {"RateLimit", "X-Request-Id"}
     assert document["paths"]["/portal/v1/keys"]["get"]["security"] == [
         {"portalCookie": []},
         {"bearer": []},
     ]
+
+
+def test_the_rate_limit_fields_documented_are_the_ones_sent(
+    world: tuple[str, Any, str], document: dict[str, Any]
+) -> None:
+    url, app, key = world
+    answer = httpx.get(f"{url}/v1/principal", headers={"Authorization": f"Bearer {key}"})
+    assert answer.status_code == 200
+    sent = {name.lower() for name in answer.headers if name.lower().startswith("ratelimit")}
+    documented = document["paths"]["/v1/principal"]["get"]["responses"]["200"]["headers"]
+    assert sent == {name.lower() for name in documented if name.lower().startswith("ratelimit")}
+    assert sent == {"ratelimit-policy", "ratelimit"}
+    # The legacy option's fields, where the app is set to send those.
+    legacy = openapi_document(app.routes, title="t", version="v", style=RateLimitHeaders.LEGACY)
+    principal = legacy["paths"]["/v1/principal"]["get"]["responses"]["200"]["headers"]
+    assert {"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} <= set(principal)
+    assert "RateLimit-Policy" not in principal
 
 
 def _concrete(path: str) -> str:

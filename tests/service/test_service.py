@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 
@@ -68,15 +69,17 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> None:
 
 
 def assert_rate_limited_headers(response: httpx.Response) -> None:
-    for name in ("ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"):
-        assert response.headers[name].isdigit()
+    # draft-ietf-httpapi-ratelimit-headers-11, the service's default: the draft's two fields.
+    assert re.fullmatch(r'"workspace";q=[0-9]+;w=[0-9]+', response.headers["ratelimit-policy"])
+    assert re.fullmatch(r'"workspace";r=[0-9]+;t=[0-9]+', response.headers["ratelimit"])
+    assert "ratelimit-limit" not in response.headers
 
 
 def test_healthz_is_public(world: World) -> None:
     response = world.client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
-    assert "ratelimit-limit" not in response.headers
+    assert "ratelimit-policy" not in response.headers
 
 
 def test_no_credential_is_401_with_a_bare_challenge(world: World) -> None:
@@ -181,12 +184,15 @@ def test_a_key_created_with_a_rate_limit_is_held_to_it(world: World) -> None:
     for remaining in ("1", "0"):
         admitted = world.client.get("/v1/principal", headers=bearer(created["key"]))
         assert admitted.status_code == 200
-        # The key's 2/60 is tighter than the workspace's default 600/60: its headers are sent.
-        assert admitted.headers["ratelimit-limit"] == "2"
-        assert admitted.headers["ratelimit-remaining"] == remaining
+        # Both levels are described, the key's own first.
+        policy = admitted.headers["ratelimit-policy"]
+        assert policy == '"key";q=2;w=60, "workspace";q=600;w=60'
+        assert admitted.headers["ratelimit"].startswith(f'"key";r={remaining};t=')
+        assert ', "workspace";r=' in admitted.headers["ratelimit"]
     refused = world.client.get("/v1/principal", headers=bearer(created["key"]))
     assert_problem(refused, 429, "rate_limited")
-    assert refused.headers["ratelimit-limit"] == "2"
+    assert refused.headers["ratelimit-policy"] == '"key";q=2;w=60, "workspace";q=600;w=60'
+    assert refused.headers["ratelimit"].startswith('"key";r=0;t=')
     assert int(refused.headers["retry-after"]) >= 1
     # The other keys of the workspace are not held to it.
     assert world.client.get("/v1/principal", headers=bearer(world.reader_key)).status_code == 200
@@ -450,8 +456,8 @@ def test_rate_limit_is_per_workspace_with_429(world: World, store: SQLiteStore) 
     denied = statuses[-1]
     assert_problem(denied, 429, "rate_limited")
     assert int(denied.headers["retry-after"]) >= 1
-    assert denied.headers["ratelimit-limit"] == "3"
-    assert denied.headers["ratelimit-remaining"] == "0"
+    assert denied.headers["ratelimit-policy"] == '"workspace";q=3;w=3600'
+    assert denied.headers["ratelimit"].startswith('"workspace";r=0;t=')
     # Another workspace is not affected.
     assert world.client.get("/v1/principal", headers=bearer(world.reader_key)).status_code == 200
 

@@ -7,7 +7,7 @@ Works under any ASGI framework (Starlette, FastAPI, ...) and imports none. Per s
   portal cookie and the Fetch Metadata / ``Origin`` headers go to the route group's
   :class:`~authcore.authenticator.Authenticator`. On success the principal is stored in the
   scope under :data:`authcore.binding.PRINCIPAL_KEY` (and nowhere else), bound to the
-  log/metrics context for the request, and the ``RateLimit-*`` headers are added to the
+  log/metrics context for the request, and the rate-limit fields are added to the
   response. Any other outcome is answered with the problem document of
   :func:`authcore.responses.error_response` (or the ``on_error`` hook's response); a bug in
   the auth step is a safe 500.
@@ -42,9 +42,8 @@ from authcore.binding import PRINCIPAL_KEY, bind_principal, reset_principal
 from authcore.binding import principal_from as _principal_in
 from authcore.errors import AuthcoreError
 from authcore.flow import Authenticated
-from authcore.gate import Gate, rate_limit_header_bytes
+from authcore.gate import Gate, rate_limit_field_bytes
 from authcore.principal import Principal
-from authcore.ratelimit import RateLimitDecision
 from authcore.responses import HTTPResponse
 
 __all__ = [
@@ -141,11 +140,11 @@ async def _admit_with_cookie(
 class _Response:
     """The ``send`` the app gets for one HTTP request: adds our headers, notes the start."""
 
-    __slots__ = ("decision", "send", "started", "status")
+    __slots__ = ("admitted", "send", "started", "status")
 
-    def __init__(self, send: Send, decision: RateLimitDecision | None) -> None:
+    def __init__(self, send: Send, admitted: Authenticated | None) -> None:
         self.send = send
-        self.decision = decision
+        self.admitted = admitted
         self.started = False
         self.status = 0
 
@@ -155,10 +154,10 @@ class _Response:
         if not self.started and message["type"] == "http.response.start":
             self.started = True
             self.status = message.get("status", 0)
-            decision = self.decision
-            if decision is not None:
+            admitted = self.admitted
+            if admitted is not None and admitted[1] is not None:
                 # A copy: the app may reuse its message dict, which must not grow our headers.
-                headers = [*message.get("headers", ()), *rate_limit_header_bytes(decision)]
+                headers = [*message.get("headers", ()), *rate_limit_field_bytes(admitted)]
                 message = {**message, "headers": headers}
         return self.send(message)
 
@@ -280,7 +279,7 @@ class AuthMiddleware:
         if authenticator is not None and self._is_public is not None and self._is_public(scope):
             authenticator = None
         principal: Principal | None = None
-        decision: RateLimitDecision | None = None
+        admitted: Authenticated | None = None
         if authenticator is not None:
             outcome: Authenticated | HTTPResponse | None = None
             if not authenticator.reads_cookie:
@@ -302,9 +301,10 @@ class AuthMiddleware:
                 if timer is not None:
                     gate.report(response.status, None, started_at)
                 return
-            principal, decision = outcome[0], outcome[1]
+            admitted = outcome
+            principal = outcome[0]
             scope[PRINCIPAL_KEY] = principal
-        response = _Response(send, decision)
+        response = _Response(send, admitted)
         # Always bind, so a request never logs under the previous request's workspace.
         token = bind_principal(principal)
         try:
@@ -373,8 +373,7 @@ class AuthMiddleware:
                     return
                 principal = outcome.principal
                 scope[PRINCIPAL_KEY] = principal
-                if outcome.rate_limit is not None:
-                    extra = rate_limit_header_bytes(outcome.rate_limit)
+                extra = rate_limit_field_bytes(outcome)
             handshake.extra = extra
             token = bind_principal(principal)
             try:

@@ -23,7 +23,7 @@ for the auth step), as Django documents for middleware that supports both:
 - the principal is stored in ``request.META`` under :data:`authcore.binding.PRINCIPAL_KEY`, and
   only there (:func:`principal_from` reads it back, failing closed), and bound for log records
   while the view runs;
-- the ``RateLimit-*`` headers are added to the view's response, and the metrics hook is called;
+- the rate-limit fields are added to the view's response, and the metrics hook is called;
 - an :class:`~authcore.errors.AuthcoreError` a view raises (``principal.authorize``,
   :func:`principal_from` on a route the gate did not cover) is answered in ``process_exception``
   with its problem document, never its text.
@@ -70,11 +70,10 @@ from authcore.authenticator import Authenticator
 from authcore.binding import PRINCIPAL_KEY, bind_principal, reset_principal
 from authcore.errors import AuthcoreError, ConfigurationError
 from authcore.flow import Authenticated
-from authcore.gate import Gate, RouteGroups
+from authcore.gate import Gate, RouteGroups, rate_limit_fields
 from authcore.permissions import Query, as_query
 from authcore.principal import Principal
-from authcore.ratelimit import RateLimitDecision
-from authcore.responses import HTTPResponse, rate_limit_headers
+from authcore.responses import HTTPResponse
 
 __all__ = [
     "AuthcoreMiddleware",
@@ -299,12 +298,12 @@ class AuthcoreMiddleware:
         started_at = gate.timer() if gate.metrics is not None and gate.timer is not None else 0.0
         authenticator = self._authenticator(request)
         principal: Principal | None = None
-        decision: RateLimitDecision | None = None
+        admitted: Authenticated | None = None
         if authenticator is not None:
             outcome = _admit(gate, authenticator, request)
             if isinstance(outcome, HTTPResponse):
                 return self._refuse(outcome, started_at)
-            principal, decision = outcome[0], outcome[1]
+            principal, admitted = outcome[0], outcome
             request.META[PRINCIPAL_KEY] = principal
         # Always bind, so a request never logs under the previous request's workspace.
         token = bind_principal(principal)
@@ -312,7 +311,7 @@ class AuthcoreMiddleware:
             response = cast("HttpResponseBase", self.get_response(request))
         finally:
             reset_principal(token)
-        return self._finish(response, principal, decision, started_at)
+        return self._finish(response, principal, admitted, started_at)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         """Asynchronous twin of :meth:`__call__`, used when the chain is async."""
@@ -320,19 +319,19 @@ class AuthcoreMiddleware:
         started_at = gate.timer() if gate.metrics is not None and gate.timer is not None else 0.0
         authenticator = self._authenticator(request)
         principal: Principal | None = None
-        decision: RateLimitDecision | None = None
+        admitted: Authenticated | None = None
         if authenticator is not None:
             outcome = await _aadmit(gate, authenticator, request)
             if isinstance(outcome, HTTPResponse):
                 return self._refuse(outcome, started_at)
-            principal, decision = outcome[0], outcome[1]
+            principal, admitted = outcome[0], outcome
             request.META[PRINCIPAL_KEY] = principal
         token = bind_principal(principal)
         try:
             response = await cast("Awaitable[HttpResponseBase]", self.get_response(request))
         finally:
             reset_principal(token)
-        return self._finish(response, principal, decision, started_at)
+        return self._finish(response, principal, admitted, started_at)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         """Answer an :class:`~authcore.errors.AuthcoreError` a view raised; leave the rest."""
@@ -374,11 +373,11 @@ class AuthcoreMiddleware:
         self,
         response: HttpResponseBase,
         principal: Principal | None,
-        decision: RateLimitDecision | None,
+        admitted: Authenticated | None,
         started_at: float,
     ) -> HttpResponseBase:
-        if decision is not None:
-            for name, value in rate_limit_headers(decision):
+        if admitted is not None:
+            for name, value in rate_limit_fields(admitted):
                 response[name] = value
         gate = self.gate
         if gate.metrics is not None:

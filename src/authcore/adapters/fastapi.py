@@ -63,6 +63,7 @@ from authcore.errors import (
 from authcore.permissions import Query
 from authcore.principal import Principal
 from authcore.ratelimit import RateLimitDecision
+from authcore.ratelimit_fields import RateLimitHeaders, openapi_fields, rate_limit_headers_option
 from authcore.responses import PROBLEM_CONTENT_TYPE, problem_body
 
 __all__ = [
@@ -245,11 +246,6 @@ _SECONDS: Final = {"schema": {"type": "integer", "minimum": 0}}
 _CHALLENGE: Final = {
     "WWW-Authenticate": {"description": 'RFC 6750 §3: `Bearer realm="..."`', **_STRING}
 }
-_RATE_LIMIT: Final = {
-    "RateLimit-Limit": {"description": "Requests per window.", **_SECONDS},
-    "RateLimit-Remaining": {"description": "Requests left now.", **_SECONDS},
-    "RateLimit-Reset": {"description": "Seconds until the window is full again.", **_SECONDS},
-}
 _RETRY_AFTER: Final = {"Retry-After": {"description": "Seconds to wait.", **_SECONDS}}
 _HEADERS: Final[dict[int, dict[str, Any]]] = {
     400: _CHALLENGE,
@@ -260,7 +256,7 @@ _HEADERS: Final[dict[int, dict[str, Any]]] = {
             **_STRING,
         }
     },
-    429: {**_RETRY_AFTER, **_RATE_LIMIT},
+    429: _RETRY_AFTER,
     503: _RETRY_AFTER,
 }
 
@@ -290,13 +286,20 @@ def _problem_schema(status: int, errors: tuple[AuthcoreError, ...]) -> dict[str,
 
 def problem_responses(
     statuses: Iterable[int] = (400, 401, 403, 429, 503),
+    *,
+    rate_limit_headers: RateLimitHeaders | str = RateLimitHeaders.DRAFT,
 ) -> dict[int | str, dict[str, Any]]:
     """Return FastAPI ``responses`` for authcore's refusals: each status with its description,
     headers and ``application/problem+json`` body (schema and one example per code).
 
+    ``rate_limit_headers`` is the route group's option (``AuthSettings.rate_limit_headers``):
+    the 429 documents the fields it sends besides ``Retry-After``.
+
     Raises:
         ValueError: a status authcore never answers with.
+        ConfigurationError: ``rate_limit_headers`` is not an option.
     """
+    fields = openapi_fields(rate_limit_headers_option(rate_limit_headers))
     responses: dict[int | str, dict[str, Any]] = {}
     for status in statuses:
         if status not in _REFUSALS:
@@ -309,7 +312,7 @@ def problem_responses(
         responses[status] = {
             "description": description,
             # Copies: the caller (or FastAPI) may edit what it gets.
-            "headers": copy.deepcopy(_HEADERS[status]),
+            "headers": copy.deepcopy({**_HEADERS[status], **(fields if status == 429 else {})}),
             "content": {
                 PROBLEM_CONTENT_TYPE: {
                     "schema": _problem_schema(status, errors),
@@ -328,11 +331,14 @@ class RouteOptions(TypedDict):
 
 
 def secured(
-    query: Query | str | None = None, *, credentials: CredentialSettings | None = None
+    query: Query | str | None = None,
+    *,
+    credentials: CredentialSettings | None = None,
+    rate_limit_headers: RateLimitHeaders | str = RateLimitHeaders.DRAFT,
 ) -> RouteOptions:
     """Return the options that put authcore on every route they are given to: the security
     schemes (and, with ``query``, the permission check of :func:`require`) as a dependency, and
-    :func:`problem_responses`.
+    :func:`problem_responses` (its 429 with the ``rate_limit_headers`` fields).
 
     ``APIRouter(prefix="/keys", **secured("keys.read"))``, or
     ``app.include_router(router, **secured())``.
@@ -344,4 +350,5 @@ def secured(
         dependency = authenticated(credentials=credentials)
     else:
         dependency = require(query, credentials=credentials)
-    return {"dependencies": [Depends(dependency)], "responses": problem_responses()}
+    responses = problem_responses(rate_limit_headers=rate_limit_headers)
+    return {"dependencies": [Depends(dependency)], "responses": responses}

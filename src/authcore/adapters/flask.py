@@ -5,7 +5,7 @@
 - a ``before_request`` hook that authenticates every request whose view is not marked
   :func:`public` and whose path is not configured public, storing the principal with this
   request only;
-- an ``after_request`` hook that adds the ``RateLimit-*`` headers;
+- an ``after_request`` hook that adds the rate-limit fields;
 - an error handler that answers any :class:`~authcore.errors.AuthcoreError` a view raises with
   :func:`authcore.responses.error_response` (never the exception text);
 - a ``teardown_request`` hook that unbinds the principal and reports metrics.
@@ -52,11 +52,11 @@ from authcore.adapters.wsgi import admit_environ
 from authcore.authenticator import Authenticator
 from authcore.binding import bind_principal, reset_principal
 from authcore.errors import AuthcoreError, ConfigurationError, PrincipalMissingError
-from authcore.gate import Gate, RouteTable
+from authcore.flow import Authenticated
+from authcore.gate import Gate, RouteTable, rate_limit_fields
 from authcore.permissions import Query, as_query
 from authcore.principal import Principal
-from authcore.ratelimit import RateLimitDecision
-from authcore.responses import HTTPResponse, rate_limit_headers
+from authcore.responses import HTTPResponse
 
 __all__ = [
     "AuthCore",
@@ -76,12 +76,12 @@ _STATE: Final = "authcore.flask.state"
 class _RequestState:
     """What the extension keeps for one request, in that request's own WSGI environ."""
 
-    __slots__ = ("principal", "rate_limit", "started_at", "status", "token")
+    __slots__ = ("admitted", "principal", "started_at", "status", "token")
 
     def __init__(self, started_at: float) -> None:
         self.started_at = started_at
         self.principal: Principal | None = None
-        self.rate_limit: RateLimitDecision | None = None
+        self.admitted: Authenticated | None = None
         self.token: Any = None
         self.status = 0
 
@@ -216,7 +216,7 @@ class AuthCore:
             if isinstance(outcome, HTTPResponse):
                 response = self._respond(outcome)
             else:
-                state.principal, state.rate_limit = outcome[0], outcome[1]
+                state.principal, state.admitted = outcome[0], outcome
         # Always bind, so a request never logs under the previous request's workspace.
         state.token = bind_principal(state.principal)
         return response
@@ -225,8 +225,8 @@ class AuthCore:
         state = _state()
         if state is not None:
             state.status = response.status_code
-            if state.rate_limit is not None:
-                for name, value in rate_limit_headers(state.rate_limit):
+            if state.admitted is not None:
+                for name, value in rate_limit_fields(state.admitted):
                     response.headers[name] = value
         return response
 

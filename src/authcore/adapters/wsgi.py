@@ -4,7 +4,7 @@ The same steps as the ASGI middleware, driven synchronously: the ``Authorization
 portal cookie and the Fetch Metadata / ``Origin`` headers go to the route group's
 :class:`~authcore.authenticator.Authenticator`; on success the principal is stored in the
 environ under :data:`authcore.binding.PRINCIPAL_KEY` (and nowhere else) and bound to the
-log/metrics context until the response is closed, and the ``RateLimit-*`` headers are added in
+log/metrics context until the response is closed, and the rate-limit fields are added in
 ``start_response``. Any other outcome is answered with the problem document (or the
 ``on_error`` hook's response); a bug in the auth step is a safe 500.
 
@@ -35,9 +35,9 @@ from authcore.binding import PRINCIPAL_KEY, bind_principal, reset_principal
 from authcore.binding import principal_from as _principal_in
 from authcore.errors import AuthcoreError
 from authcore.flow import Authenticated
-from authcore.gate import Gate
+from authcore.gate import Gate, rate_limit_fields
 from authcore.principal import Principal
-from authcore.responses import HTTPResponse, rate_limit_headers
+from authcore.responses import HTTPResponse
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -220,10 +220,10 @@ class AuthMiddleware:
                 answer = refusal.deny(outcome)
                 refusal.finish()
                 return answer
-            principal, decision = outcome[0], outcome[1]
+            principal = outcome[0]
             environ[PRINCIPAL_KEY] = principal
-            if decision is not None:
-                extra = rate_limit_headers(decision)
+            if outcome[1] is not None:
+                extra = rate_limit_fields(outcome)
         exchange = _Exchange(start_response, gate, principal, extra, started_at)
         # Always bind, so a request never logs under the previous request's workspace.
         exchange.token = bind_principal(principal)

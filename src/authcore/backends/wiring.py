@@ -45,6 +45,7 @@ from authcore.credentials import DEFAULT_PORTAL_COOKIE, CredentialSettings
 from authcore.errors import ConfigurationError, UnavailableError
 from authcore.flow import AsyncBackends, Authenticator, AuthSettings, Backends
 from authcore.ratelimit import LimiterFailurePolicy, RateLimitPolicy
+from authcore.ratelimit_fields import RateLimitHeaders
 
 if TYPE_CHECKING:
     from authcore.backends.redis import RedisInvalidator
@@ -142,6 +143,7 @@ class Auth:
         limiter_failure: LimiterFailurePolicy = LimiterFailurePolicy.FAIL_CLOSED,
         usage: bool = True,
         usage_interval: float = USAGE_INTERVAL,
+        rate_limit_headers: RateLimitHeaders | str | None = None,
     ) -> Auth:
         """Wire an already open ``store`` (sync and async) with ``config``: what
         :func:`connect` does once it has opened the store and read the configuration.
@@ -152,7 +154,9 @@ class Auth:
         (``FAIL_CLOSED``, the default) or a decision of a bounded limiter in this process
         (``LOCAL_FALLBACK``); either way the service recovers by itself when Redis returns.
         With ``usage`` every outcome is counted in memory and recorded in the store every
-        ``usage_interval`` seconds and on close (:mod:`authcore.usage`).
+        ``usage_interval`` seconds and on close (:mod:`authcore.usage`). ``rate_limit_headers``
+        chooses the rate-limit fields responses carry (``"draft"``, ``"legacy"``, ``"both"``,
+        ``"none"``); None: the configuration's (``rate_limit_headers`` there, else the draft's).
 
         Raises:
             ConfigurationError: an invalid setting or Redis URL.
@@ -171,6 +175,9 @@ class Auth:
                 limiter_failure=limiter_failure,
                 portal_cookie=portal_cookie,
                 portal_origins=portal_origins,
+                rate_limit_headers=(
+                    config.rate_limit_headers if rate_limit_headers is None else rate_limit_headers
+                ),
             )
         recorder = _recorder(store, usage, usage_interval, closers)
         follower = _follower(store, cached, closers)
@@ -286,6 +293,7 @@ def connect(
     limiter_failure: LimiterFailurePolicy = LimiterFailurePolicy.FAIL_CLOSED,
     usage: bool = True,
     usage_interval: float = USAGE_INTERVAL,
+    rate_limit_headers: RateLimitHeaders | str | None = None,
 ) -> Auth:
     """Open and wire everything a service needs to authenticate requests (see the module doc).
 
@@ -297,7 +305,9 @@ def connect(
     behind the library, or while it could not reach the database) goes unseen;
     ``limiter_failure`` is the policy while Redis is down (see :meth:`Auth.wire`); ``usage``
     counts every outcome and records it in the store every ``usage_interval`` seconds and on
-    close (see :mod:`authcore.usage`). The :class:`Auth` owns the store: closing it closes the
+    close (see :mod:`authcore.usage`). ``rate_limit_headers`` chooses the rate-limit fields
+    (``"draft"``, the default, ``"legacy"``, ``"both"`` or ``"none"``; None: the
+    configuration file's choice). The :class:`Auth` owns the store: closing it closes the
     store.
 
     Raises:
@@ -327,6 +337,7 @@ def connect(
             limiter_failure=limiter_failure,
             usage=usage,
             usage_interval=usage_interval,
+            rate_limit_headers=rate_limit_headers,
         )
     except BaseException:
         with contextlib.suppress(Exception):
@@ -406,10 +417,12 @@ def _route_groups(
     limiter_failure: LimiterFailurePolicy,
     portal_cookie: str,
     portal_origins: tuple[str, ...],
+    rate_limit_headers: RateLimitHeaders | str,
 ) -> tuple[Authenticator, Authenticator]:
     """The API's authenticator (root keys, dashboard JWTs) and the portal's (portal sessions).
 
-    Both run on the same backends with the same default limit and limiter-failure policy;
+    Both run on the same backends with the same default limit, limiter-failure policy and
+    rate-limit fields;
     each has its own credentials and realm, and only the API verifies JWTs.
 
     Raises:
@@ -429,6 +442,7 @@ def _route_groups(
             default_rate_limit=default_rate_limit,
             limiter_failure=limiter_failure,
             realm=realm,
+            rate_limit_headers=rate_limit_headers,
         )
         return Authenticator(settings, clock=time.time, backends=backends, abackends=abackends)
 

@@ -99,6 +99,7 @@ from authcore.flow import AsyncBackends, Authenticator, AuthSettings
 from authcore.gate import AuthObserver, RequestMetrics, RouteGroups
 from authcore.keyring import Keyring
 from authcore.ratelimit import AsyncRateLimiter, RateLimitPolicy
+from authcore.ratelimit_fields import RateLimitHeaders
 from authcore.service import operations as ops
 from authcore.service._http import (
     BODY_TIMEOUT,
@@ -289,6 +290,7 @@ def _routes(
     portal_credentials: CredentialSettings,
     secure_cookies: bool | None,
     body_timeout: float,
+    rate_limit_headers: RateLimitHeaders,
 ) -> list[DocumentedRoute]:
     """Return the route table, its handlers bound to ``store`` and ``clock``, each route with
     the operation it serves (:mod:`authcore.service.operations`): the OpenAPI document's source.
@@ -303,7 +305,7 @@ def _routes(
         body_timeout=body_timeout,
     )
     usage = UsageRoutes(store, clock)
-    docs = DocsRoutes(title="authcore serve", version=_version())
+    docs = DocsRoutes(title="authcore serve", version=_version(), style=rate_limit_headers)
     route = DocumentedRoute
     return [
         route("/healthz", _healthz, "GET", ops.HEALTHZ),
@@ -372,6 +374,7 @@ def _build(
         portal_credentials=portal.settings.credentials,
         secure_cookies=secure_cookies,
         body_timeout=body_timeout,
+        rate_limit_headers=api.settings.rate_limit_headers,
     )
     app = Starlette(
         routes=routes,

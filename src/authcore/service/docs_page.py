@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from authcore.adapters.starlette import public
+from authcore.ratelimit_fields import RateLimitHeaders
 from authcore.service._http import problem_response
 from authcore.service.openapi import openapi_document
 from authcore.service.portal_page import SECURITY_HEADERS
@@ -46,9 +47,12 @@ def _read(name: str) -> bytes:
 class DocsRoutes:
     """The three handlers; the document is rendered once per app."""
 
-    def __init__(self, *, title: str, version: str) -> None:
+    def __init__(
+        self, *, title: str, version: str, style: RateLimitHeaders = RateLimitHeaders.DRAFT
+    ) -> None:
         self.title = title
         self.version = version
+        self.style = style
         self._document: bytes | None = None
 
     @public
@@ -56,7 +60,11 @@ class DocsRoutes:
         """``GET /openapi.json``: the OpenAPI 3.1 document of the app serving the request."""
         if self._document is None:
             document = openapi_document(
-                request.app.routes, title=self.title, version=self.version, description=_DESCRIPTION
+                request.app.routes,
+                title=self.title,
+                version=self.version,
+                description=_DESCRIPTION,
+                style=self.style,
             )
             self._document = json.dumps(document, ensure_ascii=False).encode()
         return Response(self._document, media_type="application/json", headers=SECURITY_HEADERS)

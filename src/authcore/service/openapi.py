@@ -10,7 +10,7 @@ What every operation shares is written here once: the problem document (RFC 9457
 refusal, the refusals each kind of caller can meet (:data:`Access`), the security schemes (a
 root key or a dashboard JWT as ``Authorization: Bearer``, the portal session as the
 ``authcore_portal`` cookie or a Bearer token) and the response headers. The rate-limit fields
-are described by :func:`rate_limit_headers` only, so a change of fields is one edit.
+are the ones the app's option sends (:func:`rate_limit_headers`, the IETF draft's by default).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import attrs
 from starlette.routing import BaseRoute, Route
 
 from authcore.credentials import DEFAULT_PORTAL_COOKIE
+from authcore.ratelimit_fields import RateLimitHeaders, openapi_fields
 
 __all__ = [
     "Access",
@@ -119,27 +120,10 @@ def openapi_path(path: str) -> str:
     return _CONVERTOR.sub(r"{\1}", path)
 
 
-def rate_limit_headers() -> dict[str, dict[str, Any]]:
-    """The rate-limit fields of an admitted request's answer: the one place they are described.
-
-    Today's fields are the three of draft-ietf-httpapi-ratelimit-headers (before -07):
-    ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset`` (seconds).
-    """
-    count = {"type": "integer", "minimum": 0}
-    return {
-        "RateLimit-Limit": {
-            "description": "Requests the tightest limit admits per period.",
-            "schema": count,
-        },
-        "RateLimit-Remaining": {
-            "description": "Requests left in the current period.",
-            "schema": count,
-        },
-        "RateLimit-Reset": {
-            "description": "Seconds until the quota is fully available again.",
-            "schema": count,
-        },
-    }
+def rate_limit_headers(style: RateLimitHeaders) -> dict[str, dict[str, Any]]:
+    """The rate-limit fields an answer of the API carries, by the route groups' option
+    (:class:`authcore.ratelimit_fields.RateLimitHeaders`): the one place they are described."""
+    return openapi_fields(style)
 
 
 def _header_ref(name: str, *, required: bool = False) -> dict[str, Any]:
@@ -148,10 +132,10 @@ def _header_ref(name: str, *, required: bool = False) -> dict[str, Any]:
     return {"$ref": f"#/components/headers/{name}Required"} if required else ref
 
 
-def _components_headers() -> dict[str, Any]:
+def _components_headers(style: RateLimitHeaders) -> dict[str, Any]:
     seconds = {"type": "integer", "minimum": 1}
     headers: dict[str, Any] = {
-        **rate_limit_headers(),
+        **rate_limit_headers(style),
         "X-Request-Id": {
             "description": "The request's id, as its audit events record it.",
             "schema": {"type": "string"},
@@ -189,14 +173,14 @@ _PROBLEMS: Final[Mapping[int, tuple[str, tuple[str, ...]]]] = {
 _GATE_ERRORS: Final = frozenset({400, 401, 403, 429, 503})
 
 
-def _problem_response(status: int) -> dict[str, Any]:
+def _problem_response(status: int, style: RateLimitHeaders) -> dict[str, Any]:
     description, required = _PROBLEMS[status]
     headers = {name: _header_ref(name, required=True) for name in required}
     headers["X-Request-Id"] = _header_ref("X-Request-Id")
     if status in (400, 403):
         headers["WWW-Authenticate"] = _header_ref("WWW-Authenticate")
     if status != 401:
-        headers.update({name: _header_ref(name) for name in rate_limit_headers()})
+        headers.update({name: _header_ref(name) for name in rate_limit_headers(style)})
     return {
         "description": description,
         "headers": headers,
@@ -204,7 +188,7 @@ def _problem_response(status: int) -> dict[str, Any]:
     }
 
 
-def _components() -> dict[str, Any]:
+def _components(style: RateLimitHeaders) -> dict[str, Any]:
     problem = {
         "type": "object",
         "description": "RFC 9457 problem details: fixed, safe fields only.",
@@ -218,8 +202,8 @@ def _components() -> dict[str, Any]:
     }
     return {
         "schemas": {"Problem": problem},
-        "headers": _components_headers(),
-        "responses": {f"Problem{status}": _problem_response(status) for status in _PROBLEMS},
+        "headers": _components_headers(style),
+        "responses": {f"Problem{status}": _problem_response(status, style) for status in _PROBLEMS},
         "securitySchemes": {
             "bearer": {
                 "type": "http",
@@ -244,10 +228,10 @@ def _security(access: Access) -> list[dict[str, list[str]]]:
     return [{"portalCookie": []}, {"bearer": []}]
 
 
-def _reply(reply: Reply, access: Access, *, head: bool) -> dict[str, Any]:
+def _reply(reply: Reply, access: Access, *, head: bool, style: RateLimitHeaders) -> dict[str, Any]:
     headers: dict[str, Any] = {"X-Request-Id": _header_ref("X-Request-Id")}
     if access is not Access.PUBLIC:
-        headers.update({name: _header_ref(name) for name in rate_limit_headers()})
+        headers.update({name: _header_ref(name) for name in rate_limit_headers(style)})
     headers.update(reply.headers)
     answer: dict[str, Any] = {"description": reply.description, "headers": headers}
     if reply.schema is not None and not head:
@@ -267,10 +251,11 @@ def _parameter(param: Param) -> dict[str, Any]:
     return declared
 
 
-def _operation(operation: Operation, *, head: bool) -> dict[str, Any]:
+def _operation(operation: Operation, *, head: bool, style: RateLimitHeaders) -> dict[str, Any]:
     """Return the OpenAPI operation object (``head``: the HEAD twin of a GET)."""
     responses: dict[str, Any] = {
-        str(reply.status): _reply(reply, operation.access, head=head) for reply in operation.replies
+        str(reply.status): _reply(reply, operation.access, head=head, style=style)
+        for reply in operation.replies
     }
     errors = set(operation.errors)
     if operation.access is not Access.PUBLIC:
@@ -309,15 +294,21 @@ def documented_routes(routes: Iterable[BaseRoute]) -> list[DocumentedRoute]:
 
 
 def openapi_document(
-    routes: Sequence[BaseRoute], *, title: str, version: str, description: str = ""
+    routes: Sequence[BaseRoute],
+    *,
+    title: str,
+    version: str,
+    description: str = "",
+    style: RateLimitHeaders = RateLimitHeaders.DRAFT,
 ) -> dict[str, Any]:
-    """Return the OpenAPI 3.1 document of ``routes`` (each GET also serves HEAD)."""
+    """Return the OpenAPI 3.1 document of ``routes`` (each GET also serves HEAD); ``style`` is
+    the route groups' rate-limit fields option, the fields the document names."""
     paths: dict[str, dict[str, Any]] = {}
     for route in documented_routes(routes):
         item = paths.setdefault(openapi_path(route.path), {})
-        item[route.method.lower()] = _operation(route.operation, head=False)
+        item[route.method.lower()] = _operation(route.operation, head=False, style=style)
         if route.method == "GET":
-            item["head"] = _operation(route.operation, head=True)
+            item["head"] = _operation(route.operation, head=True, style=style)
     info: dict[str, Any] = {"title": title, "version": version}
     if description:
         info["description"] = description
@@ -325,5 +316,5 @@ def openapi_document(
         "openapi": OPENAPI_VERSION,
         "info": info,
         "paths": paths,
-        "components": _components(),
+        "components": _components(style),
     }
