@@ -15,9 +15,10 @@ import sys
 import unicodedata
 from typing import Any, Final
 
+from authcore.cursors import MAX_CURSOR_LENGTH
 from authcore.names import MAX_NAME_LENGTH, REFUSED_CATEGORIES
 from authcore.permissions import MAX_GRANTS, MAX_PERMISSION_LENGTH, MAX_PERMISSION_SEGMENTS
-from authcore.records import MAX_AUDIT_PAGE, MAX_LIST_PAGE, MAX_PORTAL_TTL
+from authcore.records import DEFAULT_LIST_PAGE, MAX_LIST_PAGE, MAX_PORTAL_TTL
 from authcore.service.openapi import Access, Body, Operation, Param, Reply
 
 _MAX_KEY_LIFETIME: Final = 10 * 365 * 86_400  # management.MAX_KEY_LIFETIME (no import cycle)
@@ -190,9 +191,28 @@ _USAGE_RULE: Final = (
 )
 
 
-def _page(limit_high: int, *cursor: Param) -> tuple[Param, ...]:
-    """A list's paging parameters: ``limit`` and its cursor(s)."""
-    return (Param("limit", "query", _integer(1, limit_high), "Page size."), *cursor)
+CURSOR: Final = Param(
+    "cursor",
+    "query",
+    {"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "maxLength": MAX_CURSOR_LENGTH},
+    "Where the page starts: the previous page's `next_cursor` (opaque; one this list did not "
+    "give is a 400). Following `next` sets it.",
+)
+#: What every cursor-paged list answers beside its items (service/_pages.py).
+PAGE_LINKS: Final = {
+    "next": {
+        "type": ["string", "null"],
+        "description": "The next page's relative link; null on the last page.",
+    },
+    "next_cursor": {"type": ["string", "null"], "description": "The next page's `cursor`."},
+}
+
+
+def _page(*older: Param) -> tuple[Param, ...]:
+    """A list's paging parameters: ``limit``, ``cursor``, and an older parameter that also
+    says where to start (``after``, ``before``; not together with ``cursor``)."""
+    size = _integer(1, MAX_LIST_PAGE, f"Page size (default {DEFAULT_LIST_PAGE}).")
+    return (Param("limit", "query", size, "Page size."), CURSOR, *older)
 
 
 _OK: Final = "OK."
@@ -214,9 +234,9 @@ LIST_KEYS: Final = Operation(
     "list_keys",
     "The workspace's keys",
     Access.API,
-    (Reply(200, _OK, _object({"keys": {"type": "array", "items": KEY}})),),
+    (Reply(200, _OK, _object({"keys": {"type": "array", "items": KEY}, **PAGE_LINKS})),),
     permission="keys.read",
-    params=(IDENTITY_QUERY,),
+    params=(IDENTITY_QUERY, *_page()),
 )
 CREATE_KEY: Final = Operation(
     "create_key",
@@ -279,22 +299,16 @@ AUDIT_LOGS: Final = Operation(
         Reply(
             200,
             _OK,
-            _object(
-                {
-                    "events": {"type": "array", "items": {"type": "object"}},
-                    "next_cursor": _NULLABLE_STR,
-                }
-            ),
+            _object({"events": {"type": "array", "items": {"type": "object"}}, **PAGE_LINKS}),
         ),
     ),
     permission="audit.read",
     params=_page(
-        MAX_AUDIT_PAGE,
         Param(
             "before",
             "query",
-            {"type": "string", "pattern": "^[0-9]{1,12}\\.[0-9]{1,18}$"},
-            "The cursor of the previous page's `next_cursor`.",
+            {"type": "string", "maxLength": MAX_CURSOR_LENGTH},
+            "Older form of `cursor` (a `next_cursor`, or `TIME.SEQ`).",
         ),
     ),
 )
@@ -323,14 +337,17 @@ LIST_IDENTITIES: Final = Operation(
             200,
             _OK,
             _object(
-                {"identities": {"type": "array", "items": IDENTITY}, "next_after": _NULLABLE_STR}
+                {
+                    "identities": {"type": "array", "items": IDENTITY},
+                    "next_after": _NULLABLE_STR,
+                    **PAGE_LINKS,
+                }
             ),
         ),
     ),
     permission="identities.read",
     params=_page(
-        MAX_LIST_PAGE,
-        Param("after", "query", name_schema(), "The previous page's `next_after`."),
+        Param("after", "query", name_schema(), "Older form of `cursor`: an external id."),
     ),
     tag="identities",
 )
@@ -484,6 +501,7 @@ PORTAL_LIST_KEYS: Final = Operation(
     Access.PORTAL,
     LIST_KEYS.replies,
     permission="keys.read",
+    params=_page(),
     tag="portal",
 )
 PORTAL_CREATE_KEY: Final = Operation(
