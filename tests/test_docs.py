@@ -43,6 +43,7 @@ NOT_RUN = {
     ("README.md", "pip install -e '.[fastapi,redis]'     # from the c"),
     ("README.md", "pip wheel --no-deps -w dist .         # or: python"),
     ("deploy.md", "authcore --db postgresql://authcore@db/authcore --"),
+    ("frameworks.md", "export AUTHCORE_DB=sqlite:///app.db"),
     ("deploy.md", "authcore --db sqlite:////var/lib/authcore/authcore"),
     ("quickstart.md", "make demo"),
 }

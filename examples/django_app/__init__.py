@@ -1,7 +1,11 @@
 """A Django project protected by authcore (middleware, plain views and a DRF view).
 
-Serve it with ``DJANGO_SETTINGS_MODULE=examples.django_app.settings uvicorn
-examples.django_app.asgi:application`` (or any WSGI server on ``examples.django_app.wsgi``).
-Keys live in the SQLite file named by ``AUTHCORE_DB_PATH`` (default ``./authcore.db``, what
-``authcore init`` and ``authcore keys create`` write).
+Run it on the database the command line writes, and call it with a key the command line made::
+
+    AUTHCORE_DB=sqlite:///app.db uvicorn examples.django_app.asgi:application
+
+(or any WSGI server: ``waitress-serve examples.django_app.wsgi:application``). The middleware
+wires authcore with ``connect()``, which reads ``AUTHCORE_DB`` (default
+``sqlite:///./authcore.db``), and ``AUTHCORE_CONFIG`` and ``AUTHCORE_REDIS`` when set, as
+``authcore serve`` does.
 """

@@ -18,8 +18,9 @@ MIDDLEWARE = [
 ]
 
 AUTHCORE = {
-    # A factory, imported and called once when the middleware loads.
-    "GATE": "examples.django_app.auth.build_authenticator",
+    # Called once when the middleware loads: AUTHCORE_DB, and AUTHCORE_CONFIG / AUTHCORE_REDIS
+    # when set, the command line's database and settings.
+    "GATE": "authcore.backends.connect",
     # Public by path; views can be marked public instead (see views.health).
     "OPTIONS": {"public_paths": ["/robots.txt"]},
 }

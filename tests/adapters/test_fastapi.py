@@ -15,7 +15,8 @@ from typing import Annotated, Any
 
 import httpx
 import pytest
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, HTTPException
+from starlette.responses import PlainTextResponse
 
 from authcore import errors
 from authcore.adapters import fastapi as fastapi_adapter
@@ -229,7 +230,6 @@ def test_all_names_exactly_the_public_api() -> None:
         if not name.startswith("_")
         and getattr(value, "__module__", None) == fastapi_adapter.__name__
     }
-    # install_auth is re-exported from the Starlette helpers, so a FastAPI app imports one module.
     assert set(fastapi_adapter.__all__) == public | {"install_auth"}
     assert fastapi_adapter.__all__ == sorted(fastapi_adapter.__all__)
 
@@ -314,3 +314,138 @@ def test_importing_without_fastapi_says_how_to_install_it(monkeypatch: pytest.Mo
     monkeypatch.setitem(sys.modules, "fastapi", None)  # what an absent package looks like
     with pytest.raises(ImportError, match=r"pip install -e '\.\[fastapi\]'"):
         importlib.import_module("authcore.adapters.fastapi")
+
+
+# --- install_auth: the app answers like the rest of authcore -------------------------------------
+
+
+def answering_app(world: World) -> FastAPI:
+    """An app wired by this module's install_auth: one route per method on /items, a handler's
+    own HTTPException, a route that answers HEAD itself, a secured router that answers 201."""
+    app = FastAPI()
+
+    @app.get("/items")
+    async def list_items(principal: Annotated[Principal, Depends(authenticated())]) -> list[str]:
+        return ["a"]
+
+    @app.post("/items")
+    async def add_item() -> dict[str, str]:
+        return {}
+
+    @app.get("/items/{name}")
+    async def get_item(name: str) -> dict[str, str]:
+        raise HTTPException(404, detail=f"no item {name}")
+
+    @app.delete("/items/{name}", status_code=204)
+    async def remove_item(name: str) -> None:
+        raise HTTPException(304)
+
+    @app.patch("/items/{name}")
+    async def patch_item(name: str) -> None:
+        raise HTTPException(499, detail="client closed")
+
+    @app.get("/ping")
+    @public
+    async def ping() -> PlainTextResponse:
+        return PlainTextResponse("GET", headers={"x-method": "GET"})
+
+    @app.head("/ping")
+    @public
+    async def ping_head() -> PlainTextResponse:
+        return PlainTextResponse("", headers={"x-method": "HEAD"})
+
+    @app.post("/hook")
+    @public
+    async def hook() -> dict[str, str]:
+        return {}
+
+    router = APIRouter(**secured("keys.create"))
+
+    @router.post("/made", status_code=201)
+    async def made() -> dict[str, str]:
+        return {}
+
+    app.include_router(router)
+    fastapi_adapter.install_auth(app, world.api, public_paths=["/openapi.json"])
+    return app
+
+
+@asynccontextmanager
+async def answering_client(world: World) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=answering_app(world))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+async def test_no_route_and_a_wrong_method_are_problem_documents() -> None:
+    world = make_world()
+    key = {"Authorization": f"Bearer {world.key('k', 'keys.read')}"}
+    async with answering_client(world) as client:
+        missing = await client.get("/nowhere", headers=key)
+        wrong = await client.put("/items", headers=key)
+        public_wrong = await client.get("/hook")
+        included = await client.get("/made", headers=key)  # a route of an included router
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert missing.json() == {
+        "type": "urn:authcore:problem:not_found",
+        "title": "No such resource.",
+        "status": 404,
+        "code": "not_found",
+    }
+    assert wrong.status_code == 405
+    assert wrong.json()["code"] == "method_not_allowed"
+    # Every method of the path, though FastAPI made one route per method (RFC 9110 §15.5.6).
+    assert wrong.headers["allow"] == "GET, HEAD, POST"
+    assert public_wrong.status_code == 405
+    assert public_wrong.headers["allow"] == "POST"
+    assert included.status_code == 405
+    assert included.headers["allow"] == "POST"
+
+
+async def test_a_handlers_http_exception_keeps_its_detail_in_the_problem() -> None:
+    world = make_world()
+    key = {"Authorization": f"Bearer {world.key('k', 'keys.read')}"}
+    async with answering_client(world) as client:
+        raised = await client.get("/items/x", headers=key)
+        bodiless = await client.delete("/items/x", headers=key)
+        unnamed = await client.patch("/items/x", headers=key)
+    assert raised.status_code == 404
+    assert raised.headers["content-type"] == "application/problem+json"
+    assert raised.json()["code"] == "not_found"
+    assert raised.json()["detail"] == "no item x"
+    assert bodiless.status_code == 304
+    assert bodiless.content == b""
+    assert unnamed.status_code == 499  # a status http.HTTPStatus does not know
+    assert unnamed.json()["code"] == "http_error"
+    assert unnamed.json()["detail"] == "client closed"
+
+
+async def test_head_is_answered_as_get_without_the_body() -> None:
+    world = make_world()
+    key = {"Authorization": f"Bearer {world.key('k', 'keys.read')}"}
+    async with answering_client(world) as client:
+        get = await client.get("/items", headers=key)
+        head = await client.head("/items", headers=key)
+        anonymous = await client.head("/items")
+        own = await client.head("/ping")
+        post_only = await client.head("/hook")
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == get.headers["content-length"]
+    # The HEAD was charged like a GET: one request fewer left (`r` of the RateLimit field).
+    remaining = [int(h.headers["ratelimit"].split(";r=")[1].split(";")[0]) for h in (get, head)]
+    assert remaining[1] == remaining[0] - 1
+    assert anonymous.status_code == 401  # HEAD is authenticated exactly as GET
+    assert own.headers["x-method"] == "HEAD"  # a route that serves HEAD gets it unchanged
+    assert post_only.status_code == 405  # nothing serves GET there either
+
+
+async def test_openapi_lists_the_rate_limit_headers_where_a_credential_is_declared() -> None:
+    paths = (await openapi(answering_app(make_world())))["paths"]
+    rate_limit = {"RateLimit-Policy", "RateLimit"}
+    assert set(paths["/items"]["get"]["responses"]["200"]["headers"]) == rate_limit
+    assert set(paths["/made"]["post"]["responses"]["201"]["headers"]) == rate_limit
+    # No authcore credential declared: nothing is claimed for it.
+    assert "headers" not in paths["/items"]["post"]["responses"]["200"]
+    assert "headers" not in paths["/ping"]["get"]["responses"]["200"]

@@ -1,25 +1,22 @@
 """FastAPI's /docs in a real headless browser: Authorize with a root key, then "Try it out".
 
-The example service (examples/fastapi_app.py) runs under uvicorn on 127.0.0.1 with its own
-memory store. Swagger UI's page loads its script and stylesheet from a CDN; the browser gets
-the same Swagger UI 5 files from the fastapi-offline package instead, and every other address
-off this machine is refused, so the test needs no network.
+The example service (examples/fastapi_app.py) runs under uvicorn on 127.0.0.1 as its docstring
+says, with a key the command line made (tests/adapters/example_servers.py). Swagger UI's page
+loads its script and stylesheet from a CDN; the browser gets the same Swagger UI 5 files from
+the fastapi-offline package instead, and every other address off this machine is refused, so
+the test needs no network.
 """
 
 from __future__ import annotations
 
-import time
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from examples.fastapi_app import build_authenticator, create_app
 
-from authcore.backends.memory import MemoryRateLimiter, MemoryStore
-from authcore.testing import issue_root_key, make_workspace
-from tests.adapters.servers import serve_asgi
+from tests.adapters.example_servers import make_setup, running
 from tests.browser import CHROMIUM_ARGS, chromium_or_skip
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
@@ -32,9 +29,7 @@ OPERATION = "#operations-default-list_keys_keys_get"
 def test_authorize_with_a_root_key_then_try_it_out_gets_200(tmp_path: Path) -> None:
     chromium = chromium_or_skip()
     sync_api = pytest.importorskip("playwright.sync_api")
-    store = MemoryStore()
-    make_workspace(store, "ws_browser")
-    _, key = issue_root_key(store, "ws_browser", ["keys.read"], now=time.time())
+    setup = make_setup(tmp_path)
     refused: list[str] = []
 
     def offline(route: Any) -> None:
@@ -49,7 +44,7 @@ def test_authorize_with_a_root_key_then_try_it_out_gets_200(tmp_path: Path) -> N
             route.abort()
 
     with (
-        serve_asgi(create_app(build_authenticator(store, MemoryRateLimiter()))) as base_url,
+        running("fastapi-uvicorn", setup) as server,
         sync_api.sync_playwright() as playwright,
     ):
         browser = playwright.chromium.launch(
@@ -60,7 +55,7 @@ def test_authorize_with_a_root_key_then_try_it_out_gets_200(tmp_path: Path) -> N
             context.set_default_timeout(10_000)
             context.route("**/*", offline)
             page = context.new_page()
-            page.goto(f"{base_url}/docs")
+            page.goto(f"{server.url}/docs")
             operation = page.locator(OPERATION)
             status = operation.locator(".live-responses-table tbody .response-col_status").first
 
@@ -74,14 +69,14 @@ def test_authorize_with_a_root_key_then_try_it_out_gets_200(tmp_path: Path) -> N
             page.locator(".auth-wrapper button.authorize").click()
             dialog = page.locator(".modal-ux")
             sync_api.expect(dialog).to_contain_text("RootKeyOrJWT")
-            dialog.locator("input").fill(key.reveal())
+            dialog.locator("input").fill(setup.keys["reader"])
             dialog.locator("button.authorize").click()
             dialog.locator("button.btn-done").click()
 
             operation.locator("button.execute").click()
             sync_api.expect(status).to_have_text("200")
             body = operation.locator(".live-responses-table tbody .response-col_description").first
-            sync_api.expect(body).to_contain_text("ws_browser")
+            sync_api.expect(body).to_contain_text(setup.workspace)
             page.screenshot(path=str(tmp_path / "docs.png"), full_page=True)
         finally:
             browser.close()

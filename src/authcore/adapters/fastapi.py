@@ -15,8 +15,14 @@ This module declares authcore's credentials that way:
   ``application/problem+json`` body and headers; :func:`secured` bundles a dependency and those
   responses as keyword arguments for a route decorator, an ``APIRouter`` or ``include_router``.
 
-Authentication stays with the ASGI middleware (:func:`~authcore.adapters.starlette.install_auth`).
-The schemes read nothing from the request: they only describe it. The dependency reads the
+- :func:`install_auth` is :func:`authcore.adapters.starlette.install_auth` (the middleware and
+  its error handlers) plus what a FastAPI app lacks to answer like the rest of authcore: its
+  own refusals (no route 404, wrong method 405, any ``HTTPException``) as problem documents,
+  ``HEAD`` answered as ``GET`` where FastAPI would refuse it, and the rate-limit headers of
+  admitted requests in ``/openapi.json``.
+
+Authentication stays with the ASGI middleware. The schemes read nothing from the request: they
+only describe it. The dependency reads the
 principal the middleware attached and checks the permission; on a route the middleware does
 not cover it fails closed (500), exactly like the Starlette dependency.
 """
@@ -24,15 +30,16 @@ not cover it fails closed (500), exactly like the Starlette dependency.
 from __future__ import annotations
 
 import copy
+import http
 import json
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Final, TypedDict
 
 from authcore.adapters._common import missing_extra
 
 try:
-    from fastapi import Depends, params
+    from fastapi import Depends, FastAPI, params
     from fastapi.openapi.models import APIKey, APIKeyIn
     from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
     from fastapi.security.base import SecurityBase
@@ -41,10 +48,15 @@ except ImportError as error:
         missing_extra("authcore.adapters.fastapi", "FastAPI", "fastapi"), name=error.name
     ) from error
 
-from starlette.requests import HTTPConnection
+from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from typing_extensions import Unpack
 
 from authcore.adapters import starlette as _starlette
-from authcore.adapters.starlette import install_auth
+from authcore.adapters._common import GateOptions, GateSource
 from authcore.credentials import DEFAULT_PORTAL_COOKIE, CredentialKind, CredentialSettings
 from authcore.errors import (
     AuthcoreError,
@@ -60,6 +72,8 @@ from authcore.errors import (
     UnsupportedSchemeError,
     WorkspaceDisabledError,
 )
+from authcore.flow import Authenticator
+from authcore.gate import Gate
 from authcore.permissions import Query
 from authcore.principal import Principal
 from authcore.ratelimit import RateLimitDecision
@@ -115,6 +129,7 @@ _BEARER_KINDS: Final = (
     (CredentialKind.PORTAL_TOKEN, "PortalToken", "a portal session token ({portal}...)"),
     (CredentialKind.JWT, "JWT", "a JWT minted by the dashboard proxy"),
 )
+_BEARER_NAMES: Final = frozenset(name for _, name, _ in _BEARER_KINDS)
 
 
 def _cookie_scheme_name(cookie: str) -> str:
@@ -352,3 +367,159 @@ def secured(
         dependency = require(query, credentials=credentials)
     responses = problem_responses(rate_limit_headers=rate_limit_headers)
     return {"dependencies": [Depends(dependency)], "responses": responses}
+
+
+# --- the app ------------------------------------------------------------------------------------
+
+# The codes and titles of `authcore serve`'s own answers to the same refusals.
+_HTTP_PROBLEMS: Final = {
+    404: ("not_found", "No such resource."),
+    405: ("method_not_allowed", "The method is not allowed here."),
+}
+_NO_BODY: Final = frozenset({204, 304})
+
+
+def _http_problem(request: Request, exc: HTTPException) -> Response:
+    """FastAPI's own refusals, and any ``HTTPException`` a handler raises, as a problem document.
+
+    The ``detail`` a handler chose stays in the document's ``detail`` member (RFC 9457 §3.1.4),
+    where a client of FastAPI's ``{"detail": ...}`` already looks; Starlette's default (the
+    status phrase) is left out.
+    """
+    status = exc.status_code
+    headers = {name.lower(): value for name, value in (exc.headers or {}).items()}
+    if status == 405:
+        headers["allow"] = _allow(request, headers.get("allow", ""))
+    if status < 200 or status in _NO_BODY:
+        return Response(status_code=status, headers=headers)
+    code, title = _HTTP_PROBLEMS.get(status, ("http_error", "The request failed."))
+    document: dict[str, Any] = {
+        "type": f"urn:authcore:problem:{code}",
+        "title": title,
+        "status": status,
+        "code": code,
+    }
+    if exc.detail != _phrase(status):
+        document["detail"] = exc.detail
+    body = json.dumps(document, separators=(",", ":"))
+    return Response(body, status_code=status, headers=headers, media_type=PROBLEM_CONTENT_TYPE)
+
+
+def _phrase(status: int) -> str:
+    """The detail Starlette gives an ``HTTPException`` that was given none."""
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:  # a status the standard library does not name
+        return ""
+
+
+def _allow(request: Request, first_route: str) -> str:
+    """RFC 9110 §15.5.6: every method the path serves, not only those of the first route that
+    matched it (all that FastAPI's 405 names). An included router's routes are seen through
+    that first route only."""
+    served = _starlette.allowed_methods(request.app.routes, request.scope)
+    methods = {method.strip() for allow in (first_route, served) for method in allow.split(",")}
+    methods.discard("")
+    if "GET" in methods:
+        methods.add("HEAD")  # answered as GET by _HeadAsGet
+    return ", ".join(sorted(methods))
+
+
+class _HeadAsGet:
+    """Answer ``HEAD`` as ``GET`` without the body, where a route serves ``GET`` and none
+    serves ``HEAD`` (RFC 9110 §9.3.2). Starlette's routes do this themselves; FastAPI's do not.
+
+    It runs inside the auth middleware, which so sees the request's own method.
+    """
+
+    def __init__(self, app: ASGIApp, *, routes: FastAPI) -> None:
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        as_get = {**scope, "method": "GET"}
+        if _served(self.routes.routes, scope) or not _served(self.routes.routes, as_get):
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app(as_get, receive, without_body)
+
+
+def _served(routes: Sequence[BaseRoute], scope: Scope) -> bool:
+    return any(route.matches(scope)[0] is Match.FULL for route in routes)
+
+
+def _is_authcore_scheme(name: str) -> bool:
+    """Whether ``name`` is one :func:`_schemes` makes (FastAPI keeps one scheme per name)."""
+    if name == "PortalCookie" or name.startswith("PortalCookie."):
+        return True
+    return all(kind in _BEARER_NAMES for kind in name.split("Or"))
+
+
+def _fields_of(source: GateSource) -> dict[str, Any]:
+    """The OpenAPI headers of the rate-limit fields ``source``'s default route group sends."""
+    if isinstance(source, Authenticator):
+        authenticator = source
+    elif isinstance(source, Gate):
+        authenticator = source.routes.default
+    else:
+        authenticator = source.authenticator
+    return openapi_fields(authenticator.settings.rate_limit_headers)
+
+
+def _document_rate_limits(app: FastAPI, fields: dict[str, Any]) -> None:
+    """Describe the rate-limit headers on every 2xx answer of each operation that declares an
+    authcore credential (:func:`require`, :func:`authenticated`, :func:`secured`): the
+    middleware puts them on every admitted request's answer."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = build()  # FastAPI keeps it; adding the same headers again changes nothing
+        for item in document.get("paths", {}).values():
+            for operation in item.values():
+                requirements = operation.get("security", ()) if isinstance(operation, dict) else ()
+                if not any(_is_authcore_scheme(name) for names in requirements for name in names):
+                    continue
+                for status, response in operation.get("responses", {}).items():
+                    if str(status).startswith("2"):
+                        response.setdefault("headers", {}).update(copy.deepcopy(fields))
+        return document
+
+    # FastAPI's documented way to change the schema is to replace this method.
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def install_auth(app: FastAPI, authenticator: GateSource, **options: Unpack[GateOptions]) -> None:
+    """Add the auth middleware to a FastAPI ``app`` (see
+    :func:`authcore.adapters.starlette.install_auth`, whose options it takes), and make the
+    app answer like the rest of authcore:
+
+    - no route (404), a wrong method (405, ``Allow`` naming every method of the path) and any
+      ``HTTPException`` are ``application/problem+json``;
+    - ``HEAD`` is answered as ``GET`` (without a body) on routes that serve ``GET``, public
+      ones without a credential like their ``GET``;
+    - ``/openapi.json`` lists the rate-limit fields (those the default route group's
+      ``rate_limit_headers`` option sends) on the 2xx answers of operations that declare an
+      authcore credential.
+
+    Raises:
+        ConfigurationError: an invalid prefix or authenticator.
+    """
+    # Added first, so it runs inside the auth middleware (the last added is the outermost).
+    app.add_middleware(_HeadAsGet, routes=app)
+    _starlette.install_auth(app, authenticator, **options)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)  # noqa: S101 - registered for HTTPException only
+        return _http_problem(request, exc)
+
+    app.add_exception_handler(HTTPException, on_http_error)
+    _document_rate_limits(app, _fields_of(authenticator))

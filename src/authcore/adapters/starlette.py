@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Final, NamedTuple, Protocol, TypeVar, cast
 
 from authcore.adapters._common import (
@@ -52,6 +52,7 @@ from authcore.principal import Principal
 from authcore.responses import HTTPResponse
 
 __all__ = [
+    "allowed_methods",
     "install_auth",
     "install_error_handlers",
     "principal_from",
@@ -101,6 +102,24 @@ def install_error_handlers(
         return to_response(safe_response(error, realm, on_error))
 
     app.add_exception_handler(AuthcoreError, handle)
+
+
+def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> str:
+    """Return the ``Allow`` value for the request's path: every method some route serves there,
+    and ``HEAD`` wherever ``GET`` is served.
+
+    Starlette's own 405 names only the methods of the first route whose path matched; an app
+    that registers one route per method on a path (as FastAPI does) would then under-report
+    (RFC 9110 §15.5.6).
+    """
+    methods: set[str] = set()
+    for route in routes:
+        match, _child = route.matches(scope)
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    if "GET" in methods:
+        methods.add("HEAD")  # RFC 9110 §9.3.2
+    return ", ".join(sorted(methods))
 
 
 def _marked(route: BaseRoute) -> bool:

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, NoReturn
 from urllib.parse import parse_qsl
 
 import anyio
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Match
-from starlette.types import Scope
 
+from authcore.adapters.starlette import allowed_methods
 from authcore.errors import ClientError
 from authcore.names import check_name
 from authcore.responses import PROBLEM_CONTENT_TYPE
@@ -116,20 +115,6 @@ def json_bytes_response(body: bytes, status: int = 200) -> Response:
         media_type="application/json",
         headers={"cache-control": "no-store"},
     )
-
-
-def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> str:
-    """Return the ``Allow`` value for the request's path: every method some route serves.
-
-    Starlette's own 405 names only the methods of the first route whose path matched; an app
-    that registers one route per method on a path would then under-report (RFC 9110 §15.5.6).
-    """
-    methods: set[str] = set()
-    for route in routes:
-        match, _child = route.matches(scope)
-        if match is not Match.NONE:
-            methods.update(getattr(route, "methods", None) or ())
-    return ", ".join(sorted(methods))
 
 
 #: Longest id a path may name (every id the stores generate is far shorter).
