@@ -254,6 +254,7 @@ class AsyncStore(abc.ABC):
         ttl: int,
         now: float,
         actor: Actor,
+        rate_limit: RateLimitPolicy | None = None,
     ) -> NewPortalSession | None:
         """Async twin of :meth:`Store.create_portal_session`."""
         return await self.arun(
@@ -265,6 +266,7 @@ class AsyncStore(abc.ABC):
                 ttl=ttl,
                 now=now,
                 actor=actor,
+                rate_limit=rate_limit,
                 prefix=self.portal_token_prefix,
             )
         )
@@ -289,6 +291,7 @@ class AsyncStore(abc.ABC):
         ttl: int,
         now: float,
         actor: Actor,
+        rate_limit: RateLimitPolicy | None = None,
     ) -> NewPortalExchange | None:
         """Async twin of :meth:`Store.create_portal_exchange`."""
         return await self.arun(
@@ -300,6 +303,7 @@ class AsyncStore(abc.ABC):
                 ttl=ttl,
                 now=now,
                 actor=actor,
+                rate_limit=rate_limit,
             )
         )
 
