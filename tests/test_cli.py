@@ -168,8 +168,10 @@ def test_portal_create_session_json(run: Run, workspace: str) -> None:
         "--permission", "keys.read", "--ttl", "600",
     )  # fmt: skip
     assert set(result) == {
-        "session_id", "identity_id", "code", "code_expires_at", "expires_at", "portal_url"
+        "session_id", "identity_id", "code", "code_expires_at", "expires_at", "rate_limit",
+        "portal_url",
     }  # fmt: skip
+    assert result["rate_limit"] is None  # none was asked
     assert result["code"].startswith("pc_")
     assert result["identity_id"].startswith("idt_")
     assert result["portal_url"] == f"http://127.0.0.1:8000/portal/#code={result['code']}"

@@ -41,6 +41,7 @@ from authcore.ratelimit import (
     RateLimitDecision,
     RateLimitPolicy,
     key_bucket,
+    session_bucket,
 )
 from authcore.records import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
 from authcore.testing import (
@@ -588,13 +589,13 @@ def test_jwts_portal_sessions_and_keys_without_a_limit_take_one_decision(drive: 
     for header in ([f"Bearer {key.reveal()}"], [f"Bearer {token.reveal()}"]):
         result = drive(h.authenticator(limiter=limiter), header, None)
         assert result.conclusion is not None
-        assert result.conclusion.key_policy is None
+        assert result.conclusion.credential_policy is None
     portal = Harness(credentials=CredentialSettings.portal())
     _, session = issue_portal_session(portal.store, "ws_1", "end-user-7", ["keys.read"])
     portal_limiter = RecordingLimiter(portal.clock)
     result = drive(portal.authenticator(limiter=portal_limiter), [], session.reveal())
     assert result.conclusion is not None
-    assert result.conclusion.key_policy is None
+    assert result.conclusion.credential_policy is None
     assert limiter.buckets == [("ws_1",), ("ws_1",)]
     assert portal_limiter.buckets == [("ws_1",)]
 
@@ -651,3 +652,22 @@ def test_the_names_that_moved_out_of_flow_are_still_importable_from_it() -> None
         assert getattr(authcore.flow, name) is getattr(authcore.replay, name)
     assert all(hasattr(authcore.flow, name) for name in authcore.flow.__all__)
     assert not hasattr(authcore.flow, "Authenticators")
+
+
+@drivers
+def test_a_portal_sessions_own_limit_is_a_level_of_its_own(drive: Driver) -> None:
+    h = Harness(credentials=CredentialSettings.portal())
+    record, session = issue_portal_session(
+        h.store, "ws_1", "idt_1", ["keys.read"], rate_limit=RateLimitPolicy(3, 60)
+    )
+    limiter = RecordingLimiter(h.clock)
+    auth = h.authenticator(limiter=limiter)
+    for remaining in (2, 1, 0):
+        decision = drive(auth, [], session.reveal()).rate_limit
+        assert decision is not None
+        assert (decision.limit, decision.remaining) == (3, remaining)
+    with pytest.raises(RateLimitedError) as info:
+        drive(auth, [], session.reveal())
+    assert (info.value.workspace_id, info.value.credential_id) == ("ws_1", record.id)
+    both = (session_bucket("ws_1", record.id), "ws_1")
+    assert limiter.buckets == [both] * 4

@@ -25,7 +25,7 @@ from authcore.audit import (
 )
 from authcore.errors import ClientError, PermissionDeniedError
 from authcore.permissions import PermissionSet
-from authcore.principal import Principal, Source, Subject
+from authcore.principal import Principal, Source, Subject, principal_from_portal_session
 from authcore.ratelimit import RateLimitPolicy
 from authcore.records import (
     MAX_GRACE_SECONDS,
@@ -338,6 +338,57 @@ def test_a_limited_key_cannot_clear_or_loosen_another_keys_limit() -> None:
     cleared = plans.plan_set_key_rate_limit(record.record, None, now=1_800_000_001, actor=actor)
     assert cleared is not None
     assert cleared[0].rate_limit == RateLimitPolicy(5, 60)  # "none" means the maker's own
+
+
+def _session_limit(actor: Actor, rate_limit: RateLimitPolicy | None) -> RateLimitPolicy | None:
+    # Both ways a portal session is made: with its token at once, and behind a one-time code.
+    made, event = portal_sessions.plan_create_portal_session(
+        "ws_1", "idt_1", permissions=["keys.read"], ttl=60, now=NOW, actor=actor,
+        prefix="ps_", rate_limit=rate_limit,
+    )  # fmt: skip
+    started, _, started_event = portal_sessions.plan_create_portal_exchange(
+        "ws_1", "idt_1", permissions=["keys.read"], ttl=60, now=NOW, actor=actor,
+        rate_limit=rate_limit,
+    )  # fmt: skip
+    assert made.record.rate_limit == started.record.rate_limit
+    assert event.context == started_event.context
+    granted = made.record.rate_limit
+    assert event.context == ({} if granted is None else {"rate_limit": str(granted)})
+    return granted
+
+
+def test_a_portal_session_made_by_a_limited_key_inherits_its_limit() -> None:
+    assert _session_limit(_limited_actor(RateLimitPolicy(3, 60)), None) == RateLimitPolicy(3, 60)
+
+
+@pytest.mark.parametrize("looser", [RateLimitPolicy(4, 60), RateLimitPolicy(3, 59)])
+def test_a_limited_key_cannot_make_a_portal_session_with_a_looser_limit(
+    looser: RateLimitPolicy,
+) -> None:
+    with pytest.raises(PermissionDeniedError):
+        _session_limit(_limited_actor(RateLimitPolicy(3, 60)), looser)
+
+
+def test_a_limited_key_may_make_a_portal_session_with_a_tighter_limit() -> None:
+    tighter = RateLimitPolicy(1, 60)
+    assert _session_limit(_limited_actor(RateLimitPolicy(3, 60)), tighter) == tighter
+
+
+def test_an_unlimited_maker_makes_a_portal_session_without_a_limit_unless_asked() -> None:
+    assert _session_limit(_limited_actor(None), None) is None
+    assert _session_limit(Actor(), RateLimitPolicy(7, 60)) == RateLimitPolicy(7, 60)
+
+
+def test_a_key_made_in_the_portal_gets_at_most_the_sessions_limit() -> None:
+    made, _ = portal_sessions.plan_create_portal_session(
+        "ws_1", "idt_1", permissions=["keys.create"], ttl=60, now=NOW,
+        actor=_limited_actor(RateLimitPolicy(3, 60)), prefix="ps_",
+    )  # fmt: skip
+    session = principal_from_portal_session(made.record, made.record.digest, NOW)
+    assert session.rate_limit == RateLimitPolicy(3, 60)
+    assert _child(Actor(session), None) == RateLimitPolicy(3, 60)
+    with pytest.raises(PermissionDeniedError):
+        _child(Actor(session), RateLimitPolicy(4, 60))
 
 
 @given(st.integers(1, 1000), st.integers(1, 3600), st.integers(1, 1000), st.integers(1, 3600))

@@ -28,6 +28,7 @@ from authcore.ratelimit import (
     identity_bucket,
     key_bucket,
     rate_limit_key,
+    session_bucket,
     tighter,
 )
 from tests.strategies import (
@@ -617,11 +618,12 @@ def test_lua_makes_exactly_the_decisions_of_decide(
         redis_client.delete(name)
 
 
-def test_a_keys_or_identitys_bucket_never_names_a_workspace_or_each_other() -> None:
+def test_a_keys_sessions_or_identitys_bucket_never_names_a_workspace_or_each_other() -> None:
     from authcore.tokens import generate_id
 
     assert key_bucket("ws_1", "key_abc") == "ws_1:key:key_abc"
     assert identity_bucket("ws_1", "idt_abc") == "ws_1:identity:idt_abc"
+    assert session_bucket("ws_1", "ps_abc") == "ws_1:session:ps_abc"
     # Workspace ids are generated ws_<hex>: never a colon, so never a key's bucket.
     assert all(":" not in generate_id("ws") for _ in range(100))
     buckets = {
@@ -629,9 +631,10 @@ def test_a_keys_or_identitys_bucket_never_names_a_workspace_or_each_other() -> N
         key_bucket("ws_1", "key_abd"),
         key_bucket("ws_2", "key_abc"),
         identity_bucket("ws_1", "key_abc"),
+        session_bucket("ws_1", "key_abc"),
         "ws_1",
     }
-    assert len(buckets) == 5
+    assert len(buckets) == 6
 
 
 def test_a_requests_redis_keys_share_the_workspaces_hash_slot() -> None:
@@ -639,7 +642,11 @@ def test_a_requests_redis_keys_share_the_workspaces_hash_slot() -> None:
     # which has no braces, hashes whole; every other bucket of it names that key as its tag.
     workspace = rate_limit_key("ws_1", "rl:")
     assert workspace == "rl:ws_1"
-    for bucket in (key_bucket("ws_1", "key_a"), identity_bucket("ws_1", "idt_a")):
+    for bucket in (
+        key_bucket("ws_1", "key_a"),
+        identity_bucket("ws_1", "idt_a"),
+        session_bucket("ws_1", "ps_a"),
+    ):
         name = rate_limit_key(bucket, "rl:")
         assert name.startswith("{rl:ws_1}:")
         assert name[1 : name.index("}")] == workspace

@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 
 from authcore.errors import ConfigurationError
 from authcore.flow import AuthSettings
-from authcore.ratelimit import RateLimitDecision, RateLimitPolicy, identity_bucket, key_bucket
+from authcore.ratelimit import (
+    RateLimitDecision,
+    RateLimitPolicy,
+    identity_bucket,
+    key_bucket,
+    session_bucket,
+)
 from authcore.ratelimit_fields import (
     LimitFields,
     RateLimitHeaders,
@@ -135,6 +141,7 @@ def test_level_names_follow_the_buckets() -> None:
     assert level_name("ws_1") == "workspace"
     assert level_name(key_bucket("ws_1", "key_1")) == "key"
     assert level_name(identity_bucket("ws_1", "idn_1")) == "identity"
+    assert level_name(session_bucket("ws_1", "ps_1")) == "session"
 
 
 @pytest.mark.parametrize("name", ["draft", "legacy", "both", "none"])

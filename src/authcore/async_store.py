@@ -272,6 +272,7 @@ class AsyncStore(abc.ABC):
         ttl: int,
         now: float,
         actor: Actor,
+        rate_limit: RateLimitPolicy | None = None,
     ) -> NewPortalSession | None:
         """Async twin of :meth:`Store.create_portal_session`."""
         return await self.arun(
@@ -283,6 +284,7 @@ class AsyncStore(abc.ABC):
                 ttl=ttl,
                 now=now,
                 actor=actor,
+                rate_limit=rate_limit,
                 prefix=self.portal_token_prefix,
             )
         )
@@ -307,6 +309,7 @@ class AsyncStore(abc.ABC):
         ttl: int,
         now: float,
         actor: Actor,
+        rate_limit: RateLimitPolicy | None = None,
     ) -> NewPortalExchange | None:
         """Async twin of :meth:`Store.create_portal_exchange`."""
         return await self.arun(
@@ -318,6 +321,7 @@ class AsyncStore(abc.ABC):
                 ttl=ttl,
                 now=now,
                 actor=actor,
+                rate_limit=rate_limit,
             )
         )
 

@@ -401,9 +401,11 @@ def create_portal_session(
     now: float,
     actor: Actor,
     prefix: str,
+    rate_limit: RateLimitPolicy | None = None,
 ) -> Change[NewPortalSession | None]:
     """Create a portal session of the identity with external id ``identity`` (created on
-    first use); the raw token is in the result, once. None: unknown workspace.
+    first use); the raw token is in the result, once. None: unknown workspace. ``rate_limit``
+    is the session's own (at most the maker's: see :func:`~authcore.plans._granted_limit`).
     """
     proposed = new_identity(workspace_id, identity, now=now)
     new, event = plan_create_portal_session(
@@ -415,6 +417,7 @@ def create_portal_session(
         now=now,
         actor=actor,
         prefix=prefix,
+        rate_limit=rate_limit,
     )
     return Change("create_portal_session", _session_of_identity(new, [], event, proposed, actor))
 
@@ -469,6 +472,7 @@ def create_portal_exchange(
     ttl: int,
     now: float,
     actor: Actor,
+    rate_limit: RateLimitPolicy | None = None,
 ) -> Change[NewPortalExchange | None]:
     """Create a portal session of the identity with external id ``identity`` (created on
     first use) that starts with a one-time exchange code (shown once).
@@ -485,6 +489,7 @@ def create_portal_exchange(
         ttl=ttl,
         now=now,
         actor=actor,
+        rate_limit=rate_limit,
     )
     steps = _session_of_identity(
         new, [PruneExchanges(exchange.created_at)], event, proposed, actor, after=[Insert(exchange)]

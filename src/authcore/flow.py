@@ -132,8 +132,9 @@ class LookupIdentity:
 class CheckRateLimit:
     """Need: one atomic limiter decision for ``bucket`` under ``policy``.
 
-    ``bucket`` is the workspace's id, or within it a root key's or an identity's own bucket
-    (:func:`authcore.ratelimit.key_bucket`, :func:`~authcore.ratelimit.identity_bucket`).
+    ``bucket`` is the workspace's id, or within it a root key's, a portal session's or an
+    identity's own bucket (:func:`authcore.ratelimit.key_bucket`,
+    :func:`~authcore.ratelimit.session_bucket`, :func:`~authcore.ratelimit.identity_bucket`).
     """
 
     bucket: str
@@ -259,15 +260,15 @@ def _verify_jwt(token: str, settings: AuthSettings, now: float) -> VerifiedClaim
     return claims
 
 
+def _own_limit(record: RootKeyRecord | PortalSessionRecord | None) -> RateLimitPolicy | None:
+    return None if record is None else record.rate_limit
+
+
 def _lifetime(
     record: RootKeyRecord | PortalSessionRecord | None,
 ) -> tuple[str | None, float | None]:
     # The record's id and expiry; principal_from_* has already refused a missing record.
     return (None, None) if record is None else (record.id, record.expires_at)
-
-
-def _key_policy(record: RootKeyRecord | None) -> RateLimitPolicy | None:
-    return None if record is None else record.rate_limit
 
 
 def _identity_limit(principal: Principal) -> Generator[Need, object, RateLimitPolicy | None]:
@@ -294,28 +295,29 @@ def authentication_flow(credential: Credential, settings: AuthSettings, now: flo
     Raises:
         InvalidCredentialError: unknown, wrong, expired or revoked (one public answer).
         WorkspaceDisabledError: the principal's workspace is disabled.
-        RateLimitedError: the workspace, the key's identity or the root key's own limit is
-            over its limit.
+        RateLimitedError: the workspace, the key's identity or the root key's or portal
+            session's own limit is over its limit.
         UnavailableError: a store or the limiter is down (per ``limiter_failure``).
     """
     if credential.kind not in settings.credentials.accepts:
         raise InvalidCredentialError(f"{credential.kind.value} not accepted on this route")
     token = credential.secret.reveal()
     key_id: str | None = None
-    key_policy: RateLimitPolicy | None = None
+    own_policy: RateLimitPolicy | None = None
     identity_policy: RateLimitPolicy | None = None
     if credential.kind is CredentialKind.ROOT_KEY:
         key_digest = digest(token)
         key_record = _expect((yield LookupRootKey(key_digest)), RootKeyRecord)
         principal = principal_from_root_key(key_record, key_digest, now)
         credential_id, expires_at = _lifetime(key_record)
-        key_policy = _key_policy(key_record)
+        own_policy = _own_limit(key_record)
         identity_policy = yield from _identity_limit(principal)
     elif credential.kind is CredentialKind.PORTAL_TOKEN:
         session_digest = digest(token)
         session_record = _expect((yield LookupPortalSession(session_digest)), PortalSessionRecord)
         principal = principal_from_portal_session(session_record, session_digest, now)
         credential_id, expires_at = _lifetime(session_record)
+        own_policy = _own_limit(session_record)
     else:
         claims = _verify_jwt(token, settings, now)
         principal = principal_from_claims(claims)
@@ -333,7 +335,7 @@ def authentication_flow(credential: Credential, settings: AuthSettings, now: flo
         math.inf if expires_at is None else expires_at,
         key_id,
         credential_id,
-        key_policy,
+        own_policy,
         identity_policy,
         settings.rate_limit_headers,
     )
@@ -347,9 +349,9 @@ def rate_limit_step(
 
     The last part of :func:`authentication_flow`, and all that a replayed conclusion runs
     (``replayed`` is passed on to the result). The levels are the conclusion's
-    (:attr:`~authcore.replay.Conclusion.levels`): a root key's own limit, its identity's, its
-    workspace's, each where it has one. Most callers have only the workspace's: one decision,
-    one bucket. With more, one all-or-nothing decision over all of them
+    (:attr:`~authcore.replay.Conclusion.levels`): a root key's or portal session's own limit,
+    a key's identity's, its workspace's, each where it has one. Most callers have only the
+    workspace's: one decision, one bucket. With more, one all-or-nothing decision over all of them
     (:func:`~authcore.ratelimit.decide_levels`, one round trip on Redis): the request is
     admitted only if every level admits it, and a refused request charges no level, so a key
     hammering past its own limit never spends what its identity's or workspace's other keys

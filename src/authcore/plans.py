@@ -334,9 +334,9 @@ def plan_create_root_key(
 
 
 def _granted_limit(actor: Actor, wanted: object) -> RateLimitPolicy | None:
-    """The limit a new key gets: no looser than its maker's own (a credential hands out no
-    more quota than it holds, as it hands out no permission it lacks). A maker with a limit
-    passes it on when none is asked for.
+    """The limit a new key or portal session gets: no looser than its maker's own (a
+    credential hands out no more quota than it holds, as it hands out no permission it lacks).
+    A maker with a limit passes it on when none is asked for.
 
     Raises:
         ClientError: ``wanted`` is neither a policy nor None.
@@ -350,7 +350,7 @@ def _granted_limit(actor: Actor, wanted: object) -> RateLimitPolicy | None:
     if wanted is None:
         return own
     if not own.covers(wanted):
-        raise PermissionDeniedError("a key may not get a looser rate limit than its maker's")
+        raise PermissionDeniedError("no looser a rate limit than the maker's")
     return wanted
 
 

@@ -22,6 +22,7 @@ from authcore.plans import (
     _check_actor,
     _check_int,
     _event,
+    _granted_limit,
     _plan_revoke,
     _seconds,
     _session_target,
@@ -29,6 +30,7 @@ from authcore.plans import (
     validate_grants,
 )
 from authcore.principal import SUBJECT_IDENTITY, Source, Subject
+from authcore.ratelimit import RateLimitPolicy
 from authcore.records import (
     MAX_PORTAL_TTL,
     PORTAL_EXCHANGE_CODE_PREFIX,
@@ -60,23 +62,27 @@ def plan_create_portal_session(
     ttl: int,
     now: float,
     actor: Actor,
+    rate_limit: RateLimitPolicy | None = None,
     prefix: str,
 ) -> tuple[NewPortalSession, AuditEvent]:
     """Generate a portal session of an identity and its ``portal_session.create`` event.
 
     ``permissions``: what the session may do in the portal; ``key_permissions``: the most a
-    key made in the portal may hold.
+    key made in the portal may hold; ``rate_limit``: the session's own limit (a maker with a
+    limit of its own passes it on when none is given).
 
     Raises:
-        PermissionDeniedError: the actor belongs to another workspace.
+        PermissionDeniedError: the actor belongs to another workspace, or ``rate_limit`` is
+            looser than the maker's own.
         InvalidPermissionError: a grant breaks the grammar.
-        ClientError: ``ttl`` not in 1 s..30 days.
+        ClientError: ``ttl`` not in 1 s..30 days, or ``rate_limit`` neither a policy nor None.
     """
     _check_actor(actor, workspace_id)
     seconds = _seconds(now)
     grants = validate_grants(permissions)
     key_grants = validate_grants(key_permissions)
     lifetime = _check_int(ttl, "ttl", 1, MAX_PORTAL_TTL)
+    policy = _granted_limit(actor, rate_limit)
     issued = issue_token(prefix, "ps")
     record = PortalSessionRecord(
         id=issued.id,
@@ -87,10 +93,9 @@ def plan_create_portal_session(
         created_at=seconds,
         expires_at=seconds + lifetime,
         key_permissions=key_grants,
+        rate_limit=policy,
     )
-    event = _event(
-        actor, ACTION_PORTAL_SESSION_CREATE, [_session_target(record)], seconds, workspace_id
-    )
+    event = _created_event(record, actor)
     return NewPortalSession(record, issued.secret), event
 
 
@@ -103,24 +108,28 @@ def plan_create_portal_exchange(
     ttl: int,
     now: float,
     actor: Actor,
+    rate_limit: RateLimitPolicy | None = None,
 ) -> tuple[NewPortalExchange, PortalExchangeRecord, AuditEvent]:
     """Plan a portal session that starts with a one-time exchange code.
 
     The session is created now (its id can be revoked at once, its lifetime runs from now) but
     holds no token: its digest is 32 random bytes that are no token's digest, so nothing
     verifies against it. :func:`plan_exchange_portal_code` mints the token later. The event is
-    ``portal_session.create``, with the caller as actor.
+    ``portal_session.create``, with the caller as actor. ``rate_limit`` is as for
+    :func:`plan_create_portal_session`.
 
     Raises:
-        PermissionDeniedError: the actor belongs to another workspace.
+        PermissionDeniedError: the actor belongs to another workspace, or ``rate_limit`` is
+            looser than the maker's own.
         InvalidPermissionError: a grant breaks the grammar.
-        ClientError: ``ttl`` not in 1 s..30 days.
+        ClientError: ``ttl`` not in 1 s..30 days, or ``rate_limit`` neither a policy nor None.
     """
     _check_actor(actor, workspace_id)
     seconds = _seconds(now)
     grants = validate_grants(permissions)
     key_grants = validate_grants(key_permissions)
     lifetime = _check_int(ttl, "ttl", 1, MAX_PORTAL_TTL)
+    policy = _granted_limit(actor, rate_limit)
     session = PortalSessionRecord(
         id=generate_id("ps"),
         workspace_id=workspace_id,
@@ -130,6 +139,7 @@ def plan_create_portal_exchange(
         created_at=seconds,
         expires_at=seconds + lifetime,
         key_permissions=key_grants,
+        rate_limit=policy,
     )
     code = issue_token(PORTAL_EXCHANGE_CODE_PREFIX, "px")
     exchange = PortalExchangeRecord(
@@ -138,10 +148,21 @@ def plan_create_portal_exchange(
         created_at=seconds,
         expires_at=seconds + PORTAL_EXCHANGE_TTL,
     )
-    event = _event(
-        actor, ACTION_PORTAL_SESSION_CREATE, [_session_target(session)], seconds, workspace_id
-    )
+    event = _created_event(session, actor)
     return NewPortalExchange(session, code.secret, exchange.expires_at), exchange, event
+
+
+def _created_event(record: PortalSessionRecord, actor: Actor) -> AuditEvent:
+    event = _event(
+        actor,
+        ACTION_PORTAL_SESSION_CREATE,
+        [_session_target(record)],
+        record.created_at,
+        record.workspace_id,
+    )
+    if record.rate_limit is None:
+        return event
+    return attrs.evolve(event, context={"rate_limit": str(record.rate_limit)})
 
 
 def exchange_is_spent(exchange: PortalExchangeRecord | None, *, now: float) -> bool:

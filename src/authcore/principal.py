@@ -80,8 +80,9 @@ class Principal:
     root key that has one, a portal session's identity, None otherwise. ``key_permissions`` is
     the most a key this caller makes may hold, where that is less than ``permissions`` (a
     portal session: the operator's choice for keys made in the portal); None: its permissions.
-    ``rate_limit`` is the credential's own limit (a root key's), the most quota a key it
-    makes may get: a credential hands out no more quota than it holds.
+    ``rate_limit`` is the credential's own limit (a root key's or a portal session's), the
+    most quota a key or session it makes may get: a credential hands out no more quota than it
+    holds.
     """
 
     workspace_id: str
@@ -164,6 +165,7 @@ def _portal_session_principal(record: PortalSessionRecord) -> Principal:
         # What keys made in the portal may hold, never more than the operator chose; and a
         # portal session holds no permission beyond its own portal actions to lend out.
         key_permissions=_permission_set(record.key_permissions),
+        rate_limit=record.rate_limit,
     )
 
 

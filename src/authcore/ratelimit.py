@@ -56,6 +56,7 @@ __all__ = [
     "identity_bucket",
     "key_bucket",
     "rate_limit_key",
+    "session_bucket",
     "tighter",
 ]
 
@@ -419,6 +420,14 @@ def identity_bucket(workspace_id: str, identity_id: str) -> str:
     As :func:`key_bucket`: never any other level's bucket, grouped with its workspace's.
     """
     return f"{workspace_id}:identity:{identity_id}"
+
+
+def session_bucket(workspace_id: str, session_id: str) -> str:
+    """Return the bucket of a portal session's own limit: ``"<workspace id>:session:<id>"``.
+
+    As :func:`key_bucket`: never any other level's bucket, grouped with its workspace's.
+    """
+    return f"{workspace_id}:session:{session_id}"
 
 
 def tighter(first: RateLimitDecision, second: RateLimitDecision) -> RateLimitDecision:

@@ -8,9 +8,10 @@ each a List of Items whose value is a String naming a quota policy:
 - ``RateLimit: "workspace";r=42;t=17`` (§4): the current state: ``r`` the requests left now,
   ``t`` the seconds until the bucket is full again.
 
-A request passes one level per limit it has (a root key's own, its identity's, its workspace's:
-:attr:`authcore.replay.Conclusion.levels`), and each level is one item in each field, named
-``"key"``, ``"identity"`` or ``"workspace"``, most specific first. The legacy fields
+A request passes one level per limit it has (a root key's or portal session's own, its
+identity's, its workspace's: :attr:`authcore.replay.Conclusion.levels`), and each level is one
+item in each field, named ``"key"``, ``"session"``, ``"identity"`` or ``"workspace"``, most
+specific first. The legacy fields
 (``RateLimit-Limit``, ``RateLimit-Remaining``, ``RateLimit-Reset``: the draft up to -06) can
 describe one level only: they describe the deciding one (:func:`authcore.ratelimit.deciding`).
 Which fields go out is a route group's option, :class:`RateLimitHeaders` (default: the draft's).
@@ -35,6 +36,7 @@ from authcore.ratelimit import Level, RateLimitDecision
 __all__ = [
     "IDENTITY_LEVEL",
     "KEY_LEVEL",
+    "SESSION_LEVEL",
     "WORKSPACE_LEVEL",
     "LimitFields",
     "RateLimitHeaders",
@@ -47,6 +49,7 @@ __all__ = [
 WORKSPACE_LEVEL: Final = "workspace"
 IDENTITY_LEVEL: Final = "identity"
 KEY_LEVEL: Final = "key"
+SESSION_LEVEL: Final = "session"
 # The name of a lone decision's item when nothing says which level it was (a RateLimitedError
 # built by hand): the draft's own example name.
 _UNNAMED: Final = "default"
@@ -87,14 +90,17 @@ def rate_limit_headers_option(value: object) -> RateLimitHeaders:
 def level_name(bucket: str) -> str:
     """The policy name of the level whose limiter bucket is ``bucket``.
 
-    A workspace's bucket is its id, which holds no colon; a key's is ``<ws>:key:<id>`` and an
-    identity's ``<ws>:identity:<id>`` (:func:`authcore.ratelimit.key_bucket`,
+    A workspace's bucket is its id, which holds no colon; a key's is ``<ws>:key:<id>``, a
+    portal session's ``<ws>:session:<id>`` and an identity's ``<ws>:identity:<id>``
+    (:func:`authcore.ratelimit.key_bucket`, :func:`~authcore.ratelimit.session_bucket`,
     :func:`~authcore.ratelimit.identity_bucket`).
     """
     _, colon, rest = bucket.partition(":")
     if not colon:
         return WORKSPACE_LEVEL
-    return KEY_LEVEL if rest.startswith("key:") else IDENTITY_LEVEL
+    if rest.startswith("key:"):
+        return KEY_LEVEL
+    return SESSION_LEVEL if rest.startswith("session:") else IDENTITY_LEVEL
 
 
 def _quoted(name: str) -> bytes:

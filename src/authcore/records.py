@@ -191,6 +191,9 @@ class PortalSessionRecord:
     ``permissions`` is what the session may do in the portal (``keys.read``, ``keys.create``,
     ...), always over its identity's keys only; ``key_permissions`` is the most a key made in
     the portal may hold: the operator's decision, of which the end user may take less.
+    ``rate_limit`` is the session's own limit, applied on top of its workspace's (a request
+    must pass both), and the loosest a key made in the portal may get; None: none of its own.
+    A session made by a credential with a limit of its own never gets a looser one.
     """
 
     id: str
@@ -202,6 +205,7 @@ class PortalSessionRecord:
     expires_at: int
     revoked_at: int | None = None
     key_permissions: tuple[str, ...] = attrs.field(default=(), converter=_tuple_of_str)
+    rate_limit: RateLimitPolicy | None = None
 
 
 @attrs.frozen(cache_hash=True)

@@ -15,8 +15,8 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-from authcore.principal import Principal
-from authcore.ratelimit import Level, RateLimitPolicy, identity_bucket, key_bucket
+from authcore.principal import Principal, Source
+from authcore.ratelimit import Level, RateLimitPolicy, identity_bucket, key_bucket, session_bucket
 from authcore.ratelimit_fields import LimitFields, RateLimitHeaders
 from authcore.usage import ALLOWED
 
@@ -32,9 +32,9 @@ class Conclusion:
     conclusion stops being true on its own (the key's or session's expiry, the JWT's ``exp``;
     infinity when it never expires). ``key_id`` is the kid of the secret that verified a JWT
     (a replay checks it is still in the keyring); ``credential_id`` is the root key's or
-    portal session's id, by which revocation and rotation find it. ``key_policy`` is a root
-    key's own limit (None for a key without one, and always for portal sessions and JWTs); it
-    is only ever set together with ``credential_id``. It never holds a secret.
+    portal session's id, by which revocation and rotation find it. ``credential_policy`` is
+    a root key's or portal session's own limit (None for one without, and always for JWTs);
+    it is only ever set together with ``credential_id``. It never holds a secret.
     ``usage_key`` is what an admitted request with this credential counts as in usage
     (workspace id, credential id, ``"allowed"``), built once here rather than per request.
     ``fields`` are the rate-limit header fields of its ``levels`` in the route group's
@@ -46,7 +46,7 @@ class Conclusion:
     valid_until: float
     key_id: str | None = None
     credential_id: str | None = None
-    key_policy: RateLimitPolicy | None = None
+    credential_policy: RateLimitPolicy | None = None
     identity_policy: RateLimitPolicy | None = None
     rate_limit_headers: RateLimitHeaders = RateLimitHeaders.DRAFT
     usage_key: tuple[str, str, str] = attrs.field(init=False, eq=False, repr=False)
@@ -59,13 +59,15 @@ class Conclusion:
 
     @levels.default
     def _levels(self) -> tuple[Level, ...]:
-        # Every limit the request must pass, most specific first: the key's own, its
-        # identity's, the workspace's. Built once here, read on every replay.
+        # Every limit the request must pass, most specific first: the key's or session's own,
+        # its identity's, the workspace's. Built once here, read on every replay.
         principal = self.principal
         workspace_id = principal.workspace_id
         levels: list[Level] = []
-        if self.key_policy is not None and self.credential_id is not None:
-            levels.append((key_bucket(workspace_id, self.credential_id), self.key_policy))
+        own, credential_id = self.credential_policy, self.credential_id
+        if own is not None and credential_id is not None:
+            bucket_of = session_bucket if principal.source is Source.PORTAL_SESSION else key_bucket
+            levels.append((bucket_of(workspace_id, credential_id), own))
         if self.identity_policy is not None and principal.identity_id is not None:
             bucket = identity_bucket(workspace_id, principal.identity_id)
             levels.append((bucket, self.identity_policy))

@@ -358,8 +358,13 @@ class Store(abc.ABC):
         ttl: int,
         now: float,
         actor: Actor,
+        rate_limit: RateLimitPolicy | None = None,
     ) -> NewPortalSession | None:
-        """Create a portal session; the raw token is in the result, once. None: no workspace."""
+        """Create a portal session; the raw token is in the result, once. None: no workspace.
+
+        ``rate_limit`` is the session's own limit: at most the actor's own, which it inherits
+        when None (a looser one raises :class:`~authcore.errors.PermissionDeniedError`).
+        """
         return self.run(
             changes.create_portal_session(
                 workspace_id,
@@ -369,6 +374,7 @@ class Store(abc.ABC):
                 ttl=ttl,
                 now=now,
                 actor=actor,
+                rate_limit=rate_limit,
                 prefix=self.portal_token_prefix,
             )
         )
@@ -393,8 +399,12 @@ class Store(abc.ABC):
         ttl: int,
         now: float,
         actor: Actor,
+        rate_limit: RateLimitPolicy | None = None,
     ) -> NewPortalExchange | None:
-        """Create a portal session that starts with a one-time exchange code (shown once)."""
+        """Create a portal session that starts with a one-time exchange code (shown once).
+
+        ``rate_limit`` is as for :meth:`create_portal_session`.
+        """
         return self.run(
             changes.create_portal_exchange(
                 workspace_id,
@@ -404,6 +414,7 @@ class Store(abc.ABC):
                 ttl=ttl,
                 now=now,
                 actor=actor,
+                rate_limit=rate_limit,
             )
         )
 

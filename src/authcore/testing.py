@@ -179,11 +179,13 @@ def issue_portal_session(
     ttl: int = 3600,
     revoked: bool = False,
     prefix: str = DEFAULT_PORTAL_TOKEN_PREFIX,
+    rate_limit: RateLimitPolicy | None = None,
 ) -> tuple[PortalSessionRecord, Secret]:
     """Store a new portal session of identity ``identity_id``; return it and the raw token.
 
     ``permissions``: what the session may do in the portal; ``key_permissions``: the most a
-    key made in the portal may hold.
+    key made in the portal may hold; ``rate_limit``: the session's own limit (on top of the
+    workspace's).
     """
     issued = issue_token(prefix, "ps")
     record = PortalSessionRecord(
@@ -196,6 +198,7 @@ def issue_portal_session(
         created_at=int(now),
         expires_at=int(now) + ttl,
         revoked_at=int(now) if revoked else None,
+        rate_limit=rate_limit,
     )
     store.put_portal_session(record)
     return record, issued.secret

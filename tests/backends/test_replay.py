@@ -579,6 +579,10 @@ def make_seed() -> Seed:
     sessions = [
         issue_portal_session(source, "ws_a", "end-user-1", ["keys.read"], now=NOW, ttl=40),
         issue_portal_session(source, "ws_b", "end-user-2", ["keys.read"], now=NOW, ttl=3600),
+        # Its own limit, tighter than ws_a's 4/10 (a session made by a limited key).
+        issue_portal_session(
+            source, "ws_a", "end-user-3", ["keys.read"], now=NOW, rate_limit=RateLimitPolicy(2, 10)
+        ),
     ]
     jwts = [
         keyring(kid)
@@ -685,6 +689,7 @@ CREDENTIALS = [
     ("jwt", 1),
     ("session", 0),
     ("session", 1),
+    ("session", 2),
     ("unknown", 0),
 ]
 # Every event as a value, requests three times over and the clock twice, so a sequence is
@@ -694,7 +699,7 @@ ALL_EVENTS: list[tuple[Any, ...]] = [
     *(("advance", seconds) for seconds in [0.5, 1.0, 4.9, 5.0, 10.0, 19.0, 30.0] * 2),
     *(("revoke", index) for index in range(6)),
     *(("rotate", index, grace) for index in range(6) for grace in (0, 5, 25)),
-    *(("logout", index) for index in range(2)),
+    *(("logout", index) for index in range(3)),
     *(("disable", workspace) for workspace in ("ws_a", "ws_b")),
     *(
         ("limit", workspace, policy)
@@ -728,6 +733,8 @@ EVENTS = st.sampled_from(ALL_EVENTS)
     [("request", ("key", 4)), ("identity_limit", RateLimitPolicy(1, 10)), ("request", ("key", 5))]
 )
 @example([("request", ("key", 4)), ("identity_delete",), ("request", ("key", 4))])
+# A portal session refused by its own limit (2/10), then admitted once it has room again.
+@example([*[("request", ("session", 2))] * 3, ("advance", 5.0), ("request", ("session", 2))])
 def test_the_cached_path_answers_exactly_as_the_uncached_flow(events: list[Any]) -> None:
     seed = SEED
     cached, plain = make_side(seed, cached=True), make_side(seed, cached=False)

@@ -13,6 +13,7 @@ from authcore.backends._sql import MIGRATIONS, SQLITE
 from authcore.backends.sqlite import SQLiteStore
 from authcore.errors import ConfigurationError, UnavailableError
 from authcore.principal import principal_from_root_key
+from authcore.ratelimit import RateLimitPolicy
 from authcore.records import OPERATOR_ACTOR
 from authcore.store import AsyncStore, Store
 from authcore.tokens import digest
@@ -71,6 +72,41 @@ def test_migration_4_ends_the_portal_sessions_made_before_identities(tmp_path: P
         assert session.revoked_at == NOW
         assert session.key_permissions == ()
         assert store.find_workspace("ws_1") is not None
+
+
+def test_migration_6_keeps_a_live_portal_session_working_without_a_limit_of_its_own(
+    tmp_path: Path,
+) -> None:
+    # A database at schema 5 with a live session: after migration 6 it still verifies, with no
+    # limit of its own (it was made before sessions had one), and a new one keeps its limit.
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY)")
+    for version, statements in enumerate(MIGRATIONS[:5], start=1):
+        for sql in statements:
+            conn.execute(sql.format(**SQLITE.slots))
+        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+    conn.execute("INSERT INTO workspaces (id, name, created_at) VALUES ('ws_1', 'Acme', 1)")
+    conn.execute(
+        "INSERT INTO portal_sessions (id, workspace_id, identity_id, digest, permissions,"
+        " created_at, expires_at) VALUES ('ps_1', 'ws_1', 'idt_1', ?, '[]', ?, ?)",
+        (digest("pt_old"), NOW, NOW + 3600),
+    )
+    conn.commit()
+    conn.close()
+    with SQLiteStore(path) as store:
+        assert store.schema_version() == len(MIGRATIONS) >= 6
+        session = store.find_portal_session(digest("pt_old"))
+        assert session is not None
+        assert (session.id, session.revoked_at, session.rate_limit) == ("ps_1", None, None)
+        made = store.create_portal_session(
+            "ws_1", "customer", permissions=[], ttl=60, now=NOW, actor=OPERATOR_ACTOR,
+            rate_limit=RateLimitPolicy(3, 60),
+        )  # fmt: skip
+        assert made is not None
+        found = store.find_portal_session(made.record.digest)
+        assert found is not None
+        assert found.rate_limit == RateLimitPolicy(3, 60)
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:

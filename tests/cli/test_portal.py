@@ -47,6 +47,19 @@ def test_the_session_belongs_to_the_identity_and_keeps_the_key_permissions(
         getattr(store, "close")()  # noqa: B009 - Store has no close(); every backend does
 
 
+def test_the_session_keeps_the_rate_limit_it_is_given(run: Run, workspace: str) -> None:
+    limited = _create(run, workspace, "--rate-limit", "3/60")
+    unlimited = _create(run, workspace)
+    assert (limited["rate_limit"], unlimited["rate_limit"]) == ("3/60", None)
+    store = run.store()
+    try:
+        record = store.get_portal_session(limited["session_id"])
+        assert record is not None
+        assert str(record.rate_limit) == "3/60"
+    finally:
+        getattr(store, "close")()  # noqa: B009 - Store has no close(); every backend does
+
+
 @pytest.mark.parametrize(
     ("options", "expected"),
     [
@@ -56,6 +69,8 @@ def test_the_session_belongs_to_the_identity_and_keeps_the_key_permissions(
         (["--base-url", "https://user:pw@example.com"], "--base-url"),
         (["--base-url", "https://example.com/?a=1"], "--base-url"),
         (["--base-url", "https://example.com:99999"], "--base-url"),
+        (["--rate-limit", "3/0"], "--rate-limit"),
+        (["--rate-limit", "\u0661\u0660/60"], "--rate-limit"),
     ],
 )
 def test_bad_options_are_usage_errors(

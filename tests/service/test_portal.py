@@ -86,8 +86,10 @@ def test_the_exchange_sets_an_httponly_strict_cookie_for_the_portal_only(
 ) -> None:
     created = _create(api)
     assert set(created) == {
-        "session_id", "identity_id", "code", "code_expires_at", "expires_at", "portal_url",
+        "session_id", "identity_id", "code", "code_expires_at", "expires_at", "rate_limit",
+        "portal_url",
     }  # fmt: skip
+    assert created["rate_limit"] is None  # the stack's operator key has no limit of its own
     assert created["identity_id"].startswith("idt_")
     # The link a customer's backend hands out: this service's portal page, the code in the
     # fragment (never sent to a server, so never in an access log).

@@ -177,6 +177,8 @@ def session_params(record: PortalSessionRecord) -> tuple[object, ...]:
         record.expires_at,
         record.revoked_at,
         json.dumps(list(record.key_permissions)),
+        None if record.rate_limit is None else record.rate_limit.limit,
+        None if record.rate_limit is None else record.rate_limit.period,
     )
 
 
@@ -187,6 +189,7 @@ def session_from_row(row: Sequence[Any]) -> PortalSessionRecord:
         UnavailableError: the row is malformed.
     """
     try:
+        limit, period = row[9], row[10]
         return PortalSessionRecord(
             id=row[0],
             workspace_id=row[1],
@@ -197,8 +200,9 @@ def session_from_row(row: Sequence[Any]) -> PortalSessionRecord:
             expires_at=int(row[6]),
             revoked_at=None if row[7] is None else int(row[7]),
             key_permissions=_grants(row[8]),
+            rate_limit=None if limit is None else RateLimitPolicy(int(limit), int(period)),
         )
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, ConfigurationError):
         raise _garbage() from None
 
 

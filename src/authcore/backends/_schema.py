@@ -137,6 +137,12 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
         "CREATE INDEX invalidations_created ON invalidations (created_at)",
     ),
+    # 6: a portal session's own rate limit (issue 26, finding 2): a session made by a
+    # credential with a limit holds at most that limit. Older sessions have none.
+    (
+        "ALTER TABLE portal_sessions ADD COLUMN rate_limit INTEGER",
+        "ALTER TABLE portal_sessions ADD COLUMN rate_period INTEGER",
+    ),
 )
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

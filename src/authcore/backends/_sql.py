@@ -231,12 +231,12 @@ _UPDATE_IDENTITY: Final = (
 _DELETE_IDENTITY: Final = "DELETE FROM identities WHERE id = ?"
 _LIST_IDENTITY_SESSIONS: Final = (
     "SELECT id, workspace_id, identity_id, digest, permissions, created_at, expires_at, "
-    "revoked_at, key_permissions FROM portal_sessions WHERE identity_id = ? AND workspace_id = ?"
-    " ORDER BY created_at, id"
+    "revoked_at, key_permissions, rate_limit, rate_period FROM portal_sessions"
+    " WHERE identity_id = ? AND workspace_id = ? ORDER BY created_at, id"
 )
 FIND_PORTAL_SESSION: Final = (
     "SELECT id, workspace_id, identity_id, digest, permissions, created_at, expires_at, "
-    "revoked_at, key_permissions FROM portal_sessions WHERE digest = ?"
+    "revoked_at, key_permissions, rate_limit, rate_period FROM portal_sessions WHERE digest = ?"
 )
 FIND_DASHBOARD_USER: Final = (
     "SELECT user_id, org_id, password_hash, permissions FROM dashboard_users WHERE user_id = ?"
@@ -300,15 +300,18 @@ _UPDATE_KEY: Final = (
 )
 _INSERT_SESSION: Final = (
     "INSERT INTO portal_sessions (id, workspace_id, identity_id, digest, permissions, "
-    "created_at, expires_at, revoked_at, key_permissions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "created_at, expires_at, revoked_at, key_permissions, rate_limit, rate_period)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _LOCK_SESSION: Final = (
     "SELECT id, workspace_id, identity_id, digest, permissions, created_at, expires_at, "
-    "revoked_at, key_permissions FROM portal_sessions WHERE id = ?{for_update}"
+    "revoked_at, key_permissions, rate_limit, rate_period FROM portal_sessions"
+    " WHERE id = ?{for_update}"
 )
 _UPDATE_SESSION: Final = (
     "UPDATE portal_sessions SET workspace_id = ?, identity_id = ?, digest = ?, permissions = ?,"
-    " created_at = ?, expires_at = ?, revoked_at = ?, key_permissions = ? WHERE id = ?"
+    " created_at = ?, expires_at = ?, revoked_at = ?, key_permissions = ?, rate_limit = ?,"
+    " rate_period = ? WHERE id = ?"
 )
 _INSERT_EXCHANGE: Final = (
     "INSERT INTO portal_exchanges (digest, session_id, created_at, expires_at, used_at)"

@@ -63,7 +63,7 @@ _DEFAULT_PORTAL_TTL: Final = 3600
 _MAX_RENDERED: Final = 1024
 _KEY_FIELDS: Final = ("name", "permissions", "expires_in", "rate_limit", "identity")
 _PORTAL_KEY_FIELDS: Final = ("name", "permissions", "expires_in")
-_SESSION_FIELDS: Final = ("identity", "permissions", "key_permissions", "ttl")
+_SESSION_FIELDS: Final = ("identity", "permissions", "key_permissions", "ttl", "rate_limit")
 
 
 def request_actor(request: Request, principal: Principal) -> Actor:
@@ -279,7 +279,8 @@ class ManagementRoutes:
 
     async def create_portal_session(self, request: Request) -> Response:
         """``POST /v1/portal-sessions``: a session of one identity (made on first use), started
-        by a one-time code; ``portal_url`` opens the portal page with it."""
+        by a one-time code; ``portal_url`` opens the portal page with it. Its ``rate_limit`` is
+        at most the caller's own (inherited when none is asked; a looser one is 403)."""
         principal = principal_from(request)
         principal.authorize("portal.create_session")
         body = await read_json_object(request, time_limit=self.body_timeout)
@@ -288,6 +289,7 @@ class ManagementRoutes:
         grants = grants_field(body, "permissions")
         key_grants = grants_field(body, "key_permissions", required=False)
         ttl = int_field(body, "ttl", MAX_PORTAL_TTL) or _DEFAULT_PORTAL_TTL
+        policy = rate_limit_field(body, "rate_limit")
         check_grantable(principal.grantable, grants)
         check_grantable(principal.grantable, key_grants)
         owner = await self._owner(principal, wanted)
@@ -299,10 +301,11 @@ class ManagementRoutes:
             ttl=ttl,
             now=self.clock(),
             actor=request_actor(request, principal),
+            rate_limit=policy,
         )
         if created is None:
             raise ProblemError(404, "not_found", "The workspace does not exist.")
-        code = created.code.reveal()
+        code, policy = created.code.reveal(), created.record.rate_limit
         return json_response(
             {
                 "session_id": created.record.id,
@@ -310,6 +313,7 @@ class ManagementRoutes:
                 "code": code,
                 "code_expires_at": created.code_expires_at,
                 "expires_at": created.record.expires_at,
+                "rate_limit": None if policy is None else str(policy),
                 "portal_url": portal_link(request, code),
             },
             201,

@@ -406,6 +406,7 @@ CREATE_PORTAL_SESSION: Final = Operation(
                     "code": _STR,
                     "code_expires_at": _INT,
                     "expires_at": _INT,
+                    "rate_limit": _NULLABLE_STR,
                     "portal_url": _STR,
                 }
             ),
@@ -418,11 +419,14 @@ CREATE_PORTAL_SESSION: Final = Operation(
             {
                 "key_permissions": {**GRANTS, "type": ["array", "null"]},
                 "ttl": {**_integer(1, MAX_PORTAL_TTL, "Seconds."), "type": ["integer", "null"]},
+                "rate_limit": RATE_LIMIT,
             },
         )
     ),
     errors=frozenset({404}) | _BODY_ERRORS,
     tag="portal",
+    description="`rate_limit` is at most the caller's own, which it inherits when none is"
+    " given (a looser one is 403).",
 )
 REVOKE_PORTAL_SESSION: Final = Operation(
     "revoke_portal_session",

@@ -7,7 +7,7 @@ from typing import Final
 
 from authcore.cli.context import current_time, opened_store
 from authcore.cli.errors import CommandError
-from authcore.cli.options import base_url, checked_grants, identifier, whole_number
+from authcore.cli.options import base_url, checked_grants, identifier, rate_limit, whole_number
 from authcore.cli.output import emit, emit_revoked
 from authcore.cli.parser import Commands
 from authcore.names import printable
@@ -58,6 +58,13 @@ def _add_create_session(portal: Commands) -> None:
         help=f"the session's lifetime from now, 1..{MAX_PORTAL_TTL:,} (default 3600)",
     )
     sub.add_argument(
+        "--rate-limit",
+        type=rate_limit,
+        metavar="N/SECONDS",
+        help="the session's own limit, on top of its workspace's (a request must pass both);"
+        " also the loosest a key made in the portal may get (default: none)",
+    )
+    sub.add_argument(
         "--base-url",
         type=base_url,
         default=DEFAULT_BASE_URL,
@@ -78,6 +85,7 @@ def cmd_portal_create_session(args: argparse.Namespace) -> int:
             ttl=args.ttl,
             now=current_time(),
             actor=OPERATOR_ACTOR,
+            rate_limit=args.rate_limit,
         )
     if created is None:
         raise CommandError(f"workspace {args.workspace!r} not found")
@@ -94,6 +102,7 @@ def cmd_portal_create_session(args: argparse.Namespace) -> int:
             "code": code,
             "code_expires_at": created.code_expires_at,
             "expires_at": record.expires_at,
+            "rate_limit": None if record.rate_limit is None else str(record.rate_limit),
             "portal_url": url,
         },
         [
