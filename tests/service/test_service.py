@@ -371,8 +371,10 @@ def test_portal_session_flow(world: World) -> None:
     assert response.status_code == 201
     body = response.json()
     assert set(body) == {
-        "session_id", "identity_id", "code", "code_expires_at", "expires_at", "portal_url",
+        "session_id", "identity_id", "code", "code_expires_at", "expires_at", "rate_limit",
+        "portal_url",
     }  # fmt: skip
+    assert body["rate_limit"] is None  # the admin key has no limit of its own to pass on
     assert body["code"].startswith("pc_")
     exchanged = world.client.post(
         "/portal/exchange", data={"code": body["code"]}, headers={"Sec-Fetch-Site": "same-origin"}

@@ -238,27 +238,31 @@ LIST_KEYS: Final = Operation(
     permission="keys.read",
     params=(IDENTITY_QUERY, *_page()),
 )
+
+
+def _new_key_body(**optional: Any) -> Body:
+    """A new key's body: its name and permissions, an expiry, and what else the route takes."""
+    expires_in = {
+        **_integer(1, _MAX_KEY_LIFETIME, "Seconds until it expires."),
+        "type": ["integer", "null"],
+    }
+    return Body(
+        _strict({"name": _NAME, "permissions": GRANTS}, {"expires_in": expires_in, **optional})
+    )
+
+
 CREATE_KEY: Final = Operation(
     "create_key",
     "Make a root key (shown once)",
     Access.API,
     (Reply(201, "The key, shown this once.", NEW_KEY),),
     permission="keys.create",
-    body=Body(
-        _strict(
-            {"name": _NAME, "permissions": GRANTS},
-            {
-                "expires_in": {
-                    **_integer(1, _MAX_KEY_LIFETIME, "Seconds until it expires."),
-                    "type": ["integer", "null"],
-                },
-                "rate_limit": RATE_LIMIT,
-                "identity": {
-                    **name_schema("The identity it belongs to (made on first use)."),
-                    "type": ["string", "null"],
-                },
-            },
-        )
+    body=_new_key_body(
+        rate_limit=RATE_LIMIT,
+        identity={
+            **name_schema("The identity it belongs to (made on first use)."),
+            "type": ["string", "null"],
+        },
     ),
     errors=frozenset({404}) | _BODY_ERRORS,
     description="A caller never grants what it does not hold (403).",
@@ -514,17 +518,7 @@ PORTAL_CREATE_KEY: Final = Operation(
     Access.PORTAL,
     (Reply(201, "The key, shown this once.", NEW_KEY),),
     permission="keys.create",
-    body=Body(
-        _strict(
-            {"name": _NAME, "permissions": GRANTS},
-            {
-                "expires_in": {
-                    **_integer(1, _MAX_KEY_LIFETIME, "Seconds until it expires."),
-                    "type": ["integer", "null"],
-                }
-            },
-        )
-    ),
+    body=_new_key_body(),
     errors=frozenset({404}) | _BODY_ERRORS,
     tag="portal",
     description="At most what the session's `key_permissions` allow (403).",
