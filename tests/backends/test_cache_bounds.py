@@ -41,7 +41,7 @@ MAX_BYTES = 256 * 1024
 
 
 def _grants(n: int, tag: int) -> list[str]:
-    return [f"resource_{tag}_{i:04d}.action_with_a_long_name" for i in range(n)]
+    return [f"r{tag:03d}_{i:03d}.action_long_name" for i in range(n)]  # 25 characters
 
 
 def _recomputed(table: LruTable) -> int:
