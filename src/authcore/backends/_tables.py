@@ -59,7 +59,7 @@ SWEEP: Final = 4
 # At most this many heap items are looked at per insert (stale ones included).
 _POPS: Final = 64
 
-# The estimate (CPython 3.12, 64-bit; measured with tracemalloc on records and permission sets,
+# The estimate (CPython 3.11, 64-bit; measured with tracemalloc on records and permission sets,
 # rounded up). ENTRY_COST: the table slot, the entry tuple, the record or conclusion object and
 # its fixed fields. STRING_COST: one str object's header; its characters are added to it.
 # GRANT_COST: one grant's str header plus its slot in a tuple and a set; a wildcard grant
