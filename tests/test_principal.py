@@ -194,3 +194,35 @@ def test_record_permissions_must_be_strings() -> None:
         attrs.evolve(KEY_RECORD, permissions="keys.read")
     with pytest.raises(TypeError):
         attrs.evolve(KEY_RECORD, permissions=(1, 2))
+
+
+def _record_with(grants: list[str]) -> RootKeyRecord:
+    return RootKeyRecord(
+        id="key_memo",
+        workspace_id="ws_memo",
+        digest=digest("ak_memo"),
+        start="ak_memo",
+        name=None,
+        permissions=grants,
+        created_at=0,
+    )
+
+
+def test_principals_of_records_with_few_grants_are_shared() -> None:
+    record = _record_with(["keys.read", "keys.create"])
+    first = principal_from_root_key(record, digest("ak_memo"), 0)
+    assert principal_from_root_key(record, digest("ak_memo"), 0) is first
+
+
+def test_records_with_many_grants_stay_out_of_the_entry_bounded_memos() -> None:
+    # The memos hold 4,096 entries whatever their size: a record with 256 grants is built
+    # afresh each time (equal, not shared), so the memos cannot pin big grant lists.
+    grants = [f"r{i:03d}.action_long_name" for i in range(256)]
+    record = _record_with(grants)
+    first = principal_from_root_key(record, digest("ak_memo"), 0)
+    again = principal_from_root_key(record, digest("ak_memo"), 0)
+    assert again == first
+    assert again is not first
+    assert again.permissions is not first.permissions
+    assert PermissionSet.compiled(tuple(grants)) is not PermissionSet.compiled(tuple(grants))
+    assert PermissionSet.compiled(("keys.read",)) is PermissionSet.compiled(("keys.read",))

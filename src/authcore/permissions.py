@@ -277,12 +277,13 @@ class PermissionSet:
         """Return the set for ``grants``, compiled once and shared by equal grant tuples.
 
         The verification hot path builds a principal per request from a stored grant tuple;
-        sets are immutable, so one compiled set can serve every request holding those grants.
+        sets are immutable, so one compiled set can serve every request holding those grants
+        (sets of up to 32 grants: a bigger one is compiled afresh, so the memo stays small).
 
         Raises:
             InvalidPermissionError: as the constructor.
         """
-        return _compiled(grants)
+        return _compiled(grants) if len(grants) <= _MEMO_MAX_GRANTS else cls(grants)
 
     def satisfies(self, query: Query | str) -> bool:
         """Tell whether these grants satisfy ``query`` (text is parsed with :func:`parse_query`).
@@ -348,6 +349,11 @@ class PermissionSet:
 
 
 # --------------------------------------------------------------------------- queries
+
+
+# The memo is bounded by entries (4,096), so only small sets enter it: a longer grant tuple is
+# compiled afresh (issue 26, finding 3: the memory one tenant can pin follows its grants).
+_MEMO_MAX_GRANTS: Final = 32
 
 
 @functools.lru_cache(maxsize=4096)

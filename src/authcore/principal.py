@@ -141,7 +141,11 @@ def _permission_set(grants: tuple[str, ...]) -> PermissionSet:
 
 
 # A principal is a pure function of its record, and both are immutable: build it once per
-# record and share it (the checks that depend on ``now`` run before, on every request).
+# record and share it (the checks that depend on ``now`` run before, on every request). The
+# memo is bounded by entries, so only records with few grants enter it; a bigger one is built
+# afresh (the replay keeps its principal anyway; issue 26, finding 3).
+_MEMO_MAX_GRANTS: Final = 32
+
 @functools.lru_cache(maxsize=4096)
 def _root_key_principal(record: RootKeyRecord) -> Principal:
     return Principal(
@@ -186,6 +190,8 @@ def principal_from_root_key(
         raise InvalidCredentialError("revoked")
     if record.expires_at is not None and now >= record.expires_at:
         raise InvalidCredentialError("expired")
+    if len(record.permissions) > _MEMO_MAX_GRANTS:
+        return _root_key_principal.__wrapped__(record)
     return _root_key_principal(record)
 
 
@@ -205,6 +211,8 @@ def principal_from_portal_session(
         raise InvalidCredentialError("revoked")
     if now >= record.expires_at:
         raise InvalidCredentialError("expired")
+    if len(record.permissions) + len(record.key_permissions) > _MEMO_MAX_GRANTS:
+        return _portal_session_principal.__wrapped__(record)
     return _portal_session_principal(record)
 
 

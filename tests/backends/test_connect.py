@@ -29,6 +29,7 @@ from authcore.backends import (
 )
 from authcore.backends import redis as redis_backend
 from authcore.backends.sqlite import SQLiteStore
+from authcore.backends.token_cache import VerifiedTokenCache
 from authcore.errors import ConfigurationError, InvalidCredentialError, UnavailableError
 from authcore.flow import Authenticated
 from authcore.gate import Gate
@@ -446,3 +447,30 @@ def test_an_unknown_rate_limit_headers_option_is_a_configuration_error(tmp_path:
     config = configured(tmp_path)
     with pytest.raises(ConfigurationError, match="rate_limit_headers"):
         connect(sqlite_url(tmp_path), environ={}, config=config, rate_limit_headers="Draft")
+
+
+def test_cache_max_bytes_bounds_every_cache_table_connect_wires(tmp_path: Path) -> None:
+    bound = 64 * 1024
+    with connect(
+        sqlite_url(tmp_path), environ={}, config=configured(tmp_path), cache_max_bytes=bound
+    ) as auth:
+        workspace = auth.store.create_workspace("shop", now=1.8e9, actor=OPERATOR_ACTOR)
+        grants = [f"orders_{i:03d}.read_all_items" for i in range(256)]
+        for _ in range(12):
+            created = auth.store.create_root_key(
+                workspace.id, permissions=grants, now=1.8e9, actor=OPERATOR_ACTOR
+            )
+            assert created is not None
+            auth.api.authenticate([f"Bearer {created.key.reveal()}"])
+            assert 0 < auth.store.byte_size <= bound
+        assert auth.store.size < 12  # the bytes bound bit long before the 10,000 entries
+        table: Any = auth.api._replay
+        assert 0 < table.byte_size <= bound
+        token_cache: Any = auth.api.settings.token_cache
+        assert isinstance(token_cache, VerifiedTokenCache)
+        assert token_cache._table.max_bytes == bound
+
+
+def test_a_bad_cache_max_bytes_is_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="max_bytes"):
+        connect(sqlite_url(tmp_path), environ={}, config=configured(tmp_path), cache_max_bytes=0)

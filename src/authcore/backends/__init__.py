@@ -32,6 +32,7 @@ from authcore.backends.dev_secrets import (
     resolve_config,
 )
 from authcore.backends.wiring import (
+    CACHE_MAX_BYTES,
     CACHE_TTL,
     DEFAULT_RATE_LIMIT,
     PORTAL_PREFIX,
@@ -41,6 +42,7 @@ from authcore.backends.wiring import (
 )
 
 __all__ = [
+    "CACHE_MAX_BYTES",
     "CACHE_TTL",
     "DEFAULT_DB",
     "DEFAULT_RATE_LIMIT",

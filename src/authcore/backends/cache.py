@@ -4,8 +4,12 @@
 protocols. Found records are kept for ``ttl`` seconds from when they were read (a *fresh* TTL:
 a hit never extends it), workspaces for ``workspace_ttl``; digests the store does not know are
 kept as negative entries for ``negative_ttl``, in a separate bounded table, so a flood of
-random tokens evicts only other negative entries and memory stays bounded. Both tables evict
-the least recently used entry when full.
+random tokens evicts only other negative entries and memory stays bounded. Each table is
+bounded in entries (``max_entries``, ``max_negative``) and in estimated bytes (``max_bytes``,
+``max_negative_bytes``, 64 MiB each by default; each entry's cost is estimated once, on insert,
+from its strings and grants: :mod:`authcore.backends._tables`), and evicts the least recently
+used entries until both bounds hold. An expired entry is dropped when met, and every insert
+first sweeps a few expired ones, so dead entries do not hold the bounds.
 
 Revocation bound:
 
@@ -32,12 +36,19 @@ import math
 import threading
 import time
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Final, TypeVar
 
 import attrs
 
+from authcore.backends._tables import (
+    DEFAULT_MAX_BYTES,
+    MISS,
+    Conclusions,
+    LruTable,
+    check_bytes,
+    check_size,
+)
 from authcore.backends.invalidation import (
     Invalidation,
     InvalidationPublisher,
@@ -68,8 +79,6 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
-_MISS: Final = object()
-_MAX_ENTRIES: Final = 10_000_000
 _MAX_TTL: Final = 86_400.0
 
 # find_identity is not required: a store written before identities still works for every
@@ -82,46 +91,6 @@ _KEY: Final = "k"
 _SESSION: Final = "s"
 _WORKSPACE: Final = "w"
 _IDENTITY: Final = "i"
-
-
-# --- the bounded table ----------------------------------------------------------------------
-
-
-class _Table:
-    """A least-recently-used table of ``key -> (expires_at, value)``; the caller holds a lock."""
-
-    __slots__ = ("entries", "max_entries")
-
-    def __init__(self, max_entries: int) -> None:
-        self.max_entries = max_entries
-        self.entries: OrderedDict[Hashable, tuple[float, object]] = OrderedDict()
-
-    def get(self, key: Hashable, now: float) -> object:
-        entry = self.entries.get(key)
-        if entry is None:
-            return _MISS
-        if now >= entry[0]:
-            del self.entries[key]
-            return _MISS
-        self.entries.move_to_end(key)
-        return entry[1]
-
-    def put(self, key: Hashable, value: object, expires_at: float) -> None:
-        self.entries[key] = (expires_at, value)
-        self.entries.move_to_end(key)
-        while len(self.entries) > self.max_entries:
-            self.entries.popitem(last=False)
-
-    def drop_where(self, predicate: Callable[[Hashable, object], bool]) -> None:
-        doomed = [key for key, (_, value) in self.entries.items() if predicate(key, value)]
-        for key in doomed:
-            del self.entries[key]
-
-
-def _check_size(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _MAX_ENTRIES:
-        raise ConfigurationError(f"{name} must be an int in 1..{_MAX_ENTRIES}")
-    return value
 
 
 def _check_ttl(name: str, value: float) -> float:
@@ -147,27 +116,18 @@ def _expect(value: object, kind: type[_T]) -> _T | None:
 # --- verified results ------------------------------------------------------------------------
 
 
-class _VerifiedTable:
+class _VerifiedTable(Conclusions):
     """One authenticator's conclusions, by credential digest (:class:`ConclusionTable`).
 
     Reads are one ``dict.get`` without a lock (atomic under the GIL); writes and drops run
-    under the owning cache's lock. Bounded: when full, the oldest conclusion goes first (a
-    hot credential is concluded again within a TTL anyway).
+    under the owning cache's lock. Bounded in entries and estimated bytes (:class:`Conclusions`).
     """
 
-    __slots__ = ("__weakref__", "_cache", "_entries", "get")
+    __slots__ = ("__weakref__", "_cache")
 
-    def __init__(self, cache: CachedStore) -> None:
+    def __init__(self, cache: CachedStore, max_entries: int, max_bytes: int) -> None:
+        super().__init__(max_entries, max_bytes)
         self._cache = cache
-        self._entries: dict[bytes, Conclusion] = {}
-        # The hit path: a bound dict.get, no Python frame of our own.
-        self.get: Callable[[bytes], Conclusion | None] = self._entries.get
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def __repr__(self) -> str:
-        return f"ConclusionTable(entries={len(self._entries)})"
 
     def ticket(self) -> int:
         """The cache's invalidation count, taken before a flow runs."""
@@ -177,35 +137,20 @@ class _VerifiedTable:
         """Keep ``conclusion`` for ``key`` unless something was invalidated since ``ticket``."""
         self._cache._keep(self, key, conclusion, ticket, now)
 
-    def keep(self, key: bytes, conclusion: Conclusion, max_entries: int) -> None:
-        # Called under the cache's lock.
-        entries = self._entries
-        entries.pop(key, None)
-        while len(entries) >= max_entries:
-            del entries[next(iter(entries))]
-        entries[key] = conclusion
-
     def drop(self, invalidation: Invalidation) -> None:
         # Called under the cache's lock: drop every conclusion the change could alter.
-        kind, value, entries = invalidation.kind, invalidation.value, self._entries
+        kind, value = invalidation.kind, invalidation.value
         if kind == "all":
-            entries.clear()
+            self.clear()
         elif kind == "digest":
-            entries.pop(bytes.fromhex(value), None)
+            self.pop(bytes.fromhex(value))
+        elif kind == "workspace":
+            self.drop_where(lambda c: c.principal.workspace_id == value)
+        elif kind == "identity":
+            self.drop_where(lambda c: c.principal.identity_id == value)
         else:
-            if kind == "workspace":
-                doomed = [k for k, c in entries.items() if c.principal.workspace_id == value]
-            elif kind == "identity":
-                doomed = [k for k, c in entries.items() if c.principal.identity_id == value]
-            else:
-                source = Source.ROOT_KEY if kind == "root_key" else Source.PORTAL_SESSION
-                doomed = [
-                    k
-                    for k, c in entries.items()
-                    if c.credential_id == value and c.principal.source is source
-                ]
-            for key in doomed:
-                del entries[key]
+            source = Source.ROOT_KEY if kind == "root_key" else Source.PORTAL_SESSION
+            self.drop_where(lambda c: c.credential_id == value and c.principal.source is source)
 
 
 # --- the cached store -----------------------------------------------------------------------
@@ -221,7 +166,8 @@ class CachedStore(Store, AsyncStore):
     commits, what it wrote is invalidated here at once, then told to ``publisher``.
 
     Raises:
-        ConfigurationError: ``inner`` has neither lookup twin, or a size or TTL is out of range.
+        ConfigurationError: ``inner`` has neither lookup twin, or a size, byte bound or TTL is
+            out of range.
     """
 
     def __init__(
@@ -229,9 +175,11 @@ class CachedStore(Store, AsyncStore):
         inner: CredentialStore | AsyncCredentialStore,
         *,
         max_entries: int = 10_000,
+        max_bytes: int = DEFAULT_MAX_BYTES,
         ttl: float = 30.0,
         negative_ttl: float = 5.0,
         max_negative: int = 10_000,
+        max_negative_bytes: int = DEFAULT_MAX_BYTES,
         workspace_ttl: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] | None = None,
@@ -255,9 +203,13 @@ class CachedStore(Store, AsyncStore):
         self._wall_clock = wall_clock
         self._publisher = publisher
         self._lock = threading.Lock()
-        self._positive = _Table(_check_size("max_entries", max_entries))
-        self._negative = _Table(_check_size("max_negative", max_negative))
-        self._max_verified = max_entries
+        self._positive = LruTable(
+            check_size("max_entries", max_entries), check_bytes("max_bytes", max_bytes)
+        )
+        self._negative = LruTable(
+            check_size("max_negative", max_negative),
+            check_bytes("max_negative_bytes", max_negative_bytes),
+        )
         self._verified: weakref.WeakSet[_VerifiedTable] = weakref.WeakSet()
         # Bumped by every invalidation. A lookup that started before an invalidation must not
         # store what it read: the record may be the one just revoked.
@@ -286,18 +238,28 @@ class CachedStore(Store, AsyncStore):
 
     @property
     def size(self) -> int:
-        """Number of positive entries held (expired ones included until touched)."""
+        """Number of positive entries held (an expired one until it is met or swept)."""
         return len(self._positive.entries)
 
     @property
     def negative_size(self) -> int:
-        """Number of negative entries held (expired ones included until touched)."""
+        """Number of negative entries held (an expired one until it is met or swept)."""
         return len(self._negative.entries)
+
+    @property
+    def byte_size(self) -> int:
+        """Estimated bytes the positive entries hold (at most ``max_bytes``)."""
+        return self._positive.byte_size
+
+    @property
+    def negative_byte_size(self) -> int:
+        """Estimated bytes the negative entries hold (at most ``max_negative_bytes``)."""
+        return self._negative.byte_size
 
     # --- the cache itself -----------------------------------------------------------------
 
     def _cached(self, key: tuple[str, Hashable]) -> tuple[object, int]:
-        """Return (record, None or _MISS) and the generation to store a miss under."""
+        """Return (record, None or MISS) and the generation to store a miss under."""
         now = self._clock()
         # Fast path, without the lock: a fresh positive entry. One dict read is atomic under
         # the GIL; an invalidation racing with it either ran first (we miss, and take the
@@ -311,7 +273,7 @@ class CachedStore(Store, AsyncStore):
             return entry[1], self._generation
         with self._lock:
             found = self._positive.get(key, now)
-            if found is _MISS:
+            if found is MISS:
                 # A negative entry holds None (unknown) or a record the flow will refuse.
                 found = self._negative.get(key, now)
             return found, self._generation
@@ -327,13 +289,13 @@ class CachedStore(Store, AsyncStore):
             if record is None or getattr(record, "revoked_at", None) is not None or left <= 0:
                 # Unknown, revoked and expired are all refusals, kept equally long: how long a
                 # lookup stays cached must not tell a once-valid credential from a made-up one.
-                self._negative.put(key, record, now + self._negative_ttl)
+                self._negative.put(key, record, now + self._negative_ttl, now)
             else:
                 # Workspaces and identities carry the limits: they follow workspace_ttl.
                 ttl = self._workspace_ttl if key[0] in {_WORKSPACE, _IDENTITY} else self._ttl
                 # A record that expires while cached leaves at its expiry, to be read again
                 # (and then kept as a refusal).
-                self._positive.put(key, record, now + min(ttl, left))
+                self._positive.put(key, record, now + min(ttl, left), now)
 
     # --- verified results (conclusions the flow reached) --------------------------------------
 
@@ -345,7 +307,7 @@ class CachedStore(Store, AsyncStore):
         drops the conclusions it could change, and a conclusion is kept no longer than the
         records it was reached from: ``valid_until`` is cut to their cache lifetimes.
         """
-        table = _VerifiedTable(self)
+        table = _VerifiedTable(self, self._positive.max_entries, self._positive.max_bytes)
         with self._lock:
             self._verified.add(table)
         return table
@@ -378,7 +340,7 @@ class CachedStore(Store, AsyncStore):
             valid_until = min(conclusion.valid_until, now + (until - self._clock()))
             if valid_until <= now:
                 return
-            table.keep(key, attrs.evolve(conclusion, valid_until=valid_until), self._max_verified)
+            table.keep(key, attrs.evolve(conclusion, valid_until=valid_until), now)
 
     def _method(self, name: str) -> Any:
         method = getattr(self._inner, name, None)
@@ -388,7 +350,7 @@ class CachedStore(Store, AsyncStore):
 
     def _fetch(self, key: tuple[str, Hashable], name: str, kind: type[_T]) -> _T | None:
         found, generation = self._cached(key)
-        if found is not _MISS:
+        if found is not MISS:
             return found  # type: ignore[return-value]  # only `kind` records are stored here
         method = self._method(name)
         try:
@@ -400,7 +362,7 @@ class CachedStore(Store, AsyncStore):
 
     async def _afetch(self, key: tuple[str, Hashable], name: str, kind: type[_T]) -> _T | None:
         found, generation = self._cached(key)
-        if found is not _MISS:
+        if found is not MISS:
             # A hit returns before any await: it never leaves the event loop.
             return found  # type: ignore[return-value]  # only `kind` records are stored here
         return await self._afetch_missing(key, name, kind, generation)
@@ -466,7 +428,7 @@ class CachedStore(Store, AsyncStore):
         """
         key = (_KEY, digest)
         found, generation = self._cached(key)
-        if found is not _MISS:  # a hit: no await, no extra coroutine (every request does two)
+        if found is not MISS:  # a hit: no await, no extra coroutine (every request does two)
             return found  # type: ignore[return-value]  # only root keys are stored under _KEY
         return await self._afetch_missing(key, "afind_root_key", RootKeyRecord, generation)
 
@@ -486,7 +448,7 @@ class CachedStore(Store, AsyncStore):
         """
         key = (_WORKSPACE, workspace_id)
         found, generation = self._cached(key)
-        if found is not _MISS:
+        if found is not MISS:
             return found  # type: ignore[return-value]  # only workspaces are stored here
         return await self._afetch_missing(key, "afind_workspace", WorkspaceRecord, generation)
 
@@ -500,18 +462,18 @@ class CachedStore(Store, AsyncStore):
             for verified in self._verified:
                 verified.drop(invalidation)
             if kind == "all":
-                self._positive.entries.clear()
-                self._negative.entries.clear()
+                self._positive.clear()
+                self._negative.clear()
             elif kind == "digest":
                 digest = bytes.fromhex(value)
                 for table in (self._positive, self._negative):
-                    table.entries.pop((_KEY, digest), None)
-                    table.entries.pop((_SESSION, digest), None)
+                    table.pop((_KEY, digest))
+                    table.pop((_SESSION, digest))
             elif kind == "identity":
                 for table in (self._positive, self._negative):
-                    table.entries.pop((_IDENTITY, value), None)
+                    table.pop((_IDENTITY, value))
             elif kind == "workspace":
-                self._negative.entries.pop((_WORKSPACE, value), None)
+                self._negative.pop((_WORKSPACE, value))
                 self._positive.drop_where(
                     lambda key, record: (
                         key == (_WORKSPACE, value) or getattr(record, "workspace_id", None) == value

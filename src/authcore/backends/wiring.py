@@ -33,6 +33,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from authcore.backends._tables import DEFAULT_MAX_BYTES
 from authcore.backends.cache import CachedStore
 from authcore.backends.database import DEFAULT_DB, check_database_url, open_store
 from authcore.backends.dev_secrets import resolve_config
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from authcore.keyring import Keyring
 
 __all__ = [
+    "CACHE_MAX_BYTES",
     "CACHE_TTL",
     "DEFAULT_RATE_LIMIT",
     "PORTAL_PREFIX",
@@ -65,6 +67,9 @@ __all__ = [
 #: when nothing told this one: the backstop behind the outbox follower and Redis (a change
 #: made behind the library, or while this process cannot reach the database).
 CACHE_TTL: Final = 30
+#: Estimated bytes each per-process cache table may hold (records, refusals, each route
+#: group's conclusions, verified JWTs): 64 MiB, beside each table's entry bound (10,000).
+CACHE_MAX_BYTES: Final = DEFAULT_MAX_BYTES
 #: The limit of a workspace without a policy of its own (that of ``authcore.flow.AuthSettings``).
 DEFAULT_RATE_LIMIT: Final = AuthSettings().default_rate_limit
 #: The route-group prefix of the portal (portal sessions; everything else is the API).
@@ -136,6 +141,7 @@ class Auth:
         redis: str | None = None,
         default_rate_limit: RateLimitPolicy | None = DEFAULT_RATE_LIMIT,
         cache_ttl: float = CACHE_TTL,
+        cache_max_bytes: int = CACHE_MAX_BYTES,
         portal_cookie: str = DEFAULT_PORTAL_COOKIE,
         portal_origins: tuple[str, ...] = (),
         portal_prefix: str = PORTAL_PREFIX,
@@ -157,6 +163,8 @@ class Auth:
         ``usage_interval`` seconds and on close (:mod:`authcore.usage`). ``rate_limit_headers``
         chooses the rate-limit fields responses carry (``"draft"``, ``"legacy"``, ``"both"``,
         ``"none"``); None: the configuration's (``rate_limit_headers`` there, else the draft's).
+        ``cache_max_bytes`` bounds the estimated bytes of each cache table (records,
+        refusals, each route group's conclusions, verified JWTs; :data:`CACHE_MAX_BYTES`).
 
         Raises:
             ConfigurationError: an invalid setting or Redis URL.
@@ -165,7 +173,9 @@ class Auth:
         closers: list[Callable[[], Any]] = [getattr(store, "close", _nothing)] if owns_store else []
         # On a failure the store stays open: whoever opened it closes it (as connect() does).
         with _closed_on_failure(closers):
-            cached = CachedStore(store, ttl=cache_ttl)
+            cached = CachedStore(
+                store, ttl=cache_ttl, max_bytes=cache_max_bytes, max_negative_bytes=cache_max_bytes
+            )
             backends, abackends, invalidator = _backends(cached, redis, closers)
             api, portal = _route_groups(
                 config,
@@ -175,6 +185,7 @@ class Auth:
                 limiter_failure=limiter_failure,
                 portal_cookie=portal_cookie,
                 portal_origins=portal_origins,
+                cache_max_bytes=cache_max_bytes,
                 rate_limit_headers=(
                     config.rate_limit_headers if rate_limit_headers is None else rate_limit_headers
                 ),
@@ -287,6 +298,7 @@ def connect(
     environ: Mapping[str, str] | None = None,
     default_rate_limit: RateLimitPolicy | None = DEFAULT_RATE_LIMIT,
     cache_ttl: float = CACHE_TTL,
+    cache_max_bytes: int = CACHE_MAX_BYTES,
     portal_cookie: str = DEFAULT_PORTAL_COOKIE,
     portal_prefix: str = PORTAL_PREFIX,
     note: Callable[[str], None] | None = None,
@@ -303,12 +315,13 @@ def connect(
     which ``note`` hears). ``default_rate_limit`` applies to workspaces without a policy of
     their own; ``cache_ttl`` bounds how long a change that never reached this process (made
     behind the library, or while it could not reach the database) goes unseen;
-    ``limiter_failure`` is the policy while Redis is down (see :meth:`Auth.wire`); ``usage``
-    counts every outcome and records it in the store every ``usage_interval`` seconds and on
-    close (see :mod:`authcore.usage`). ``rate_limit_headers`` chooses the rate-limit fields
-    (``"draft"``, the default, ``"legacy"``, ``"both"`` or ``"none"``; None: the
-    configuration file's choice). The :class:`Auth` owns the store: closing it closes the
-    store.
+    ``cache_max_bytes`` bounds each cache table's estimated bytes (64 MiB by default, beside
+    its 10,000 entries); ``limiter_failure`` is the policy while Redis is down (see
+    :meth:`Auth.wire`); ``usage`` counts every outcome and records it in the store every
+    ``usage_interval`` seconds and on close (see :mod:`authcore.usage`).
+    ``rate_limit_headers`` chooses the rate-limit fields (``"draft"``, the default,
+    ``"legacy"``, ``"both"`` or ``"none"``; None: the configuration file's choice). The
+    :class:`Auth` owns the store: closing it closes the store.
 
     Raises:
         ConfigurationError: a URL or the configuration is invalid.
@@ -331,6 +344,7 @@ def connect(
             redis=redis or env.get("AUTHCORE_REDIS") or None,
             default_rate_limit=default_rate_limit,
             cache_ttl=cache_ttl,
+            cache_max_bytes=cache_max_bytes,
             portal_cookie=portal_cookie,
             portal_prefix=portal_prefix,
             owns_store=True,
@@ -417,6 +431,7 @@ def _route_groups(
     limiter_failure: LimiterFailurePolicy,
     portal_cookie: str,
     portal_origins: tuple[str, ...],
+    cache_max_bytes: int,
     rate_limit_headers: RateLimitHeaders | str,
 ) -> tuple[Authenticator, Authenticator]:
     """The API's authenticator (root keys, dashboard JWTs) and the portal's (portal sessions).
@@ -447,7 +462,10 @@ def _route_groups(
         return Authenticator(settings, clock=time.time, backends=backends, abackends=abackends)
 
     api = group(
-        "api", CredentialSettings.api(), config.jwt.verifying_keyring(), VerifiedTokenCache()
+        "api",
+        CredentialSettings.api(),
+        config.jwt.verifying_keyring(),
+        VerifiedTokenCache(max_bytes=cache_max_bytes),
     )
     portal = group(
         "portal", CredentialSettings.portal(portal_cookie, allowed_origins=portal_origins)
