@@ -146,6 +146,7 @@ def _permission_set(grants: tuple[str, ...]) -> PermissionSet:
 # afresh (the replay keeps its principal anyway; issue 26, finding 3).
 _MEMO_MAX_GRANTS: Final = 32
 
+
 @functools.lru_cache(maxsize=4096)
 def _root_key_principal(record: RootKeyRecord) -> Principal:
     return Principal(
