@@ -40,10 +40,11 @@ from authcore.ratelimit import (
     LimiterFailurePolicy,
     RateLimitDecision,
     RateLimitPolicy,
+    identity_bucket,
     key_bucket,
     session_bucket,
 )
-from authcore.records import PortalSessionRecord, RootKeyRecord, WorkspaceRecord
+from authcore.records import IdentityRecord, PortalSessionRecord, RootKeyRecord, WorkspaceRecord
 from authcore.testing import (
     MemoryRateLimiter,
     MemoryStore,
@@ -671,3 +672,23 @@ def test_a_portal_sessions_own_limit_is_a_level_of_its_own(drive: Driver) -> Non
     assert (info.value.workspace_id, info.value.credential_id) == ("ws_1", record.id)
     both = (session_bucket("ws_1", record.id), "ws_1")
     assert limiter.buckets == [both] * 4
+
+
+@drivers
+def test_a_portal_session_counts_against_its_identitys_shared_limit(drive: Driver) -> None:
+    h = Harness(credentials=CredentialSettings.portal())
+    h.store.put_identity(
+        IdentityRecord(
+            id="idt_2", workspace_id="ws_1", external_id="cust-2", rate_limit=RateLimitPolicy(2, 60)
+        )
+    )
+    _, session = issue_portal_session(h.store, "ws_1", "idt_2", ["keys.read"])
+    limiter = RecordingLimiter(h.clock)
+    auth = h.authenticator(limiter=limiter)
+    for remaining in (1, 0):
+        decision = drive(auth, [], session.reveal()).rate_limit
+        assert decision is not None
+        assert (decision.limit, decision.remaining) == (2, remaining)
+    with pytest.raises(RateLimitedError):
+        drive(auth, [], session.reveal())
+    assert limiter.buckets == [(identity_bucket("ws_1", "idt_2"), "ws_1")] * 3

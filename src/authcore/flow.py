@@ -272,11 +272,12 @@ def _lifetime(
 
 
 def _identity_limit(principal: Principal) -> Generator[Need, object, RateLimitPolicy | None]:
-    """The limit a key's identity shares among its keys (None: none, or no identity).
+    """The limit an identity shares among its keys and portal sessions (None: none, or no
+    identity).
 
     Raises:
-        InvalidCredentialError: the key names an identity that is gone, or of another
-            workspace (a key outliving its identity is revoked, so this is a broken store).
+        InvalidCredentialError: the key or session names an identity that is gone, or of
+            another workspace (one outliving its identity is revoked: a broken store).
     """
     identity_id = principal.identity_id
     if identity_id is None:
@@ -318,6 +319,9 @@ def authentication_flow(credential: Credential, settings: AuthSettings, now: flo
         principal = principal_from_portal_session(session_record, session_digest, now)
         credential_id, expires_at = _lifetime(session_record)
         own_policy = _own_limit(session_record)
+        # A session acts for its identity: its requests count against the identity's shared
+        # limit, as its keys' do.
+        identity_policy = yield from _identity_limit(principal)
     else:
         claims = _verify_jwt(token, settings, now)
         principal = principal_from_claims(claims)

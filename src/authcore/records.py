@@ -101,8 +101,8 @@ class IdentityRecord:
     ``external_id`` is the operator's own id for the customer (a user or org id of theirs),
     unique per workspace; ``id`` is ours (``idt_<hex>``). ``meta`` is a small JSON object as
     canonical text (sorted keys, no spaces), at most :data:`MAX_IDENTITY_META_BYTES` bytes, or
-    None. ``rate_limit`` is shared by all the identity's keys: a request by one of them must
-    pass the identity's limit as well as its workspace's and its own.
+    None. ``rate_limit`` is shared by all the identity's keys and portal sessions: a request by
+    one of them must pass the identity's limit as well as its workspace's and its own.
     """
 
     id: str

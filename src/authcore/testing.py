@@ -185,8 +185,19 @@ def issue_portal_session(
 
     ``permissions``: what the session may do in the portal; ``key_permissions``: the most a
     key made in the portal may hold; ``rate_limit``: the session's own limit (on top of the
-    workspace's).
+    workspace's). An identity ``identity_id`` (external id the same) is stored first when the
+    store has none: a session always belongs to one, whose shared limit its requests count
+    against.
     """
+    if store.find_identity(identity_id) is None:
+        store.put_identity(
+            IdentityRecord(
+                id=identity_id,
+                workspace_id=workspace_id,
+                external_id=identity_id,
+                created_at=int(now),
+            )
+        )
     issued = issue_token(prefix, "ps")
     record = PortalSessionRecord(
         id=issued.id,

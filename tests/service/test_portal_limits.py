@@ -153,3 +153,22 @@ def test_a_key_made_in_the_portal_gets_at_most_the_sessions_limit(
     key = made.json()["key"]
     statuses = [api.get("/v1/principal", headers=_bearer(key)).status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
+
+
+def test_a_session_and_a_key_of_one_identity_share_its_limit(
+    api: httpx.Client, browser: httpx.Client
+) -> None:
+    external = f"shared-{secrets.token_hex(4)}"
+    made = api.post("/v1/identities", json={"external_id": external, "rate_limit": "3/60"})
+    assert made.status_code == 201, made.text
+    key = api.post(
+        "/v1/keys", json={"name": "k", "permissions": ["keys.read"], "identity": external}
+    )
+    assert key.status_code == 201, key.text
+    assert api.get("/v1/principal", headers=_bearer(key.json()["key"])).status_code == 200
+    # The session made by an unlimited key still acts for the identity: two requests are left.
+    token = _started(api, _create_session(api, _maker(api, None), identity=external))
+    assert _principal_statuses(browser, token, 3) == [200, 200, 429]
+    refused = browser.get("/portal/v1/principal", headers={"Cookie": f"authcore_portal={token}"})
+    assert refused.headers["ratelimit-policy"].startswith('"identity";q=3;w=60, "workspace";')
+    assert api.get("/v1/principal", headers=_bearer(key.json()["key"])).status_code == 429

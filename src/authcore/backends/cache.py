@@ -330,7 +330,7 @@ class CachedStore(Store, AsyncStore):
             workspace = entries.get((_WORKSPACE, principal.workspace_id))
             record = None if record_key is None else entries.get(record_key)
             identity = None
-            if principal.identity_id is not None and principal.source is Source.ROOT_KEY:
+            if principal.identity_id is not None and principal.source is not Source.JWT:
                 identity = entries.get((_IDENTITY, principal.identity_id))
                 if identity is None:
                     return  # its identity's limit was not read through this cache
