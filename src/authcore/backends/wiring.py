@@ -152,19 +152,9 @@ class Auth:
         rate_limit_headers: RateLimitHeaders | str | None = None,
     ) -> Auth:
         """Wire an already open ``store`` (sync and async) with ``config``: what
-        :func:`connect` does once it has opened the store and read the configuration.
-
-        ``portal_origins`` are origins, besides the serving site's own, whose cookie-borne
-        portal writes pass the cross-site rule. With ``owns_store`` closing the Auth closes the
-        store too. ``limiter_failure`` says what a request gets while Redis is down: 503
-        (``FAIL_CLOSED``, the default) or a decision of a bounded limiter in this process
-        (``LOCAL_FALLBACK``); either way the service recovers by itself when Redis returns.
-        With ``usage`` every outcome is counted in memory and recorded in the store every
-        ``usage_interval`` seconds and on close (:mod:`authcore.usage`). ``rate_limit_headers``
-        chooses the rate-limit fields responses carry (``"draft"``, ``"legacy"``, ``"both"``,
-        ``"none"``); None: the configuration's (``rate_limit_headers`` there, else the draft's).
-        ``cache_max_bytes`` bounds the estimated bytes of each cache table (records,
-        refusals, each route group's conclusions, verified JWTs; :data:`CACHE_MAX_BYTES`).
+        :func:`connect` does with the store and configuration; the options mean what they
+        mean there. ``portal_origins``: origins besides the site's own whose cookie-borne
+        portal writes pass the cross-site rule; ``owns_store``: closing the Auth closes it.
 
         Raises:
             ConfigurationError: an invalid setting or Redis URL.
@@ -307,21 +297,15 @@ def connect(
     usage_interval: float = USAGE_INTERVAL,
     rate_limit_headers: RateLimitHeaders | str | None = None,
 ) -> Auth:
-    """Open and wire everything a service needs to authenticate requests (see the module doc).
+    """Open and wire everything a service needs to authenticate requests (module doc).
 
-    ``db``, ``redis`` and ``config`` default to the environment variables the command line
-    reads: ``AUTHCORE_DB`` (else ``sqlite:///./authcore.db``), ``AUTHCORE_REDIS`` (else no Redis)
-    and ``AUTHCORE_CONFIG`` (else the development secrets next to the SQLite database, about
-    which ``note`` hears). ``default_rate_limit`` applies to workspaces without a policy of
-    their own; ``cache_ttl`` bounds how long a change that never reached this process (made
-    behind the library, or while it could not reach the database) goes unseen;
-    ``cache_max_bytes`` bounds each cache table's estimated bytes (64 MiB by default, beside
-    its 10,000 entries); ``limiter_failure`` is the policy while Redis is down (see
-    :meth:`Auth.wire`); ``usage`` counts every outcome and records it in the store every
-    ``usage_interval`` seconds and on close (see :mod:`authcore.usage`).
-    ``rate_limit_headers`` chooses the rate-limit fields (``"draft"``, the default,
-    ``"legacy"``, ``"both"`` or ``"none"``; None: the configuration file's choice). The
-    :class:`Auth` owns the store: closing it closes the store.
+    ``db``, ``redis``, ``config``: else ``AUTHCORE_DB`` (else ``sqlite:///./authcore.db``),
+    ``AUTHCORE_REDIS``, ``AUTHCORE_CONFIG`` (else development secrets, which ``note`` hears of).
+    ``default_rate_limit``: workspaces without one; ``cache_ttl``: how long an unseen change
+    lasts; ``cache_max_bytes``: each cache table's estimated bytes; ``limiter_failure``: with
+    Redis down, 503 (``FAIL_CLOSED``) or a bounded limiter here (``LOCAL_FALLBACK``); ``usage``:
+    count outcomes, record them every ``usage_interval`` s and on close; ``rate_limit_headers``:
+    ``"draft"``, ``"legacy"``, ``"both"``, ``"none"`` (None: the config's). The Auth owns the store.
 
     Raises:
         ConfigurationError: a URL or the configuration is invalid.
@@ -331,8 +315,7 @@ def connect(
     db_url = db or env.get("AUTHCORE_DB") or DEFAULT_DB
     check_database_url(db_url)  # before the configuration: a bad URL writes no file
     config = config or env.get("AUTHCORE_CONFIG")
-    # A configuration file is read before the store opens (a bad one creates no database); the
-    # development secrets are made only once the store is open (an unreachable one, none).
+    # A config file is read before the store opens, dev secrets made only once it is open.
     loaded = resolve_config(config, db_url, environ=env) if config else None
     store = open_store(db_url)
     try:

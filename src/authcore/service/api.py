@@ -123,6 +123,8 @@ __all__ = ["PORTAL_COOKIE_PATH", "PORTAL_PREFIX", "app_for", "create_app"]
 
 PORTAL_PREFIX: Final = "/portal/"
 _IDENTITY_PATH: Final = "/v1/identities/{external_id:path}"
+_SESSIONS_PATH: Final = "/v1/portal-sessions"
+_SESSION_PATH: Final = "/v1/portal-sessions/{session_id}"
 #: The limit for workspaces without their own policy (requests per minute).
 DEFAULT_RATE_LIMIT: Final = RateLimitPolicy(600, 60)
 
@@ -325,18 +327,8 @@ def _routes(
         route(_IDENTITY_PATH, identities.get_identity, "GET", ops.GET_IDENTITY),
         route(_IDENTITY_PATH, identities.update_identity, "PATCH", ops.UPDATE_IDENTITY),
         route(_IDENTITY_PATH, identities.delete_identity, "DELETE", ops.DELETE_IDENTITY),
-        route(
-            "/v1/portal-sessions",
-            management.create_portal_session,
-            "POST",
-            ops.CREATE_PORTAL_SESSION,
-        ),
-        route(
-            "/v1/portal-sessions/{session_id}",
-            management.revoke_portal_session,
-            "DELETE",
-            ops.REVOKE_PORTAL_SESSION,
-        ),
+        route(_SESSIONS_PATH, management.create_portal_session, "POST", ops.CREATE_PORTAL_SESSION),
+        route(_SESSION_PATH, management.revoke_portal_session, "DELETE", ops.REVOKE_PORTAL_SESSION),
         route("/portal/", portal_page, "GET", ops.PORTAL_PAGE),
         route("/portal/static/{name}", portal_static, "GET", ops.PORTAL_STATIC),
         route("/portal/exchange", portal.exchange, "POST", ops.PORTAL_EXCHANGE),
