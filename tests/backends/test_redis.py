@@ -405,6 +405,23 @@ def test_the_script_is_reloaded_after_a_script_flush(
     assert limiter.hit("ws_flush", LIMIT).allowed
     admin.script_flush()
     assert limiter.hit("ws_flush", LIMIT).remaining == 98
+    # The several-level script too: loaded again on NOSCRIPT, the decision made once.
+    levels = [("ws_flush_levels", LIMIT), ("ws_flush_levels:key:k1", LIMIT)]
+    assert [d.remaining for d in limiter.hit_levels(levels)] == [99, 99]
+    admin.script_flush()
+    assert [d.remaining for d in limiter.hit_levels(levels)] == [98, 98]
+
+
+async def test_the_async_script_is_reloaded_after_a_script_flush(
+    alimiter: AsyncRedisRateLimiter, admin: redis.Redis
+) -> None:
+    assert (await alimiter.ahit("ws_aflush", LIMIT)).allowed
+    admin.script_flush()
+    assert (await alimiter.ahit("ws_aflush", LIMIT)).remaining == 98
+    levels = [("ws_aflush_levels", LIMIT), ("ws_aflush_levels:key:k1", LIMIT)]
+    assert [d.remaining for d in await alimiter.ahit_levels(levels)] == [99, 99]
+    admin.script_flush()
+    assert [d.remaining for d in await alimiter.ahit_levels(levels)] == [98, 98]
 
 
 def test_a_client_with_unbounded_timeouts_is_refused(redis_url: str) -> None:

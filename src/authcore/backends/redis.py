@@ -1,11 +1,11 @@
 """Redis backends: rate limiters (one atomic round trip, server clock) and cache invalidation.
 
 Each decision runs :data:`authcore.ratelimit.GCRA_LUA` (the core's GCRA, line by line) with
-``EVALSHA``; redis-py's registered ``Script`` loads it and retries once when the server answers
-``NOSCRIPT`` (after a restart or ``SCRIPT FLUSH``). The script reads ``TIME`` on the server, so
-every API process shares one clock, and Redis runs scripts one at a time, so N callers racing
-for L slots get exactly L. The key is :func:`authcore.ratelimit.rate_limit_key` of the
-workspace id alone.
+``EVALSHA`` (:class:`~authcore.backends.redis_clients.LuaScript`), which loads it and retries
+once when the server answers ``NOSCRIPT`` (after a restart or ``SCRIPT FLUSH``). The script
+reads ``TIME`` on the server, so every API process shares one clock, and Redis runs scripts one
+at a time, so N callers racing for L slots get exactly L. The key is
+:func:`authcore.ratelimit.rate_limit_key` of the workspace id alone.
 
 Every failure (connection refused, timeout, a script error such as a key of the wrong type at
 the limiter key, a reply that is not a decision) becomes
@@ -48,6 +48,8 @@ from authcore.backends.redis_clients import (
     CLUSTER_SCHEME,
     DEFAULT_TIMEOUT,
     SENTINEL_SCHEME,
+    AsyncLuaScript,
+    LuaScript,
     aclose_client,
     async_client_from_url,
     client_from_url,
@@ -165,8 +167,8 @@ class RedisRateLimiter:
         self.timeout = _check_timeouts(_connection_kwargs(client))
         self._client = client
         self._namespace = _check_namespace(namespace)
-        self._script = client.register_script(GCRA_LUA)
-        self._levels_script = client.register_script(GCRA_LEVELS_LUA)
+        self._script = LuaScript(client, GCRA_LUA)
+        self._levels_script = LuaScript(client, GCRA_LEVELS_LUA)
 
     @classmethod
     def from_url(
@@ -239,8 +241,8 @@ class AsyncRedisRateLimiter:
         self.timeout = _check_timeouts(_connection_kwargs(client))
         self._client = client
         self._namespace = _check_namespace(namespace)
-        self._script = client.register_script(GCRA_LUA)
-        self._levels_script = client.register_script(GCRA_LEVELS_LUA)
+        self._script = AsyncLuaScript(client, GCRA_LUA)
+        self._levels_script = AsyncLuaScript(client, GCRA_LEVELS_LUA)
         # redis-py's asyncio cluster client learns the slot map on first use, and concurrent
         # first uses race each other: the first decision initializes it alone.
         self._uninitialized = isinstance(client, redis.asyncio.cluster.RedisCluster)
