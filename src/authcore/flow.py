@@ -33,6 +33,18 @@ from authcore.errors import (
     WorkspaceDisabledError,
 )
 from authcore.keyring import Keyring, VerifiedClaims
+from authcore.needs import (
+    CheckRateLimit,
+    CheckRateLimits,
+    LimitNeed,
+    LookupIdentity,
+    LookupPortalSession,
+    LookupRootKey,
+    LookupWorkspace,
+    Need,
+    UseFallbackLimiter,
+    UseFallbackLimiters,
+)
 from authcore.principal import (
     Principal,
     check_workspace,
@@ -42,7 +54,6 @@ from authcore.principal import (
 )
 from authcore.ratelimit import (
     AsyncRateLimiter,
-    Level,
     LimiterFailurePolicy,
     RateLimitDecision,
     RateLimiter,
@@ -97,81 +108,7 @@ _DEFAULT_RATE_LIMIT: Final = RateLimitPolicy(limit=600, period=60)
 _REALM: Final = re.compile(r"[A-Za-z0-9 ._-]{1,64}", re.ASCII)
 
 
-# --- what the flow asks for -------------------------------------------------------------
-
-
-@attrs.frozen
-class LookupRootKey:
-    """Need: the root-key record stored under ``digest`` (or None)."""
-
-    digest: bytes = attrs.field(repr=False)
-
-
-@attrs.frozen
-class LookupPortalSession:
-    """Need: the portal-session record stored under ``digest`` (or None)."""
-
-    digest: bytes = attrs.field(repr=False)
-
-
-@attrs.frozen
-class LookupWorkspace:
-    """Need: the workspace record for ``workspace_id`` (or None)."""
-
-    workspace_id: str
-
-
-@attrs.frozen
-class LookupIdentity:
-    """Need: the identity record for ``identity_id`` (or None): a key's owner and its limit."""
-
-    identity_id: str
-
-
-@attrs.frozen
-class CheckRateLimit:
-    """Need: one atomic limiter decision for ``bucket`` under ``policy``.
-
-    ``bucket`` is the workspace's id, or within it a root key's, a portal session's or an
-    identity's own bucket (:func:`authcore.ratelimit.key_bucket`,
-    :func:`~authcore.ratelimit.session_bucket`, :func:`~authcore.ratelimit.identity_bucket`).
-    """
-
-    bucket: str
-    policy: RateLimitPolicy
-
-
-@attrs.frozen
-class CheckRateLimits:
-    """Need: one atomic all-or-nothing decision over several levels of one workspace.
-
-    The answer is one decision per level (:meth:`authcore.ratelimit.RateLimiter.hit_levels`).
-    """
-
-    levels: tuple[Level, ...]
-
-
-@attrs.frozen
-class UseFallbackLimiter:
-    """Need: the bounded local limiter's decision, after the shared limiter failed.
-
-    ``bucket`` is as in :class:`CheckRateLimit`.
-    """
-
-    bucket: str
-    policy: RateLimitPolicy
-
-
-@attrs.frozen
-class UseFallbackLimiters:
-    """Need: the bounded local limiter's all-or-nothing decision over several levels."""
-
-    levels: tuple[Level, ...]
-
-
-#: What a rate-limit step asks for (all that a replay asks for).
-LimitNeed: TypeAlias = CheckRateLimit | UseFallbackLimiter | CheckRateLimits | UseFallbackLimiters
-Need: TypeAlias = LookupRootKey | LookupPortalSession | LookupWorkspace | LookupIdentity | LimitNeed
+# What the flow asks for: authcore.needs (re-exported here).
 
 
 class Authenticated(NamedTuple):
@@ -288,6 +225,31 @@ def _identity_limit(principal: Principal) -> Generator[Need, object, RateLimitPo
     return identity.rate_limit
 
 
+_Stored: TypeAlias = tuple[
+    Principal, str | None, float | None, RateLimitPolicy | None, RateLimitPolicy | None
+]
+
+
+def _stored_credential(
+    kind: CredentialKind, token: str, now: float
+) -> Generator[Need, object, _Stored]:
+    """A root key's or portal session's principal, id, expiry, own limit and identity's limit.
+
+    Both act for their identity, when they have one: its shared limit counts for each.
+    """
+    found_digest = digest(token)
+    record: RootKeyRecord | PortalSessionRecord | None
+    if kind is CredentialKind.ROOT_KEY:
+        record = _expect((yield LookupRootKey(found_digest)), RootKeyRecord)
+        principal = principal_from_root_key(record, found_digest, now)
+    else:
+        record = _expect((yield LookupPortalSession(found_digest)), PortalSessionRecord)
+        principal = principal_from_portal_session(record, found_digest, now)
+    credential_id, expires_at = _lifetime(record)
+    identity_policy = yield from _identity_limit(principal)
+    return principal, credential_id, expires_at, _own_limit(record), identity_policy
+
+
 def authentication_flow(credential: Credential, settings: AuthSettings, now: float) -> Flow:
     """Verify ``credential``, build the principal, and apply the rate limits.
 
@@ -304,28 +266,16 @@ def authentication_flow(credential: Credential, settings: AuthSettings, now: flo
         raise InvalidCredentialError(f"{credential.kind.value} not accepted on this route")
     token = credential.secret.reveal()
     key_id: str | None = None
+    expires_at: float | None
     own_policy: RateLimitPolicy | None = None
     identity_policy: RateLimitPolicy | None = None
-    if credential.kind is CredentialKind.ROOT_KEY:
-        key_digest = digest(token)
-        key_record = _expect((yield LookupRootKey(key_digest)), RootKeyRecord)
-        principal = principal_from_root_key(key_record, key_digest, now)
-        credential_id, expires_at = _lifetime(key_record)
-        own_policy = _own_limit(key_record)
-        identity_policy = yield from _identity_limit(principal)
-    elif credential.kind is CredentialKind.PORTAL_TOKEN:
-        session_digest = digest(token)
-        session_record = _expect((yield LookupPortalSession(session_digest)), PortalSessionRecord)
-        principal = principal_from_portal_session(session_record, session_digest, now)
-        credential_id, expires_at = _lifetime(session_record)
-        own_policy = _own_limit(session_record)
-        # A session acts for its identity: its requests count against the identity's shared
-        # limit, as its keys' do.
-        identity_policy = yield from _identity_limit(principal)
-    else:
+    if credential.kind is CredentialKind.JWT:
         claims = _verify_jwt(token, settings, now)
         principal = principal_from_claims(claims)
         credential_id, expires_at, key_id = None, claims.expires_at, claims.key_id
+    else:
+        stored = yield from _stored_credential(credential.kind, token, now)
+        principal, credential_id, expires_at, own_policy, identity_policy = stored
 
     found = _expect((yield LookupWorkspace(principal.workspace_id)), WorkspaceRecord)
     try:
