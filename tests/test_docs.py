@@ -101,10 +101,15 @@ def test_the_page_runs_as_written(
     monkeypatch.setenv("AUTHCORE_DB", env["AUTHCORE_DB"])
     namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}
     shell: Shell | None = None
+    opened: list[Auth] = []
     try:
         for block in (block for block in blocks(page) if block.runs):
             if block.lang == "python":
                 _run_python(block, namespace, tmp_path)
+                # A later sample may rebind the name (quickstart's `auth = connect()` twice):
+                # every Auth a sample opened is kept here to be closed.
+                # (not isinstance: a LocalProxy, Flask's current_principal, would resolve itself)
+                opened += [v for v in namespace.values() if type(v) is Auth and v not in opened]
                 continue
             shell = shell or Shell(tmp_path, env)
             _run_shell(block, shell, ports)
@@ -112,10 +117,8 @@ def test_the_page_runs_as_written(
         if shell is not None:
             shell.close()
         # What a sample opened with connect() is closed, as the app's lifecycle would.
-        # (not isinstance: a LocalProxy, Flask's current_principal, would resolve itself)
-        for value in namespace.values():
-            if type(value) is Auth:
-                value.close()
+        for auth in opened:
+            auth.close()
 
 
 TEST_REFERENCE = re.compile(r"`(tests/[\w/]+\.py)(?:::(\w+))?`")

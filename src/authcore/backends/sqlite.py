@@ -159,6 +159,8 @@ class SQLiteStore(_sql.SQLLookups, Store, AsyncStore):
         except queue.Empty:
             pass
         with self._pool_lock:
+            # Checked again under the lock: a reader opened after close() would never be closed.
+            self._check_open()
             grow = len(self._readers) < self._max_readers
             if grow:
                 conn = self._connect(readonly=True)
