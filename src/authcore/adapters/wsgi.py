@@ -103,6 +103,7 @@ class _Exchange:
         "started",
         "started_at",
         "status",
+        "status_line",
         "token",
     )
 
@@ -122,6 +123,7 @@ class _Exchange:
         self.started = False
         self.closed = False
         self.status = 0
+        self.status_line = ""
         self.token: Token[Principal | None] | None = None
 
     def tracked_start_response(
@@ -131,7 +133,7 @@ class _Exchange:
         exc_info: OptExcInfo | None = None,
     ) -> Callable[[bytes], object]:
         self.started = True
-        self.status = int(status[:3]) if status[:3].isdigit() else 500
+        self.status_line = status  # read by finish(), only when there are metrics
         if self.extra_headers:
             headers = [*headers, *self.extra_headers]
         return self.start_response(status, headers, exc_info)
@@ -156,7 +158,13 @@ class _Exchange:
                 # there instead, so nothing logs under this request's workspace.
                 bind_principal(None)
         if self.gate.metrics is not None:
-            self.gate.report(self.status or 500, self.principal, self.started_at)
+            self.gate.report(self._status(), self.principal, self.started_at)
+
+    def _status(self) -> int:
+        if self.status:  # deny() set it
+            return self.status
+        code = self.status_line[:3]
+        return int(code) if code.isdigit() else 500
 
 
 class _ClosingBody:
@@ -214,7 +222,12 @@ class AuthMiddleware:
         principal: Principal | None = None
         extra: list[tuple[str, str]] = []
         if authenticator is not None:
-            outcome = admit_environ(gate, authenticator, environ)
+            if authenticator.reads_cookie:
+                outcome = admit_environ(gate, authenticator, environ)
+            else:
+                # admit_environ's first branch, inline: the API's hot path.
+                value = environ.get("HTTP_AUTHORIZATION")
+                outcome = gate.admit(authenticator, "", () if value is None else (value,))
             if isinstance(outcome, HTTPResponse):
                 refusal = _Exchange(start_response, gate, None, extra, started_at)
                 answer = refusal.deny(outcome)
