@@ -455,23 +455,25 @@ class MemoryRateLimiter:
         self._acquire()
         try:
             now = int(_time() * 1e6) if self._clock_us is None else self._clock_us()
-            get = self._tat.get
+            stored = self._tat
+            get = stored.get
             decisions = []
-            tats = []
+            writes: list[tuple[str, int]] | None = []
             for bucket, policy in levels:
                 decision, tat = decide(get(bucket), now, policy)
+                if not decision[0]:
+                    # A refusal writes nothing; the other levels are decided all the same
+                    # (the caller sends each level's state).
+                    writes = None
+                elif writes is not None:
+                    writes.append((bucket, tat))
                 decisions.append(decision)
-                tats.append(tat)
-            result = tuple(decisions)
-            for decision in result:
-                if not decision.allowed:
-                    return result
-            stored = self._tat
-            for (bucket, _), tat in zip(levels, tats, strict=True):
-                if bucket not in stored and len(stored) >= self._max:
-                    self._evict(now)
-                stored[bucket] = tat
-            return result
+            if writes:
+                for bucket, tat in writes:
+                    if bucket not in stored and len(stored) >= self._max:
+                        self._evict(now)
+                    stored[bucket] = tat
+            return tuple(decisions)
         finally:
             self._release()
 
