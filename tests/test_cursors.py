@@ -16,6 +16,8 @@ from authcore.cursors import (
     parse_audit_cursor,
     parse_identity_cursor,
     parse_key_cursor,
+    parse_workspace_cursor,
+    workspace_cursor,
 )
 from authcore.errors import ClientError
 from authcore.records import AuditCursor, KeyCursor
@@ -35,6 +37,11 @@ def test_a_key_cursor_round_trips_and_travels_in_a_query_as_it_is(when: int, key
 @given(st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=200))
 def test_an_identity_cursor_round_trips(external_id: str) -> None:
     assert parse_identity_cursor(identity_cursor(external_id)) == external_id
+
+
+@given(st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=200))
+def test_a_workspace_cursor_round_trips(workspace_id: str) -> None:
+    assert parse_workspace_cursor(workspace_cursor(workspace_id)) == workspace_id
 
 
 @given(st.integers(0, 10**12 - 1), st.integers(0, 10**17))
@@ -75,3 +82,7 @@ def test_each_list_refuses_the_others_cursors() -> None:
         parse_identity_cursor(audit)
     with pytest.raises(ClientError):
         parse_key_cursor(identity_cursor("cust"))
+    with pytest.raises(ClientError):
+        parse_workspace_cursor(identity_cursor("ws_1"))
+    with pytest.raises(ClientError):
+        parse_identity_cursor(workspace_cursor("ws_1"))

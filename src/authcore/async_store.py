@@ -10,7 +10,7 @@ import abc
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TypeVar
 
-from authcore import changes, identities
+from authcore import changes, identities, workspaces
 from authcore import usage as usage_changes
 from authcore.portal_sessions import exchange_is_spent
 from authcore.records import (
@@ -29,6 +29,7 @@ from authcore.records import (
     PortalSessionRecord,
     RootKeyRecord,
     UsageCount,
+    WorkspacePage,
     WorkspaceRecord,
 )
 from authcore.tokens import DEFAULT_PORTAL_TOKEN_PREFIX, DEFAULT_ROOT_KEY_PREFIX
@@ -110,6 +111,12 @@ class AsyncStore(abc.ABC):
     async def afind_workspace_by_org(self, org_id: str, /) -> WorkspaceRecord | None:
         """Async twin of :meth:`Store.find_workspace_by_org`."""
         return await self.arun(changes.find_workspace_by_org(org_id))
+
+    async def alist_workspaces(
+        self, *, limit: int = DEFAULT_LIST_PAGE, after: str | None = None
+    ) -> WorkspacePage:
+        """Async twin of :meth:`Store.list_workspaces`."""
+        return await self.arun(workspaces.list_workspaces(limit=limit, after=after))
 
     # --- identities: the API's customers ---------------------------------------------------
 

@@ -5,6 +5,7 @@ encoded as unpadded base64url (RFC 4648 §5), so it travels in a query string as
 
     keys        "k1:" <created_at> "." <key id>         -> KeyCursor
     identities  "i1:" <external id>                     -> str (list after it)
+    workspaces  "w1:" <workspace id>                    -> str (list after it)
     audit       "a1:" <time> "." <seq>                  -> AuditCursor
 
 Callers must treat it as opaque: the format may change (the ``1`` is its version). A cursor
@@ -30,6 +31,8 @@ __all__ = [
     "parse_audit_cursor",
     "parse_identity_cursor",
     "parse_key_cursor",
+    "parse_workspace_cursor",
+    "workspace_cursor",
 ]
 
 #: Longest cursor text accepted: an external id of 200 characters of 4 UTF-8 bytes, encoded.
@@ -106,6 +109,20 @@ def parse_identity_cursor(token: str) -> str:
         ClientError: not a cursor of the list of identities (400).
     """
     return _decode("i1", token)
+
+
+def workspace_cursor(workspace_id: str) -> str:
+    """The opaque text of a page of workspaces' ``next_cursor`` (the last workspace id)."""
+    return _encode("w1", workspace_id)
+
+
+def parse_workspace_cursor(token: str) -> str:
+    """Read what :func:`workspace_cursor` wrote: the workspace id to list after.
+
+    Raises:
+        ClientError: not a cursor of the list of workspaces (400).
+    """
+    return _decode("w1", token)
 
 
 def audit_cursor(cursor: AuditCursor) -> str:

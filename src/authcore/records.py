@@ -49,6 +49,7 @@ __all__ = [
     "Record",
     "RootKeyRecord",
     "UsageCount",
+    "WorkspacePage",
     "WorkspaceRecord",
 ]
 
@@ -92,6 +93,25 @@ class WorkspaceRecord:
     rate_limit: RateLimitPolicy | None = None
     org_id: str | None = None
     created_at: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready mapping (``rate_limit`` as ``N/SECONDS``, or None)."""
+        return {
+            "workspace_id": self.id,
+            "name": self.name,
+            "org_id": self.org_id,
+            "disabled": self.disabled,
+            "rate_limit": None if self.rate_limit is None else str(self.rate_limit),
+            "created_at": self.created_at,
+        }
+
+
+@attrs.frozen
+class WorkspacePage:
+    """One page of workspaces by id (code-point order); ``next_after`` None on the last."""
+
+    workspaces: tuple[WorkspaceRecord, ...]
+    next_after: str | None
 
 
 @attrs.frozen(cache_hash=True)

@@ -14,6 +14,7 @@ step                       what the backend does, inside the change's one transa
 :class:`EnsureIdentity`    add an identity unless its external id is taken; read the stored one
 :class:`ListIdentities`    read one page of a workspace's identities, by external id
 :class:`ListPortalSessions` read an identity's portal sessions
+:class:`ListWorkspaces`    read one page of all workspaces, by id
 :class:`ListAudit`         read one page of a workspace's audit events, newest first
 :class:`Insert`            add a record (``conflict``: a taken unique value raises
                            :class:`~authcore.errors.ConflictError` with that message)
@@ -55,6 +56,7 @@ __all__ = [
     "ListIdentities",
     "ListPortalSessions",
     "ListRootKeys",
+    "ListWorkspaces",
     "Load",
     "MarkUsed",
     "PruneExchanges",
@@ -149,6 +151,15 @@ class ListPortalSessions:
 
     workspace_id: str
     identity_id: str
+
+
+@attrs.frozen
+class ListWorkspaces:
+    """Read up to ``limit`` workspaces whose id sorts after ``after`` (None: from the first),
+    in id order by code point: a ``list``."""
+
+    limit: int
+    after: str | None = None
 
 
 @attrs.frozen
@@ -262,6 +273,7 @@ Step: TypeAlias = (
     | EnsureIdentity
     | ListIdentities
     | ListPortalSessions
+    | ListWorkspaces
     | Insert
     | Update
     | Delete

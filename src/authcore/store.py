@@ -38,7 +38,7 @@ import abc
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from authcore import changes, identities
+from authcore import changes, identities, workspaces
 from authcore import usage as usage_changes
 from authcore.async_store import AsyncStore
 from authcore.portal_sessions import exchange_is_spent
@@ -58,6 +58,7 @@ from authcore.records import (
     PortalSessionRecord,
     RootKeyRecord,
     UsageCount,
+    WorkspacePage,
     WorkspaceRecord,
 )
 from authcore.tokens import DEFAULT_PORTAL_TOKEN_PREFIX, DEFAULT_ROOT_KEY_PREFIX
@@ -173,6 +174,16 @@ class Store(abc.ABC):
     def find_workspace_by_org(self, org_id: str, /) -> WorkspaceRecord | None:
         """Return the workspace linked to ``org_id``."""
         return self.run(changes.find_workspace_by_org(org_id))
+
+    def list_workspaces(
+        self, *, limit: int = DEFAULT_LIST_PAGE, after: str | None = None
+    ) -> WorkspacePage:
+        """Return one page of the workspaces, by id after the workspace id ``after``.
+
+        Ids are in code-point order on every backend; a page's ``next_after`` is the
+        ``after`` of the next page (None: this was the last). Reads only: no audit event.
+        """
+        return self.run(workspaces.list_workspaces(limit=limit, after=after))
 
     # --- identities: the API's customers ---------------------------------------------------
 

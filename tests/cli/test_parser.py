@@ -80,5 +80,6 @@ def test_workspace_help_names_every_subcommand(run: Run) -> None:
     out = run.capsys.readouterr().out
     line = next(line for line in out.splitlines() if line.strip().startswith("workspace "))
     assert "enable" in line
+    assert "list" in line
     assert main(["workspace", "--help"]) == 0
-    assert "create, disable and enable workspaces" in run.capsys.readouterr().out
+    assert "create, list, disable and enable workspaces" in run.capsys.readouterr().out

@@ -45,6 +45,7 @@ from authcore.steps import (
     ListIdentities,
     ListPortalSessions,
     ListRootKeys,
+    ListWorkspaces,
     Load,
     MarkUsed,
     PruneExchanges,
@@ -188,6 +189,18 @@ FIND_WORKSPACE_BY_ORG: Final = (
 FIND_ROOT_KEY: Final = (
     "SELECT id, workspace_id, digest, start, name, permissions, created_at, expires_at, "
     "revoked_at, rate_limit, rate_period, identity_id FROM root_keys WHERE digest = ?"
+)
+# A page of workspaces by id, by code point on both databases (as the memory store does), so
+# a cursor means the same everywhere. SQLite walks its primary key's index (BINARY is code-point
+# order); on PostgreSQL the primary key's index is in the database's collation, which
+# COLLATE "C" does not match, so this scans the table and keeps the top rows (a top-N sort):
+# an operator's list over a small table, never a request path.
+_WORKSPACE_COLUMNS: Final = (
+    "SELECT id, name, disabled, rate_limit, rate_period, org_id, created_at FROM workspaces"
+)
+_LIST_WORKSPACES: Final = _WORKSPACE_COLUMNS + " ORDER BY id{collate} LIMIT ?"
+_LIST_WORKSPACES_AFTER: Final = (
+    _WORKSPACE_COLUMNS + " WHERE id{collate} > ? ORDER BY id{collate} LIMIT ?"
 )
 _KEY_COLUMNS: Final = (
     "SELECT id, workspace_id, digest, start, name, permissions, created_at, expires_at, "
@@ -359,6 +372,16 @@ def _keys(rows: Rows) -> list[RootKeyRecord]:
     return [_rows.key_from_row(row) for row in rows]
 
 
+def _workspaces(rows: Rows) -> list[WorkspaceRecord]:
+    return [_rows.workspace_from_row(row) for row in rows]
+
+
+def _list_workspaces(step: ListWorkspaces) -> Statement:
+    if step.after is None:
+        return Statement(_LIST_WORKSPACES, (step.limit,))
+    return Statement(_LIST_WORKSPACES_AFTER, (step.after, step.limit))
+
+
 def _identities(rows: Rows) -> list[IdentityRecord]:
     return [_rows.identity_from_row(row) for row in rows]
 
@@ -472,6 +495,8 @@ def translate(step: Step) -> tuple[Statement, Callable[[Rows], object]]:
         return Statement(sql, (step.key,)), _first(convert)
     if isinstance(step, ListRootKeys):
         return _list_keys(step), _keys
+    if isinstance(step, ListWorkspaces):
+        return _list_workspaces(step), _workspaces
     if isinstance(step, FindIdentity | ListIdentities | ListPortalSessions | Delete):
         return _identity_step(step)
     if isinstance(step, EnsureIdentity):

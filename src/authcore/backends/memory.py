@@ -49,6 +49,7 @@ from authcore.steps import (
     ListIdentities,
     ListPortalSessions,
     ListRootKeys,
+    ListWorkspaces,
     Load,
     MarkUsed,
     PruneExchanges,
@@ -206,6 +207,8 @@ class MemoryStore(Store, AsyncStore):
             return self._list_keys(step)
         if isinstance(step, ListAudit):
             return self._page(step)
+        if isinstance(step, ListWorkspaces):
+            return self._list_workspaces(step)
         if isinstance(step, FindIdentity | EnsureIdentity | ListIdentities | ListPortalSessions):
             return self._identity_step(step, pending)
         if isinstance(step, Delete):
@@ -233,6 +236,12 @@ class MemoryStore(Store, AsyncStore):
             key=lambda key: (key.created_at, key.id),
         )
         return keys if step.limit is None else keys[: step.limit]
+
+    def _list_workspaces(self, step: ListWorkspaces) -> list[WorkspaceRecord]:
+        # Code-point order of ids, as the SQL stores' COLLATE "C": a cursor means the same.
+        after = step.after
+        ids = sorted(i for i in self._workspaces if after is None or i > after)
+        return [self._workspaces[i] for i in ids[: step.limit]]
 
     def _identity_step(
         self,
