@@ -41,15 +41,20 @@ class StoreUnderTest:
         return getattr(self.store, method)(*args, **kwargs)
 
 
-@pytest.fixture(scope="session")
-def pg_schema(postgres_url: str) -> Iterator[str]:
-    """A unique PostgreSQL schema for this test session, dropped afterwards."""
+def fresh_pg_schema(postgres_url: str) -> Iterator[str]:
+    """A unique PostgreSQL schema name, the schema dropped afterwards (a fixture's body)."""
     import psycopg
 
     schema = f"authcore_test_{secrets.token_hex(6)}"
     yield schema
     with psycopg.connect(postgres_url, autocommit=True, connect_timeout=5) as conn:
         conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@pytest.fixture(scope="session")
+def pg_schema(postgres_url: str) -> Iterator[str]:
+    """A unique PostgreSQL schema for this test session, dropped afterwards."""
+    yield from fresh_pg_schema(postgres_url)
 
 
 def _sqlite_dump(path: Path) -> Callable[[], bytes]:

@@ -1,13 +1,14 @@
 """Listing workspaces, on every backend (memory, SQLite, PostgreSQL; sync, async, cached).
 
 PostgreSQL tests share one schema per session, so a listing there also holds other tests'
-workspaces: these tests name their own with a random prefix and look at those.
+workspaces: these tests name their own with a random prefix and look at those, except those
+of ``TestAlone``, which get a schema of their own.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import pytest
 
@@ -15,7 +16,7 @@ from authcore.errors import ClientError
 from authcore.records import MAX_LIST_PAGE, OPERATOR_ACTOR, WorkspacePage, WorkspaceRecord
 from authcore.steps import Change, Insert, Steps
 
-from .conftest import StoreUnderTest
+from .conftest import StoreUnderTest, fresh_pg_schema
 
 NOW = 1_800_000_000
 
@@ -81,23 +82,28 @@ async def test_a_page_carries_the_whole_record(backend: StoreUnderTest) -> None:
     assert page.workspaces[0].org_id == created.org_id
 
 
-async def test_the_last_page_has_no_next(backend: StoreUnderTest) -> None:
-    if backend.kind == "postgres":
-        pytest.skip("the shared schema holds other tests' workspaces")
-    assert await backend.call("list_workspaces") == WorkspacePage((), None)
-    ids = sorted(
-        [
-            (await backend.call("create_workspace", "w", now=NOW, actor=OPERATOR_ACTOR)).id
-            for _ in range(4)
-        ]
-    )
-    first = await backend.call("list_workspaces", limit=2)
-    assert [w.id for w in first.workspaces] == ids[:2]
-    assert first.next_after == ids[1]
-    second = await backend.call("list_workspaces", limit=2, after=first.next_after)
-    assert [w.id for w in second.workspaces] == ids[2:]
-    assert second.next_after is None, "exactly a full page: no empty page after it"
-    assert await backend.call("list_workspaces", after=ids[-1]) == WorkspacePage((), None)
+class TestAlone:
+    """Tests that need the store to themselves: on PostgreSQL, a schema of their own."""
+
+    @pytest.fixture
+    def pg_schema(self, postgres_url: str) -> Iterator[str]:
+        yield from fresh_pg_schema(postgres_url)
+
+    async def test_the_last_page_has_no_next(self, backend: StoreUnderTest) -> None:
+        assert await backend.call("list_workspaces") == WorkspacePage((), None)
+        ids = sorted(
+            [
+                (await backend.call("create_workspace", "w", now=NOW, actor=OPERATOR_ACTOR)).id
+                for _ in range(4)
+            ]
+        )
+        first = await backend.call("list_workspaces", limit=2)
+        assert [w.id for w in first.workspaces] == ids[:2]
+        assert first.next_after == ids[1]
+        second = await backend.call("list_workspaces", limit=2, after=first.next_after)
+        assert [w.id for w in second.workspaces] == ids[2:]
+        assert second.next_after is None, "exactly a full page: no empty page after it"
+        assert await backend.call("list_workspaces", after=ids[-1]) == WorkspacePage((), None)
 
 
 @pytest.mark.parametrize("limit", [0, -1, MAX_LIST_PAGE + 1, True, "5", 2.0])
