@@ -100,6 +100,41 @@ def test_the_document_is_valid_openapi_3_1(document: dict[str, Any]) -> None:
     assert len(ids) == len(set(ids))
 
 
+def _links(document: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Each link of the document, with the response it is declared on."""
+    return [
+        (response, link)
+        for item in document["paths"].values()
+        for method in item
+        if method in METHODS
+        for response in item[method]["responses"].values()
+        for link in response.get("links", {}).values()
+    ]
+
+
+def test_each_link_names_a_served_operation_its_parameters_and_a_member_of_the_answer(
+    document: dict[str, Any],
+) -> None:
+    operations = {
+        item[method]["operationId"]: item[method]
+        for item in document["paths"].values()
+        for method in item
+        if method in METHODS
+    }
+    links = _links(document)
+    targets = {link["operationId"] for _, link in links}
+    # The made resources and what addresses them (Schemathesis' stateful phase follows these).
+    assert {"revoke_key", "key_usage", "get_identity", "delete_identity"} <= targets
+    for response, link in links:
+        target = operations[link["operationId"]]
+        names = {param["name"] for param in target.get("parameters", [])}
+        for name, expression in link["parameters"].items():
+            assert name in names, link
+            member = expression.removeprefix("$response.body#/")
+            schema = response["content"]["application/json"]["schema"]
+            assert member in schema["required"], link
+
+
 def test_security_schemes_headers_and_the_shared_problem_are_declared(
     document: dict[str, Any],
 ) -> None:

@@ -11,6 +11,8 @@ refusal, the refusals each kind of caller can meet (:data:`Access`), the securit
 root key or a dashboard JWT as ``Authorization: Bearer``, the portal session as the
 ``authcore_portal`` cookie or a Bearer token) and the response headers. The rate-limit fields
 are the ones the app's option sends (:func:`rate_limit_headers`, the IETF draft's by default).
+A :class:`Reply` may carry links (:class:`Link`) to the operations its values address; the test
+checks each names a served operation, its parameters and a member the answer always has.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = [
     "Access",
     "Body",
     "DocumentedRoute",
+    "Link",
     "Operation",
     "Param",
     "Reply",
@@ -74,14 +77,31 @@ class Body:
 
 
 @attrs.frozen
+class Link:
+    """An OpenAPI link: an operation this answer's values lead to (what a client, or
+    Schemathesis' stateful phase, may call next with them).
+
+    ``parameters`` maps each of the target's parameters to a runtime expression
+    (``$response.body#/key_id``: OpenAPI 3.1 §4.8.20.4).
+    """
+
+    name: str
+    target: Operation
+    parameters: Mapping[str, str]
+    description: str = ""
+
+
+@attrs.frozen
 class Reply:
-    """A successful answer: status, what it means, its body (None: no body)."""
+    """A successful answer: status, what it means, its body (None: no body), and the links
+    from it to the operations its values address."""
 
     status: int
     description: str
     schema: Mapping[str, Any] | None = None
     media_types: tuple[str, ...] = (_JSON,)
     headers: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    links: tuple[Link, ...] = ()
 
 
 @attrs.frozen
@@ -236,7 +256,19 @@ def _reply(reply: Reply, access: Access, *, head: bool, style: RateLimitHeaders)
     answer: dict[str, Any] = {"description": reply.description, "headers": headers}
     if reply.schema is not None and not head:
         answer["content"] = {media: {"schema": dict(reply.schema)} for media in reply.media_types}
+    if reply.links and not head:
+        answer["links"] = {link.name: _link(link) for link in reply.links}
     return answer
+
+
+def _link(link: Link) -> dict[str, Any]:
+    declared: dict[str, Any] = {
+        "operationId": link.target.operation_id,
+        "parameters": dict(link.parameters),
+    }
+    if link.description:
+        declared["description"] = link.description
+    return declared
 
 
 def _parameter(param: Param) -> dict[str, Any]:

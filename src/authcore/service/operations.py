@@ -6,6 +6,11 @@ pairs each with its handler. The schemas say what the handlers check (:mod:`._fi
 whitespace, permissions follow the grant grammar, numbers are in range. What JSON Schema cannot
 say (a body's byte size, ``since`` before ``until``) is in the descriptions. Query parameters of
 a list are tuples (:data:`USAGE_WINDOW`, :func:`_page`), so a new one is one more entry.
+
+The answer that makes a resource (a key, an identity, a portal session) links to the operations
+that address it (:func:`_links`): OpenAPI links, which a client generator and Schemathesis'
+stateful phase follow. A link names its target by the object, so the operations on a resource
+are declared before the one that makes it.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from authcore.cursors import MAX_CURSOR_LENGTH
 from authcore.names import MAX_NAME_LENGTH, REFUSED_CATEGORIES
 from authcore.permissions import MAX_GRANTS, MAX_PERMISSION_LENGTH, MAX_PERMISSION_SEGMENTS
 from authcore.records import DEFAULT_LIST_PAGE, MAX_LIST_PAGE, MAX_PORTAL_TTL
-from authcore.service.openapi import Access, Body, Operation, Param, Reply
+from authcore.service.openapi import Access, Body, Link, Operation, Param, Reply
 
 _MAX_KEY_LIFETIME: Final = 10 * 365 * 86_400  # management.MAX_KEY_LIFETIME (no import cycle)
 _LATEST: Final = 2**53 - 1
@@ -220,6 +225,15 @@ _DELETED: Final = Reply(204, "Done; no body.")
 _BODY_ERRORS: Final = frozenset({408, 413, 415})
 _NAME: Final = name_schema("A name shown in lists and audit logs.")
 
+
+def _links(field: str, *targets: Operation) -> tuple[Link, ...]:
+    """Links from a made resource to each operation on it: the answer's ``field`` (a body
+    member) fills the target's path parameter of the same name."""
+    return tuple(
+        Link(target.operation_id, target, {field: f"$response.body#/{field}"}) for target in targets
+    )
+
+
 HEALTHZ: Final = Operation(
     "healthz",
     "Liveness",
@@ -251,22 +265,6 @@ def _new_key_body(**optional: Any) -> Body:
     )
 
 
-CREATE_KEY: Final = Operation(
-    "create_key",
-    "Make a root key (shown once)",
-    Access.API,
-    (Reply(201, "The key, shown this once.", NEW_KEY),),
-    permission="keys.create",
-    body=_new_key_body(
-        rate_limit=RATE_LIMIT,
-        identity={
-            **name_schema("The identity it belongs to (made on first use)."),
-            "type": ["string", "null"],
-        },
-    ),
-    errors=frozenset({404}) | _BODY_ERRORS,
-    description="A caller never grants what it does not hold (403).",
-)
 REVOKE_KEY: Final = Operation(
     "revoke_key",
     "Revoke a key",
@@ -285,6 +283,29 @@ KEY_USAGE_OP: Final = Operation(
     params=(KEY_ID, *USAGE_WINDOW),
     errors=frozenset({404}),
     description=_USAGE_RULE,
+)
+CREATE_KEY: Final = Operation(
+    "create_key",
+    "Make a root key (shown once)",
+    Access.API,
+    (
+        Reply(
+            201,
+            "The key, shown this once.",
+            NEW_KEY,
+            links=_links("key_id", REVOKE_KEY, KEY_USAGE_OP),
+        ),
+    ),
+    permission="keys.create",
+    body=_new_key_body(
+        rate_limit=RATE_LIMIT,
+        identity={
+            **name_schema("The identity it belongs to (made on first use)."),
+            "type": ["string", "null"],
+        },
+    ),
+    errors=frozenset({404}) | _BODY_ERRORS,
+    description="A caller never grants what it does not hold (403).",
 )
 WORKSPACE_USAGE: Final = Operation(
     "usage",
@@ -315,45 +336,6 @@ AUDIT_LOGS: Final = Operation(
             "Older form of `cursor` (a `next_cursor`, or `TIME.SEQ`).",
         ),
     ),
-)
-CREATE_IDENTITY: Final = Operation(
-    "create_identity",
-    "Make an identity (one of the API's customers)",
-    Access.API,
-    (Reply(201, "The identity.", IDENTITY),),
-    permission="identities.create",
-    body=Body(
-        _strict(
-            {"external_id": name_schema("The operator's own id for the customer.")},
-            {"meta": META, "rate_limit": RATE_LIMIT},
-        )
-    ),
-    errors=frozenset({404, 409}) | _BODY_ERRORS,
-    tag="identities",
-    description="409 when the external id is taken.",
-)
-LIST_IDENTITIES: Final = Operation(
-    "list_identities",
-    "The workspace's identities, by external id",
-    Access.API,
-    (
-        Reply(
-            200,
-            _OK,
-            _object(
-                {
-                    "identities": {"type": "array", "items": IDENTITY},
-                    "next_after": _NULLABLE_STR,
-                    **PAGE_LINKS,
-                }
-            ),
-        ),
-    ),
-    permission="identities.read",
-    params=_page(
-        Param("after", "query", name_schema(), "Older form of `cursor`: an external id."),
-    ),
-    tag="identities",
 )
 GET_IDENTITY: Final = Operation(
     "get_identity",
@@ -395,6 +377,62 @@ DELETE_IDENTITY: Final = Operation(
     tag="identities",
     description="409 while keys of it still work and `revoke_keys` is not true.",
 )
+CREATE_IDENTITY: Final = Operation(
+    "create_identity",
+    "Make an identity (one of the API's customers)",
+    Access.API,
+    (
+        Reply(
+            201,
+            "The identity.",
+            IDENTITY,
+            links=_links("external_id", GET_IDENTITY, UPDATE_IDENTITY, DELETE_IDENTITY),
+        ),
+    ),
+    permission="identities.create",
+    body=Body(
+        _strict(
+            {"external_id": name_schema("The operator's own id for the customer.")},
+            {"meta": META, "rate_limit": RATE_LIMIT},
+        )
+    ),
+    errors=frozenset({404, 409}) | _BODY_ERRORS,
+    tag="identities",
+    description="409 when the external id is taken.",
+)
+LIST_IDENTITIES: Final = Operation(
+    "list_identities",
+    "The workspace's identities, by external id",
+    Access.API,
+    (
+        Reply(
+            200,
+            _OK,
+            _object(
+                {
+                    "identities": {"type": "array", "items": IDENTITY},
+                    "next_after": _NULLABLE_STR,
+                    **PAGE_LINKS,
+                }
+            ),
+        ),
+    ),
+    permission="identities.read",
+    params=_page(
+        Param("after", "query", name_schema(), "Older form of `cursor`: an external id."),
+    ),
+    tag="identities",
+)
+REVOKE_PORTAL_SESSION: Final = Operation(
+    "revoke_portal_session",
+    "End a portal session",
+    Access.API,
+    (_DELETED,),
+    permission="portal.revoke_session",
+    params=(Param("session_id", "path", name_schema(), "The session's id."),),
+    errors=frozenset({404}),
+    tag="portal",
+)
 CREATE_PORTAL_SESSION: Final = Operation(
     "create_portal_session",
     "Start a portal session for an identity's end user",
@@ -414,6 +452,7 @@ CREATE_PORTAL_SESSION: Final = Operation(
                     "portal_url": _STR,
                 }
             ),
+            links=_links("session_id", REVOKE_PORTAL_SESSION),
         ),
     ),
     permission="portal.create_session",
@@ -431,16 +470,6 @@ CREATE_PORTAL_SESSION: Final = Operation(
     tag="portal",
     description="`rate_limit` is at most the caller's own, which it inherits when none is"
     " given (a looser one is 403).",
-)
-REVOKE_PORTAL_SESSION: Final = Operation(
-    "revoke_portal_session",
-    "End a portal session",
-    Access.API,
-    (_DELETED,),
-    permission="portal.revoke_session",
-    params=(Param("session_id", "path", name_schema(), "The session's id."),),
-    errors=frozenset({404}),
-    tag="portal",
 )
 _SESSION: Final = _object({"session_id": _STR, "expires_at": _INT})
 PORTAL_EXCHANGE: Final = Operation(
@@ -512,17 +541,6 @@ PORTAL_LIST_KEYS: Final = Operation(
     params=_page(),
     tag="portal",
 )
-PORTAL_CREATE_KEY: Final = Operation(
-    "portal_create_key",
-    "Make a key of the session's identity (shown once)",
-    Access.PORTAL,
-    (Reply(201, "The key, shown this once.", NEW_KEY),),
-    permission="keys.create",
-    body=_new_key_body(),
-    errors=frozenset({404}) | _BODY_ERRORS,
-    tag="portal",
-    description="At most what the session's `key_permissions` allow (403).",
-)
 PORTAL_REVOKE_KEY: Final = Operation(
     "portal_revoke_key",
     "Revoke one of the identity's keys",
@@ -533,16 +551,6 @@ PORTAL_REVOKE_KEY: Final = Operation(
     errors=frozenset({404}),
     tag="portal",
 )
-PORTAL_USAGE: Final = Operation(
-    "portal_usage",
-    "The identity's usage",
-    Access.PORTAL,
-    (Reply(200, _OK, USAGE),),
-    permission="usage.read",
-    params=(IDENTITY_QUERY, *USAGE_WINDOW),
-    tag="portal",
-    description=_USAGE_RULE,
-)
 PORTAL_KEY_USAGE: Final = Operation(
     "portal_key_usage",
     "One of the identity's keys' usage",
@@ -551,6 +559,34 @@ PORTAL_KEY_USAGE: Final = Operation(
     permission="usage.read",
     params=(KEY_ID, *USAGE_WINDOW),
     errors=frozenset({404}),
+    tag="portal",
+    description=_USAGE_RULE,
+)
+PORTAL_CREATE_KEY: Final = Operation(
+    "portal_create_key",
+    "Make a key of the session's identity (shown once)",
+    Access.PORTAL,
+    (
+        Reply(
+            201,
+            "The key, shown this once.",
+            NEW_KEY,
+            links=_links("key_id", PORTAL_REVOKE_KEY, PORTAL_KEY_USAGE),
+        ),
+    ),
+    permission="keys.create",
+    body=_new_key_body(),
+    errors=frozenset({404}) | _BODY_ERRORS,
+    tag="portal",
+    description="At most what the session's `key_permissions` allow (403).",
+)
+PORTAL_USAGE: Final = Operation(
+    "portal_usage",
+    "The identity's usage",
+    Access.PORTAL,
+    (Reply(200, _OK, USAGE),),
+    permission="usage.read",
+    params=(IDENTITY_QUERY, *USAGE_WINDOW),
     tag="portal",
     description=_USAGE_RULE,
 )
