@@ -137,6 +137,6 @@ def run(mode: Mode) -> list[Row]:
         f"/healthz: {stat(public).median:,.0f} req/s, {stat(cpu['public']).median:.0f} us of "
         f"server CPU per request; /v1/principal: {stat(authed).median:,.0f} req/s, "
         f"{stat(cpu['authed']).median:.0f} us (authentication, rate limit, the principal's "
-        "JSON and three more response headers)."
+        "JSON and the two rate-limit fields)."
     )
     return [row]
