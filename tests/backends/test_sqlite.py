@@ -294,3 +294,22 @@ def test_file_is_private(tmp_path: Path) -> None:
 def test_memory_path_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError):
         SQLiteStore(":memory:")
+
+
+def test_a_lookup_racing_close_opens_no_reader_nothing_would_close(tmp_path: Path) -> None:
+    # The race, made to happen: close() runs (as another thread would) right after a lookup's
+    # first open check, before it takes a reader. The pool is empty, so the lookup would open
+    # one; a reader opened after close() is never closed (3.13's sqlite3 warns when it is
+    # collected). The pool checks again under its lock and refuses instead.
+    store = SQLiteStore(tmp_path / "a.db")
+    first_check = store._check_open
+
+    def closed_meanwhile() -> None:
+        first_check()
+        del store._check_open  # the class's check again, from here on
+        store.close()
+
+    store._check_open = closed_meanwhile  # type: ignore[method-assign]
+    with pytest.raises(UnavailableError):
+        store.schema_version()
+    assert store._readers == []
