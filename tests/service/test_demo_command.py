@@ -96,6 +96,8 @@ def test_demo_prints_working_curl_lines_and_login(tmp_path: Path) -> None:
             assert login.status_code == 200
             audit = client.get("/proxy/v1/audit-logs").json()["events"]
             assert audit[0]["action"] == "key.create"  # the key the curl lines created
+
+        _check_portal_and_docs(banner, env, tmp_path / "demo.db")
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -106,3 +108,30 @@ def test_demo_prints_working_curl_lines_and_login(tmp_path: Path) -> None:
     assert process.returncode == 0, err
     assert "Traceback" not in err
     assert key[1] not in err
+
+
+def _check_portal_and_docs(banner: str, env: dict[str, str], db: Path) -> None:
+    """The banner's portal command, as printed, gives a link whose code opens a session on
+    the customer's own key; the API reference it names is served."""
+    command = banner[banner.index("authcore portal create-session") : banner.index("API reference")]
+    made = subprocess.run(
+        ["bash", "-c", "set -euo pipefail\n" + command],
+        capture_output=True,
+        text=True,
+        env={**env, "AUTHCORE_DB": f"sqlite:///{db}"},
+        timeout=60,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    link = re.search(r"portal link: (http://\S+)/portal/#code=(\S+)", made.stdout)
+    assert link is not None, made.stdout
+    with httpx.Client(base_url=link[1], timeout=10) as browser:
+        exchanged = browser.post(
+            "/portal/exchange", json={"code": link[2]}, headers={"Sec-Fetch-Site": "same-origin"}
+        )
+        assert exchanged.status_code == 200, exchanged.text
+        keys = browser.get("/portal/v1/keys").json()["keys"]
+        assert [key["name"] for key in keys] == ["customer-1's first key"]
+        docs = re.search(r"API reference: (http://\S+)", banner)
+        assert docs is not None, banner
+        assert browser.get(docs[1]).status_code == 200

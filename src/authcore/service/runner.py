@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Final
 
 import attrs
 import uvicorn
@@ -146,6 +146,12 @@ def build_dashboard(
     return create_dashboard(store, proxy, sessions=sessions, secure_cookies=secure_cookies)
 
 
+#: The demo workspace's one identity: a customer whose end user the portal link serves.
+DEMO_CUSTOMER: Final = "customer-1"
+#: What the banner's portal session may do: everything the portal page offers.
+DEMO_PORTAL_PERMISSIONS: Final = ("keys.read", "keys.create", "keys.revoke", "usage.read")
+
+
 @attrs.frozen
 class DemoSetup:
     """What ``authcore demo`` created; the key and password are shown once, by :meth:`banner`."""
@@ -156,10 +162,12 @@ class DemoSetup:
     key: str = attrs.field(repr=False)
     user_id: str
     password: str = attrs.field(repr=False)
+    customer: str = DEMO_CUSTOMER
 
     def banner(self, api_url: str, dashboard_url: str) -> str:
         """Return the text printed once when the demo starts."""
         auth = '-H "Authorization: Bearer $AUTHCORE_KEY"'
+        grants = " ".join(f"--permission {grant}" for grant in DEMO_PORTAL_PERMISSIONS)
         return f"""
 authcore demo
 =============
@@ -180,13 +188,24 @@ Dashboard: {dashboard_url}
   user id:  {self.user_id}
   password: {self.password}
 
+Customer portal: {self.customer} is an identity of the workspace (a customer of your API)
+with a key of its own. This prints a one-time link to its portal page; open it within 60 s
+(run it in another shell, with the demo's --db or AUTHCORE_DB if you gave one):
+
+  authcore portal create-session --workspace {self.workspace_id} --identity {self.customer} \\
+      {grants} \\
+      --key-permission keys.read --base-url {api_url}
+
+API reference: {api_url}/docs (OpenAPI 3.1: {api_url}/openapi.json)
+
 API on {api_url}, dashboard on {dashboard_url}. Press Ctrl-C to stop.
 
 """
 
 
 def prepare_demo(store: Store, *, now: float) -> DemoSetup:
-    """Create a demo workspace, a root key and a dashboard user with a generated password."""
+    """Create a demo workspace, a root key, a dashboard user with a generated password, and
+    an identity (:data:`DEMO_CUSTOMER`) with a key of its own for the portal."""
     suffix = secrets.token_hex(3)
     org_id = f"org_demo_{suffix}"
     workspace = store.create_workspace(
@@ -203,7 +222,15 @@ def prepare_demo(store: Store, *, now: float) -> DemoSetup:
         now=now,
         actor=OPERATOR_ACTOR,
     )
-    if created is None:  # the workspace was created just above
+    customer_key = store.create_root_key(
+        workspace.id,
+        permissions=["keys.read"],
+        name=f"{DEMO_CUSTOMER}'s first key",
+        now=now,
+        actor=OPERATOR_ACTOR,
+        identity=DEMO_CUSTOMER,
+    )
+    if created is None or customer_key is None:  # the workspace was created just above
         raise RuntimeError("the demo workspace vanished")
     password = secrets.token_urlsafe(12)
     user_id = f"demo-{suffix}"
