@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import threading
@@ -451,9 +452,14 @@ def test_an_unknown_rate_limit_headers_option_is_a_configuration_error(tmp_path:
 
 def test_cache_max_bytes_bounds_every_cache_table_connect_wires(tmp_path: Path) -> None:
     bound = 64 * 1024
-    with connect(
+    # Not started (no ``with``): the outbox follower would replay this process's own writes
+    # on its thread, and its first read clears the cache. Dropping entries at any moment,
+    # it would make what this test counts depend on the thread's timing.
+    auth = connect(
         sqlite_url(tmp_path), environ={}, config=configured(tmp_path), cache_max_bytes=bound
-    ) as auth:
+    )
+    with contextlib.closing(auth):
+        assert auth.follower is not None
         workspace = auth.store.create_workspace("shop", now=1.8e9, actor=OPERATOR_ACTOR)
         grants = [f"orders_{i:03d}.read_all_items" for i in range(256)]
         for _ in range(12):
@@ -469,6 +475,7 @@ def test_cache_max_bytes_bounds_every_cache_table_connect_wires(tmp_path: Path) 
         token_cache: Any = auth.api.settings.token_cache
         assert isinstance(token_cache, VerifiedTokenCache)
         assert token_cache._table.max_bytes == bound
+        assert auth.follower.position is None  # it never ran
 
 
 def test_a_bad_cache_max_bytes_is_a_configuration_error(tmp_path: Path) -> None:
