@@ -72,7 +72,7 @@ class Subject:
         return out
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Principal:
     """A verified caller: workspace, subject, source and permissions. Holds no secret.
 

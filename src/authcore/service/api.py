@@ -108,6 +108,7 @@ from authcore.service._http import (
     json_response,
     problem_response,
 )
+from authcore.service._routing import IndexedRouter
 from authcore.service.docs_page import DOCS_PATH, OPENAPI_PATH, DocsRoutes
 from authcore.service.identities import IdentityRoutes
 from authcore.service.management import ManagementRoutes
@@ -377,9 +378,10 @@ def _build(
             Exception: _on_bug,
         },
     )
-    # "/v1/keys/" is a 404, not a redirect: Starlette would build the redirect's Location from
+    # Fixed paths found by one lookup (the same route Starlette's walk would pick), and
+    # "/v1/keys/" a 404, not a redirect: Starlette would build the redirect's Location from
     # the request's Host header, and through a proxy that points the browser at the API.
-    app.router.redirect_slashes = False
+    app.router = IndexedRouter(routes, redirect_slashes=False)
     # Steps 1-4 for every route but the public ones; the portal group accepts only portal
     # sessions, the rest only root keys and JWTs. Also answers AuthcoreErrors from handlers.
     # Public: the routes whose operation says so (those with a path parameter, the pages'
