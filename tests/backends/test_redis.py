@@ -20,6 +20,7 @@ import pytest
 import redis
 import redis.asyncio
 
+from authcore.backends import redis_clients
 from authcore.backends.cache import CachedStore
 from authcore.backends.redis import (
     AsyncRedisInvalidator,
@@ -27,6 +28,7 @@ from authcore.backends.redis import (
     RedisInvalidator,
     RedisRateLimiter,
 )
+from authcore.backends.redis_clients import LuaScript, PackedLuaScript
 from authcore.errors import ConfigurationError, UnavailableError
 from authcore.flow import AsyncBackends, Authenticator, AuthSettings, Backends
 from authcore.ratelimit import RateLimitPolicy, decide, key_bucket, rate_limit_key
@@ -351,6 +353,9 @@ def test_a_stalled_server_beyond_the_timeout_is_unavailable_then_recovers(
             limiter.hit("ws_slow", LIMIT)
     finally:
         admin.client_unpause()
+    # The timed-out reply never answers a later call: its connection was dropped, so another
+    # bucket's decision is its own (a reused connection would hand back ws_slow's reply).
+    assert limiter.hit("ws_other", LIMIT).remaining == 99
     assert limiter.hit("ws_slow", LIMIT).allowed
     limiter.close()
 
@@ -397,6 +402,61 @@ async def test_async_garbage_at_the_limiter_key_is_unavailable(
         await alimiter.ahit("ws_garbage", LIMIT)
     admin.delete(key)
     assert (await alimiter.ahit("ws_garbage", LIMIT)).allowed
+
+
+def test_a_limiter_from_a_url_sends_packed_commands_one_of_your_own_keeps_redis_py(
+    redis_url: str, namespace: str
+) -> None:
+    built = RedisRateLimiter.from_url(redis_url, namespace=namespace)
+    own = RedisRateLimiter(
+        redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2),
+        namespace=namespace,
+    )
+    try:
+        assert isinstance(built._script, PackedLuaScript)
+        assert isinstance(built._levels_script, PackedLuaScript)
+        assert type(own._script) is LuaScript  # its retries and hooks stay redis-py's
+        # One bucket, both paths: one count.
+        assert built.hit("ws_paths", LIMIT).remaining == 99
+        assert own.hit("ws_paths", LIMIT).remaining == 98
+        assert built.hit("ws_paths", LIMIT).remaining == 97
+        levels = [("ws_paths", LIMIT), ("ws_paths:key:k1", LIMIT)]
+        assert [d.remaining for d in built.hit_levels(levels)] == [96, 99]
+        assert [d.remaining for d in own.hit_levels(levels)] == [95, 98]
+    finally:
+        built.close()
+        own.close()
+
+
+def test_the_packed_commands_kept_are_bounded(
+    limiter: RedisRateLimiter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_clients, "PACKED_COMMANDS", 3)
+    for i in range(10):
+        assert limiter.hit(f"ws_bound_{i}", LIMIT).remaining == 99
+    script = limiter._script
+    assert isinstance(script, PackedLuaScript)
+    assert 0 < len(script._packed) <= 3
+    # A bucket whose packed command was dropped is packed again and counts on.
+    assert limiter.hit("ws_bound_0", LIMIT).remaining == 98
+
+
+def test_a_killed_connection_is_replaced_and_counts_stay_exact(
+    limiter: RedisRateLimiter, admin: redis.Redis
+) -> None:
+    assert limiter.hit("ws_kill", LIMIT).remaining == 99
+    # The id of the limiter's pooled connection: its only one, as calls here are one at a time.
+    client_id = limiter._client.client_id()
+    assert admin.client_kill_filter(_id=str(client_id)) == 1
+    outcomes: list[int | None] = []
+    for _ in range(3):
+        try:
+            outcomes.append(limiter.hit("ws_kill", LIMIT).remaining)
+        except UnavailableError:
+            outcomes.append(None)
+    # The dead connection fails at most the one decision sent on it (never retried: it may
+    # have counted), and the next ones count on from where the server is.
+    assert outcomes in ([None, 98, 97], [98, 97, 96]), outcomes
 
 
 def test_the_script_is_reloaded_after_a_script_flush(
