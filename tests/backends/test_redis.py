@@ -28,7 +28,12 @@ from authcore.backends.redis import (
     RedisInvalidator,
     RedisRateLimiter,
 )
-from authcore.backends.redis_clients import LuaScript, PackedLuaScript
+from authcore.backends.redis_clients import (
+    AsyncLuaScript,
+    AsyncPackedLuaScript,
+    LuaScript,
+    PackedLuaScript,
+)
 from authcore.errors import ConfigurationError, UnavailableError
 from authcore.flow import AsyncBackends, Authenticator, AuthSettings, Backends
 from authcore.ratelimit import RateLimitPolicy, decide, key_bucket, rate_limit_key
@@ -371,6 +376,8 @@ async def test_async_stalled_server_beyond_the_timeout_is_unavailable_then_recov
             await limiter.ahit("ws_slow", LIMIT)
     finally:
         admin.client_unpause()
+    # The cancelled call's connection was dropped: another bucket's answer is its own.
+    assert (await limiter.ahit("ws_other", LIMIT)).remaining == 99
     assert (await limiter.ahit("ws_slow", LIMIT)).allowed
     await limiter.aclose()
 
@@ -426,6 +433,35 @@ def test_a_limiter_from_a_url_sends_packed_commands_one_of_your_own_keeps_redis_
     finally:
         built.close()
         own.close()
+
+
+async def test_an_async_limiter_from_a_url_sends_packed_commands(
+    redis_url: str, namespace: str, admin: redis.Redis
+) -> None:
+    built = AsyncRedisRateLimiter.from_url(redis_url, namespace=namespace, timeout=2.0)
+    own = AsyncRedisRateLimiter(
+        redis.asyncio.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2),
+        namespace=namespace,
+    )
+    try:
+        assert isinstance(built._script, AsyncPackedLuaScript)
+        assert isinstance(built._levels_script, AsyncPackedLuaScript)
+        assert type(own._script) is AsyncLuaScript
+        assert (await built.ahit("ws_apaths", LIMIT)).remaining == 99
+        assert (await own.ahit("ws_apaths", LIMIT)).remaining == 98
+        levels = [("ws_apaths", LIMIT), ("ws_apaths:key:k1", LIMIT)]
+        assert [d.remaining for d in await built.ahit_levels(levels)] == [97, 99]
+        admin.script_flush()  # NOSCRIPT: loaded again, the decision made once
+        assert (await built.ahit("ws_apaths", LIMIT)).remaining == 96
+        assert [d.remaining for d in await own.ahit_levels(levels)] == [95, 98]
+        # Many tasks at once share the pool's connections, each its own answer.
+        decisions = await asyncio.gather(
+            *(built.ahit(f"ws_apaths_{i % 4}", LIMIT) for i in range(40))
+        )
+        assert sorted(d.remaining for d in decisions) == sorted(list(range(90, 100)) * 4)
+    finally:
+        await built.aclose()
+        await own.aclose()
 
 
 def test_the_packed_commands_kept_are_bounded(

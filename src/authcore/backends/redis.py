@@ -22,10 +22,11 @@ retries 3 times by default, which hides short stalls but multiplies the bound. T
 every ``from_url`` (one server, Sentinel or Cluster, by URL) come from
 :mod:`authcore.backends.redis_clients`, whose functions are re-exported here.
 
-Speed. A limiter of ``from_url`` on one server or a Sentinel master sends each decision as
-bytes packed once per bucket and policy (:class:`~authcore.backends.redis_clients.PackedLuaScript`),
-which halves the client's CPU per decision against redis-py's execute path; a client of your
-own, or a Cluster, goes through redis-py's ``execute_command`` with its retries and hooks.
+Speed. A limiter of ``from_url`` (sync or async) on one server or a Sentinel master sends each
+decision as bytes packed once per bucket and policy (``PackedLuaScript``,
+``AsyncPackedLuaScript``): half the client's CPU per decision of redis-py's execute path, sync,
+a quarter less async. A client of your own, or a Cluster, goes through redis-py's
+``execute_command`` with its retries and hooks.
 
 Cache invalidation. :class:`RedisInvalidator` (a daemon thread) and
 :class:`AsyncRedisInvalidator` (an asyncio task) publish what a
@@ -54,6 +55,7 @@ from authcore.backends.redis_clients import (
     DEFAULT_TIMEOUT,
     SENTINEL_SCHEME,
     AsyncLuaScript,
+    AsyncPackedLuaScript,
     LuaScript,
     PackedLuaScript,
     aclose_client,
@@ -252,8 +254,10 @@ class AsyncRedisRateLimiter:
         self.timeout = _check_timeouts(_connection_kwargs(client))
         self._client = client
         self._namespace = _check_namespace(namespace)
-        self._script = AsyncLuaScript(client, GCRA_LUA)
-        self._levels_script = AsyncLuaScript(client, GCRA_LEVELS_LUA)
+        self._script: AsyncLuaScript | AsyncPackedLuaScript = AsyncLuaScript(client, GCRA_LUA)
+        self._levels_script: AsyncLuaScript | AsyncPackedLuaScript = AsyncLuaScript(
+            client, GCRA_LEVELS_LUA
+        )
         # redis-py's asyncio cluster client learns the slot map on first use, and concurrent
         # first uses race each other: the first decision initializes it alone.
         self._uninitialized = isinstance(client, redis.asyncio.cluster.RedisCluster)
@@ -282,7 +286,11 @@ class AsyncRedisRateLimiter:
             ConfigurationError: the URL or a timeout is invalid.
         """
         client = async_client_from_url(url, timeout=timeout, connect_timeout=connect_timeout)
-        return cls(client, namespace=namespace)
+        limiter = cls(client, namespace=namespace)
+        if AsyncPackedLuaScript.supports(client):
+            limiter._script = AsyncPackedLuaScript(client, GCRA_LUA)
+            limiter._levels_script = AsyncPackedLuaScript(client, GCRA_LEVELS_LUA)
+        return limiter
 
     async def ahit(self, bucket: str, policy: RateLimitPolicy) -> RateLimitDecision:
         """Count one request in ``bucket`` and return the decision (one round trip).
