@@ -330,7 +330,32 @@ def _takes_no_arguments(method: Any) -> bool:
     )
 
 
-class PackedLuaScript:
+class _Packed:
+    """What both packed scripts share: the script, and each command packed once."""
+
+    __slots__ = ("_client", "_packed", "_pool", "_source", "sha")
+
+    def __init__(self, client: Any, source: str) -> None:
+        self._client = client
+        self._pool = client.connection_pool
+        self._source = source
+        self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+        self._packed: dict[tuple[str | int, ...], Any] = {}
+
+    def _command(self, connection: Any, keys: Sequence[str], args: Sequence[int]) -> Any:
+        """The EVALSHA of ``keys`` and ``args``, packed by ``connection`` the first time
+        (every connection of one pool packs alike)."""
+        command: tuple[str | int, ...] = (*keys, *args)
+        packed = self._packed.get(command)
+        if packed is None:
+            packed = connection.pack_command("EVALSHA", self.sha, len(keys), *command)
+            if len(self._packed) >= PACKED_COMMANDS:
+                self._packed.clear()
+            self._packed[command] = packed
+        return packed
+
+
+class PackedLuaScript(_Packed):
     """:class:`LuaScript` on one server's connection pool: each command packed once, then sent
     as its bytes on a pooled connection (one write, one read).
 
@@ -345,14 +370,7 @@ class PackedLuaScript:
     client can take this one (one server or Sentinel's master, redis-py 5.3 or later).
     """
 
-    __slots__ = ("_client", "_packed", "_pool", "_source", "sha")
-
-    def __init__(self, client: Any, source: str) -> None:
-        self._client = client
-        self._pool = client.connection_pool
-        self._source = source
-        self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
-        self._packed: dict[tuple[str | int, ...], Any] = {}
+    __slots__ = ()
 
     @staticmethod
     def supports(client: Any) -> bool:
@@ -366,16 +384,10 @@ class PackedLuaScript:
         )
 
     def __call__(self, keys: Sequence[str], args: Sequence[int]) -> Any:
-        command: tuple[str | int, ...] = (*keys, *args)
-        packed = self._packed.get(command)
         pool = self._pool
         connection = pool.get_connection()
         try:
-            if packed is None:
-                packed = connection.pack_command("EVALSHA", self.sha, len(keys), *command)
-                if len(self._packed) >= PACKED_COMMANDS:
-                    self._packed.clear()
-                self._packed[command] = packed
+            packed = self._command(connection, keys, args)
             try:
                 connection.send_packed_command(packed)
                 return connection.read_response()
@@ -386,7 +398,7 @@ class PackedLuaScript:
         except ResponseError:
             raise  # an answer read whole: the connection is in step
         except BaseException:
-            # A reply may still be on its way (a timeout, a cancelled call): never reuse it.
+            # A reply may still be on its way (a timeout, an interrupt): never reuse it.
             connection.disconnect()
             raise
         finally:
@@ -411,18 +423,11 @@ class AsyncLuaScript:
             return await self._client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
 
 
-class AsyncPackedLuaScript:
+class AsyncPackedLuaScript(_Packed):
     """:class:`PackedLuaScript` on an asyncio client (``redis.asyncio``, one server or
     Sentinel's master): 146 against 192 us of CPU per decision on the benchmark machine."""
 
-    __slots__ = ("_client", "_packed", "_pool", "_source", "sha")
-
-    def __init__(self, client: Any, source: str) -> None:
-        self._client = client
-        self._pool = client.connection_pool
-        self._source = source
-        self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
-        self._packed: dict[tuple[str | int, ...], Any] = {}
+    __slots__ = ()
 
     @staticmethod
     def supports(client: Any) -> bool:
@@ -435,16 +440,10 @@ class AsyncPackedLuaScript:
         )
 
     async def __call__(self, keys: Sequence[str], args: Sequence[int]) -> Any:
-        command: tuple[str | int, ...] = (*keys, *args)
-        packed = self._packed.get(command)
         pool = self._pool
         connection = await pool.get_connection()
         try:
-            if packed is None:
-                packed = connection.pack_command("EVALSHA", self.sha, len(keys), *command)
-                if len(self._packed) >= PACKED_COMMANDS:
-                    self._packed.clear()
-                self._packed[command] = packed
+            packed = self._command(connection, keys, args)
             try:
                 await connection.send_packed_command(packed)
                 return await connection.read_response()
