@@ -423,6 +423,9 @@ def server_config(
         app,
         head_limits=head_limits,
         log_level="warning",
+        # Access lines are logged at INFO, below the level above: they never print, and
+        # uvicorn would still format each one's client address and path per request.
+        access_log=False,
         lifespan="on",
         proxy_headers=bool(trusted),
         # Never None: uvicorn would then read $FORWARDED_ALLOW_IPS or default to 127.0.0.1.
