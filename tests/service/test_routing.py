@@ -11,7 +11,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import BaseRoute, Match, Route, Router
+from starlette.routing import BaseRoute, Host, Match, Mount, Route, Router
 
 from authcore.backends.memory import MemoryRateLimiter, MemoryStore
 from authcore.service._routing import IndexedRouter, fixed_path_index
@@ -73,6 +73,27 @@ def test_an_earlier_route_with_a_parameter_keeps_a_fixed_path_it_matches() -> No
     app = _app(routes)
     assert call_asgi(app, "GET", "/items/new").body == b"by-name"
     assert call_asgi(app, "POST", "/items/new").body == b"new"
+
+
+def test_nothing_after_a_route_that_reads_more_than_the_path_is_indexed() -> None:
+    admin = Router([Route("/status", _named("admin-status"), methods=["GET"])])
+    routes: list[BaseRoute] = [
+        Route("/ping", _named("ping"), methods=["GET"]),
+        Host("admin.example", app=admin),
+        Route("/status", _named("status"), methods=["GET"]),
+    ]
+    # The Host route matches by the Host header, which no probe has: /status stays unindexed.
+    assert set(fixed_path_index(routes)) == {("/ping", "GET"), ("/ping", "HEAD")}
+    app = _app(routes)
+    on_admin = call_asgi(app, "GET", "/status", [("host", "admin.example")])
+    assert on_admin.body == b"admin-status"
+    assert call_asgi(app, "GET", "/status", [("host", "api.example")]).body == b"status"
+    mounted: list[BaseRoute] = [
+        Mount("/v1", routes=[Route("/status", _named("mounted"), methods=["GET"])]),
+        Route("/v1/status", _named("shadowed"), methods=["GET"]),
+    ]
+    assert fixed_path_index(mounted) == {}
+    assert call_asgi(_app(mounted), "GET", "/v1/status").body == b"mounted"
 
 
 def test_what_the_index_does_not_hold_gets_the_walks_answer() -> None:

@@ -8,7 +8,8 @@ routes exactly as Starlette does.
 
 The index holds ``(path, method) -> route`` only where the walk would pick that same route: for
 every parameterless route and each of its methods, the routes before it are asked as the walk
-would ask them, and the entry is kept only when none of them matches fully first. A path with
+would ask them, and the entry is kept only when none of them matches fully first; past a route
+that matches by more than the path and method (a ``Host``, a ``Mount``), nothing is. A path with
 a parameter (``/v1/keys/{key_id}``), a method no route serves there (405), or an unknown path
 (404) all go to the walk, so every answer is the one Starlette's router gives. The index is
 rebuilt when the route list changes (another list, or another length), as
@@ -18,7 +19,7 @@ rebuilt when the route list changes (another list, or another length), as
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from starlette.routing import BaseRoute, Match, Route, Router
 from starlette.types import Receive, Scope, Send
@@ -27,22 +28,41 @@ __all__ = ["IndexedRouter", "fixed_path_index"]
 
 
 def fixed_path_index(routes: Sequence[BaseRoute]) -> dict[tuple[str, str], Route]:
-    """Return ``(path, method) -> route`` for the parameterless routes the in-order walk picks."""
+    """Return ``(path, method) -> route`` for the parameterless routes the in-order walk picks.
+
+    Only routes that match by path and method alone are asked (Starlette's ``Route``): from the
+    first one that may read more (a ``Host`` reads the Host header, a ``Mount`` hands over to
+    its own routes, a subclass may override matching), nothing further is indexed, as no
+    probe could tell what it would take from a real request.
+    """
     index: dict[tuple[str, str], Route] = {}
     for position, route in enumerate(routes):
-        if not isinstance(route, Route) or route.param_convertors or not route.methods:
+        if not _plain(route):
+            break
+        if route.param_convertors or not route.methods:
             continue
         for method in route.methods:
             key = (route.path, method)
             if key in index:
                 continue  # an earlier route of the same path and method wins
-            probe: Scope = {"type": "http", "path": route.path, "root_path": "", "method": method}
+            probe: Scope = {
+                "type": "http",
+                "path": route.path,
+                "root_path": "",
+                "method": method,
+                "headers": [],
+            }
             if (
                 all(earlier.matches(probe)[0] is not Match.FULL for earlier in routes[:position])
                 and route.matches(probe)[0] is Match.FULL
             ):
                 index[key] = route
     return index
+
+
+def _plain(route: BaseRoute) -> TypeGuard[Route]:
+    # Route's own matching reads the scope's path and method, nothing else.
+    return isinstance(route, Route) and type(route).matches is Route.matches
 
 
 class IndexedRouter(Router):
