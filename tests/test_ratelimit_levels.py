@@ -125,6 +125,37 @@ def test_the_memory_limiter_agrees_with_the_algorithm(
     assert [limiter.hit_levels(levels) for _ in times] == expected
 
 
+@given(levels_and_times())
+@settings(max_examples=100)
+def test_the_memory_limiters_one_level_agrees_with_decide(
+    case: tuple[list[RateLimitPolicy], list[int]],
+) -> None:
+    # hit() writes decide()'s admitting path out inline; a refusal is decide()'s own.
+    policy, times = case[0][0], case[1]
+    clock = iter(times)
+    limiter = MemoryRateLimiter(clock_us=lambda: next(clock))
+    expected, tat = [], None
+    for now in times:
+        decision, new = decide(tat, now, policy)
+        tat = new if decision.allowed else tat
+        expected.append(decision)
+    assert [limiter.hit("ws_1", policy) for _ in times] == expected
+
+
+@pytest.mark.parametrize("now", [-1, 2**52 + 1])
+def test_a_clock_out_of_range_is_refused_and_writes_nothing(now: int) -> None:
+    policy = RateLimitPolicy(5, 60)
+    times = iter([NOW_US, now, now, NOW_US])
+    limiter = MemoryRateLimiter(clock_us=lambda: next(times))
+    first = limiter.hit("ws_1", policy)
+    with pytest.raises(ValueError, match="now_us must be in"):
+        limiter.hit("ws_1", policy)
+    with pytest.raises(ValueError, match="now_us must be in"):
+        limiter.hit_levels([("ws_1:key:k", policy), ("ws_1", policy)])
+    # The bucket holds what the first request left, no more: one request taken, not three.
+    assert limiter.hit("ws_1", policy).remaining == first.remaining - 1
+
+
 def test_a_reply_of_the_wrong_shape_is_unavailable() -> None:
     policy = RateLimitPolicy(5, 60)
     with pytest.raises(UnavailableError):

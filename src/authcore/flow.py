@@ -348,13 +348,20 @@ def all_admitted(decisions: object, conclusion: Conclusion) -> RateLimitDecision
     """
     if type(decisions) is not tuple or len(decisions) != len(conclusion.levels):
         raise UnavailableError("limiter returned an unexpected value")
+    # One pass: every member checked, and the tightest admitting one kept (deciding()'s
+    # choice when all admit: the fewest remaining, then the longest reset, first among equals).
+    sent = decisions[0]
+    refused = False
     for decision in decisions:
         if type(decision) is not RateLimitDecision:
             raise UnavailableError("limiter returned an unexpected value")
-    sent = deciding(decisions)
-    if not sent.allowed:
-        admitted(sent, conclusion, decisions)  # raises: the one reading of a refusal
-    return sent
+        if not decision[0]:
+            refused = True
+        elif decision[2] < sent[2] or (decision[2] == sent[2] and decision[3] > sent[3]):
+            sent = decision
+    if refused:
+        admitted(deciding(decisions), conclusion, decisions)  # raises: the one reading
+    return sent  # type: ignore[no-any-return]  # checked above: a RateLimitDecision
 
 
 def admitted(

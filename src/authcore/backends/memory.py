@@ -24,7 +24,7 @@ from authcore import changes
 from authcore.audit import AuditEvent
 from authcore.errors import ConflictError
 from authcore.identities import IDENTITY_TAKEN
-from authcore.ratelimit import Level, RateLimitDecision, RateLimitPolicy, decide
+from authcore.ratelimit import MAX_TIME_US, Level, RateLimitDecision, RateLimitPolicy, decide
 from authcore.records import (
     AuditCursor,
     AuditPage,
@@ -404,6 +404,8 @@ class MemoryStore(Store, AsyncStore):
 # 0.3k vs 1.3k instructions). A double holds today's microseconds exactly (< 2**53) and
 # time.time() resolves to a quarter of one.
 _time: Final = time.time
+_new: Final = tuple.__new__
+_US: Final = 1_000_000
 
 
 class MemoryRateLimiter:
@@ -435,18 +437,45 @@ class MemoryRateLimiter:
         self._tat: dict[str, int] = {}
 
     def hit(self, bucket: str, policy: RateLimitPolicy) -> RateLimitDecision:
-        """Take one request from ``bucket``'s allowance."""
+        """Take one request from ``bucket``'s allowance.
+
+        :func:`~authcore.ratelimit.decide`, with its admitting path written out (a frame and
+        a pair less on every admitted request); a refusal is :func:`decide`'s own. A property
+        test holds the two to the same answers.
+
+        Raises:
+            ValueError: the clock is outside 0..MAX_TIME_US (a bug in ``clock_us``).
+        """
         self._acquire()
         try:
             clock, stored = self._clock_us, self._tat
             now = int(_time() * 1e6) if clock is None else clock()
+            if not 0 <= now <= MAX_TIME_US:
+                raise ValueError(f"now_us must be in 0..{MAX_TIME_US}, got {now}")
             tat = stored.get(bucket)
-            decision, new_tat = decide(tat, now, policy)
-            if decision[0]:  # allowed
-                if tat is None and len(stored) >= self._max:
+            # What this limiter stores it computed itself, within range: no corruption check.
+            if tat is None:
+                if len(stored) >= self._max:
                     self._evict(now)
-                stored[bucket] = new_tat
-            return decision
+                tat = now
+            elif tat < now:
+                tat = now
+            interval, tau = policy._interval, policy._tau
+            new_tat = tat + interval
+            if new_tat - now > tau:
+                return decide(tat, now, policy)[0]  # refused: nothing is written
+            stored[bucket] = new_tat
+            # decide()'s admitted decision: (allowed, limit, remaining, reset, retry_after).
+            return _new(
+                RateLimitDecision,
+                (
+                    True,
+                    policy.limit,
+                    (tau - new_tat + now) // interval,
+                    -((now - new_tat) // _US),
+                    0,
+                ),
+            )
         finally:
             self._release()
 
@@ -457,31 +486,39 @@ class MemoryRateLimiter:
     def hit_levels(self, levels: Sequence[Level], /) -> tuple[RateLimitDecision, ...]:
         """Take one request from every level's bucket, or from none (all under one lock).
 
-        :func:`~authcore.ratelimit.decide_levels`, written out: one lock, one clock read, one
-        :func:`~authcore.ratelimit.decide` per level, and the buckets written only when every
-        level admitted (a property test holds the two to the same answers).
+        :func:`~authcore.ratelimit.decide_levels`, written out: one lock, one clock read, every
+        level's GCRA step inline, and the buckets written only when every level admitted. When
+        one refuses, each level is :func:`~authcore.ratelimit.decide`'s own answer and nothing
+        is written. A property test holds the two to the same answers.
+
+        Raises:
+            ValueError: the clock is outside 0..MAX_TIME_US (a bug in ``clock_us``).
         """
         self._acquire()
         try:
             now = int(_time() * 1e6) if self._clock_us is None else self._clock_us()
+            if not 0 <= now <= MAX_TIME_US:
+                raise ValueError(f"now_us must be in 0..{MAX_TIME_US}, got {now}")
             stored = self._tat
             get = stored.get
             decisions = []
-            writes: list[tuple[str, int]] | None = []
+            writes = []
             for bucket, policy in levels:
-                decision, tat = decide(get(bucket), now, policy)
-                if not decision[0]:
-                    # A refusal writes nothing; the other levels are decided all the same
-                    # (the caller sends each level's state).
-                    writes = None
-                elif writes is not None:
-                    writes.append((bucket, tat))
-                decisions.append(decision)
-            if writes:
-                for bucket, tat in writes:
-                    if bucket not in stored and len(stored) >= self._max:
-                        self._evict(now)
-                    stored[bucket] = tat
+                tat = get(bucket, now)
+                interval = policy._interval
+                new_tat = (tat if tat > now else now) + interval
+                if new_tat - now > policy._tau:
+                    # A refusal writes nothing; every level is decided all the same (the
+                    # caller sends each level's state).
+                    return tuple(decide(get(b), now, p)[0] for b, p in levels)
+                writes.append((bucket, new_tat))
+                remaining = (policy._tau - new_tat + now) // interval
+                reset = -((now - new_tat) // _US)
+                decisions.append(_new(RateLimitDecision, (True, policy.limit, remaining, reset, 0)))
+            for bucket, new_tat in writes:
+                if bucket not in stored and len(stored) >= self._max:
+                    self._evict(now)
+                stored[bucket] = new_tat
             return tuple(decisions)
         finally:
             self._release()
