@@ -23,7 +23,7 @@ from authcore.permissions import PermissionSet
 from authcore.principal import Principal, Source, Subject
 from authcore.testing import add_identity, issue_root_key
 from authcore.tokens import Secret
-from benchmarks.floor import FloorDeniedError, floor_authenticate
+from benchmarks.floor import FloorDeniedError, floor_authenticate, floor_authenticate_levels
 from benchmarks.harness import Mode, Row, compare, loop, not_measured
 from benchmarks.world import GRANTS, PERMISSION, POLICY, WORKSPACE, World, build_world, now_us
 
@@ -79,17 +79,19 @@ def flow_request(world: World, header: str | None = None) -> Callable[[], None]:
     return request
 
 
-def floor_request(world: World) -> Callable[[], None]:
-    """Return one floor request: the same job, hand-written."""
+def floor_request(world: World, *, levels: int = 1) -> Callable[[], None]:
+    """Return one floor request: the same job, hand-written (with ``levels=3``, the key's,
+    its identity's and its workspace's limits, all or nothing)."""
     header = world.header
     keys = world.floor_keys
     tats: dict[str, int] = {}
     interval, tau = world.interval_us, world.tau_us
+    authenticate = floor_authenticate if levels == 1 else floor_authenticate_levels
 
     def request() -> None:
         if not header.startswith("Bearer "):
             raise FloorDeniedError
-        principal = floor_authenticate(header[7:], keys, tats, now_us(), interval, tau)
+        principal = authenticate(header[7:], keys, tats, now_us(), interval, tau)
         if PERMISSION not in principal.permissions:
             raise FloorDeniedError
 
@@ -164,6 +166,22 @@ def _identity_row(mode: Mode) -> Row:
         baseline_what="the same request with the workspace limit only (core.pipeline)",
         mode=mode,
         target=1.15,
+        note="core.identity_floor: what the same two extra levels cost the floor",
+    )
+
+
+def _identity_floor_row(mode: Mode) -> Row:
+    world = build_world()
+    return compare(
+        "core.identity_floor",
+        "floor request with three limits (key, identity, workspace), all or nothing: one "
+        "inline GCRA step per level, writes only when all admit",
+        subject=loop(floor_request(world, levels=3)),
+        baseline=loop(floor_request(world)),
+        baseline_what="the floor request with the workspace limit only",
+        mode=mode,
+        target=None,
+        note="info: the floor's own cost of two more levels, the least core.identity can be",
     )
 
 
@@ -315,6 +333,7 @@ ROWS: list[tuple[str, Callable[[Mode], Row]]] = [
     ("core.pipeline", _pipeline_row),
     ("core.flow", _miss_row),
     ("core.identity", _identity_row),
+    ("core.identity_floor", _identity_floor_row),
     ("jwt.cache_hit", _jwt_cache_row),
     ("jwt.cold", _jwt_cold_row),
     ("jwt.cold_request", _jwt_cold_request_row),

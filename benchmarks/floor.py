@@ -23,6 +23,7 @@ __all__ = [
     "FloorPrincipal",
     "FloorWSGIMiddleware",
     "floor_authenticate",
+    "floor_authenticate_levels",
     "floor_keys",
 ]
 
@@ -82,6 +83,37 @@ def floor_authenticate(  # noqa: PLR0917 - positional on purpose: the floor is t
     if new_tat - now_us > tau_us:
         raise FloorDeniedError
     tats[workspace_id] = new_tat
+    return FloorPrincipal(workspace_id, key_id, permissions)
+
+
+def floor_authenticate_levels(  # noqa: PLR0917 - as floor_authenticate
+    token: str,
+    keys: _Keys,
+    tats: dict[str, int],
+    now_us: int,
+    interval_us: int,
+    tau_us: int,
+) -> FloorPrincipal:
+    """:func:`floor_authenticate` with three limits, all or nothing: the key's own, its
+    identity's and its workspace's (the buckets named from the key and workspace ids, so
+    nothing but the GCRA steps is added). One step per level, then the writes only when every
+    level admits, as authcore's limiters do; no per-level state is kept for the fields.
+
+    Raises:
+        FloorDeniedError: unknown key, or a level is over its limit.
+    """
+    record = keys.get(hashlib.sha256(token.encode()).digest())
+    if record is None:
+        raise FloorDeniedError
+    workspace_id, key_id, permissions = record
+    buckets = (key_id, "identity:" + key_id, workspace_id)
+    new_tats = []
+    for bucket in buckets:
+        new_tat = max(tats.get(bucket, now_us), now_us) + interval_us
+        if new_tat - now_us > tau_us:
+            raise FloorDeniedError
+        new_tats.append(new_tat)
+    tats.update(zip(buckets, new_tats, strict=True))
     return FloorPrincipal(workspace_id, key_id, permissions)
 
 
