@@ -319,6 +319,7 @@ def _asgi_rows(mode: Mode) -> list[Row]:
         subject = asgi_round(authcore_app, header, loop)
         bare = asgi_round(bare_asgi_app, header, loop)
         floor = asgi_round(floor_asgi_app(world), header, loop)
+        starlette = asgi_round(starlette_asgi_app(world), header, loop)
         return [
             compare(
                 names[0],
@@ -346,11 +347,23 @@ def _asgi_rows(mode: Mode) -> list[Row]:
                 names[1],
                 "ASGI AuthMiddleware full pipeline: overhead over the bare ASGI app",
                 subject=subject,
-                baseline=asgi_round(starlette_asgi_app(world), header, loop),
+                baseline=starlette,
                 baseline_what="Starlette AuthenticationMiddleware (dict lookup) overhead",
                 bare=bare,
                 mode=mode,
                 target=1.5,
+                note="asgi.floor_vs_starlette: where the floor itself stands against it",
+            ),
+            compare(
+                "asgi.floor_vs_starlette",
+                "floor ASGI middleware (sha256, GCRA, the two rate-limit fields): overhead over "
+                "the bare ASGI app (info: the least asgi.vs_starlette can be)",
+                subject=floor,
+                baseline=starlette,
+                baseline_what="Starlette AuthenticationMiddleware (dict lookup) overhead",
+                bare=bare,
+                mode=mode,
+                target=None,
             ),
         ]
     finally:
