@@ -17,13 +17,14 @@ a half-open interval of one whole ``period`` can still see up to ``2 * limit - 1
 and it is bounded, unlike the fixed window's edge.
 
 Everything here is integer microseconds; nothing reads a clock or does I/O. The memory backend
-calls :func:`decide`; the Redis backend runs :data:`GCRA_LUA`, the same math in one atomic
-server-side call using the server's clock, and turns its reply into a decision with
-:func:`decision_from_reply`. Limiters keep their state by *bucket*: a workspace's bucket is its
-id, never anything derived from the policy, so changing a workspace's limit keeps its state
-instead of handing it a fresh burst. A root key with a limit of its own has a bucket of its own
-too, :func:`key_bucket` of its id; the flow asks for both decisions (see
-:func:`authcore.flow.rate_limit_step`) and :func:`tighter` picks the one whose headers are sent.
+runs :func:`decide` (its admitting path written out inline, held to it by a property test); the
+Redis backend runs :data:`GCRA_LUA`, the same math in one atomic server-side call using the
+server's clock, and turns its reply into a decision with :func:`decision_from_reply`.
+Limiters keep their state by *bucket*: a workspace's bucket is its id, never anything derived
+from the policy, so changing a workspace's limit keeps its state instead of handing it a fresh
+burst. A root key with a limit of its own has a bucket of its own too, :func:`key_bucket` of
+its id; the flow asks for both decisions (see :func:`authcore.flow.rate_limit_step`) and
+:func:`tighter` picks the one whose headers are sent.
 """
 
 from __future__ import annotations
