@@ -102,6 +102,51 @@ def test_a_refused_request_charges_no_level(
             assert refusal.retry_after == max(d.retry_after for d in decisions if not d.allowed)
 
 
+def _admissible_now(tat: int | None, now: int, policy: RateLimitPolicy) -> int:
+    # How many requests the level alone would admit at ``now``, counted one by one.
+    count = 0
+    while True:
+        decision, tat = decide(tat, now, policy)
+        if not decision.allowed:
+            return count
+        count += 1
+
+
+@given(levels_and_times())
+@settings(max_examples=200)
+def test_a_refused_request_reports_the_other_levels_as_they_stay(
+    case: tuple[list[RateLimitPolicy], list[int]],
+) -> None:
+    # A 429's RateLimit field names every level: one that would have admitted the request was
+    # not charged, so it reports what it still admits and when it is full, as it stands.
+    policies, times = case
+    tats: list[int | None] = [None] * len(policies)
+    for now in times:
+        decisions, new = decide_levels(tats, now, policies)
+        if new is not None:
+            tats = list(new)
+            continue
+        for tat, policy, decision in zip(tats, policies, decisions, strict=True):
+            if decision.allowed:
+                held = now if tat is None else max(tat, now)
+                assert decision.remaining == _admissible_now(tat, now, policy) >= 1
+                assert decision.reset == -((now - held) // SECOND)
+                assert decision.retry_after == 0
+
+
+def test_a_refusal_by_the_key_leaves_the_workspace_s_count_as_it_was() -> None:
+    key, workspace = RateLimitPolicy(1, 60), RateLimitPolicy(10, 60)
+    limiter = MemoryRateLimiter(clock_us=lambda: NOW_US)
+    levels = [("ws_1:key:k", key), ("ws_1", workspace)]
+    first = limiter.hit_levels(levels)
+    assert [d.remaining for d in first] == [0, 9]
+    refused = limiter.hit_levels(levels)
+    assert [d.allowed for d in refused] == [False, True]
+    assert refused[1].remaining == 9  # not 8: the refused request took nothing
+    assert refused[1].reset == first[1].reset
+    assert limiter.hit("ws_1", workspace).remaining == 8
+
+
 def test_the_tightest_admitting_level_is_the_one_sent() -> None:
     key, workspace = RateLimitPolicy(3, 60), RateLimitPolicy(10, 60)
     decisions, _ = decide_levels([None, None], NOW_US, [key, workspace])

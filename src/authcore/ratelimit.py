@@ -289,11 +289,15 @@ return {1, limit, floor_div(tau - (new_tat - now), interval), ceil_div(new_tat -
 """
 
 
-def decision_from_reply(reply: object, policy: RateLimitPolicy) -> RateLimitDecision:
+def decision_from_reply(
+    reply: object, policy: RateLimitPolicy, *, charged: bool = True
+) -> RateLimitDecision:
     """Turn a :data:`GCRA_LUA` reply ``[allowed, limit, remaining, reset, retry_after]``.
 
     Typed ``object`` because a client library hands back whatever the server sent; every
-    field is checked against ``policy`` before anyone acts on it.
+    field is checked against ``policy`` before anyone acts on it. ``charged=False`` reads a
+    level of a request another level refused: nothing was taken, so a full bucket's
+    ``remaining`` is the whole ``limit``.
 
     Raises:
         UnavailableError: the reply is not five ints consistent with ``policy``.
@@ -313,7 +317,7 @@ def decision_from_reply(reply: object, policy: RateLimitPolicy) -> RateLimitDeci
         limit == policy.limit
         and 0 <= reset <= _MAX_WAIT_S
         and (
-            (allowed == 1 and 0 <= remaining < limit and retry_after == 0)
+            (allowed == 1 and 0 <= remaining < limit + (not charged) and retry_after == 0)
             or (allowed == 0 and remaining == 0 and 1 <= retry_after <= reset)
         )
     )
@@ -485,8 +489,17 @@ def decide_levels(
         decision, new_tat = decide(tat, now_us, policy)
         decisions.append(decision)
         new_tats.append(new_tat)
-    admitted = all(decision[0] for decision in decisions)
-    return tuple(decisions), tuple(new_tats) if admitted else None
+    if all(decision[0] for decision in decisions):
+        return tuple(decisions), tuple(new_tats)
+    # Refused, so nothing is charged: a level that would have admitted the request reports its
+    # state as it stays, one more remaining than the charge would have left and the reset of
+    # its stored TAT (what a 429's RateLimit field says of it).
+    for i, (tat, decision) in enumerate(zip(tats, decisions, strict=True)):
+        if decision[0]:
+            held = now_us if tat is None or tat < now_us else tat
+            reset = -((now_us - held) // _US_PER_SECOND)
+            decisions[i] = _new(RateLimitDecision, (True, decision[1], decision[2] + 1, reset, 0))
+    return tuple(decisions), None
 
 
 def deciding(decisions: Sequence[RateLimitDecision]) -> RateLimitDecision:
@@ -545,7 +558,7 @@ end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 
-local reply, new_tats, admitted = {}, {}, true
+local reply, new_tats, held, admitted = {}, {}, {}, true
 for i = 1, n do
   local limit, interval = limits[i], intervals[i]
   local tat = now
@@ -565,7 +578,7 @@ for i = 1, n do
     reply[base + 4] = ceil_div(tat - now, 1000000)
     reply[base + 5] = ceil_div(new_tat - tau - now, 1000000)
   else
-    new_tats[i] = new_tat
+    new_tats[i], held[i] = new_tat, math.max(tat, now)
     reply[base + 1], reply[base + 2] = 1, limit
     reply[base + 3] = floor_div(tau - (new_tat - now), interval)
     reply[base + 4], reply[base + 5] = ceil_div(new_tat - now, 1000000), 0
@@ -575,6 +588,14 @@ if admitted then
   for i = 1, n do
     local px = math.max(ttl * 1000, ceil_div(new_tats[i] - now, 1000))
     redis.call('SET', KEYS[i], string.format('%.0f', new_tats[i]), 'PX', string.format('%.0f', px))
+  end
+else
+  for i = 1, n do
+    local base = 5 * (i - 1)
+    if reply[base + 1] == 1 then
+      reply[base + 3] = reply[base + 3] + 1
+      reply[base + 4] = ceil_div(held[i] - now, 1000000)
+    end
   end
 end
 return reply
@@ -591,7 +612,9 @@ def decisions_from_reply(
     """
     if not isinstance(reply, list | tuple) or len(reply) != 5 * len(policies):
         raise UnavailableError("limiter returned garbage")
+    # A refused request charged no level (decide_levels): the others report their state as is.
+    charged = all(allowed == 1 for allowed in reply[::5])
     return tuple(
-        decision_from_reply(list(reply[5 * i : 5 * i + 5]), policy)
+        decision_from_reply(list(reply[5 * i : 5 * i + 5]), policy, charged=charged)
         for i, policy in enumerate(policies)
     )

@@ -483,10 +483,10 @@ CASES: tuple[Case, ...] = (
         rate_limited=True,
         retry_after=True,
         repeat=2,
-        # The refused request charged no level; the workspace's item says what it would hold
-        # had the request been charged (one less than it has): never more than it has.
+        # The refused request charged no level; the workspace's item says where it stands:
+        # 599 left after the first request, as the refused one took nothing.
         fields=(
-            ("ratelimit", '"key";r=0;t=60, "workspace";r=598;t=1'),
+            ("ratelimit", '"key";r=0;t=60, "workspace";r=599;t=1'),
             ("ratelimit-policy", '"key";q=1;w=60, "workspace";q=600;w=60'),
         ),
     ),

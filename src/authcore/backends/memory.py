@@ -24,7 +24,14 @@ from authcore import changes
 from authcore.audit import AuditEvent
 from authcore.errors import ConflictError
 from authcore.identities import IDENTITY_TAKEN
-from authcore.ratelimit import MAX_TIME_US, Level, RateLimitDecision, RateLimitPolicy, decide
+from authcore.ratelimit import (
+    MAX_TIME_US,
+    Level,
+    RateLimitDecision,
+    RateLimitPolicy,
+    decide,
+    decide_levels,
+)
 from authcore.records import (
     AuditCursor,
     AuditPage,
@@ -488,8 +495,8 @@ class MemoryRateLimiter:
 
         :func:`~authcore.ratelimit.decide_levels`, written out: one lock, one clock read, every
         level's GCRA step inline, and the buckets written only when every level admitted. When
-        one refuses, each level is :func:`~authcore.ratelimit.decide`'s own answer and nothing
-        is written. A property test holds the two to the same answers.
+        one refuses, the answer is :func:`~authcore.ratelimit.decide_levels`' own and nothing is
+        written. A property test holds the two to the same answers.
 
         Raises:
             ValueError: the clock is outside 0..MAX_TIME_US (a bug in ``clock_us``).
@@ -508,9 +515,10 @@ class MemoryRateLimiter:
                 interval = policy._interval
                 new_tat = (tat if tat > now else now) + interval
                 if new_tat - now > policy._tau:
-                    # A refusal writes nothing; every level is decided all the same (the
-                    # caller sends each level's state).
-                    return tuple(decide(get(b), now, p)[0] for b, p in levels)
+                    # A refusal writes nothing; every level's state is decide_levels' own
+                    # (the caller sends each level's).
+                    tats = [get(b) for b, _ in levels]
+                    return decide_levels(tats, now, [p for _, p in levels])[0]
                 writes.append((bucket, new_tat))
                 remaining = (policy._tau - new_tat + now) // interval
                 reset = -((now - new_tat) // _US)
