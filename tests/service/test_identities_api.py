@@ -79,6 +79,7 @@ def test_create_returns_the_identity_and_a_taken_external_id_is_409(
     assert body["rate_limit"] == "10/60"
     again = api.post("/v1/identities", json={"external_id": ext})
     assert_problem(again, 409, "conflict")
+    assert "already exists" in again.json()["title"]
     event = api.get("/v1/audit-logs?limit=1").json()["events"][0]
     assert event["action"] == "identity.create"
     assert event["actor"]["id"] == stack.admin_key_id
@@ -227,6 +228,7 @@ def test_delete_is_409_while_keys_work_then_204_with_revoke_keys(api: httpx.Clie
     created = _key(api, ext)
     refused = api.delete(f"/v1/identities/{ext}")
     assert_problem(refused, 409, "conflict")
+    assert "?revoke_keys=true" in refused.json()["title"]
     assert api.get("/v1/principal", headers=_bearer(created["key"])).status_code == 200
     assert_problem(api.delete(f"/v1/identities/{ext}?revoke_keys=yes"), 400, "invalid_query")
     deleted = api.delete(f"/v1/identities/{ext}?revoke_keys=true")

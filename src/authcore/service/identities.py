@@ -20,8 +20,8 @@ from starlette.responses import Response
 
 from authcore.adapters.starlette import principal_from
 from authcore.cursors import identity_cursor, parse_identity_cursor
-from authcore.errors import ClientError, PermissionDeniedError
-from authcore.identities import check_external_id, is_live
+from authcore.errors import ClientError, ConflictError, PermissionDeniedError
+from authcore.identities import IDENTITY_HAS_KEYS, IDENTITY_TAKEN, check_external_id, is_live
 from authcore.principal import Principal
 from authcore.records import IdentityRecord
 from authcore.service._fields import (
@@ -79,6 +79,22 @@ def _no_such_identity() -> ProblemError:
     return ProblemError(404, "not_found", "No such identity.")
 
 
+# The store's conflicts on identities are fixed texts (never the caller's input): each gets a
+# title that says what to do, under the same stable code.
+_CONFLICT_TITLES: Final = {
+    IDENTITY_TAKEN: "An identity with this external_id already exists in the workspace.",
+    IDENTITY_HAS_KEYS: (
+        "The identity still has working keys: revoke them, or delete with ?revoke_keys=true."
+    ),
+}
+
+
+def _conflict(error: ConflictError) -> ProblemError | ConflictError:
+    """The 409 to answer ``error`` with: its own title when it is an identity's conflict."""
+    title = _CONFLICT_TITLES.get(error.detail or "")
+    return error if title is None else ProblemError(409, "conflict", title)
+
+
 class IdentityRoutes:
     """The ``/v1/identities`` handlers, bound to one store and clock."""
 
@@ -98,14 +114,17 @@ class IdentityRoutes:
         external_id = external_id_field(body, "external_id")
         meta = meta_field(body, "meta")
         rate_limit = rate_limit_field(body, "rate_limit")
-        created = await self.store.acreate_identity(
-            principal.workspace_id,
-            external_id,
-            meta=meta,
-            rate_limit=rate_limit,
-            now=self.clock(),
-            actor=request_actor(request, principal),
-        )
+        try:
+            created = await self.store.acreate_identity(
+                principal.workspace_id,
+                external_id,
+                meta=meta,
+                rate_limit=rate_limit,
+                now=self.clock(),
+                actor=request_actor(request, principal),
+            )
+        except ConflictError as error:
+            raise _conflict(error) from None
         if created is None:
             raise ProblemError(404, "not_found", "The workspace does not exist.")
         return json_response(created.to_dict(), 201)
@@ -178,13 +197,16 @@ class IdentityRoutes:
         _authorize(principal, "identities.delete")
         external_id = _path_external_id(request)
         revoke_keys = query_flag(request, "revoke_keys")
-        deleted = await self.store.adelete_identity(
-            principal.workspace_id,
-            external_id,
-            revoke_keys=revoke_keys,
-            now=self.clock(),
-            actor=request_actor(request, principal),
-        )
+        try:
+            deleted = await self.store.adelete_identity(
+                principal.workspace_id,
+                external_id,
+                revoke_keys=revoke_keys,
+                now=self.clock(),
+                actor=request_actor(request, principal),
+            )
+        except ConflictError as error:
+            raise _conflict(error) from None
         if deleted is None:
             raise _no_such_identity()
         return Response(status_code=204, headers={"cache-control": "no-store"})
