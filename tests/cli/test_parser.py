@@ -83,3 +83,19 @@ def test_workspace_help_names_every_subcommand(run: Run) -> None:
     assert "list" in line
     assert main(["workspace", "--help"]) == 0
     assert "create, list, disable and enable workspaces" in run.capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["init", "--bogus"], "authcore: error: unrecognized arguments: --bogus"),
+        (["keys", "create", "--workspace", "ws_x"], "authcore: error: keys create: the following"),
+    ],
+)
+def test_a_usage_error_names_the_program_once_and_the_command(
+    run: Run, argv: list[str], said: str
+) -> None:
+    assert main(argv) == 2
+    err = run.capsys.readouterr().err
+    assert err.startswith(said)
+    assert err.count("authcore") == 1
