@@ -83,25 +83,6 @@ def _alone(policy: RateLimitPolicy, times: Sequence[int]) -> Iterator[int]:
             yield now
 
 
-@given(levels_and_times())
-@settings(max_examples=200)
-def test_a_refused_request_charges_no_level(
-    case: tuple[list[RateLimitPolicy], list[int]],
-) -> None:
-    policies, times = case
-    tats: list[int | None] = [None] * len(policies)
-    for now in times:
-        decisions, new = decide_levels(tats, now, policies)
-        if all(d.allowed for d in decisions):
-            assert new is not None
-            tats = list(new)
-        else:
-            assert new is None  # state untouched: every level keeps its allowance
-            refusal = deciding(decisions)
-            assert not refusal.allowed
-            assert refusal.retry_after == max(d.retry_after for d in decisions if not d.allowed)
-
-
 def _admissible_now(tat: int | None, now: int, policy: RateLimitPolicy) -> int:
     # How many requests the level alone would admit at ``now``, counted one by one.
     count = 0
@@ -114,18 +95,23 @@ def _admissible_now(tat: int | None, now: int, policy: RateLimitPolicy) -> int:
 
 @given(levels_and_times())
 @settings(max_examples=200)
-def test_a_refused_request_reports_the_other_levels_as_they_stay(
+def test_a_refused_request_charges_no_level(
     case: tuple[list[RateLimitPolicy], list[int]],
 ) -> None:
-    # A 429's RateLimit field names every level: one that would have admitted the request was
-    # not charged, so it reports what it still admits and when it is full, as it stands.
     policies, times = case
     tats: list[int | None] = [None] * len(policies)
     for now in times:
         decisions, new = decide_levels(tats, now, policies)
-        if new is not None:
+        if all(d.allowed for d in decisions):
+            assert new is not None
             tats = list(new)
             continue
+        assert new is None  # state untouched: every level keeps its allowance
+        refusal = deciding(decisions)
+        assert not refusal.allowed
+        assert refusal.retry_after == max(d.retry_after for d in decisions if not d.allowed)
+        # A 429's RateLimit field names every level: one that would have admitted the request
+        # was not charged, so it reports what it still admits and when it is full, as it stands.
         for tat, policy, decision in zip(tats, policies, decisions, strict=True):
             if decision.allowed:
                 held = now if tat is None else max(tat, now)
